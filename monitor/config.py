@@ -1,0 +1,93 @@
+"""Operator configuration: one TOML file, typed, unknown keys rejected.
+
+Example ``agentwatch.toml``::
+
+    [monitor]
+    data_dir = "/var/lib/agentwatch"
+    session_ttl_s = 1800
+
+    [detectors.secret_access]
+    mode = "enforce"
+    min_score = 0.6
+
+    [detectors.rates]
+    mode = "shadow"            # new detections roll out in shadow first
+    [detectors.rates.config]
+    calls_per_minute = 120
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from monitor.errors import ConfigError
+from monitor.policy import DetectorPolicy
+
+#: Topic → input format, as DESIGN.md lays out the flow.
+DEFAULT_INPUTS = {"agent.audit": "native", "otlp_logs": "otlp-json"}
+
+
+class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Runtime settings shared by ``run`` and ``replay``."""
+
+    data_dir: str = "agentwatch-data"
+    #: SQLAlchemy URL of the store; default: SQLite at ``<data_dir>/agentwatch.db``.
+    store_url: str | None = None
+    session_ttl_s: float = 1800.0
+    max_sessions: int = 200_000
+    recent_events: int = 16
+    group_id: str = "agentwatch-monitor"
+    inputs: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_INPUTS))
+    alerts_topic: str = "agentwatch.alerts"
+    dlq_topic: str = "agentwatch.dlq"
+    control_topic: str = "agent.control"
+    max_poll_records: int = 2000
+    checkpoint_interval_s: float = 30.0
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole file: monitor settings and one policy per detector (by name)."""
+
+    monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
+    detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.monitor.data_dir)
+
+    @property
+    def store_url(self) -> str:
+        if self.monitor.store_url:
+            return self.monitor.store_url
+        return f"sqlite:///{self.data_dir.resolve() / 'agentwatch.db'}"
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read ``path`` (or ``$AGENTWATCH_CONFIG``); no file means all defaults.
+
+    ``$AGENTWATCH_DATA_DIR`` and ``$AGENTWATCH_STORE_URL`` override the file.
+    """
+    path = path or os.environ.get("AGENTWATCH_CONFIG")
+    if path:
+        try:
+            raw = Path(path).read_bytes()
+            config = msgspec.convert(tomllib.loads(raw.decode()), Config)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    else:
+        config = Config()
+    data_dir = os.environ.get("AGENTWATCH_DATA_DIR")
+    if data_dir:
+        config.monitor.data_dir = data_dir
+    store_url = os.environ.get("AGENTWATCH_STORE_URL")
+    if store_url:
+        config.monitor.store_url = store_url
+    return config

@@ -1,0 +1,63 @@
+"""Input formats: raw message bytes → validated :class:`~monitor.event.AuditEvent` s.
+
+One message may hold several events (an OTLP batch) and several bad records; a
+decoder returns both, so one bad record never costs its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+
+from monitor.errors import DecodeError
+from monitor.event import AuditEvent
+
+
+class DecodeResult(msgspec.Struct, gc=False):
+    """What one raw message became: events, and the records that were rejected."""
+
+    events: list[AuditEvent]
+    errors: list[DecodeError]
+
+
+#: ``decoder(raw, received_ms) -> DecodeResult``; ``received_ms`` is the broker (or file)
+#: time, used only where a format carries no timestamp of its own.
+Decoder = Callable[[bytes, int], DecodeResult]
+
+
+def _native(raw: bytes, received_ms: int) -> DecodeResult:
+    from monitor.event import parse_native
+
+    try:
+        return DecodeResult([parse_native(raw)], [])
+    except DecodeError as exc:
+        return DecodeResult([], [exc])
+
+
+def _otlp_json(raw: bytes, received_ms: int) -> DecodeResult:
+    from monitor.formats.otlp_json import decode_otlp_json
+
+    return decode_otlp_json(raw, received_ms)
+
+
+def _claude_hook(raw: bytes, received_ms: int) -> DecodeResult:
+    from monitor.formats.claude_hook import decode_claude_hook
+
+    return decode_claude_hook(raw, received_ms)
+
+
+DECODERS: Final[dict[str, Decoder]] = {
+    "native": _native,
+    "otlp-json": _otlp_json,
+    "claude-hook": _claude_hook,
+}
+
+
+def get_decoder(name: str) -> Decoder:
+    """The decoder for a format name; a clear error lists the known ones."""
+    try:
+        return DECODERS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; known: {', '.join(DECODERS)}") from None

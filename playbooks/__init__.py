@@ -1,0 +1,1 @@
+"""Playbooks: declarative response definitions, actions and templates."""
