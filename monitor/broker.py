@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
+from kafka.errors import RetriableError
 
 LOOPBACK = "127.0.0.1"
 
@@ -106,10 +106,8 @@ class EmbeddedBroker:
             if self._process is not None and self._process.poll() is not None:
                 raise BrokerError(f"tansu exited with {self._process.returncode}: {self.log_tail()}")
             try:
-                admin = KafkaAdminClient(
-                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000, api_version_auto_timeout_ms=2000
-                )
-            except (KafkaError, OSError) as exc:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000)
+            except (RetriableError, OSError) as exc:
                 last_error = exc
                 time.sleep(0.1)
                 continue

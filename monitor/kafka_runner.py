@@ -209,9 +209,10 @@ class KafkaMonitor:
             message = self._gate(alert, ledger_entries)
             if message is not None:
                 outgoing.append(message)
-        if not self._deliver(outgoing):
+        delivered = self._deliver(outgoing)
+        if delivered is None:
             return  # stopping with undelivered effects: do not commit; the batch is re-read
-        self.ledger.record(ledger_entries)
+        self.ledger.record(ledger_entries, self.settings.alerts_topic, delivered)
         self._commit(offsets)
         self._report_lag(offsets)
         stats.batches += 1
@@ -236,12 +237,17 @@ class KafkaMonitor:
         self.stats.alerts_published += 1
         return _Outgoing(self.settings.alerts_topic, alert.session_id.encode(), _encoder.encode(alert))
 
-    def _deliver(self, outgoing: list[_Outgoing]) -> bool:
-        """Produce everything and wait for acks, retrying until done or stopping."""
+    def _deliver(self, outgoing: list[_Outgoing]) -> dict[int, int] | None:
+        """Produce everything and wait for acks, retrying until done or stopping.
+
+        Returns, per partition of the alerts topic, the offset after our last alert
+        there (for the ledger); ``None`` if stopping before everything was delivered.
+        """
         producer = self._producer
         assert producer is not None
         pending = outgoing
         attempt = 0
+        positions: dict[int, int] = {}
         while pending:
             futures = []
             try:
@@ -250,14 +256,18 @@ class KafkaMonitor:
                 producer.flush(timeout=15)
             except KafkaError as exc:
                 log.warning("delivery of %d messages failed: %s", len(pending), exc)
+            for message, future in futures:
+                if message.topic == self.settings.alerts_topic and future.is_done and future.succeeded():
+                    meta = future.value
+                    positions[meta.partition] = max(positions.get(meta.partition, 0), meta.offset + 1)
             pending = [m for m, f in futures if not (f.is_done and f.succeeded())] + pending[len(futures):]
             if pending:
                 attempt += 1
                 if self.stop_event.is_set() and attempt > 3:
                     log.error("stopping with %d undelivered messages; their batch will be re-read", len(pending))
-                    return False
+                    return None
                 self._backoff(attempt, f"{len(pending)} messages not yet delivered")
-        return True
+        return positions
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         consumer = self._consumer
@@ -292,3 +302,51 @@ class KafkaMonitor:
             high = consumer.highwater(tp)
             if high is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - committed.offset))
+
+
+def recover_ledger(ledger: AlertLedger, bootstrap_servers: str, alerts_topic: str, timeout_s: float = 60.0) -> int:
+    """Catch the ledger up with alerts published after its last record.
+
+    A monitor killed after its producer flushed but before the ledger was written has
+    published alerts the ledger does not know. They sit in the alerts topic past the
+    ledger's recorded positions; reading that tail at start-up closes the window, so a
+    re-processed batch never publishes them twice. Returns how many were recovered.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(alerts_topic) or set()
+        tps = [TopicPartition(alerts_topic, p) for p in sorted(partitions)]
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        known = ledger.positions(alerts_topic)
+        for tp in tps:
+            consumer.seek(tp, known.get(tp.partition, 0))
+        end = consumer.end_offsets(tps)
+        seen: dict[str, tuple[int, int]] = {}
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading the tail of {alerts_topic} took over {timeout_s}s")
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    try:
+                        alert = msgspec.json.decode(record.value, type=_LedgerView)
+                    except msgspec.DecodeError as exc:
+                        log.warning("%s[%d]@%d is not an alert (%s); skipped in ledger recovery",
+                                    alerts_topic, record.partition, record.offset, exc)
+                        continue
+                    rank = SEVERITY_RANK.get(alert.severity, 0)
+                    if alert.alert_id not in seen or seen[alert.alert_id][0] < alert.revision:
+                        seen[alert.alert_id] = (alert.revision, rank)
+        fresh = ledger.merge(seen)
+        ledger.record(fresh, alerts_topic, {tp.partition: end[tp] for tp in tps})
+        return len(fresh)
+    finally:
+        consumer.close()
+
+
+class _LedgerView(msgspec.Struct):
+    alert_id: str
+    revision: int
+    severity: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.config import Config
-from monitor.kafka_runner import KafkaMonitor
+from monitor.kafka_runner import KafkaMonitor, recover_ledger
 from monitor.pipeline import build_pipeline
 from monitor.store import AlertLedger, open_store
 from monitor.topics import all_topics, ensure_topics
@@ -20,6 +20,7 @@ def start_monitor(
     if create_topics:
         ensure_topics(bootstrap_servers, all_topics(config.monitor))
     ledger = AlertLedger(open_store(config.store_url))
+    recover_ledger(ledger, bootstrap_servers, config.monitor.alerts_topic)
     return KafkaMonitor(
         bootstrap_servers, config.monitor, build_pipeline(config), ledger, exit_on_idle_s=exit_on_idle_s
     )

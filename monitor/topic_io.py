@@ -53,9 +53,14 @@ def publish_events(
     return sent
 
 
-def publish_raw(bootstrap_servers: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+def publish_raw(
+    bootstrap_servers: str,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    max_request_size: int = 4 * 1024 * 1024,
+) -> int:
     """Produce raw ``(key, value)`` messages, e.g. OTLP batches or deliberately bad input."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", max_request_size=max_request_size)
     count = 0
     try:
         for key, value in messages:
