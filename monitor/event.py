@@ -127,6 +127,10 @@ def parse_native(raw: bytes) -> AuditEvent:
         wire, extra = _decode_with_unknown_fields(raw)
     except msgspec.DecodeError as exc:
         raise DecodeError(_json_reason(raw), str(exc)) from None
+    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string literal
+        raise DecodeError("invalid_utf8", str(exc)) from None
+    except RecursionError:
+        raise DecodeError("invalid_json", "nesting too deep") from None
     return from_wire(wire, extra)
 
 
@@ -146,6 +150,10 @@ def _decode_with_unknown_fields(raw: bytes) -> tuple[_WireEvent, dict[str, Any]]
         obj = _dict_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise DecodeError(_json_reason(raw), str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError("invalid_utf8", str(exc)) from None
+    except RecursionError:
+        raise DecodeError("invalid_json", "nesting too deep") from None
     known = {k: v for k, v in obj.items() if k in _WIRE_FIELDS}
     extra = {k: v for k, v in obj.items() if k not in _WIRE_FIELDS}
     try:
@@ -194,6 +202,9 @@ def from_wire(wire: _WireEvent, extra: dict[str, Any] | None = None) -> AuditEve
     attributes = _cap_object(attributes or None, MAX_ATTRIBUTES_BYTES, "attributes", truncated)
     if truncated:
         attributes = dict(attributes or {})
+        earlier = attributes.get("agentwatch.truncated")
+        if isinstance(earlier, list):
+            truncated = [*earlier, *(name for name in truncated if name not in earlier)]
         attributes["agentwatch.truncated"] = truncated
     return AuditEvent(
         event_id=wire.event_id,

@@ -97,3 +97,13 @@ def test_native_decoder_returns_errors_as_data() -> None:
 def test_unknown_format_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="known: native"):
         get_decoder("avro")
+
+
+def test_invalid_utf8_inside_a_string_and_deep_nesting_are_rejected_not_raised() -> None:
+    with pytest.raises(DecodeError) as bad_utf8:
+        parse_native(native(b', "ts": 1767225600000, "target": "\xff\xfe"'))
+    assert bad_utf8.value.reason == "invalid_utf8"
+    deep = native(b', "ts": 1767225600000, "args": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(DecodeError) as nested:
+        parse_native(deep)
+    assert nested.value.reason in {"invalid_json", "invalid_field"}
