@@ -1,0 +1,33 @@
+"""Fleet simulator: seeded, realistic AI-agent audit events with labelled attacks.
+
+>>> from monitor.simulator import simulate
+>>> fleet = simulate(seed=7, sessions=40)
+>>> {lb["label"] for lb in fleet.labels} == {"attack", "benign"}
+True
+
+See :func:`simulate` for the knobs, ``THREAT_CATEGORIES`` for the label strings, and
+``attacks.VARIANTS`` / ``attacks.SUPPORTED`` for which variants occur on which agent type.
+"""
+
+from __future__ import annotations
+
+from monitor.simulator.agents import AGENT_TYPES, HELD_OUT_AGENT_TYPES, TUNED_AGENT_TYPES
+from monitor.simulator.attacks import CATEGORY_AGENT_TYPES, THREAT_CATEGORIES, VARIANTS
+from monitor.simulator.content import COMPANY_DOMAIN, INTERNAL_BUCKETS, INTERNAL_DOMAINS
+from monitor.simulator.fleet import DEFAULT_START_MS, Fleet, simulate, write_fleet
+
+__all__ = [
+    "AGENT_TYPES",
+    "CATEGORY_AGENT_TYPES",
+    "COMPANY_DOMAIN",
+    "DEFAULT_START_MS",
+    "HELD_OUT_AGENT_TYPES",
+    "INTERNAL_BUCKETS",
+    "INTERNAL_DOMAINS",
+    "THREAT_CATEGORIES",
+    "TUNED_AGENT_TYPES",
+    "VARIANTS",
+    "Fleet",
+    "simulate",
+    "write_fleet",
+]
