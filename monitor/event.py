@@ -17,7 +17,7 @@ padding it (free text is truncated, never rejected, and the event says so).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -87,25 +87,31 @@ class AuditEvent(msgspec.Struct, kw_only=True, gc=False):
         return _encoder.encode(self.args).decode() if self.args else ""
 
 
-class _WireEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
-    """The native wire format, decoded in one pass when it has no unknown fields."""
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+OptionalId = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)] | None
+Count = Annotated[int, msgspec.Meta(ge=0)] | None
+Amount = Annotated[float, msgspec.Meta(ge=0)] | None
 
-    event_id: str
+
+class _WireEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The native wire format, decoded and range-checked in one pass (msgspec, in C)."""
+
+    event_id: Id
     ts: dt.datetime | int
-    session_id: str
-    agent_id: str
-    kind: str
-    principal: str | None = None
+    session_id: Id
+    agent_id: Id
+    kind: Id
+    principal: OptionalId = None
     tool: str | None = None
     target: str | None = None
     args: dict[str, Any] | None = None
-    outcome: str | None = None
-    bytes_in: int | None = None
-    bytes_out: int | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    cost_usd: float | None = None
-    duration_ms: float | None = None
+    outcome: Literal["ok", "error", "denied"] | None = None
+    bytes_in: Count = None
+    bytes_out: Count = None
+    tokens_in: Count = None
+    tokens_out: Count = None
+    cost_usd: Amount = None
+    duration_ms: Amount = None
     attributes: dict[str, Any] | None = None
 
 
@@ -131,7 +137,7 @@ def parse_native(raw: bytes) -> AuditEvent:
         raise DecodeError("invalid_utf8", str(exc)) from None
     except RecursionError:
         raise DecodeError("invalid_json", "nesting too deep") from None
-    return from_wire(wire, extra)
+    return from_wire(wire, extra, len(raw))
 
 
 def from_mapping(obj: dict[str, Any]) -> AuditEvent:
@@ -165,7 +171,10 @@ def _decode_with_unknown_fields(raw: bytes) -> tuple[_WireEvent, dict[str, Any]]
 
 def validation_reason(exc: msgspec.ValidationError) -> str:
     """``missing_field`` or ``invalid_field``, from msgspec's message."""
-    return "missing_field" if "missing required field" in str(exc) else "invalid_field"
+    text = str(exc)
+    if "missing required field" in text or "length >= 1" in text:
+        return "missing_field"
+    return "invalid_field"
 
 
 def _json_reason(raw: bytes) -> str:
@@ -176,36 +185,28 @@ def _json_reason(raw: bytes) -> str:
     return "invalid_json"
 
 
-def from_wire(wire: _WireEvent, extra: dict[str, Any] | None = None) -> AuditEvent:
-    """Apply the semantic checks and caps the type system cannot express."""
-    for name in ("event_id", "session_id", "agent_id", "kind"):
-        value = getattr(wire, name)
-        if not value:
-            raise DecodeError("missing_field", f"`{name}` is empty")
-        if len(value) > MAX_ID_CHARS:
-            raise DecodeError("invalid_field", f"`{name}` longer than {MAX_ID_CHARS} chars")
-    if wire.principal is not None and len(wire.principal) > MAX_ID_CHARS:
-        raise DecodeError("invalid_field", f"`principal` longer than {MAX_ID_CHARS} chars")
-    if wire.outcome is not None and wire.outcome not in OUTCOMES:
-        raise DecodeError("invalid_field", f"`outcome` must be one of {sorted(OUTCOMES)}")
-    for name in ("bytes_in", "bytes_out", "tokens_in", "tokens_out", "cost_usd", "duration_ms"):
-        value = getattr(wire, name)
-        if value is not None and value < 0:
-            raise DecodeError("invalid_field", f"`{name}` is negative")
-    truncated: list[str] = []
-    tool = _cap_text(wire.tool, MAX_ID_CHARS, "tool", truncated)
-    target = _cap_text(wire.target, MAX_TEXT_CHARS, "target", truncated)
-    args = _cap_object(wire.args, MAX_ARGS_BYTES, "args", truncated)
-    attributes = dict(wire.attributes) if wire.attributes else {}
+def from_wire(wire: _WireEvent, extra: dict[str, Any] | None = None, raw_len: int | None = None) -> AuditEvent:
+    """Apply the caps and conversions the type system cannot express.
+
+    ``raw_len`` is the size of the message the event was decoded from: a message no
+    larger than the smallest cap cannot exceed any cap, so the checks are skipped.
+    """
+    tool, target, args, attributes = wire.tool, wire.target, wire.args, wire.attributes
     if extra:
-        attributes.update(extra)
-    attributes = _cap_object(attributes or None, MAX_ATTRIBUTES_BYTES, "attributes", truncated)
-    if truncated:
-        attributes = dict(attributes or {})
-        earlier = attributes.get("agentwatch.truncated")
-        if isinstance(earlier, list):
-            truncated = [*earlier, *(name for name in truncated if name not in earlier)]
-        attributes["agentwatch.truncated"] = truncated
+        attributes = {**attributes, **extra} if attributes else extra
+    if raw_len is None or raw_len > MAX_ID_CHARS:
+        truncated: list[str] = []
+        tool = _cap_text(tool, MAX_ID_CHARS, "tool", truncated)
+        target = _cap_text(target, MAX_TEXT_CHARS, "target", truncated)
+        if raw_len is None or raw_len > MAX_ARGS_BYTES:
+            args = _cap_object(args, MAX_ARGS_BYTES, "args", truncated)
+            attributes = _cap_object(attributes, MAX_ATTRIBUTES_BYTES, "attributes", truncated)
+        if truncated:
+            attributes = dict(attributes or {})
+            earlier = attributes.get("agentwatch.truncated")
+            if isinstance(earlier, list):
+                truncated = [*earlier, *(name for name in truncated if name not in earlier)]
+            attributes["agentwatch.truncated"] = truncated
     return AuditEvent(
         event_id=wire.event_id,
         ts_ms=to_epoch_ms(wire.ts),
@@ -223,7 +224,7 @@ def from_wire(wire: _WireEvent, extra: dict[str, Any] | None = None) -> AuditEve
         tokens_out=wire.tokens_out,
         cost_usd=wire.cost_usd,
         duration_ms=wire.duration_ms,
-        attributes=attributes,
+        attributes=attributes or None,
     )
 
 
