@@ -43,6 +43,9 @@ class Alert(msgspec.Struct, kw_only=True, gc=False):
     finding_count: int
     first_ts_ms: int
     updated_ts_ms: int
+    #: When the raising event reached the monitor's input (Kafka record time): the
+    #: wall-clock anchor for time-to-detect and time-to-contain.
+    observed_ms: int = 0
 
 
 def alert_id_for(detector: str, session_id: str) -> str:
@@ -58,6 +61,7 @@ def raise_or_update(
     severity: str,
     mode: str,
     event: AuditEvent,
+    observed_ms: int = 0,
 ) -> Alert | None:
     """Fold ``finding`` into the session's alert for ``detector``.
 
@@ -85,6 +89,7 @@ def raise_or_update(
             finding_count=1,
             first_ts_ms=event.ts_ms,
             updated_ts_ms=event.ts_ms,
+            observed_ms=observed_ms,
         )
         session.alerts[detector] = alert
         return alert
@@ -102,6 +107,7 @@ def raise_or_update(
     current.revision += 1
     current.event_id = event.event_id
     current.ts = rfc3339_ms(event.ts_ms)
+    current.observed_ms = observed_ms
     current.severity = severity
     current.score = round(max(current.score, finding.score), 4)
     current.category = finding.category

@@ -21,8 +21,9 @@ from monitor.config import Config, load_config
 from monitor.errors import ConfigError
 from monitor.formats import DECODERS
 
-out = Console()
-err = Console(stderr=True)
+# Not a terminal (a pipe, CI): rich would wrap tables at 80 columns; give them room.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _config(ctx: click.Context) -> Config:
@@ -47,7 +48,9 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose < 2:
-        logging.getLogger("kafka").setLevel(logging.ERROR)
+        # kafka-python logs every refused connection while a broker starts or restarts;
+        # agentwatch reports what matters (reconnects, failed deliveries) itself.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
 
@@ -199,23 +202,28 @@ def broker(ctx: click.Context, port: int, create_topics: bool) -> None:
 @main.command()
 @click.option("--sessions", type=click.IntRange(10, 100_000), default=300, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--rate", type=float, default=4000.0, show_default=True, help="Events per second produced.")
+@click.option("--rate", type=float, default=2000.0, show_default=True, help="Events per second produced.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def demo(ctx: click.Context, sessions: int, seed: int, rate: float, as_json: bool) -> None:
-    """Embedded broker + simulated fleet + monitor, then flagged sessions vs. labels."""
+    """Embedded broker + simulated fleet + gateway + monitor, then flagged sessions vs. labels."""
     from monitor.demo import run_demo
+    from monitor.report import render_eval
 
     with _live_line(enabled=not as_json) as update:
         result = run_demo(_config(ctx), sessions=sessions, seed=seed, rate=rate, progress=update)
     if as_json:
         _print_json(result)
         return
-    from monitor.report import render_eval
-
     render_eval(out, result.report)
-    out.print(f"\n{result.events:,} events, {result.alerts:,} alert messages on {result.alerts_topic}, "
-              f"{result.dead_letters:,} dead letters; monitor throughput {result.events_per_second:,.0f} events/s")
+    out.print(f"\n{result.events_produced:,} events produced, {result.events_blocked:,} blocked after termination; "
+              f"{result.alerts:,} alert messages, {result.dead_letters:,} dead letters")
+    out.print(f"{result.incidents} incidents, {result.sessions_terminated} sessions terminated; time to contain "
+              f"(first malicious event produced → session stopped at the gateway): p50 {result.ttc_p50_s}s, "
+              f"p90 {result.ttc_p90_s}s, p99 {result.ttc_p99_s}s")
+    out.print(f"incidents:   AGENTWATCH_DATA_DIR={result.data_dir} agentwatch incidents list", highlight=False)
+    out.print(f"evidence:    {result.evidence_dir}   (verify: agentwatch evidence verify <bundle>)")
+    out.print(f"postmortems: {result.postmortem_dir}")
 
 
 # -- detectors ----------------------------------------------------------------------
@@ -307,6 +315,198 @@ def eval_command(ctx: click.Context, events: Path, labels: Path, min_severity: s
         _print_json(report)
     else:
         render_eval(out, report)
+
+
+# -- incidents, audit, evidence -------------------------------------------------------
+def _engine(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from monitor.store import open_store
+
+    return open_store(_config(ctx).store_url)
+
+
+@main.group()
+def incidents() -> None:
+    """Incidents in the store: list them, show one, resolve one."""
+
+
+@incidents.command("list")
+@click.option("--status", type=click.Choice(["open", "contained", "resolved"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """Newest first: severity, status, agent, session, alerts, open steps."""
+    from monitor.event import rfc3339_ms
+    from monitor.incident_store import list_incidents
+
+    with _engine(ctx).connect() as conn:
+        rows = list_incidents(conn, status, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"incidents ({len(rows)})")
+    for column in ("incident", "opened", "severity", "status", "agent", "session", "detectors", "alerts", "open steps"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["incident_id"], rfc3339_ms(row["opened_ms"]), row["severity"], row["status"],
+                      _cell(row["agent_id"]), _cell(row["session_id"]), ", ".join(row["detectors"]),
+                      str(row["alerts"]), str(row["open_steps"]))
+    out.print(table)
+
+
+@incidents.command("show")
+@click.argument("incident_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
+    """One incident: alerts, playbook steps and their state, timeline."""
+    from monitor.event import rfc3339_ms
+    from monitor.incident_store import load_incident
+
+    with _engine(ctx).connect() as conn:
+        try:
+            record = load_incident(conn, incident_id)
+        except KeyError:
+            raise click.ClickException(f"no incident {incident_id}") from None
+    if as_json:
+        _print_json(record)
+        return
+    out.print(f"[bold]{record.incident_id}[/bold]  {record.severity}  {record.status}  agent {_cell(record.agent_id)}  "
+              f"session {_cell(record.session_id)}  principal {_cell(record.principal or '—')}", highlight=False)
+    alerts = Table(title="alerts")
+    for column in ("detector", "severity", "score", "rev", "event", "summary"):
+        alerts.add_column(column)
+    for a in record.alerts:
+        alerts.add_row(a.detector, a.severity, f"{a.score:.2f}", str(a.revision), _cell(a.event_id), _cell(a.summary))
+    out.print(alerts)
+    steps = Table(title="playbook steps")
+    for column in ("step", "action", "status", "result / error"):
+        steps.add_column(column)
+    for action in record.actions:
+        detail = action.error or ", ".join(f"{k}={v}" for k, v in action.result.items())
+        steps.add_row(action.step, action.action, action.status, _cell(detail))
+    out.print(steps)
+    timeline = Table(title="timeline")
+    for column in ("time", "kind", "actor", "what"):
+        timeline.add_column(column)
+    for entry in record.timeline:
+        timeline.add_row(rfc3339_ms(entry.ts_ms), entry.kind, _cell(entry.actor), _cell(entry.text))
+    out.print(timeline)
+
+
+@incidents.command("resolve")
+@click.argument("incident_id")
+@click.option("--as", "actor", required=True, help="Who resolves it (recorded in the audit log).")
+@click.option("--note", default="resolved by a human", show_default=True)
+@click.pass_context
+def incidents_resolve(ctx: click.Context, incident_id: str, actor: str, note: str) -> None:
+    """Close an incident (its session's events stop being journaled)."""
+    import time
+
+    from monitor.incidents import set_status
+
+    with _engine(ctx).begin() as conn:
+        try:
+            changed = set_status(conn, incident_id, "resolved", f"human:{actor}", int(time.time() * 1000), note)
+        except KeyError:
+            raise click.ClickException(f"no incident {incident_id}") from None
+    err.print(f"{incident_id} {'resolved' if changed else 'was already resolved'}")
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def audit_verify(ctx: click.Context, as_json: bool) -> None:
+    """Walk the chain; exit 1 naming the first record that was altered, removed or reordered."""
+    from monitor.audit_log import verify_chain
+
+    verdict = verify_chain(_engine(ctx))
+    if as_json:
+        _print_json({"ok": verdict.ok, "records": verdict.records, "problem": verdict.problem, "seq": verdict.seq})
+    elif verdict.ok:
+        out.print(f"audit log intact: {verdict.records} records")
+    else:
+        err.print(f"[red]audit log broken[/red]: {verdict.problem}")
+    sys.exit(0 if verdict.ok else 1)
+
+
+@main.group()
+def evidence() -> None:
+    """Evidence bundles."""
+
+
+@evidence.command("verify")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def evidence_verify(path: Path, as_json: bool) -> None:
+    """Check a bundle against its manifest; exit 1 naming every file that changed."""
+    from monitor.evidence import verify_bundle
+
+    result = verify_bundle(path)
+    if as_json:
+        _print_json({"ok": result.ok, "problems": result.problems})
+    elif result.ok:
+        out.print(f"{path}: intact")
+    else:
+        for problem in result.problems:
+            err.print(f"{path}: {problem}", markup=False, highlight=False)
+    sys.exit(0 if result.ok else 1)
+
+
+# -- hook, serve ----------------------------------------------------------------------
+@main.group()
+def hook() -> None:
+    """Agent-runtime hooks."""
+
+
+@hook.command("claude-code")
+@click.option("--server", "server_url", envvar="AGENTWATCH_SERVER_URL", default=None,
+              help="agentwatch serve's URL (default: read the store directly). Env: AGENTWATCH_SERVER_URL.")
+@click.option("--fail", type=click.Choice(["closed", "open"]), envvar="AGENTWATCH_HOOK_FAIL", default="closed",
+              show_default=True, help="When the monitor cannot be reached: block (closed) or allow (open).")
+@click.option("--timeout", type=float, default=2.0, show_default=True)
+@click.pass_context
+def hook_claude_code(ctx: click.Context, server_url: str | None, fail: str, timeout: float) -> None:
+    """PreToolUse hook: exit 2 with the reason on stderr when the session was terminated."""
+    from monitor.session_guard import hook_decision
+
+    store_url = "" if server_url else _config(ctx).store_url
+    code, message = hook_decision(sys.stdin.buffer.read(1_048_576), server_url=server_url, store_url=store_url,
+                                  fail=fail, timeout_s=timeout)  # type: ignore[arg-type]
+    if message:
+        sys.stderr.write(message + "\n")
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="AGENTWATCH_HOST")
+@click.option("--port", type=int, default=8089, show_default=True, envvar="AGENTWATCH_PORT")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """HTTP: /metrics, /healthz, /v1/sessions/<id> (session status for hooks and gateways)."""
+    from monitor.server import make_server
+
+    server = make_server(host, port, _engine(ctx))
+    err.print(f"serving on http://{host}:{server.server_address[1]}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _cell(text: str | None, limit: int = 120) -> str:
+    """Agent-written text for a terminal table: no markup, no control characters, capped."""
+    from rich.markup import escape
+
+    flat = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in (text or ""))
+    return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -21,11 +21,15 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from monitor.errors import ConfigError
+from monitor.incidents import IncidentSettings
 from monitor.policy import DetectorPolicy
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
 #: Topic → input format, as DESIGN.md lays out the flow.
 DEFAULT_INPUTS = {"agent.audit": "native", "otlp_logs": "otlp-json"}
@@ -46,13 +50,17 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dlq_topic: str = "agentwatch.dlq"
     control_topic: str = "agent.control"
     max_poll_records: int = 2000
-    checkpoint_interval_s: float = 30.0
+    #: Events kept in memory across all sessions for an incident's look-back.
+    journal_events: int = 50_000
+    #: Playbook directory; default: the built-in ``playbooks/``.
+    playbooks_dir: str | None = None
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The whole file: monitor settings and one policy per detector (by name)."""
+    """The whole file: monitor settings, incident grouping and one policy per detector."""
 
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
+    incidents: IncidentSettings = msgspec.field(default_factory=IncidentSettings)
     detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=dict)
 
     @property
@@ -66,24 +74,25 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return f"sqlite:///{self.data_dir.resolve() / 'agentwatch.db'}"
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read ``path`` (or ``$AGENTWATCH_CONFIG``); no file means all defaults.
-
-    ``$AGENTWATCH_DATA_DIR`` and ``$AGENTWATCH_STORE_URL`` override the file.
+def load_config(path: str | os.PathLike[str] | None = None, *, defaults: bool = True) -> Config:
+    """The shipped defaults (``monitor/defaults.toml``) overlaid with ``path`` (or
+    ``$AGENTWATCH_CONFIG``), key by key; then ``$AGENTWATCH_DATA_DIR`` and
+    ``$AGENTWATCH_STORE_URL`` override the file.
     """
+    merged: dict[str, Any] = tomllib.loads(DEFAULTS_FILE.read_text()) if defaults else {}
     path = path or os.environ.get("AGENTWATCH_CONFIG")
     if path:
         try:
-            raw = Path(path).read_bytes()
-            config = msgspec.convert(tomllib.loads(raw.decode()), Config)
+            user = tomllib.loads(Path(path).read_bytes().decode())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        except (msgspec.ValidationError, ValueError) as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
-    else:
-        config = Config()
+        merged = _overlay(merged, user)
+    try:
+        config = msgspec.convert(merged, Config)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"config{f' file {path}' if path else ''}: {exc}") from None
     data_dir = os.environ.get("AGENTWATCH_DATA_DIR")
     if data_dir:
         config.monitor.data_dir = data_dir
@@ -91,3 +100,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if store_url:
         config.monitor.store_url = store_url
     return config
+
+
+def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, recursively for tables (``detectors.x.config`` included)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _overlay(out[key], value)
+        else:
+            out[key] = value
+    return out

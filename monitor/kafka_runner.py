@@ -31,11 +31,13 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from monitor import dead_letter, metrics
+from monitor.action_spec import OutgoingMessage
 from monitor.alerts import Alert
 from monitor.config import MonitorSettings
 from monitor.errors import DecodeError
 from monitor.formats import get_decoder
 from monitor.pipeline import IngestResult, Pipeline
+from monitor.responder import Responder
 from monitor.policy import SEVERITY_RANK
 from monitor.store import AlertLedger
 
@@ -62,13 +64,6 @@ class RunStats:
     started: float = field(default_factory=time.monotonic)
     last_record: float = field(default_factory=time.monotonic)
     assigned: bool = False
-
-
-@dataclass(slots=True)
-class _Outgoing:
-    topic: str
-    key: bytes | None
-    value: bytes
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -102,6 +97,8 @@ class KafkaMonitor:
         Stop after this many seconds without a record (after the first assignment).
     on_batch
         Called after each committed batch with the running :class:`RunStats`.
+    responder
+        Incidents and playbooks; ``None`` runs detection only.
     """
 
     def __init__(
@@ -113,6 +110,7 @@ class KafkaMonitor:
         *,
         exit_on_idle_s: float | None = None,
         on_batch: Callable[[RunStats], None] | None = None,
+        responder: Responder | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
@@ -120,6 +118,7 @@ class KafkaMonitor:
         self.ledger = ledger
         self.exit_on_idle_s = exit_on_idle_s
         self.on_batch = on_batch
+        self.responder = responder
         self.stats = RunStats()
         self.stop_event = threading.Event()
         self._decoders = {topic: (fmt, get_decoder(fmt)) for topic, fmt in settings.inputs.items()}
@@ -150,6 +149,8 @@ class KafkaMonitor:
             reconnect_backoff_max_ms=5000,
             max_block_ms=10_000,
         )
+        if self.responder is not None:
+            self.responder.start()
         try:
             while not self.stop_event.is_set():
                 batch = self._consumer.poll(timeout_ms=200)
@@ -167,6 +168,8 @@ class KafkaMonitor:
         return time.monotonic() - self.stats.last_record >= self.exit_on_idle_s
 
     def _close(self) -> None:
+        if self.responder is not None:
+            self.responder.stop()
         if self._consumer is not None:
             self._consumer.close(autocommit=False)
         if self._producer is not None:
@@ -175,9 +178,11 @@ class KafkaMonitor:
     # -- one batch --------------------------------------------------------------------
     def _handle(self, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         started = time.perf_counter()
-        outgoing: list[_Outgoing] = []
+        outgoing: list[OutgoingMessage] = []
         ledger_entries: dict[str, tuple[int, int]] = {}
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        published: list[Alert] = []
+        events = []
         stats = self.stats
         for tp, records in batch.items():
             fmt, decoder = self._decoders[tp.topic]
@@ -194,25 +199,27 @@ class KafkaMonitor:
                     metrics.DECODE_FAILURES.labels(fmt, error.reason).inc()
                     metrics.DLQ_WRITES.labels(error.reason).inc()
                     letter = dead_letter.dead_letter(raw, error, fmt, origin)
-                    outgoing.append(_Outgoing(self.settings.dlq_topic, record.key, dead_letter.encode(letter)))
+                    outgoing.append(OutgoingMessage(self.settings.dlq_topic, record.key, dead_letter.encode(letter)))
                     stats.dead_letters += 1
                 for alert in result.alerts:
-                    message = self._gate(alert, ledger_entries)
-                    if message is not None:
-                        outgoing.append(message)
+                    self._gate(alert, ledger_entries, outgoing, published)
+                events.extend(result.events)
                 stats.events += len(result.events)
                 metrics.EVENTS.labels(tp.topic, fmt).inc(len(result.events))
             metrics.MESSAGES.labels(tp.topic, fmt).inc(len(records))
             stats.messages += len(records)
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         for alert in self.pipeline.expire():
-            message = self._gate(alert, ledger_entries)
-            if message is not None:
-                outgoing.append(message)
+            self._gate(alert, ledger_entries, outgoing, published)
+        prepared = self.responder.prepare(events, published) if self.responder is not None else None
+        if prepared is not None:
+            outgoing.extend(prepared.messages)
         delivered = self._deliver(outgoing)
         if delivered is None:
             return  # stopping with undelivered effects: do not commit; the batch is re-read
         self.ledger.record(ledger_entries, self.settings.alerts_topic, delivered)
+        if prepared is not None:
+            self.responder.confirm(prepared)  # type: ignore[union-attr]
         self._commit(offsets)
         self._report_lag(offsets)
         stats.batches += 1
@@ -221,8 +228,9 @@ class KafkaMonitor:
         if self.on_batch is not None:
             self.on_batch(stats)
 
-    def _gate(self, alert: Alert, entries: dict[str, tuple[int, int]]) -> _Outgoing | None:
-        """Turn an alert into a message unless this severity was already published."""
+    def _gate(self, alert: Alert, entries: dict[str, tuple[int, int]], outgoing: list[OutgoingMessage],
+              published: list[Alert]) -> None:
+        """Queue an alert for publishing unless this severity was already published."""
         rank = SEVERITY_RANK[alert.severity]
         pending = entries.get(alert.alert_id)
         if pending is not None:
@@ -231,13 +239,14 @@ class KafkaMonitor:
             revision = self.ledger.next_revision(alert.alert_id, rank)
         if revision is None:
             self.stats.alerts_suppressed += 1
-            return None
+            return
         alert = msgspec.structs.replace(alert, revision=revision)
         entries[alert.alert_id] = (revision, rank)
         self.stats.alerts_published += 1
-        return _Outgoing(self.settings.alerts_topic, alert.session_id.encode(), _encoder.encode(alert))
+        published.append(alert)
+        outgoing.append(OutgoingMessage(self.settings.alerts_topic, alert.session_id.encode(), _encoder.encode(alert)))
 
-    def _deliver(self, outgoing: list[_Outgoing]) -> dict[int, int] | None:
+    def _deliver(self, outgoing: list[OutgoingMessage]) -> dict[int, int] | None:
         """Produce everything and wait for acks, retrying until done or stopping.
 
         Returns, per partition of the alerts topic, the offset after our last alert

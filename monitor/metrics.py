@@ -53,3 +53,19 @@ CONSUMER_LAG = Gauge(
 KAFKA_RECONNECTS = Counter(
     "agentwatch_kafka_reconnects_total", "Times the monitor lost and re-established Kafka.", []
 )
+
+INCIDENTS_OPENED = Counter(
+    "agentwatch_incidents_opened_total", "Incidents opened, by severity at opening.", ["severity"]
+)
+ACTIONS = Counter(
+    "agentwatch_response_actions_total", "Playbook steps finished, by action and outcome.", ["action", "outcome"]
+)
+ACTION_SECONDS = Histogram(
+    "agentwatch_response_action_duration_seconds", "Time an action takes to execute.", ["action"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+TIME_TO_CONTAIN = Histogram(
+    "agentwatch_time_to_contain_seconds",
+    "First malicious event (wall clock, estimated from Kafka record time) to containment.",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
+)

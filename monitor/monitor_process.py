@@ -1,10 +1,18 @@
-"""Assembling a monitor process: topics, store, ledger, pipeline, Kafka loop."""
+"""Assembling a monitor process: topics, store, ledger, pipeline, responder, Kafka loop."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from monitor.action_spec import OutgoingMessage
 from monitor.config import Config
+from monitor.journal import EventJournal
 from monitor.kafka_runner import KafkaMonitor, recover_ledger
 from monitor.pipeline import build_pipeline
+from monitor.playbooks import load_playbooks
+from monitor.responder import Responder
 from monitor.store import AlertLedger, open_store
 from monitor.topics import all_topics, ensure_topics
 
@@ -15,12 +23,43 @@ def start_monitor(
     *,
     exit_on_idle_s: float | None = None,
     create_topics: bool = True,
+    respond: bool = True,
 ) -> KafkaMonitor:
     """A ready-to-run :class:`KafkaMonitor` configured by ``config``."""
+    settings = config.monitor
     if create_topics:
-        ensure_topics(bootstrap_servers, all_topics(config.monitor))
-    ledger = AlertLedger(open_store(config.store_url))
-    recover_ledger(ledger, bootstrap_servers, config.monitor.alerts_topic)
-    return KafkaMonitor(
-        bootstrap_servers, config.monitor, build_pipeline(config), ledger, exit_on_idle_s=exit_on_idle_s
-    )
+        ensure_topics(bootstrap_servers, all_topics(settings))
+    engine = open_store(config.store_url)
+    ledger = AlertLedger(engine)
+    recover_ledger(ledger, bootstrap_servers, settings.alerts_topic)
+    responder = None
+    if respond:
+        playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
+        responder = Responder(
+            engine, playbooks, config.data_dir.resolve(), settings.control_topic, config.incidents,
+            EventJournal(settings.journal_events), send=KafkaSender(bootstrap_servers),
+        )
+    return KafkaMonitor(bootstrap_servers, settings, build_pipeline(config), ledger,
+                        exit_on_idle_s=exit_on_idle_s, responder=responder)
+
+
+class KafkaSender:
+    """Delivery for worker-thread actions: its own producer; raises unless all are acked."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._producer: KafkaProducer | None = None
+
+    def __call__(self, messages: list[OutgoingMessage]) -> None:
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all",
+                                           max_block_ms=10_000)
+        futures = [self._producer.send(m.topic, key=m.key, value=m.value) for m in messages]
+        self._producer.flush(timeout=15)
+        for future in futures:
+            future.get(timeout=0)  # raises the delivery error, failing (and retrying) the step
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None

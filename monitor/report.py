@@ -11,8 +11,8 @@ from monitor.evaluation import EvalReport
 def render_eval(console: Console, report: EvalReport) -> None:
     """Per-category recall and time to detect, then the benign false-positive line."""
     table = Table(title=f"attack sessions detected (alert ≥ {report.min_severity})")
-    for column in ("category", "sessions", "detected", "recall", "≤2 events", "ttd events p50", "ttd events max",
-                   "ttd seconds p50"):
+    for column in ("category", "sessions", "detected", "recall", "≤2 events", "TTD events p50", "TTD events max",
+                   "TTD s p50"):
         table.add_column(column, justify="left" if column == "category" else "right")
     for row in [*report.categories, report.overall]:
         style = "bold" if row.category == "overall" else None

@@ -1,19 +1,46 @@
 """The store: SQLAlchemy Core over SQLite by default, PostgreSQL by URL.
 
-So far it holds the *alert ledger* — which revision of which alert has been published,
-and how far into the alerts topic that record is complete — which is what lets a
-restarted monitor re-process events (at-least-once) without publishing a second copy
-of an alert.
+It holds the *alert ledger* (which revision of which alert was published, and how far
+into the alerts topic that record is complete — what lets a restarted monitor
+re-process events without publishing an alert twice), incidents with their alerts,
+timeline, journal of session events and response actions, the status of terminated
+sessions, and the hash-chained audit log (:mod:`monitor.audit_log`).
+
+The schema is created on first use and migrated forward by :func:`open_store`
+(``schema_version`` records where a database stands).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, create_engine, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.engine import Engine
 
+SCHEMA_VERSION = 1
+
 metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+)
 
 published_alerts = Table(
     "published_alerts",
@@ -23,7 +50,6 @@ published_alerts = Table(
     Column("severity_rank", Integer, nullable=False),
 )
 
-
 alert_log_positions = Table(
     "alert_log_positions",
     metadata,
@@ -32,17 +58,141 @@ alert_log_positions = Table(
     Column("next_offset", BigInteger, nullable=False),
 )
 
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("group_key", String(600), nullable=False),
+    Column("session_id", String(256), nullable=False),
+    Column("agent_id", String(256), nullable=False),
+    Column("principal", String(256)),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # open | contained | resolved
+    Column("title", Text, nullable=False),
+    Column("opened_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("contained_ms", BigInteger),
+    Column("resolved_ms", BigInteger),
+    Column("first_malicious_ts_ms", BigInteger),
+    Column("first_alert_ts_ms", BigInteger),
+    Column("detectors", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("mode", String(16), nullable=False),  # highest alert mode: shadow < alert < enforce
+)
+Index("ix_incidents_group_status", incidents.c.group_key, incidents.c.status)
+Index("ix_incidents_status_severity", incidents.c.status, incidents.c.severity)
+
+incident_alerts = Table(
+    "incident_alerts",
+    metadata,
+    Column("alert_id", String(64), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("detector", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("event_id", String(256), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("event_id", String(256), primary_key=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # alert | action | decision | status | note
+    Column("actor", String(300), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("action_key", String(200), primary_key=True),  # <incident_id>:<playbook>:<step>
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("playbook", String(128), nullable=False),
+    Column("step", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("mode", String(16), nullable=False),  # shadow | enforce
+    Column("status", String(16), nullable=False),  # pending | running | done | failed | skipped
+    Column("attempts", Integer, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("error", Text),
+    Column("actor", String(300), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("started_ms", BigInteger),
+    Column("finished_ms", BigInteger),
+    Column("next_attempt_ms", BigInteger),
+)
+Index("ix_actions_status", actions.c.status)
+
+session_status = Table(
+    "session_status",
+    metadata,
+    Column("session_id", String(256), primary_key=True),
+    Column("agent_id", String(256), nullable=False),
+    Column("status", String(16), nullable=False),  # terminated
+    Column("reason", Text, nullable=False),
+    Column("incident_id", String(64), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("actor", String(300), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("prev_hash", LargeBinary(32), nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
 
 def open_store(url: str) -> Engine:
-    """Connect and create the schema where missing."""
+    """Connect, create the schema where missing and migrate it to :data:`SCHEMA_VERSION`."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
-    if url.startswith("sqlite"):
-        with engine.begin() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
     metadata.create_all(engine)
+    with engine.begin() as conn:
+        current = conn.execute(select(schema_version.c.version)).scalar()
+        if current is None:
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+        elif current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the store at {engine.url.render_as_string(hide_password=True)} has schema version {current}, "
+                f"newer than this agentwatch ({SCHEMA_VERSION}); upgrade agentwatch"
+            )
+        # Migrations from older versions go here, in order, when there are any.
     return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
 
 
 class AlertLedger:
@@ -86,20 +236,13 @@ class AlertLedger:
             return
         with self.engine.begin() as conn:
             for partition, next_offset in (positions or {}).items():
-                row = {"topic": topic, "partition": partition}
-                updated = conn.execute(
-                    alert_log_positions.update()
-                    .where(alert_log_positions.c.topic == topic, alert_log_positions.c.partition == partition)
-                    .where(alert_log_positions.c.next_offset < next_offset)
-                    .values(next_offset=next_offset)
-                ).rowcount
-                if not updated:
-                    exists = conn.execute(
-                        select(alert_log_positions.c.next_offset)
-                        .where(alert_log_positions.c.topic == topic, alert_log_positions.c.partition == partition)
-                    ).first()
-                    if exists is None:
-                        conn.execute(alert_log_positions.insert().values(**row, next_offset=next_offset))
+                key = (alert_log_positions.c.topic == topic, alert_log_positions.c.partition == partition)
+                stored = conn.execute(select(alert_log_positions.c.next_offset).where(*key)).scalar()
+                if stored is None:
+                    conn.execute(alert_log_positions.insert().values(
+                        topic=topic, partition=partition, next_offset=next_offset))
+                elif stored < next_offset:
+                    conn.execute(alert_log_positions.update().where(*key).values(next_offset=next_offset))
             for alert_id, (revision, rank) in entries.items():
                 updated = conn.execute(
                     published_alerts.update()

@@ -59,3 +59,49 @@ def write_config(config: Config, path: Path) -> Path:
         lines.append(f'mode = "{policy.mode}"')
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+PG_ADMIN_URL = os.environ.get("AGENTWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (dropped at the end).
+
+    Skips with a visible reason only where no server can be had; under CI (``CI`` set)
+    a missing server is a failure, never a skip.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"agentwatch_test_{os.getpid()}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}: {exc.__class__.__name__}")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store suite runs against both backends."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    from sqlalchemy import create_engine
+
+    from monitor.store import metadata
+
+    engine = create_engine(base)
+    metadata.drop_all(engine)  # each test starts empty
+    engine.dispose()
+    yield base

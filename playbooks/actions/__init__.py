@@ -1,0 +1,1 @@
+"""Built-in response actions, registered under ``agentwatch.actions`` like any plugin."""

@@ -1,0 +1,76 @@
+"""``terminate_session``: stop the offending session now — no human needed.
+
+Publishes the control command on ``agent.control`` (the public format in DESIGN.md) for
+agent gateways to act on, and records the session as terminated in the store, which
+is what ``agentwatch hook claude-code`` (directly, or through ``agentwatch serve``)
+consults to deny the session's next tool call. Runs inside the monitor's batch
+(``urgent``): the command is delivered before the triggering events' offsets commit.
+
+The ``command_id`` derives from the incident and session, so a re-run publishes the
+same command again at worst, which gateways de-duplicate. The reason is built from
+detector names and categories only: it reaches the agent, so it carries no agent text.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy import select
+
+from monitor import audit_log
+from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams, OutgoingMessage
+from monitor.control import ControlCommand, command_id_for
+from monitor.event import rfc3339_ms
+from monitor.store import session_status
+
+MAX_REASON_CHARS = 500
+
+
+class TerminateParams(ActionParams):
+    """No parameters needed; ``reason_prefix`` is prepended to the alert summary."""
+
+    reason_prefix: str = "agentwatch"
+
+
+class TerminateSession(Action):
+    name = "terminate_session"
+    params_type = TerminateParams
+    urgent = True
+    summary = "Publish terminate_session on agent.control and mark the session terminated."
+
+    def execute(self, ctx: ActionContext, params: ActionParams) -> ActionOutcome:
+        assert isinstance(params, TerminateParams)
+        incident = ctx.incident
+        # Our words only: the reason reaches the agent (gateway, hook), so no agent text.
+        detectors = sorted({a.detector for a in incident.alerts})
+        categories = sorted({a.category for a in incident.alerts})
+        reason = (f"{params.reason_prefix}: session terminated by incident {incident.incident_id} "
+                  f"({incident.severity}; {', '.join(categories) or 'policy'}; detectors {', '.join(detectors)})")
+        reason = reason[:MAX_REASON_CHARS]
+        command = ControlCommand(
+            command_id=command_id_for(incident.incident_id, "terminate_session", incident.session_id),
+            type="terminate_session", session_id=incident.session_id, agent_id=incident.agent_id,
+            incident_id=incident.incident_id, reason=reason, issued_at=rfc3339_ms(ctx.now_ms),
+        )
+        conn = ctx.connection
+        if conn is None:
+            with ctx.engine.begin() as own:
+                self._record(own, command, ctx.now_ms)
+        else:
+            self._record(conn, command, ctx.now_ms)
+        message = OutgoingMessage(ctx.control_topic, incident.session_id.encode(), msgspec.json.encode(command))
+        return ActionOutcome(
+            summary=f"terminate_session published ({command.command_id})",
+            result={"command_id": command.command_id, "topic": ctx.control_topic},
+            messages=[message], contains=True,
+        )
+
+    @staticmethod
+    def _record(conn, command: ControlCommand, now_ms: int) -> None:  # type: ignore[no-untyped-def]
+        exists = conn.execute(select(session_status.c.session_id)
+                              .where(session_status.c.session_id == command.session_id)).first()
+        values = {"agent_id": command.agent_id, "status": "terminated", "reason": command.reason,
+                  "incident_id": command.incident_id, "command_id": command.command_id, "updated_ms": now_ms}
+        if exists is None:
+            conn.execute(session_status.insert().values(session_id=command.session_id, **values))
+            audit_log.append(conn, "agentwatch", "session.terminated", command.session_id,
+                             {"incident_id": command.incident_id, "command_id": command.command_id}, now_ms)

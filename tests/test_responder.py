@@ -1,0 +1,148 @@
+"""The responder without Kafka: incidents, ordered idempotent steps, failures, shadow mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy import select
+
+from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams
+from monitor.evidence import verify_bundle
+from monitor.event import from_mapping
+from monitor.playbooks import discover_actions, load_playbook, load_playbooks
+from monitor.responder import Responder
+from monitor.session_guard import status_from_store
+from monitor.store import actions, open_store
+from tests.test_store import alert
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_767_225_700_000
+
+    def __call__(self) -> int:
+        self.now += 7
+        return self.now
+
+
+def session_events(session: str = "s1") -> list:  # type: ignore[type-arg]
+    base = 1_767_225_600_000
+    rows = [("session_start", None, None), ("tool_call", "Read", "/home/dev/.ssh/id_rsa"),
+            ("tool_call", "Read", "README.md")]
+    return [from_mapping({"event_id": f"{session}:e{i}", "ts": base + i * 1000,
+                          "session_id": session, "agent_id": "coder-1", "kind": kind, "tool": tool, "target": target})
+            for i, (kind, tool, target) in enumerate(rows)]
+
+
+@pytest.fixture
+def responder(tmp_path: Path) -> Responder:
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    return Responder(engine, load_playbooks(), tmp_path / "data", "agent.control", clock=Clock())
+
+
+def test_enforce_alert_terminates_in_the_batch_then_bookkeeping_runs(responder: Responder) -> None:
+    prepared = responder.prepare(session_events(), [alert()])
+    commands = [msgspec.json.decode(m.value) for m in prepared.messages]
+    assert [c["type"] for c in commands] == ["terminate_session"]
+    assert commands[0]["session_id"] == "s1" and commands[0]["command_id"].startswith("cmd-")
+    assert "ssh" not in commands[0]["reason"]  # our words only: the reason reaches the agent
+    assert status_from_store(responder.engine, "s1").status == "terminated"
+    responder.confirm(prepared)
+    assert responder.run_pending() == 2  # evidence, then postmortem
+    from monitor.incident_store import load_incident
+
+    with responder.engine.connect() as conn:
+        incident_id = conn.execute(select(actions.c.incident_id)).scalar()
+        record = load_incident(conn, incident_id)
+    assert record.status == "contained"
+    assert [(a.step, a.status) for a in record.actions] == [
+        ("terminate", "done"), ("evidence", "done"), ("postmortem", "done")]
+    bundle = Path(record.actions[1].result["path"])
+    assert verify_bundle(bundle).ok
+    assert [e.event_id for e in record.events] == ["s1:e0", "s1:e1", "s1:e2"]  # the look-back journal
+    postmortem = Path(record.actions[2].result["path"]).read_text()
+    assert "## Time to detect and contain" in postmortem and "## Open questions for humans" in postmortem
+    assert "terminate\\_session" in postmortem and bundle.name in postmortem
+
+
+def test_replayed_alert_changes_nothing(responder: Responder) -> None:
+    first = responder.prepare(session_events(), [alert()])
+    responder.confirm(first)
+    responder.run_pending()
+    again = responder.prepare(session_events(), [alert()])
+    assert again.messages == [] and again.inline == []
+    assert responder.run_pending() == 0
+    with responder.engine.connect() as conn:
+        assert len(conn.execute(select(actions.c.action_key)).all()) == 3
+
+
+def test_alert_mode_alerts_record_but_never_terminate(responder: Responder) -> None:
+    prepared = responder.prepare(session_events(), [msgspec.structs.replace(alert(), mode="alert")])
+    assert prepared.messages == []
+    responder.confirm(prepared)
+    assert responder.run_pending() == 2
+    assert status_from_store(responder.engine, "s1").status == "active"
+
+
+class Flaky(Action):
+    name = "flaky"
+    summary = "fails"
+
+    def execute(self, ctx: ActionContext, params: ActionParams) -> ActionOutcome:
+        raise ConnectionError("webhook down")
+
+
+def test_a_failing_step_is_retried_then_failed_visibly_and_later_steps_still_run(tmp_path: Path) -> None:
+    book = tmp_path / "book.yaml"
+    book.write_text("name: flaky_book\nmatch: {min_severity: low}\nsteps:\n"
+                    "  - {name: call, action: flaky, max_attempts: 2}\n"
+                    "  - {name: evidence, action: collect_evidence}\n")
+    registry = {**discover_actions(), "flaky": Flaky}
+    clock = Clock()
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    responder = Responder(engine, [load_playbook(book, registry)], tmp_path / "data", "agent.control", clock=clock)
+    responder.confirm(responder.prepare(session_events(), [alert()]))
+    responder.run_pending()
+    with engine.connect() as conn:
+        row = conn.execute(select(actions).where(actions.c.step == "call")).first()
+    assert (row.status, row.attempts, "webhook down" in row.error) == ("pending", 1, True)
+    clock.now += 120_000  # past the retry backoff
+    responder.run_pending()
+    with engine.connect() as conn:
+        steps = {r.step: (r.status, r.attempts) for r in conn.execute(select(actions))}
+    assert steps == {"call": ("failed", 2), "evidence": ("done", 1)}
+
+
+def test_shadow_playbook_records_what_it_would_do(tmp_path: Path) -> None:
+    book = tmp_path / "shadow.yaml"
+    book.write_text("name: shadow_book\nmode: shadow\nmatch: {min_severity: low}\nsteps:\n"
+                    "  - {name: terminate, action: terminate_session}\n")
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    responder = Responder(engine, [load_playbook(book, discover_actions())], tmp_path / "d", "agent.control",
+                          clock=Clock())
+    prepared = responder.prepare(session_events(), [alert()])
+    assert prepared.messages == []
+    with engine.connect() as conn:
+        assert conn.execute(select(actions.c.status)).scalar() == "skipped"
+    assert status_from_store(engine, "s1").status == "active"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: x\nsteps: []\n", "at least one step"),
+    ("name: x\nsteps:\n  - {name: a, action: nope}\n", "unknown action 'nope'"),
+    ("name: x\nsteps:\n  - {name: a, action: terminate_session, params: {bogus: 1}}\n", "bogus"),
+    ("name: x\ncolour: red\nsteps:\n  - {name: a, action: terminate_session}\n", "colour"),
+    ("name: x\nsteps:\n  - {name: a, action: terminate_session}\n  - {name: a, action: collect_evidence}\n",
+     "used twice"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_bad_playbooks_are_refused_with_the_file_and_field_named(tmp_path: Path, text: str, message: str) -> None:
+    from monitor.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_playbook(path, discover_actions())
+    assert str(path) in str(info.value)
