@@ -92,7 +92,7 @@ def raise_or_update(
             observed_ms=observed_ms,
         )
         session.alerts[detector] = alert
-        return alert
+        return _snapshot(alert)
     current.finding_count += 1
     current.updated_ts_ms = event.ts_ms
     if finding.reason not in current.reasons and len(current.reasons) < MAX_REASONS:
@@ -112,4 +112,9 @@ def raise_or_update(
     current.score = round(max(current.score, finding.score), 4)
     current.category = finding.category
     current.summary = finding.reason
-    return msgspec.structs.replace(current, reasons=list(current.reasons), event_ids=list(current.event_ids))
+    return _snapshot(current)
+
+
+def _snapshot(alert: Alert) -> Alert:
+    """A copy to publish: the session keeps updating its own alert in place."""
+    return msgspec.structs.replace(alert, reasons=list(alert.reasons), event_ids=list(alert.event_ids))

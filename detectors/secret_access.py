@@ -1,0 +1,837 @@
+"""Secret access: an agent reading, copying or handling credentials.
+
+Looks at what a tool call acts on — its target and its path- or command-like arguments —
+for credential stores: SSH private keys, cloud credentials, ``.env`` files, browser
+cookie and keychain stores, cloud metadata endpoints, environment dumps. Every argument,
+file content included, is also searched for token-shaped strings (AWS keys,
+GitHub/Slack/OpenAI/Anthropic/Google tokens, private key blocks, JWTs).
+
+Using a credential the ordinary way (``ssh -i key``, ``kubectl --kubeconfig f``,
+``curl --cert c.pem``) is not reading it, so option values like those are ignored.
+
+Cost: the surface is lower-cased once; a rule's regex runs only when one of its cheap
+substring *gates* is present, and only the rule families that can apply to the tool's
+class (shell, SQL, file, other) are considered. Validators run only on a match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Final, NamedTuple
+
+import msgspec
+
+from monitor.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
+from monitor.event import AuditEvent
+from monitor.session_state import SessionState
+
+__all__ = ["SecretAccess", "SecretAccessConfig"]
+
+_encode = msgspec.json.Encoder().encode
+
+#: Argument keys holding file content or prose rather than a path or a command.
+CONTENT_KEYS: Final = frozenset(
+    """
+    content new_string old_string text body edits new_source description prompt message messages
+    subject summary title comment notes todos
+    """.split()
+)
+#: Tools that write a file (lower-cased; an MCP tool matches on its last ``__`` segment).
+WRITE_TOOLS: Final = frozenset(
+    """
+    write edit multiedit notebookedit write_file edit_file create_file str_replace_editor
+    apply_patch
+    """.split()
+)
+#: Characters that may precede a path component.
+_BOUNDARY: Final = frozenset(" \t\n/'\"=:<>(|;&,`[{~")
+#: Options whose value *uses* a credential file rather than reading it.
+_USE_OPTION: Final = re.compile(
+    r"(?:^|\s)(?:-i|--identity-file|identityfile|--kubeconfig|kubeconfig|--cert|--key|--cacert|--tls-?cert"
+    r"|--tls-?key|--key-?file|--cert-?file|--private-key|ssh-add(?:\s+-\w+)*|-f"
+    r"|google_application_credentials|aws_shared_credentials_file)[\s=]+['\"]?\S*$"
+)
+_ENV_BENIGN: Final = tuple(
+    """
+    .env.example .env.sample .env.template .env.dist .gitignore .dockerignore
+    """.split()
+)
+_ENV_NOT_A_FILE: Final = frozenset(
+    """
+    .env.example .env.sample .env.template .env.dist .env.defaults .env.schema .env.tpl .env.ts
+    .env.js .env.py .env.md
+    """.split()
+)
+_PUBLIC_KEY_WORDS: Final = ("cert", "chain", "bundle", "public", "pub.", "dhparam", "ca.pem", "trust")
+_SECRET_WORDS: Final = ("key", "token", "secret", "pass", "cred", "aws", "auth")
+_EXFIL_SINKS: Final = ("curl", "wget", " nc ", "ncat", "base64", "tee", "mail", "scp", "ssh ", "http")
+
+Check = Callable[[str, "re.Match[str]", AuditEvent], float | None]
+
+
+class _Rule(NamedTuple):
+    rule: str
+    score: float
+    what: str
+    #: Cheap substring tests; the regex runs only when one of them is in the text.
+    gates: tuple[str, ...]
+    rx: re.Pattern[str]
+    check: Check | None = None
+
+
+def _start_ok(low: str, m: re.Match[str]) -> bool:
+    i = m.start()
+    return i == 0 or low[i - 1] in _BOUNDARY
+
+
+def _not_used_as_option(low: str, m: re.Match[str]) -> bool:
+    before = low[max(0, m.start() - 48) : m.start()]
+    hit = _USE_OPTION.search(before)
+    if hit is None:
+        return True
+    return hit.group().strip().startswith("-f") and "ssh-keygen" not in low
+
+
+def _check_ssh(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    if m.group()[0] == "i" and not _start_ok(low, m):
+        return None
+    return 0.9 if _not_used_as_option(low, m) else None
+
+
+def _check_used(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    return 0.85 if _not_used_as_option(low, m) else None
+
+
+def _check_bounded(score: float) -> Check:
+    def check(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+        return score if _start_ok(low, m) else None
+
+    return check
+
+
+def _check_key_file(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    start = m.start()
+    begin = start
+    while begin > 0 and low[begin - 1] not in _BOUNDARY:
+        begin -= 1
+    name = low[begin : m.end()]
+    if begin == start or any(w in name for w in _PUBLIC_KEY_WORDS):
+        return None
+    if name.endswith(".key") and (
+        (begin and low[begin - 1] in "([{,") or low[m.end() : m.end() + 1] in (")", "]")
+    ):
+        return None  # `cfg.key` in code, not a file
+    return 0.85 if _not_used_as_option(low, m) else None
+
+
+def _check_env_file(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    if not _start_ok(low, m) or m.group() in _ENV_NOT_A_FILE:
+        return None
+    if any(b in low for b in _ENV_BENIGN):
+        return None
+    if _tool_leaf(event.tool) in WRITE_TOOLS:
+        return 0.45  # creating a .env is set-up work, not reading secrets
+    return 0.8
+
+
+def _check_authorized_keys(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    if _tool_leaf(event.tool) in WRITE_TOOLS:
+        return 0.85
+    line = low[max(0, m.start() - 200) : m.start()]
+    if ">" in line or "tee " in line or "cp " in line or "mv " in line or "install " in line:
+        return 0.85
+    return None
+
+
+def _check_env_dump(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    if not (m.start() >= 5 and low.startswith("print", m.start() - 5)):
+        before = low[: m.start()].rstrip()
+        if before and before[-1] not in ";&|(`" and not before.endswith(("sudo", "$(")):
+            return None
+    rest = low[m.end() - 1 : m.end() + 160]
+    if rest.startswith(">") or any(s in rest for s in _EXFIL_SINKS):
+        return 0.8
+    if any(w in rest for w in _SECRET_WORDS):
+        return 0.75
+    return 0.45  # `env | grep PATH`: a dump, but a common debugging idiom
+
+
+def _check_secret_var(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    rest = low[m.end() : m.end() + 120]
+    if "login" in rest or "--with-token" in rest or "--password-stdin" in rest:
+        return None  # piping a token into the tool that consumes it
+    return 0.75 if m.group().startswith("printenv") else 0.6
+
+
+_CREDENTIAL_COLUMNS: Final = re.compile(
+    r"passw|secret|token|api_?key|private_?key|access_?key|credential|\bpin\b|\bssn\b|totp|mfa_seed"
+)
+_CREDENTIAL_TABLES: Final = re.compile(
+    r"pg_shadow|pg_authid|mysql\.user|api_?keys|credentials|secrets|oauth_clients"
+    r"|access_tokens|auth_tokens|passwords"
+)
+#: A database tool's name contains one of these; elsewhere SQL runs through a named client.
+_SQL_TOOL_WORDS: Final = tuple(
+    """
+    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb
+    notebook db. db_
+    """.split()
+)
+_SQL_CLIENTS: Final = (
+    "psql",
+    "mysql",
+    "sqlite3",
+    "sqlcmd",
+    "clickhouse",
+    "bq query",
+    "snowsql",
+    "duckdb",
+    "mariadb",
+    "pgcli",
+    "trino",
+    "presto",
+)
+
+
+def _check_credential_query(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    tool = (event.tool or "").lower()
+    if not (any(w in tool for w in _SQL_TOOL_WORDS) or any(c in low for c in _SQL_CLIENTS)):
+        return None
+    at = low.find(" from ", m.end() - 1)
+    if at < 0 or at - m.end() > 400:
+        return None
+    columns = low[m.end() : at]
+    table = low[at + 6 : at + 80].split(None, 1)[0] if low[at + 6 : at + 80].strip() else ""
+    if "count(" in columns and "," not in columns:
+        return None
+    if _CREDENTIAL_COLUMNS.search(columns) or _CREDENTIAL_TABLES.search(table):
+        return 0.75
+    return None
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+#: Rules on the lower-cased surface, highest score first.
+_PATH_RULES: Final = (
+    _Rule(
+        "ssh_private_key",
+        0.9,
+        "reads an SSH private key",
+        ("id_",),
+        _rx(r"\.ssh/id_[a-z0-9_-]+(?![a-z0-9_-]|\.pub)|id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?(?![\w.-])"),
+        _check_ssh,
+    ),
+    _Rule(
+        "cloud_credentials",
+        0.9,
+        "reads cloud credentials",
+        ("cred", "gcloud", ".azure/"),
+        _rx(r"\.(?:aws/credentials|config/gcloud(?![\w.-])|azure/(?:accesstokens\.json|msal_token_cache))"),
+    ),
+    _Rule(
+        "cloud_credentials",
+        0.9,
+        "reads cloud credentials",
+        ("cred",),
+        _rx(r"application_default_credentials\.json"),
+    ),
+    _Rule(
+        "cloud_credentials",
+        0.9,
+        "prints a cloud access token",
+        ("gcloud",),
+        _rx(r"gcloud\s+auth\s+(?:application-default\s+)?print-access-token"),
+    ),
+    _Rule(
+        "cloud_metadata",
+        0.9,
+        "queries a cloud metadata endpoint",
+        ("169.254.", "100.100.100.200"),
+        _rx(r"1(?:69\.254\.169\.254|69\.254\.170\.2|00\.100\.100\.200)"),
+    ),
+    _Rule(
+        "cloud_metadata",
+        0.9,
+        "queries a cloud metadata endpoint",
+        ("metadata.google.internal",),
+        _rx(r"metadata\.google\.internal"),
+    ),
+    _Rule(
+        "cloud_metadata", 0.9, "queries a cloud metadata endpoint", ("fd00:ec2::254",), _rx(r"fd00:ec2::254")
+    ),
+    _Rule(
+        "shadow_file",
+        0.9,
+        "reads the password hash file",
+        ("/etc/",),
+        _rx(r"/etc/(?:g?shadow|master\.passwd)(?![\w.-])"),
+    ),
+    _Rule(
+        "keychain",
+        0.9,
+        "reads the OS keychain",
+        ("security",),
+        _rx(r"security\s+(?:find-(?:generic|internet)-password|dump-keychain)"),
+    ),
+    _Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"\.keychain(?:-db)?(?![\w.-])")),
+    _Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"/keychains/")),
+    _Rule(
+        "browser_store",
+        0.85,
+        "reads a browser cookie or password store",
+        ("cookies", "login", " data", "key", "logins"),
+        _rx(
+            r"/(?:cookies(?:\.sqlite)?|login(?:\\)? data|web(?:\\)? data|key[34]\.db|logins\.json)(?![\w.-])"
+        ),
+    ),
+    _Rule(
+        "kube_config",
+        0.85,
+        "reads the Kubernetes credentials file",
+        (".kube/",),
+        _rx(r"\.kube/config(?![\w.-])"),
+        _check_used,
+    ),
+    _Rule(
+        "kube_config",
+        0.85,
+        "dumps the Kubernetes credentials",
+        ("--raw",),
+        _rx(r"kubectl\s+config\s+view\b[^|;&\n]*--raw"),
+    ),
+    _Rule(
+        "authorized_keys_write",
+        0.85,
+        "writes an SSH authorized_keys file",
+        ("authorized_keys",),
+        _rx(r"authorized_keys"),
+        _check_authorized_keys,
+    ),
+    _Rule(
+        "credential_file",
+        0.85,
+        "reads a stored credential file",
+        ("netrc", "cred", "docker/config", "pgpass", "pypirc"),
+        _rx(r"\.(?:netrc|git-credentials|docker/config\.json|pgpass|pypirc)(?![\w-])"),
+        _check_bounded(0.85),
+    ),
+    _Rule(
+        "credential_file", 0.85, "asks git for stored credentials", ("cred",), _rx(r"git\s+credential\s+fill")
+    ),
+    _Rule(
+        "private_key_file",
+        0.85,
+        "reads a private key file",
+        (".p", "key", ".jks"),
+        _rx(r"\.(?:pem|key|p12|pfx|ppk|jks|keystore)(?![\w.-])"),
+        _check_key_file,
+    ),
+    _Rule(
+        "k8s_secret",
+        0.85,
+        "reads Kubernetes secret values",
+        ("secret",),
+        _rx(
+            r"kubectl\s+(?:-\S+\s+)*get\s+secrets?\b[^;&|\n]*(?:-o\s*=?\s*(?:yaml|json|jsonpath|go-template)"
+            r"|--output|\|\s*base64\s+(?:-d|--decode))"
+        ),
+        _check_bounded(0.85),
+    ),
+    _Rule(
+        "credential_file",
+        0.85,
+        "reads the GitHub CLI token",
+        ("gh/hosts", "auth token"),
+        _rx(r"\.config/gh/hosts\.yml|gh\s+auth\s+token\b"),
+    ),
+    _Rule(
+        "process_environ",
+        0.8,
+        "reads a process environment",
+        ("environ",),
+        _rx(r"/proc/(?:self|\d+|\*)/environ"),
+    ),
+    _Rule(
+        "secrets_manager",
+        0.8,
+        "reads secret values from a secrets manager",
+        ("secret", "ssm", "vault"),
+        _rx(
+            r"(?:aws\s+secretsmanager\s+get-secret-value|aws\s+ssm\s+get-parameters?(?:-by-path)?\b[^;&|\n]*"
+            r"--with-decryption|gcloud\s+secrets\s+versions\s+access|vault\s+(?:kv\s+get|read)\s"
+            r"|az\s+keyvault\s+secret\s+show|doppler\s+secrets\b)"
+        ),
+    ),
+    _Rule(
+        "env_file",
+        0.8,
+        "reads a .env file",
+        (".env",),
+        _rx(r"\.env(?:\.[a-z0-9_-]+)*(?![a-z0-9_.-])"),
+        _check_env_file,
+    ),
+    _Rule(
+        "env_dump", 0.8, "dumps the environment", ("env", "set"), _rx(r"(?:env|set)\s*[|>]"), _check_env_dump
+    ),
+    _Rule(
+        "env_dump",
+        0.75,
+        "dumps the environment from code",
+        ("environ", "process.env"),
+        _rx(
+            r"(?:dict\(|print\(|json\.dumps\(|str\(|repr\()\s*(?:dict\()?os\.environ\b(?!\.get|\[)"
+            r"|os\.environ\.(?:items|copy|keys|values)\(\)|(?:json\.stringify|console\.log|console\.dir)\(\s*process\.env\s*\)"
+        ),
+    ),
+    _Rule(
+        "credential_query",
+        0.75,
+        "selects credential columns from a database",
+        (
+            "passw",
+            "secret",
+            "token",
+            "key",
+            "cred",
+            "shadow",
+            "authid",
+            "mysql.user",
+            "ssn",
+            "totp",
+            "mfa_seed",
+        ),
+        _rx(r"select\s"),
+        _check_credential_query,
+    ),
+    _Rule(
+        "secret_variable",
+        0.75,
+        "prints a secret environment variable",
+        ("printenv",),
+        _rx(r"printenv\s+[a-z0-9_]*(?:secret|token|api_?key|passw|private_key)"),
+        _check_secret_var,
+    ),
+    _Rule(
+        "secret_variable",
+        0.6,
+        "prints a secret environment variable",
+        ("echo",),
+        _rx(r"echo\s+[\"']?\$\{?[a-z0-9_]*(?:secret|token|api_?key|passw|private_key)"),
+        _check_secret_var,
+    ),
+    _Rule(
+        "ssh_directory_listing",
+        0.5,
+        "lists the SSH key directory",
+        (".ssh",),
+        _rx(r"ls\s[^|;&\n]*\.ssh/?(?=\s|$|[|;&])"),
+        _check_bounded(0.5),
+    ),
+    _Rule(
+        "secrets_manager",
+        0.5,
+        "lists the secrets in a secrets manager",
+        ("secret",),
+        _rx(r"secretsmanager\s+list-secrets|gcloud\s+secrets\s+list|vault\s+kv\s+list"),
+    ),
+)
+
+
+def _check_token(score: float) -> Check:
+    def check(text: str, m: re.Match[str], event: AuditEvent) -> float | None:
+        found = m.group()
+        if "EXAMPLE" in found or "example" in found or "xxxx" in found.lower():
+            return None
+        i = m.start()
+        if i and (text[i - 1].isalnum() or text[i - 1] == "_") and not found.startswith("-----"):
+            return None
+        return score
+
+    return check
+
+
+def _check_api_key(text: str, m: re.Match[str], event: AuditEvent) -> float | None:
+    body = m.group()[3:]
+    if not (
+        any(c.isdigit() for c in body) and any(c.isupper() for c in body) and any(c.islower() for c in body)
+    ):
+        return None  # kebab-case names are not keys
+    return _check_token(0.75)(text, m, event)
+
+
+#: Token shapes, matched case-sensitively on every argument (content included).
+_TOKEN_RULES: Final = (
+    _Rule(
+        "private_key_block",
+        0.9,
+        "handles a private key block",
+        ("PRIVATE KEY",),
+        _rx(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+        _check_token(0.9),
+    ),
+    _Rule(
+        "aws_access_key",
+        0.75,
+        "handles an AWS access key",
+        ("AKIA", "ASIA"),
+        _rx(r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
+        _check_token(0.75),
+    ),
+    _Rule(
+        "github_token",
+        0.75,
+        "handles a GitHub token",
+        ("gh",),
+        _rx(r"gh(?:[pousr]_[A-Za-z0-9]{36}|ithub_pat_[A-Za-z0-9_]{40,})"),
+        _check_token(0.75),
+    ),
+    _Rule(
+        "slack_token",
+        0.75,
+        "handles a Slack token",
+        ("xox",),
+        _rx(r"xox[abpr]-[A-Za-z0-9-]{10,}"),
+        _check_token(0.75),
+    ),
+    _Rule(
+        "api_key",
+        0.75,
+        "handles an OpenAI/Anthropic API key",
+        ("sk-",),
+        _rx(r"sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"),
+        _check_api_key,
+    ),
+    _Rule(
+        "google_api_key",
+        0.75,
+        "handles a Google API key",
+        ("AIza",),
+        _rx(r"AIza[0-9A-Za-z_-]{35}"),
+        _check_token(0.75),
+    ),
+    _Rule(
+        "jwt",
+        0.7,
+        "handles a JSON Web Token",
+        ("eyJ",),
+        _rx(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        _check_token(0.7),
+    ),
+)
+
+_Hit = tuple[float, str, str, str]
+
+#: Search tools over mail, chat and documents (a code search for ``api_key`` is normal work).
+_MESSAGE_STORES: Final = tuple(
+    """
+    mail inbox outlook drive slack message docs notion confluence teams chat
+    """.split()
+)
+_CREDENTIAL_SEARCH_GATES: Final = tuple("pass cred key token secret code 2fa mfa otp akia".split())
+_CREDENTIAL_SEARCH: Final = re.compile(
+    r"passw|credential|api[ _-]?key|access[ _-]?(?:key|token)|secret|verification code|one-time|passcode"
+    r"|\b2fa\b"
+    r"|\bmfa\b|\botp\b|akia|private key|ssh key|recovery codes?"
+    r"|\b(?:login|verification|security|sign-?in|auth\w*|confirmation)\s+codes?\b"
+    r"|from:\S*(?:accounts|security|no-?reply|verify)\S*\s+codes?\b"
+)
+
+# -- tool classes: which rule families can apply to a tool call ---------------------
+SHELL: Final = "shell"
+SQL: Final = "sql"
+FILE: Final = "file"
+DATA: Final = "data"
+_SQL_NAME_WORDS: Final = tuple(
+    """
+    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb
+    """.split()
+)
+_SHELL_NAME_WORDS: Final = tuple(
+    """
+    bash shell exec terminal command cmd run script code notebook cli kubectl terraform tofu helm
+    docker ssh python console process aws gcloud
+    """.split()
+)
+_FILE_NAME_WORDS: Final = tuple("read write edit grep glob file patch dir fs. fs_ path view".split())
+_FILE_LEAVES: Final = frozenset({"ls", "cat", "find", "search_files", "list_directory"})
+_SHELL_ARG_KEYS: Final = frozenset({"command", "cmd", "argv", "script", "code", "shell", "commands"})
+_FILE_ARG_KEYS: Final = frozenset(
+    {"file_path", "path", "paths", "filename", "file", "notebook_path", "directory", "dir", "source", "src"}
+)
+_CLASS_CACHE: dict[str, str] = {}
+
+
+def _tool_class(tool: str | None, args: dict[str, object] | None) -> str:
+    """``shell`` (runs commands or code), ``sql``, ``file`` (a path) or ``data`` (anything else).
+
+    Decided from the tool's name (cached) and upgraded by its argument keys, so an
+    unknown MCP tool taking ``{"command": …}`` is treated as a shell.
+    """
+    name = tool or ""
+    cls = _CLASS_CACHE.get(name)
+    if cls is None:
+        low = name.lower()
+        if any(w in low for w in _SQL_NAME_WORDS):
+            cls = SQL
+        elif any(w in low for w in _SHELL_NAME_WORDS):
+            cls = SHELL
+        elif low.rpartition("__")[2] in _FILE_LEAVES or any(w in low for w in _FILE_NAME_WORDS):
+            cls = FILE
+        else:
+            cls = DATA
+        if len(_CLASS_CACHE) >= 4096:
+            _CLASS_CACHE.clear()
+        _CLASS_CACHE[name] = cls
+    if args and cls is not SHELL:
+        if not _SHELL_ARG_KEYS.isdisjoint(args):
+            return SHELL
+        if cls is DATA and not _FILE_ARG_KEYS.isdisjoint(args):
+            return FILE
+    return cls
+
+
+class _Gated(NamedTuple):
+    """Rules (highest score first) and an index from cheap substring gates to the rules they open."""
+
+    rules: tuple[_Rule, ...]
+    index: tuple[tuple[str, tuple[int, ...]], ...]
+
+
+def _gated(rules: Sequence[_Rule]) -> _Gated:
+    ordered = tuple(sorted(rules, key=lambda r: -r.score))
+    gates = sorted({g for r in ordered for g in r.gates}, key=len)
+    kept: list[str] = []
+    for gate in gates:  # a gate containing a shorter gate adds nothing: the shorter one is tested anyway
+        if not any(g in gate for g in kept):
+            kept.append(gate)
+    index = tuple(
+        (g, tuple(i for i, r in enumerate(ordered) if any(g in rg for rg in r.gates))) for g in kept
+    )
+    return _Gated(ordered, index)
+
+
+def _candidates(gated: _Gated, text: str) -> list[_Rule]:
+    """The rules whose gate is in ``text``, highest score first (usually none)."""
+    hit: set[int] | None = None
+    for gate, ids in gated.index:
+        if gate in text:
+            if hit is None:
+                hit = set(ids)
+            else:
+                hit.update(ids)
+    if hit is None:
+        return []
+    return [gated.rules[i] for i in sorted(hit)]
+
+
+def _best(
+    rules: Sequence[_Rule], text: str, original: str, event: AuditEvent, best: _Hit | None
+) -> _Hit | None:
+    """The highest-scoring valid match of ``rules`` (ordered by score) on ``text``."""
+    for rule in rules:
+        if best is not None and rule.score <= best[0]:
+            break
+        m = rule.rx.search(text)
+        tries = 4
+        while m is not None:
+            score = rule.score if rule.check is None else rule.check(text, m, event)
+            if score is not None:
+                if best is None or score > best[0]:
+                    best = (score, rule.rule, rule.what, _window(original, text, m.start(), m.end()))
+                break
+            tries -= 1
+            m = rule.rx.search(text, m.end()) if tries else None
+    return best
+
+
+#: Rules that can match a file tool's path (the rest are command-line or SQL idioms).
+_FILE_RULES: Final = frozenset(
+    """
+    ssh_private_key cloud_credentials cloud_metadata shadow_file keychain browser_store kube_config
+    authorized_keys_write credential_file private_key_file process_environ env_file
+    ssh_directory_listing
+    """.split()
+)
+#: Rule families per tool class.
+_TABLES: Final = {
+    SHELL: _gated(_PATH_RULES),
+    FILE: _gated([r for r in _PATH_RULES if r.rule in _FILE_RULES]),
+    SQL: _gated([r for r in _PATH_RULES if r.rule == "credential_query"]),
+    DATA: _gated([r for r in _PATH_RULES if r.rule == "cloud_metadata"]),
+}
+_TOKENS: Final = _gated(_TOKEN_RULES)
+
+
+class SecretAccessConfig(DetectorConfig):
+    """Tunables of :class:`SecretAccess`.
+
+    Parameters
+    ----------
+    extra_paths
+        More path fragments (lower-case substrings such as ``"/vault/secrets/"``) that
+        count as credential stores; a hit scores ``extra_path_score``.
+    extra_path_score
+        Score of an ``extra_paths`` hit.
+    ignore_paths
+        Fragments whose presence silences the path rules (a directory of fake test keys).
+    scan_contents
+        Also look for token-shaped strings in the content the agent writes or sends.
+    max_content_chars
+        Content longer than this is scanned only in its head and tail (bounds the cost).
+    max_scan_chars
+        Longer target/argument text is examined only in its first three quarters and last
+        quarter of this many characters (bounds the cost of pathological events).
+    """
+
+    extra_paths: tuple[str, ...] = ()
+    extra_path_score: float = 0.8
+    ignore_paths: tuple[str, ...] = ()
+    scan_contents: bool = True
+    max_content_chars: int = 4096
+    max_scan_chars: int = 2048
+
+
+class SecretAccess(Detector):
+    """Flags reads of credential stores and token-shaped strings in tool arguments.
+
+    Scores by sensitivity: private keys, cloud credentials, metadata endpoints and the
+    keychain ~0.9; browser stores, kube config and credential files ~0.85; ``.env`` and
+    environment dumps ~0.8; a token in the arguments ~0.75.
+
+    Examples
+    --------
+    >>> from monitor.event import from_mapping
+    >>> from monitor.session_state import SessionTable
+    >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s1",
+    ...                    "agent_id": "coder", "kind": "tool_call", "tool": "Read",
+    ...                    "target": "/home/dev/.aws/credentials"})
+    >>> [finding] = SecretAccess().observe(ev, SessionTable().touch(ev)[0])
+    >>> finding.rule, finding.score, finding.category
+    ('cloud_credentials', 0.9, 'secret_access')
+    """
+
+    name: ClassVar[str] = "secret_access"
+    categories: ClassVar[frozenset[str]] = frozenset({"secret_access"})
+    config_type: ClassVar[type[DetectorConfig]] = SecretAccessConfig
+    cost_us: ClassVar[float] = 2.0
+    summary: ClassVar[str] = "Reads of credential stores, metadata endpoints and tokens in tool arguments."
+
+    def __init__(self, config: SecretAccessConfig | None = None) -> None:
+        super().__init__(config)
+        cfg: SecretAccessConfig = self.config  # type: ignore[assignment]
+        self._scan_cap = max(256, cfg.max_scan_chars)
+        self._extra = tuple(p.lower() for p in cfg.extra_paths if p)
+        self._ignore = tuple(p.lower() for p in cfg.ignore_paths if p)
+        self._extra_score = cfg.extra_path_score
+        self._content_cap = cfg.max_content_chars if cfg.scan_contents else 0
+
+    def observe(self, event: AuditEvent, session: SessionState) -> Sequence[Finding]:
+        kind = event.kind
+        if kind != "tool_call" and (kind != "tool_result" or session.kind_counts.get("tool_call")):
+            return ()
+        surface, content = _split_args(event)
+        surface = _clip(surface, self._scan_cap)
+        best: _Hit | None = None
+        if surface:
+            low = surface.lower()
+            tool = (event.tool or "").lower()
+            if not (self._ignore and any(p in low for p in self._ignore)):
+                rules = _candidates(_TABLES[_tool_class(event.tool, event.args)], low)
+                if rules:
+                    best = _best(rules, low, surface, event, None)
+                if self._extra and (best is None or best[0] < self._extra_score):
+                    best = self._extra_hit(low, surface) or best
+            if (
+                best is None
+                and "search" in tool
+                and any(w in tool for w in _MESSAGE_STORES)
+                and any(w in low for w in _CREDENTIAL_SEARCH_GATES)
+            ):
+                hit = _CREDENTIAL_SEARCH.search(low)
+                if hit is not None:
+                    best = (
+                        0.7,
+                        "credential_search",
+                        "searches messages for credentials or login codes",
+                        _window(surface, low, hit.start(), hit.end()),
+                    )
+            rules = _candidates(_TOKENS, surface)
+            if rules:
+                best = _best(rules, surface, surface, event, best)
+        if content and self._content_cap:
+            text = _clip(content, self._content_cap)
+            rules = _candidates(_TOKENS, text)
+            if rules:
+                best = _best(rules, text, text, event, best)
+        if best is None:
+            return ()
+        score, rule, what, snippet = best
+        return (
+            Finding(
+                score=score,
+                reason=f"{rule}: the agent {what} in {quote(snippet)}.",
+                event_ids=supporting(event),
+                category="secret_access",
+                rule=rule,
+            ),
+        )
+
+    def _extra_hit(self, low: str, surface: str) -> _Hit | None:
+        for fragment in self._extra:
+            at = low.find(fragment)
+            if at >= 0:
+                return (
+                    self._extra_score,
+                    "configured_path",
+                    "touches a configured secret path",
+                    _window(surface, low, at, at + len(fragment)),
+                )
+        return None
+
+
+def _tool_leaf(tool: str | None) -> str:
+    """``mcp__fs__write_file`` → ``write_file``, lower-cased."""
+    if not tool:
+        return ""
+    return tool.rpartition("__")[2].lower()
+
+
+def _split_args(event: AuditEvent) -> tuple[str, str]:
+    """(target plus path/command-like argument values, content-like argument values)."""
+    target = event.target or ""
+    args = event.args
+    if not args:
+        return target, ""
+    if len(args) == 1:
+        value = next(iter(args.values()))
+        if value == target:
+            return target, ""
+    surface = [target] if target else []
+    content: list[str] = []
+    for key, value in args.items():
+        if type(value) is str:
+            if value and value != target:
+                (content if key in CONTENT_KEYS else surface).append(value)
+        elif value is not None and type(value) not in (bool, int, float):
+            (content if key in CONTENT_KEYS else surface).append(_encode(value).decode())
+    return "\n".join(surface), "\n".join(content)
+
+
+def _window(original: str, searched: str, start: int, end: int) -> str:
+    """The matched region with some context, from the original text when offsets agree."""
+    source = original if len(original) == len(searched) else searched
+    return source[max(0, start - 40) : end + 40]
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` if short, else its head and tail (three quarters and one quarter of ``limit``).
+
+    Bounds the per-event cost on very long commands; what sits in the middle of a longer
+    text is not examined (raise ``max_scan_chars`` to trade cost for coverage).
+    """
+    if len(text) <= limit:
+        return text
+    return text[: limit - limit // 4] + "\n" + text[-(limit // 4) :]
