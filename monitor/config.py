@@ -61,7 +61,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
     incidents: IncidentSettings = msgspec.field(default_factory=IncidentSettings)
-    detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=dict)
+    detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=lambda: shipped_policies())
 
     @property
     def data_dir(self) -> Path:
@@ -72,6 +72,12 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.monitor.store_url:
             return self.monitor.store_url
         return f"sqlite:///{self.data_dir.resolve() / 'agentwatch.db'}"
+
+
+def shipped_policies() -> dict[str, DetectorPolicy]:
+    """The detector policies ``monitor/defaults.toml`` ships (what an empty config means)."""
+    raw = tomllib.loads(DEFAULTS_FILE.read_text()).get("detectors", {})
+    return msgspec.convert(raw, dict[str, DetectorPolicy])
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, defaults: bool = True) -> Config:

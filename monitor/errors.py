@@ -34,3 +34,7 @@ class DecodeError(ValueError):
 
 class ConfigError(ValueError):
     """Operator configuration that cannot be used; raised at start-up, never mid-stream."""
+
+
+class PluginLoadError(ConfigError):
+    """A registered plugin that cannot be imported or breaks its contract."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +33,7 @@ import yaml
 
 from monitor.action_spec import Action, ActionParams, validate_action_class
 from monitor.alerts import Alert
+from monitor.entry_points import load_group
 from monitor.errors import ConfigError
 from monitor.policy import SEVERITY_RANK
 
@@ -91,19 +91,7 @@ class Playbook:
 
 def discover_actions() -> dict[str, type[Action]]:
     """Every action class registered under ``agentwatch.actions``, by name."""
-    found: dict[str, type[Action]] = {}
-    for ep in entry_points(group=ACTIONS_GROUP):
-        try:
-            cls = ep.load()
-        except (ImportError, AttributeError, SyntaxError) as exc:
-            raise ConfigError(f"action entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        problems = validate_action_class(cls)
-        if not problems and cls.name != ep.name:
-            problems.append(f"class name {cls.name!r} differs from entry point name {ep.name!r}")
-        if problems:
-            raise ConfigError(f"action {ep.name!r} ({ep.value}): " + "; ".join(problems))
-        found[ep.name] = cls
-    return dict(sorted(found.items()))
+    return load_group(ACTIONS_GROUP, validate_action_class)
 
 
 def load_playbooks(directory: Path | None = None, actions: dict[str, type[Action]] | None = None) -> list[Playbook]:

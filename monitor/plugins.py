@@ -1,26 +1,18 @@
-"""Plugin discovery through entry points — built-ins are registered the same way.
-
-A plugin that cannot be loaded, or that breaks the contract, stops start-up with a
-message naming it: a detector that fails quietly is a blind spot.
-"""
+"""Detector plugins: discovery (entry points, built-ins included) and configuration."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 import msgspec
 
 from monitor.config import Config
 from monitor.detector_spec import Detector, validate_detector_class
-from monitor.errors import ConfigError
+from monitor.entry_points import load_group
+from monitor.errors import ConfigError, PluginLoadError  # noqa: F401 - PluginLoadError re-exported
 from monitor.policy import DetectorPolicy
 
 DETECTORS_GROUP = "agentwatch.detectors"
-
-
-class PluginLoadError(RuntimeError):
-    """A registered plugin that cannot be imported or breaks the contract."""
 
 
 @dataclass(slots=True)
@@ -37,21 +29,7 @@ class ActiveDetector:
 
 def discover_detectors() -> dict[str, type[Detector]]:
     """Every detector class registered under ``agentwatch.detectors``, by name."""
-    found: dict[str, type[Detector]] = {}
-    for ep in entry_points(group=DETECTORS_GROUP):
-        try:
-            cls = ep.load()
-        except (ImportError, AttributeError, SyntaxError) as exc:
-            raise PluginLoadError(f"detector entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        problems = validate_detector_class(cls)
-        if not problems and cls.name != ep.name:
-            problems.append(f"class name {cls.name!r} differs from entry point name {ep.name!r}")
-        if problems:
-            raise PluginLoadError(f"detector {ep.name!r} ({ep.value}): " + "; ".join(problems))
-        if ep.name in found and found[ep.name] is not cls:
-            raise PluginLoadError(f"two detectors registered as {ep.name!r}")
-        found[ep.name] = cls
-    return dict(sorted(found.items()))
+    return load_group(DETECTORS_GROUP, validate_detector_class)
 
 
 def build_detector(cls: type[Detector], policy: DetectorPolicy) -> Detector:
