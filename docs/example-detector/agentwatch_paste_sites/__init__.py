@@ -1,0 +1,1 @@
+"""Example third-party agentwatch detector package (see docs/writing-a-detector.md)."""
