@@ -107,13 +107,19 @@ def replay(ctx: click.Context, events: Path, alerts_path: Path, fmt: str, dead_l
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True,
               help="Create missing agentwatch topics at start.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@click.option("--metrics-port", type=int, default=None, envvar="AGENTWATCH_METRICS_PORT",
+              help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.")
 @click.pass_context
 def run(ctx: click.Context, bootstrap_servers: str, exit_on_idle: float | None, create_topics: bool,
-        quiet: bool) -> None:
+        quiet: bool, metrics_port: int | None) -> None:
     """Consume, detect, respond: the monitor against Kafka."""
     from monitor.monitor_process import start_monitor
 
     config = _config(ctx)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     monitor = start_monitor(bootstrap_servers, config, exit_on_idle_s=exit_on_idle, create_topics=create_topics)
     monitor.install_signal_handlers()
     if quiet:

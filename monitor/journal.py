@@ -1,33 +1,60 @@
 """The session journal: recent events kept so an incident's evidence has its look-back.
 
-Holding every session's history in memory would break the per-session memory budget,
-so the monitor keeps one bounded ring of the most recent events across all sessions.
-When an incident opens, its session's events still in the ring (within the look-back
-window) are copied to the store; from then on every event of that session is written
-to the store as it arrives, until the incident is resolved.
+Holding every session's whole history in memory would break the per-session memory
+budget, so the monitor keeps a bounded journal: at most ``capacity`` events in all,
+at most ``per_session`` of any one session, indexed by session so an incident's
+look-back costs only that session's events. When full, the least recently active
+session's events go first. When an incident opens, its session's journaled events
+are copied to the store; from then on every event of that session is written to the
+store as it arrives, until the incident is resolved.
+
+>>> from monitor.event import from_mapping
+>>> j = EventJournal(capacity=3)  # the oldest session goes first when full
+>>> j.extend([from_mapping({"event_id": f"e{i}", "ts": 1767225600000 + i, "session_id": f"s{i % 2}",
+...                         "agent_id": "a", "kind": "tool_call"}) for i in range(4)])
+>>> [e.event_id for e in j.session_events("s1")], len(j)
+(['e1', 'e3'], 2)
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Iterable
 
 from monitor.event import AuditEvent
 
 
 class EventJournal:
-    """The last ``capacity`` events across all sessions, in arrival order."""
+    """Recent events by session, bounded in total and per session."""
 
-    def __init__(self, capacity: int = 50_000) -> None:
-        if capacity <= 0:
-            raise ValueError("capacity must be positive")
-        self._ring: deque[AuditEvent] = deque(maxlen=capacity)
+    def __init__(self, capacity: int = 50_000, per_session: int = 1_000) -> None:
+        if capacity <= 0 or per_session <= 0:
+            raise ValueError("capacity and per_session must be positive")
+        self.capacity = capacity
+        self.per_session = per_session
+        self._sessions: OrderedDict[str, deque[AuditEvent]] = OrderedDict()
+        self._total = 0
 
     def __len__(self) -> int:
-        return len(self._ring)
+        return self._total
 
-    def extend(self, events: list[AuditEvent]) -> None:
-        self._ring.extend(events)
+    def extend(self, events: Iterable[AuditEvent]) -> None:
+        sessions = self._sessions
+        for event in events:
+            kept = sessions.get(event.session_id)
+            if kept is None:
+                kept = sessions[event.session_id] = deque(maxlen=self.per_session)
+            else:
+                sessions.move_to_end(event.session_id)
+            if len(kept) < self.per_session:
+                self._total += 1
+            kept.append(event)
+        while self._total > self.capacity:
+            self._total -= len(sessions.popitem(last=False)[1])
 
     def session_events(self, session_id: str, since_ts_ms: int = 0) -> list[AuditEvent]:
-        """The ring's events of ``session_id`` at or after ``since_ts_ms``, oldest first."""
-        return [e for e in self._ring if e.session_id == session_id and e.ts_ms >= since_ts_ms]
+        """The journal's events of ``session_id`` at or after ``since_ts_ms``, in arrival order."""
+        kept = self._sessions.get(session_id)
+        if not kept:
+            return []
+        return [e for e in kept if e.ts_ms >= since_ts_ms]

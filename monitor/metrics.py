@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from monitor import __version__
+
 EVENTS = Counter(
     "agentwatch_ingest_events_total", "Audit events decoded and processed.", ["topic", "format"]
 )
@@ -38,7 +40,7 @@ FINDINGS = Counter(
 ALERTS = Counter(
     "agentwatch_alerts_total",
     "Alerts raised or escalated (shadow mode counted, not published).",
-    ["detector", "severity", "mode"],
+    ["detector", "category", "severity", "mode"],
 )
 PLUGIN_ERRORS = Counter(
     "agentwatch_plugin_errors_total", "Exceptions raised by plugins (isolated).", ["plugin", "hook"]
@@ -68,4 +70,56 @@ TIME_TO_CONTAIN = Histogram(
     "agentwatch_time_to_contain_seconds",
     "First malicious event (wall clock, estimated from Kafka record time) to containment.",
     buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
+)
+TIME_TO_DETECT = Histogram(
+    "agentwatch_time_to_detect_seconds",
+    "First malicious event (wall clock, estimated from Kafka record time) to the incident's first alert.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 60.0, 300.0, 1800.0),
+)
+SESSION_STATE_BYTES = Gauge(
+    "agentwatch_session_state_bytes", "Estimated memory held by live session state (sampled)."
+)
+INFO = Gauge("agentwatch_build_info", "Constant 1, labelled with the running version.", ["version"])
+INFO.labels(__version__).set(1)
+
+# -- approvals (monitor.approvals) ----------------------------------------------------
+# Approval rate: rate(agentwatch_approvals_decisions_total{outcome="approved"}) over all outcomes.
+APPROVALS_REQUESTED = Counter(
+    "agentwatch_approvals_requested_total", "Human approvals requested for a gated action.", ["action"]
+)
+APPROVAL_DECISIONS = Counter(
+    "agentwatch_approvals_decisions_total",
+    "Approvals closed, by outcome (approved, denied, expired, cancelled).", ["action", "outcome"]
+)
+APPROVAL_ATTEMPTS = Counter(
+    "agentwatch_approvals_attempts_total",
+    "Approve/deny attempts, by outcome (approve, deny, or the refusal reason).", ["action", "outcome"]
+)
+APPROVAL_SECONDS = Histogram(
+    "agentwatch_approvals_time_to_decision_seconds",
+    "Request shown to a human → final decision (approved or denied).", ["action", "outcome"],
+    buckets=(1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0),
+)
+APPROVAL_FAST_VOTES = Counter(
+    "agentwatch_approvals_fast_votes_total",
+    "Votes cast sooner after the request was shown than the configured reading time (approval fatigue).",
+    ["action", "outcome"],
+)
+APPROVAL_EXECUTIONS = Counter(
+    "agentwatch_approvals_executions_total", "Gated actions run after approval, by outcome (done, failed).",
+    ["action", "outcome"],
+)
+APPROVAL_EXECUTION_SECONDS = Histogram(
+    "agentwatch_approvals_execution_latency_seconds",
+    "Deciding request received → gated action executed.", ["action"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+APPROVAL_NOTIFICATIONS = Counter(
+    "agentwatch_approvals_slack_calls_total",
+    "Slack Web API calls for approvals, by outcome (posted, updated, thread, failed, ratelimited).", ["outcome"]
+)
+APPROVAL_INTERACTIONS = Counter(
+    "agentwatch_approvals_interactions_total",
+    "Requests to /slack/interactions, by outcome (accepted, bad_signature, stale, replay, malformed, ignored).",
+    ["outcome"],
 )

@@ -35,6 +35,8 @@ TIMING_SAMPLE_EVERY = 64
 #: Look for idle sessions every this many events.
 EXPIRY_EVERY = 1024
 MAX_LOGGED_ERRORS_PER_PLUGIN = 5
+#: Re-estimate session-state memory every this many expiry rounds (it pickles a sample).
+STATE_SAMPLE_EVERY = 16
 
 
 @dataclass(slots=True)
@@ -53,6 +55,7 @@ class Pipeline:
         self.detectors = list(detectors)
         self.sessions = sessions
         self.events_seen = 0
+        self._expiries = 0
         #: Input time of the message being processed (Kafka record time, or file time).
         self.observed_ms = 0
         self.plugin_errors: Counter[tuple[str, str]] = Counter()
@@ -119,6 +122,9 @@ class Pipeline:
         for session in self.sessions.expired(now_ms):
             alerts.extend(self._close(session, "idle"))
         metrics.SESSIONS_ACTIVE.set(len(self.sessions))
+        self._expiries += 1
+        if self._expiries % STATE_SAMPLE_EVERY == 1:
+            metrics.SESSION_STATE_BYTES.set(self.sessions.estimated_bytes())
         return alerts
 
     def drain(self) -> list[Alert]:
@@ -165,7 +171,7 @@ class Pipeline:
             alert = raise_or_update(session, name, finding, severity, policy.mode, event, self.observed_ms)
             if alert is None:
                 continue
-            metrics.ALERTS.labels(name, severity, policy.mode).inc()
+            metrics.ALERTS.labels(name, finding.category, severity, policy.mode).inc()
             if policy.mode == "shadow":
                 self.shadow_alerts[name] += 1
             else:

@@ -19,6 +19,8 @@ digest), so the same incident gives the same bytes.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections import Counter
 from pathlib import Path
@@ -88,6 +90,12 @@ def make_environment(template_dir: Path | None = None) -> SandboxedEnvironment:
     return env
 
 
+@functools.lru_cache(maxsize=8)
+def _template(template_dir: Path | None) -> Any:
+    """The compiled template, once per directory (compiling costs more than rendering)."""
+    return make_environment(template_dir).get_template(TEMPLATE_NAME)
+
+
 def render_postmortem(
     incident: IncidentRecord, evidence_path: Path | None, template_dir: Path | None = None
 ) -> str:
@@ -103,7 +111,7 @@ def render_postmortem(
     template_dir
         A directory holding ``postmortem.md.j2`` (default: ``playbooks/templates``).
     """
-    template = make_environment(template_dir).get_template(TEMPLATE_NAME)
+    template = _template(template_dir)
     return template.render(**postmortem_context(incident, evidence_path))
 
 

@@ -19,6 +19,8 @@ Redaction is idempotent: ``redact(redact(x)) == redact(x)``.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -206,6 +208,7 @@ def _assignment(m: re.Match[str]) -> str:
     return m.group("pre") + q + _mark(kind) + q
 
 
+@functools.lru_cache(maxsize=4096)
 def _kind_for_key(key: str) -> str | None:
     """The kind of secret a mapping key or label names, or ``None`` for an ordinary key.
 

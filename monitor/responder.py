@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from sqlalchemy import and_, or_, select
@@ -39,7 +40,7 @@ from monitor.incident_store import load_incident
 from monitor.incidents import IncidentSettings, add_timeline, attach_alert, set_status
 from monitor.journal import EventJournal
 from monitor.playbooks import Playbook
-from monitor.store import actions, incident_events, incidents
+from monitor.store import actions, incident_events, incidents, insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ class Prepared:
 
     messages: list[OutgoingMessage] = field(default_factory=list)
     inline: list[_Inline] = field(default_factory=list)
+
+
+def _journal_row(incident_id: str, event: AuditEvent) -> dict[str, Any]:
+    return {"incident_id": incident_id, "event_id": event.event_id, "ts_ms": event.ts_ms,
+            "body": msgspec.to_builtins(event.to_native())}
 
 
 class Responder:
@@ -123,20 +129,21 @@ class Responder:
         """Record this batch's alerts and journal, start playbooks, run urgent steps."""
         self.journal.extend(events)
         prepared = Prepared()
-        watched_events = [e for e in events if e.session_id in self._watched] if self._watched else []
+        watched = self._watched
+        watched_events = [e for e in events if e.session_id in watched] if watched else []
         if not alerts and not watched_events:
             return prepared
         now = self.clock()
         with self.engine.begin() as conn:
-            for event in watched_events:
-                self._journal_event(conn, self._watched[event.session_id], event)
+            journal_rows = [_journal_row(watched[e.session_id], e) for e in watched_events]
             touched: set[str] = set()
             for alert in alerts:
-                incident_id = self._attach(conn, alert, now)
+                incident_id = self._attach(conn, alert, now, journal_rows)
                 touched.add(incident_id)
                 for playbook in self.playbooks:
                     if playbook.matches(alert):
                         self._plan(conn, incident_id, playbook, now)
+            insert_ignoring_duplicates(conn, incident_events, journal_rows)
             for incident_id in sorted(touched):
                 self._run_urgent(conn, incident_id, prepared)
         if alerts:
@@ -153,7 +160,7 @@ class Responder:
                 self._finish(conn, item.action_key, item.incident_id, "done", item.outcome, None, now)
         self._wake.set()
 
-    def _attach(self, conn: Connection, alert: Alert, now: int) -> str:
+    def _attach(self, conn: Connection, alert: Alert, now: int, journal_rows: list[dict[str, Any]]) -> str:
         supporting = [e for e in self.journal.session_events(alert.session_id) if e.event_id in alert.event_ids]
         trigger_ts = next((e.ts_ms for e in supporting if e.event_id == alert.event_id), alert.updated_ts_ms)
         earliest = min((e.ts_ms for e in supporting), default=trigger_ts)
@@ -161,19 +168,12 @@ class Responder:
         change = attach_alert(conn, alert, self.settings, now, observed - max(0, trigger_ts - earliest))
         if change.created:
             since = earliest - LOOKBACK_MS
-            for event in self.journal.session_events(alert.session_id, since):
-                self._journal_event(conn, change.incident_id, event)
+            journal_rows.extend(_journal_row(change.incident_id, e)
+                                for e in self.journal.session_events(alert.session_id, since))
             self._watched[alert.session_id] = change.incident_id
             metrics.INCIDENTS_OPENED.labels(change.severity).inc()
+            metrics.TIME_TO_DETECT.observe(max(0, now - (observed - max(0, trigger_ts - earliest))) / 1000)
         return change.incident_id
-
-    def _journal_event(self, conn: Connection, incident_id: str, event: AuditEvent) -> None:
-        exists = conn.execute(select(incident_events.c.event_id).where(
-            incident_events.c.incident_id == incident_id, incident_events.c.event_id == event.event_id)).first()
-        if exists is None:
-            conn.execute(incident_events.insert().values(
-                incident_id=incident_id, event_id=event.event_id, ts_ms=event.ts_ms,
-                body=msgspec.to_builtins(event.to_native())))
 
     def _plan(self, conn: Connection, incident_id: str, playbook: Playbook, now: int) -> None:
         for position, (step, action, _params) in enumerate(playbook.actions):

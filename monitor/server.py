@@ -13,13 +13,14 @@ import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import metrics  # noqa: F401 - registers agentwatch_* metrics for /metrics
 from monitor.session_guard import GuardUnavailable, status_from_store
+from monitor.store_metrics import StoreCollector
 
 log = logging.getLogger(__name__)
 MAX_SESSION_ID = 256
@@ -27,6 +28,9 @@ MAX_SESSION_ID = 256
 
 def make_server(host: str, port: int, engine: Engine) -> ThreadingHTTPServer:
     """A server bound to ``host:port`` (call ``serve_forever``)."""
+
+    store_registry = CollectorRegistry(auto_describe=False)
+    store_registry.register(StoreCollector(engine))
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "agentwatch"
@@ -37,7 +41,7 @@ def make_server(host: str, port: int, engine: Engine) -> ThreadingHTTPServer:
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = urllib.parse.urlsplit(self.path).path
             if path == "/metrics":
-                self._send(HTTPStatus.OK, generate_latest(), CONTENT_TYPE_LATEST)
+                self._send(HTTPStatus.OK, generate_latest() + generate_latest(store_registry), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 try:
                     with engine.connect() as conn:

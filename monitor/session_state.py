@@ -8,6 +8,8 @@ dropped; past ``max_sessions`` the least recently active session is closed early
 
 from __future__ import annotations
 
+import itertools
+import pickle
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -121,6 +123,14 @@ class SessionTable:
                 break
             out.append(sessions.popitem(last=False)[1])
         return out
+
+    def estimated_bytes(self, sample: int = 100) -> int:
+        """Live session state in bytes, estimated from the pickled size of a sample."""
+        if not self._sessions:
+            return 0
+        taken = list(itertools.islice(reversed(self._sessions.values()), sample))
+        size = sum(len(pickle.dumps(s, protocol=5)) for s in taken)
+        return size * len(self._sessions) // len(taken)
 
     def drain(self) -> list[SessionState]:
         """Remove and return every live session (end of a replay, or shutdown)."""

@@ -13,6 +13,7 @@ The schema is created on first use and migrated forward by :func:`open_store`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -30,7 +31,9 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 
 SCHEMA_VERSION = 1
 
@@ -164,6 +167,83 @@ audit_log = Table(
     Column("prev_hash", LargeBinary(32), nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
 )
+
+# -- approvals (monitor.approvals): a human decision before gated containment ---------
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("approval_id", String(64), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("step_key", String(200), nullable=False, unique=True),  # the request_approval step
+    Column("action", String(128), nullable=False),  # the gated action
+    Column("action_params", JSON, nullable=False),
+    Column("subject", JSON, nullable=False),  # exactly what will be contained, as approvers saw it
+    Column("approvers", JSON, nullable=False),  # Slack user ids (U…/W…) and user-group ids (S…)
+    Column("escalate_to", JSON, nullable=False),  # one list of ids per escalation level
+    Column("escalation_level", Integer, nullable=False),
+    Column("quorum", Integer, nullable=False),
+    Column("timeout_ms", BigInteger, nullable=False),
+    Column("on_timeout", String(16), nullable=False),  # escalate | expire
+    Column("reading_time_ms", BigInteger, nullable=False),
+    # pending | approved | running | executed | failed | denied | expired | cancelled
+    Column("status", String(16), nullable=False),
+    Column("note", Text),
+    Column("requested_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("touched_ms", BigInteger, nullable=False),  # written first in every change: the row lock
+    Column("decided_ms", BigInteger),
+    Column("received_ms", BigInteger),  # when the deciding request arrived
+    Column("started_ms", BigInteger),
+    Column("executed_ms", BigInteger),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger),
+    Column("result", JSON, nullable=False),
+    Column("error", Text),
+    Column("slack_channel", String(64)),
+    Column("slack_ts", String(32)),
+    Column("slack_posted_ms", BigInteger),
+    Column("slack_rev", Integer, nullable=False),  # bumped by every change the message shows
+    Column("slack_synced_rev", Integer, nullable=False),
+    Column("slack_announced", String(32), nullable=False),  # last state posted to the thread
+    Column("slack_attempts", Integer, nullable=False),
+    Column("slack_next_ms", BigInteger),
+    Column("slack_claim_ms", BigInteger),
+    Column("slack_error", Text),
+)
+Index("ix_approvals_status", approvals.c.status)
+
+approval_votes = Table(
+    "approval_votes",
+    metadata,
+    Column("approval_id", String(64), primary_key=True),
+    Column("voter", String(320), primary_key=True),  # the approver's e-mail, case-folded: one vote per person
+    Column("user_id", String(300), nullable=False),
+    Column("channel", String(16), nullable=False),  # slack | cli
+    Column("decision", String(16), nullable=False),  # approve | deny
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("elapsed_ms", BigInteger, nullable=False),  # since the request was shown
+    Column("announced", Integer, nullable=False),  # 1 once posted to the Slack thread
+)
+
+slack_requests_seen = Table(
+    "slack_requests_seen",
+    metadata,
+    Column("request_key", String(100), primary_key=True),  # sig:<signature> | payload:<digest>
+    Column("seen_ms", BigInteger, nullable=False, index=True),
+)
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` in one statement; rows whose primary key exists are skipped."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(postgresql_insert(table).on_conflict_do_nothing(), rows)
+    elif conn.dialect.name == "sqlite":
+        conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    else:
+        for row in rows:
+            conn.execute(table.insert().prefix_with("IGNORE"), row)
 
 
 def open_store(url: str) -> Engine:
