@@ -54,6 +54,8 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     journal_events: int = 50_000
     #: Playbook directory; default: the built-in ``playbooks/``.
     playbooks_dir: str | None = None
+    #: Run incidents and playbooks in this process (``false``: detection only).
+    respond: bool = True
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -34,7 +34,7 @@ from monitor import dead_letter, metrics
 from monitor.action_spec import OutgoingMessage
 from monitor.alerts import Alert
 from monitor.config import MonitorSettings
-from monitor.errors import DecodeError
+from monitor.errors import DECODE_REASONS, DecodeError
 from monitor.formats import get_decoder
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.responder import Responder
@@ -122,6 +122,13 @@ class KafkaMonitor:
         self.stats = RunStats()
         self.stop_event = threading.Event()
         self._decoders = {topic: (fmt, get_decoder(fmt)) for topic, fmt in settings.inputs.items()}
+        for topic, fmt in settings.inputs.items():  # zero-valued series from the start
+            metrics.EVENTS.labels(topic, fmt)
+            metrics.MESSAGES.labels(topic, fmt)
+            for reason in sorted(DECODE_REASONS):
+                metrics.DECODE_FAILURES.labels(fmt, reason)
+        for reason in sorted(DECODE_REASONS):
+            metrics.DLQ_WRITES.labels(reason)
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
 

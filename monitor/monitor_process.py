@@ -23,9 +23,12 @@ def start_monitor(
     *,
     exit_on_idle_s: float | None = None,
     create_topics: bool = True,
-    respond: bool = True,
+    respond: bool | None = None,
 ) -> KafkaMonitor:
-    """A ready-to-run :class:`KafkaMonitor` configured by ``config``."""
+    """A ready-to-run :class:`KafkaMonitor` configured by ``config``.
+
+    ``respond`` overrides ``[monitor] respond`` (incidents and playbooks in this process).
+    """
     settings = config.monitor
     if create_topics:
         ensure_topics(bootstrap_servers, all_topics(settings))
@@ -33,7 +36,7 @@ def start_monitor(
     ledger = AlertLedger(engine)
     recover_ledger(ledger, bootstrap_servers, settings.alerts_topic)
     responder = None
-    if respond:
+    if config.monitor.respond if respond is None else respond:
         playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
         responder = Responder(
             engine, playbooks, config.data_dir.resolve(), settings.control_topic, config.incidents,

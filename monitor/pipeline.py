@@ -62,6 +62,9 @@ class Pipeline:
         self.shadow_alerts: Counter[str] = Counter()
         self._timers = {d.name: metrics.DETECTOR_SECONDS.labels(d.name) for d in self.detectors}
         self._observers = [(d.detector.observe, d) for d in self.detectors]
+        for d in self.detectors:  # zero-valued series from the start: "no errors", not "no data"
+            for hook in ("observe", "close_session"):
+                metrics.PLUGIN_ERRORS.labels(d.name, hook)
         self._findings = {d.name: metrics.FINDINGS.labels(d.name, d.policy.mode) for d in self.detectors}
 
     # -- entry points ---------------------------------------------------------------
