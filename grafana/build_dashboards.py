@@ -45,7 +45,7 @@ SOC = ("agentwatch — SOC overview", "agentwatch-soc", [
     panel("Open incidents by severity",
           [q('max by (severity) (agentwatch_incidents{status="open"})', "{{severity}}")], kind="bargauge"),
     panel("Containment waiting on humans",
-          [q('max(agentwatch_response_steps{status="pending"})', "steps pending"),
+          [q('max(agentwatch_approvals{status="pending"})', "approvals pending"),
            q('max(agentwatch_incidents{status="contained"})', "contained, not resolved")], kind="stat"),
     panel("Alerts by detector (published)",
           [q('sum by (detector) (rate(agentwatch_alerts_total{mode!="shadow"}[5m]))', "{{detector}}")], unit="ops"),
@@ -92,7 +92,20 @@ RESPONSE = ("agentwatch — response", "agentwatch-response", [
                                     "{{status}}")], kind="bargauge"),
 ])
 
-APPROVAL_PANELS: list[dict[str, Any]] = []  # filled in by the approvals section below when present
+DECIDED = 'status=~"approved|running|executed|failed|denied"'
+APPROVAL_PANELS: list[dict[str, Any]] = [
+    panel("Approvals by status", [q("max by (status) (agentwatch_approvals)", "{{status}}")], kind="bargauge"),
+    panel("Approval rate (fatigue: field reports ~93%)",
+          [q('sum(max by (status) (agentwatch_approvals{status=~"approved|running|executed|failed"})) / '
+             f"sum(max by (status) (agentwatch_approvals{{{DECIDED}}}))", "approved / decided")],
+          kind="stat", unit="percentunit"),
+    panel("Time to decision", [q("max by (quantile) (agentwatch_approvals_decision_seconds)", "p{{quantile}}")],
+          kind="bargauge", unit="s"),
+    panel("Decisions faster than the reading time", [q("max(agentwatch_approvals_fast_decisions)", "too fast")],
+          kind="stat", description="Approvals clicked before anyone could have read the request."),
+    panel("Approval attempts by outcome (refusals included)",
+          [q("sum by (outcome) (increase(agentwatch_approvals_attempts_total[1h]))", "{{outcome}}")]),
+]
 
 
 def dashboard(title: str, uid: str, panels: list[dict[str, Any]]) -> dict[str, Any]:

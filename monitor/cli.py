@@ -347,16 +347,18 @@ def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: 
 
     with _engine(ctx).connect() as conn:
         rows = list_incidents(conn, status, limit)
+        cli_approvals.annotate_list(conn, rows)
     if as_json:
         _print_json(rows)
         return
     table = Table(title=f"incidents ({len(rows)})")
-    for column in ("incident", "opened", "severity", "status", "agent", "session", "detectors", "alerts", "open steps"):
+    for column in ("incident", "opened", "severity", "status", "agent", "session", "detectors", "alerts", "open steps",
+                   "pending approvals"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["incident_id"], rfc3339_ms(row["opened_ms"]), row["severity"], row["status"],
                       _cell(row["agent_id"]), _cell(row["session_id"]), ", ".join(row["detectors"]),
-                      str(row["alerts"]), str(row["open_steps"]))
+                      str(row["alerts"]), str(row["open_steps"]), str(row["pending_approvals"]))
     out.print(table)
 
 
@@ -374,8 +376,9 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
             record = load_incident(conn, incident_id)
         except KeyError:
             raise click.ClickException(f"no incident {incident_id}") from None
+        approval_rows = cli_approvals.approval_rows(conn, incident_id)
     if as_json:
-        _print_json(record)
+        _print_json({**msgspec.to_builtins(record), "approvals": approval_rows})
         return
     out.print(f"[bold]{record.incident_id}[/bold]  {record.severity}  {record.status}  agent {_cell(record.agent_id)}  "
               f"session {_cell(record.session_id)}  principal {_cell(record.principal or '—')}", highlight=False)
@@ -392,6 +395,8 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
         detail = action.error or ", ".join(f"{k}={v}" for k, v in action.result.items())
         steps.add_row(action.step, action.action, action.status, _cell(detail))
     out.print(steps)
+    if approval_rows:
+        out.print(cli_approvals.approvals_table(approval_rows))
     timeline = Table(title="timeline")
     for column in ("time", "kind", "actor", "what"):
         timeline.add_column(column)
@@ -492,12 +497,16 @@ def hook_claude_code(ctx: click.Context, server_url: str | None, fail: str, time
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="AGENTWATCH_HOST")
 @click.option("--port", type=int, default=8089, show_default=True, envvar="AGENTWATCH_PORT")
+@click.option("--bootstrap-servers", envvar="AGENTWATCH_BOOTSTRAP_SERVERS", default=None,
+              help="Kafka, to publish approved control commands from here. Env: AGENTWATCH_BOOTSTRAP_SERVERS.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """HTTP: /metrics, /healthz, /v1/sessions/<id> (session status for hooks and gateways)."""
-    from monitor.server import make_server
+def serve(ctx: click.Context, host: str, port: int, bootstrap_servers: str | None) -> None:
+    """HTTP: /metrics, /healthz, /v1/sessions/<id>, POST /slack/interactions; runs the approval worker."""
+    from monitor.server import approval_service, make_server
 
-    server = make_server(host, port, _engine(ctx))
+    config, engine = _config(ctx), _engine(ctx)
+    service = approval_service(engine, config.data_dir.resolve(), config.monitor.control_topic, bootstrap_servers)
+    server = make_server(host, port, engine, service)
     err.print(f"serving on http://{host}:{server.server_address[1]}")
     try:
         server.serve_forever()
@@ -573,6 +582,8 @@ class _live_line:  # noqa: N801
         if self.status is not None:
             self.status.stop()
 
+
+from monitor import cli_approvals  # noqa: E402,F401 - registers approve/deny
 
 if __name__ == "__main__":
     main()

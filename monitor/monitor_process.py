@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -52,13 +53,16 @@ class KafkaSender:
     def __init__(self, bootstrap_servers: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()  # the responder's and the approvals' threads share it
 
     def __call__(self, messages: list[OutgoingMessage]) -> None:
-        if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all",
-                                           max_block_ms=10_000)
-        futures = [self._producer.send(m.topic, key=m.key, value=m.value) for m in messages]
-        self._producer.flush(timeout=15)
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all",
+                                               max_block_ms=10_000)
+            producer = self._producer
+        futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
+        producer.flush(timeout=15)
         for future in futures:
             future.get(timeout=0)  # raises the delivery error, failing (and retrying) the step
 

@@ -91,9 +91,10 @@ def make_environment(template_dir: Path | None = None) -> SandboxedEnvironment:
 
 
 @functools.lru_cache(maxsize=8)
-def _template(template_dir: Path | None) -> Any:
-    """The compiled template, once per directory (compiling costs more than rendering)."""
-    return make_environment(template_dir).get_template(TEMPLATE_NAME)
+def _environment(template_dir: Path | None) -> SandboxedEnvironment:
+    """One environment per directory: it caches compiled templates (recompiling only when
+    the file changes), and compiling costs far more than rendering."""
+    return make_environment(template_dir)
 
 
 def render_postmortem(
@@ -111,7 +112,7 @@ def render_postmortem(
     template_dir
         A directory holding ``postmortem.md.j2`` (default: ``playbooks/templates``).
     """
-    template = _template(template_dir)
+    template = _environment(template_dir).get_template(TEMPLATE_NAME)
     return template.render(**postmortem_context(incident, evidence_path))
 
 

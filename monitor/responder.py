@@ -35,11 +35,13 @@ from sqlalchemy.engine import Connection, Engine
 from monitor import audit_log, metrics
 from monitor.action_spec import ActionContext, ActionOutcome, OutgoingMessage
 from monitor.alerts import Alert
+from monitor.approvals import ApprovalRuntime, ApprovalWorker
 from monitor.event import AuditEvent
 from monitor.incident_store import load_incident
 from monitor.incidents import IncidentSettings, add_timeline, attach_alert, set_status
 from monitor.journal import EventJournal
 from monitor.playbooks import Playbook
+from monitor.slack_notifier import SlackNotifier
 from monitor.store import actions, incident_events, incidents, insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
@@ -113,10 +115,17 @@ class Responder:
         self.clock = clock
         self._by_key = {(p.name, step.name): (p, step, action, params)
                         for p in playbooks for step, action, params in p.actions}
+        for _playbook, step, _action, _params in self._by_key.values():  # zero-valued series
+            for outcome in ("done", "failed", "skipped"):
+                metrics.ACTIONS.labels(step.action, outcome)
         self._watched: dict[str, str] = self._load_watched()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        #: Approved containment, expiries and Slack messages (monitor.approvals): its own
+        #: threads, every 0.2 s, started and stopped with the worker.
+        self.approvals = ApprovalWorker(ApprovalRuntime(engine, data_dir, control_topic, send=send,
+                                                        notifier=SlackNotifier.from_env(), clock=clock))
 
     def _load_watched(self) -> dict[str, str]:
         with self.engine.connect() as conn:
@@ -307,9 +316,11 @@ class Responder:
             self._worker = threading.Thread(target=self._work, name="agentwatch-responder", daemon=True)
             self._worker.start()
             self._wake.set()
+            self.approvals.start()
 
     def stop(self, timeout_s: float = 30.0, drain: bool = True) -> None:
         """Stop the worker; with ``drain``, first finish the steps that are ready now."""
+        self.approvals.stop()
         self._stop.set()
         self._wake.set()
         if self._worker is not None:

@@ -253,6 +253,11 @@ def open_store(url: str) -> Engine:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        # Take SQLite's write lock when a transaction begins, not at its first write: a
+        # read-then-write (the audit chain's "last hash, then append") can then never
+        # interleave with another writer — the same guarantee PostgreSQL gets from its
+        # advisory lock.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     metadata.create_all(engine)
     with engine.begin() as conn:
         current = conn.execute(select(schema_version.c.version)).scalar()
@@ -268,6 +273,7 @@ def open_store(url: str) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" listener issues BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -45,6 +45,13 @@ class LiveStack:
     serve_port: int = 0
 
     def start(self) -> LiveStack:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LiveStack:
         self.broker.start()
         bootstrap = self.broker.bootstrap_servers
         ensure_topics(bootstrap, ["agent.audit", "otlp_logs", "agentwatch.alerts", "agentwatch.dlq",

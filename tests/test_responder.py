@@ -50,7 +50,7 @@ def test_enforce_alert_terminates_in_the_batch_then_bookkeeping_runs(responder: 
     assert "ssh" not in commands[0]["reason"]  # our words only: the reason reaches the agent
     assert status_from_store(responder.engine, "s1").status == "terminated"
     responder.confirm(prepared)
-    assert responder.run_pending() == 2  # evidence, then postmortem
+    assert responder.run_pending() == 4  # evidence, postmortem, then the two approval requests
     from monitor.incident_store import load_incident
 
     with responder.engine.connect() as conn:
@@ -58,7 +58,8 @@ def test_enforce_alert_terminates_in_the_batch_then_bookkeeping_runs(responder: 
         record = load_incident(conn, incident_id)
     assert record.status == "contained"
     assert [(a.step, a.status) for a in record.actions] == [
-        ("terminate", "done"), ("evidence", "done"), ("postmortem", "done")]
+        ("terminate", "done"), ("evidence", "done"), ("postmortem", "done"),
+        ("approve_revoke_credentials", "done"), ("approve_quarantine_agent", "done")]
     bundle = Path(record.actions[1].result["path"])
     assert verify_bundle(bundle).ok
     assert [e.event_id for e in record.events] == ["s1:e0", "s1:e1", "s1:e2"]  # the look-back journal
@@ -75,7 +76,7 @@ def test_replayed_alert_changes_nothing(responder: Responder) -> None:
     assert again.messages == [] and again.inline == []
     assert responder.run_pending() == 0
     with responder.engine.connect() as conn:
-        assert len(conn.execute(select(actions.c.action_key)).all()) == 3
+        assert len(conn.execute(select(actions.c.action_key)).all()) == 5
 
 
 def test_alert_mode_alerts_record_but_never_terminate(responder: Responder) -> None:

@@ -89,7 +89,8 @@ def test_exfiltration_is_contained_with_evidence_and_postmortem_and_replay_chang
     assert record.status == "contained" and record.session_id == SESSION
     steps = {a.step: a for a in record.actions}
     assert {name: a.status for name, a in steps.items()} == {"terminate": "done", "evidence": "done",
-                                                             "postmortem": "done"}
+                                                             "postmortem": "done", "approve_revoke_credentials": "done",
+                                                             "approve_quarantine_agent": "done"}
     bundle = Path(steps["evidence"].result["path"])
     assert verify_bundle(bundle).ok
     journaled = [e.event_id for e in record.events]
