@@ -16,55 +16,33 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, NamedTuple
 
-import msgspec
-
-from monitor.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
+from detectors._rulekit import (
+    CMD,
+    RULE_SCORE,
+    SHELL,
+    SQL,
+    Hit,
+    Rule,
+    Verdict,
+    best_hit,
+    candidates,
+    clip,
+    command_words,
+    gated,
+    json_text,
+    report,
+    runs_sql,
+    segment,
+    starts_command,
+    surface,
+    tool_class,
+)
+from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
 from monitor.event import AuditEvent
 from monitor.session_state import SessionState
 
 __all__ = ["DestructiveOps", "DestructiveOpsConfig"]
 
-_encode = msgspec.json.Encoder().encode
-
-#: Argument keys holding file content or prose rather than a command.
-CONTENT_KEYS: Final = frozenset(
-    """
-    content new_string old_string text body edits new_source description prompt message messages
-    subject summary title comment notes todos
-    """.split()
-)
-#: Database tool names contain one of these.
-_SQL_TOOL_WORDS: Final = tuple(
-    """
-    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb
-    supabase db. db_ .db _db
-    """.split()
-)
-#: A command line that runs SQL names one of these clients.
-_SQL_CLIENTS: Final = (
-    "psql",
-    "mysql",
-    "sqlite3",
-    "sqlcmd",
-    "clickhouse",
-    "bq query",
-    "snowsql",
-    "duckdb",
-    "cockroach",
-    "mariadb",
-    "pgcli",
-    "mongo",
-    "redis-cli",
-    "trino",
-    "presto",
-    "spark-sql",
-)
-_BOUNDARY: Final = frozenset(" \t\n;&|(`'\"{$")
-#: Commands whose quoted argument is text, not a command that runs.
-_QUOTE_OWNER: Final = re.compile(
-    r"(?:echo|printf|grep|rg|ag|-m|--message|comment|logger|format|pretty)\s*=?\s*$"
-)
-_SEGMENT_END: Final = re.compile(r"[;&|\n)`]")
 _TEMP_TABLE: Final = re.compile(r"(?:^|\.)[\"`\[]?(?:tmp|temp|scratch|test|staging_tmp)[_\w]*[\"`\]]?$")
 
 _ROOT_TARGETS: Final = frozenset({"/", "/*", "/.", "/.*"})
@@ -83,64 +61,25 @@ _SYSTEM_DIR: Final = re.compile(
 )
 _HOME_DIR: Final = re.compile(r"/(?:home|users)/[^/\s]+/?\*?")
 
-#: What a rule check returns: None (no finding), a score, :data:`RULE_SCORE` (the rule's own
-#: score), or (score, rule, what) to report under a more specific rule.
-Verdict = float | tuple[float, str, str] | None
-RULE_SCORE: Final = 0.0
-Check = Callable[[str, "re.Match[str]", AuditEvent, "_Ctx"], Verdict]
+#: ``check(low, match, ctx)``, as :func:`detectors._rulekit.best_hit` calls it.
+Check = Callable[[str, "re.Match[str]", "_Ctx"], Verdict]
 
 
 class _Ctx(NamedTuple):
-    """What a rule check may consult besides the text: the detector's settings and the session's cwd."""
+    """What a rule check may consult besides the text: the event, the detector's settings, the session's cwd."""
 
+    event: AuditEvent
     det: DestructiveOps
     cwd: str
 
 
-class _Rule(NamedTuple):
-    rule: str
-    score: float
-    what: str
-    #: Cheap substring tests; the regex runs only when one of them is in the text.
-    gates: tuple[str, ...]
-    rx: re.Pattern[str]
-    check: Check | None = None
+_rx = re.compile
 
 
-def _starts_command(low: str, at: int) -> bool:
-    """``at`` begins a command word, and not inside text quoted for echo/printf/grep/commit."""
-    if at and low[at - 1] not in _BOUNDARY:
-        return False
-    line_start = low.rfind("\n", 0, at) + 1
-    for q in ("'", '"'):
-        opened = low.rfind(q, line_start, at)
-        if opened >= 0 and low.count(q, line_start, at) % 2 == 1:
-            return _QUOTE_OWNER.search(low, max(line_start, opened - 40), opened) is None
-    return True
-
-
-def _segment(low: str, start: int) -> str:
-    """From ``start`` to the end of that shell command (``;``, ``&&``, ``|``, newline)."""
-    end = _SEGMENT_END.search(low, start)
-    return low[start : end.start() if end else len(low)]
-
-
-_STOP_WORDS: Final = ("<", ">", "#", "2>", "1>", "&>")
-
-
-def _words(low: str, start: int) -> list[str]:
-    """The words of the shell command starting at ``start``, up to a redirection or a comment."""
-    words = _segment(low, start).split()
-    for i, word in enumerate(words):
-        if word.startswith(_STOP_WORDS):
-            return words[:i]
-    return words
-
-
-def _check_rm(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    if not _starts_command(low, m.start()):
+def _check_rm(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    if not starts_command(low, m.start()):
         return None
-    words = _words(low, m.end())
+    words = command_words(low, m.end())
     recursive = False
     no_preserve = False
     targets: list[str] = []
@@ -156,7 +95,7 @@ def _check_rm(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdi
         return 0.95, "rm_rf_root", "recursively deletes the root filesystem"
     if not recursive:
         return None
-    cwd = _cwd(event) or ctx.cwd
+    cwd = _cwd(ctx.event) or ctx.cwd
     parent_hop = "cd .." in low[max(0, m.start() - 60) : m.start()]
     best: tuple[float, str, str] | None = None
     for target in targets:
@@ -190,10 +129,10 @@ def _cwd(event: AuditEvent) -> str:
     return ""
 
 
-def _check_find(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    if not _starts_command(low, m.start()):
+def _check_find(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    if not starts_command(low, m.start()):
         return None
-    seg = _segment(low, m.start())
+    seg = segment(low, m.start())
     if "-delete" not in seg and "rm " not in low[m.start() : m.start() + 400]:
         return None
     root = m.group(1)
@@ -202,12 +141,12 @@ def _check_find(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Ver
     return 0.85, "find_delete", "deletes everything under the home directory with find"
 
 
-def _check_command(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    return None if not _starts_command(low, m.start()) else RULE_SCORE
+def _check_command(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    return None if not starts_command(low, m.start()) else RULE_SCORE
 
 
-def _check_sql(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    if not _runs_sql(low, m, event):
+def _check_sql(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    if not runs_sql(low, m.start(), ctx.event.tool):
         return None
     name = m.group(1).rstrip(";,)")
     if _TEMP_TABLE.search(name):
@@ -217,17 +156,17 @@ def _check_sql(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verd
     return RULE_SCORE
 
 
-def _check_truncate(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
+def _check_truncate(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
     name = m.group(1)
-    if name.startswith("-") or not _runs_sql(low, m, event):
+    if name.startswith("-") or not runs_sql(low, m.start(), ctx.event.tool):
         return None
     if _TEMP_TABLE.search(name):
         return None
     return 0.9 if "prod" in low else RULE_SCORE
 
 
-def _check_delete_from(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    if not _runs_sql(low, m, event):
+def _check_delete_from(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    if not runs_sql(low, m.start(), ctx.event.tool):
         return None
     end = low.find(";", m.end())
     statement = low[m.end() : end if end >= 0 else m.end() + 400]
@@ -236,18 +175,10 @@ def _check_delete_from(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx)
     return 0.9 if "prod" in low else RULE_SCORE
 
 
-def _runs_sql(low: str, m: re.Match[str], event: AuditEvent) -> bool:
-    """SQL sent to a database tool (outside a string literal), or a SQL client in a command line."""
-    tool = (event.tool or "").lower()
-    if any(w in tool for w in _SQL_TOOL_WORDS):
-        return low.count("'", 0, m.start()) % 2 == 0
-    return any(c in low for c in _SQL_CLIENTS)
-
-
-def _check_push(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    if not _starts_command(low, m.start()):
+def _check_push(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    if not starts_command(low, m.start()):
         return None
-    words = _words(low, m.end())
+    words = command_words(low, m.end())
     force = mirror = delete = False
     positional: list[str] = []
     skip_next = False
@@ -277,7 +208,7 @@ def _check_push(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Ver
     if forced_refs or (force and protected):
         return 0.85
     if force and not refs:
-        branch = _attr_branch(event)
+        branch = _attr_branch(ctx.event)
         if branch and ctx.det._is_protected(branch):
             return 0.85
         if not branch:
@@ -295,19 +226,19 @@ def _attr_branch(event: AuditEvent) -> str:
     return ""
 
 
-def _check_reset_push(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
+def _check_reset_push(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
     rest = low[m.end() : m.end() + 400]
     at = rest.find("git push")
     if at < 0:
         return None
-    push = _segment(rest, at)
+    push = segment(rest, at)
     if "-f" in push or "--force" in push or " +" in push:
         return RULE_SCORE
     return 0.55, "git_reset_hard_push", "hard-resets and pushes"
 
 
-def _check_terraform(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    seg = _segment(low, m.start())
+def _check_terraform(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    seg = segment(low, m.start())
     if " plan" in seg and " apply" not in seg:
         return None
     if "-auto-approve" in seg or "--auto-approve" in seg or "--yes" in seg or " -y" in seg:
@@ -315,36 +246,30 @@ def _check_terraform(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -
     return RULE_SCORE
 
 
-def _check_helm(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    if not _starts_command(low, m.start()):
+def _check_helm(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    if not starts_command(low, m.start()):
         return None
     if ctx.det._in_prod(low):
         return RULE_SCORE
     return 0.45, "helm_uninstall", "uninstalls a Helm release outside production"
 
 
-def _check_kubectl_all(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
-    seg = _segment(low, m.start())
+def _check_kubectl_all(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
+    seg = segment(low, m.start())
     padded = seg + " "
     if " --all " in padded or " -a " in padded or "--all-namespaces" in padded or " --all=true" in padded:
         return 0.9 if ctx.det._in_prod(low) else RULE_SCORE
     return None
 
 
-def _check_prod(low: str, m: re.Match[str], event: AuditEvent, ctx: _Ctx) -> Verdict:
+def _check_prod(low: str, m: re.Match[str], ctx: _Ctx) -> Verdict:
     return 0.9 if ctx.det._in_prod(low) else RULE_SCORE
 
 
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-_CMD = r"[^;&|\n]*"  # the rest of one shell command
-
 #: Rules on the lower-cased surface, highest score first.
 _RULES: Final = (
-    _Rule("rm_rf_root", 0.95, "recursively deletes a critical directory", ("rm",), _rx(r"rm\s"), _check_rm),
-    _Rule(
+    Rule("rm_rf_root", 0.95, "recursively deletes a critical directory", ("rm",), _rx(r"rm\s"), _check_rm),
+    Rule(
         "find_delete",
         0.9,
         "deletes everything under / with find",
@@ -352,23 +277,23 @@ _RULES: Final = (
         _rx(r"find\s+(/\*?|~/?|\$home/?|\$\{home\}/?)(?=\s|$)"),
         _check_find,
     ),
-    _Rule("mkfs", 0.9, "formats a filesystem", ("mkfs",), _rx(r"mkfs(?:\.\w+)?\s"), _check_command),
-    _Rule(
+    Rule("mkfs", 0.9, "formats a filesystem", ("mkfs",), _rx(r"mkfs(?:\.\w+)?\s"), _check_command),
+    Rule(
         "disk_overwrite",
         0.9,
         "overwrites a block device",
         ("/dev/",),
         _rx(r"(?:of=|>\s*)/dev/(?:sd[a-z]|nvme\d|hd[a-z]|xvd[a-z]|vd[a-z]|disk\d|mmcblk\d|dm-\d|mapper/)"),
     ),
-    _Rule(
+    Rule(
         "disk_overwrite",
         0.9,
         "wipes a block device",
         ("/dev/",),
-        _rx(r"(?:shred|wipefs|blkdiscard)\s" + _CMD + r"/dev/"),
+        _rx(r"(?:shred|wipefs|blkdiscard)\s" + CMD + r"/dev/"),
         _check_command,
     ),
-    _Rule(
+    Rule(
         "drop_database",
         0.85,
         "drops a database object",
@@ -376,17 +301,17 @@ _RULES: Final = (
         _rx(r"drop\s+(?:table|database|schema)\s+(?:if\s+exists\s+)?([\w.\"`\[\]-]+)"),
         _check_sql,
     ),
-    _Rule(
+    Rule(
         "mongo_drop",
         0.85,
         "drops a MongoDB collection or database",
         ("drop", "deletemany"),
         _rx(r"\.(?:dropdatabase\(\)|drop\(\)|deletemany\(\s*\{\s*\}\s*\))"),
     ),
-    _Rule(
+    Rule(
         "redis_flush", 0.85, "flushes a Redis database", ("flush",), _rx(r"flush(?:all|db)\b"), _check_command
     ),
-    _Rule(
+    Rule(
         "git_force_push_protected",
         0.85,
         "force-pushes to a protected branch",
@@ -394,15 +319,15 @@ _RULES: Final = (
         _rx(r"git\s+(?:-c\s+\S+\s+)*push\b"),
         _check_push,
     ),
-    _Rule(
+    Rule(
         "terraform_destroy",
         0.85,
         "destroys infrastructure",
         ("destroy",),
-        _rx(r"(?:terraform|terragrunt|tofu)\b" + _CMD + r"\s(?:destroy\b|apply\b" + _CMD + r"-destroy\b)"),
+        _rx(r"(?:terraform|terragrunt|tofu)\b" + CMD + r"\s(?:destroy\b|apply\b" + CMD + r"-destroy\b)"),
         _check_terraform,
     ),
-    _Rule(
+    Rule(
         "terraform_destroy",
         0.85,
         "destroys infrastructure",
@@ -410,23 +335,23 @@ _RULES: Final = (
         _rx(r"(?:pulumi|cdk|cdktf|sst|serverless|sls)\s+(?:\S+\s+)*?(?:destroy|remove)\b"),
         _check_prod,
     ),
-    _Rule(
+    Rule(
         "kubectl_delete_namespace",
         0.85,
         "deletes a Kubernetes namespace",
         ("delete",),
-        _rx(r"kubectl\b" + _CMD + r"\sdelete\s+(?:ns|namespaces?)\b"),
+        _rx(r"kubectl\b" + CMD + r"\sdelete\s+(?:ns|namespaces?)\b"),
         _check_prod,
     ),
-    _Rule(
+    Rule(
         "kubectl_delete_all",
         0.85,
         "deletes all resources of a kind",
         ("delete",),
-        _rx(r"kubectl\b" + _CMD + r"\sdelete\b"),
+        _rx(r"kubectl\b" + CMD + r"\sdelete\b"),
         _check_kubectl_all,
     ),
-    _Rule(
+    Rule(
         "helm_uninstall_prod",
         0.85,
         "uninstalls a production Helm release",
@@ -434,7 +359,7 @@ _RULES: Final = (
         _rx(r"helm\s+(?:\S+\s+)*?(?:uninstall|delete|del)\b"),
         _check_helm,
     ),
-    _Rule(
+    Rule(
         "cloud_delete",
         0.9,
         "deletes a production database",
@@ -444,18 +369,18 @@ _RULES: Final = (
             r"|gcloud\s+projects\s+delete"
         ),
     ),
-    _Rule(
+    Rule(
         "cloud_delete",
         0.85,
         "deletes cloud resources",
         ("aws", "gsutil", "gcloud"),
         _rx(
-            r"aws\s+s3\s+(?:rm\s" + _CMD + r"--recursive|rb\s" + _CMD + r"--force)|gsutil\s+(?:-m\s+)?rm\s+-r"
-            r"|gcloud\s+storage\s+rm\s" + _CMD + r"(?:-r\b|--recursive)"
+            r"aws\s+s3\s+(?:rm\s" + CMD + r"--recursive|rb\s" + CMD + r"--force)|gsutil\s+(?:-m\s+)?rm\s+-r"
+            r"|gcloud\s+storage\s+rm\s" + CMD + r"(?:-r\b|--recursive)"
         ),
         _check_prod,
     ),
-    _Rule(
+    Rule(
         "cloud_delete",
         0.85,
         "deletes cloud resources",
@@ -468,15 +393,15 @@ _RULES: Final = (
         ),
         _check_prod,
     ),
-    _Rule(
+    Rule(
         "cloud_delete",
         0.8,
         "deletes cloud resources",
         ("delete",),
-        _rx(r"gcloud\s" + _CMD + r"\sdelete\b"),
+        _rx(r"gcloud\s" + CMD + r"\sdelete\b"),
         _check_prod,
     ),
-    _Rule(
+    Rule(
         "truncate_table",
         0.8,
         "truncates a table",
@@ -484,7 +409,7 @@ _RULES: Final = (
         _rx(r"truncate\s+(?:table\s+)?([\w.\"`\[\]-]+)"),
         _check_truncate,
     ),
-    _Rule(
+    Rule(
         "delete_without_where",
         0.8,
         "deletes every row of a table",
@@ -492,7 +417,7 @@ _RULES: Final = (
         _rx(r"delete\s+from\s+([\w.\"`\[\]-]+)"),
         _check_delete_from,
     ),
-    _Rule(
+    Rule(
         "update_without_where",
         0.75,
         "overwrites a column in every row of a table",
@@ -500,7 +425,7 @@ _RULES: Final = (
         _rx(r"update\s+([\w.\"`\[\]-]+)\s+set\s"),
         _check_delete_from,
     ),
-    _Rule(
+    Rule(
         "git_reset_hard_push",
         0.8,
         "hard-resets and force-pushes",
@@ -509,102 +434,11 @@ _RULES: Final = (
         _check_reset_push,
     ),
 )
-_Hit = tuple[float, str, str, str]
-
-
-# -- tool classes: which rule families can apply to a tool call ---------------------
-SHELL: Final = "shell"
-SQL: Final = "sql"
-FILE: Final = "file"
-DATA: Final = "data"
-_SQL_NAME_WORDS: Final = tuple(
-    """
-    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb
-    """.split()
-)
-_SHELL_NAME_WORDS: Final = tuple(
-    """
-    bash shell exec terminal command cmd run script code notebook cli kubectl terraform tofu helm
-    docker ssh python console process aws gcloud
-    """.split()
-)
-_FILE_NAME_WORDS: Final = tuple("read write edit grep glob file patch dir fs. fs_ path view".split())
-_FILE_LEAVES: Final = frozenset({"ls", "cat", "find", "search_files", "list_directory"})
-_SHELL_ARG_KEYS: Final = frozenset({"command", "cmd", "argv", "script", "code", "shell", "commands"})
-_FILE_ARG_KEYS: Final = frozenset(
-    {"file_path", "path", "paths", "filename", "file", "notebook_path", "directory", "dir", "source", "src"}
-)
-_CLASS_CACHE: dict[str, str] = {}
-
-
-def _tool_class(tool: str | None, args: dict[str, Any] | None) -> str:
-    """``shell`` (runs commands or code), ``sql``, ``file`` (a path) or ``data`` (anything else).
-
-    Decided from the tool's name (cached) and upgraded by its argument keys, so an
-    unknown MCP tool taking ``{"command": …}`` is treated as a shell.
-    """
-    name = tool or ""
-    cls = _CLASS_CACHE.get(name)
-    if cls is None:
-        low = name.lower()
-        if any(w in low for w in _SQL_NAME_WORDS):
-            cls = SQL
-        elif any(w in low for w in _SHELL_NAME_WORDS):
-            cls = SHELL
-        elif low.rpartition("__")[2] in _FILE_LEAVES or any(w in low for w in _FILE_NAME_WORDS):
-            cls = FILE
-        else:
-            cls = DATA
-        if len(_CLASS_CACHE) >= 4096:
-            _CLASS_CACHE.clear()
-        _CLASS_CACHE[name] = cls
-    if args and cls is not SHELL:
-        if not _SHELL_ARG_KEYS.isdisjoint(args):
-            return SHELL
-        if cls is DATA and not _FILE_ARG_KEYS.isdisjoint(args):
-            return FILE
-    return cls
-
-
-class _Gated(NamedTuple):
-    """Rules (highest score first) and an index from cheap substring gates to the rules they open."""
-
-    rules: tuple[_Rule, ...]
-    index: tuple[tuple[str, tuple[int, ...]], ...]
-
-
-def _gated(rules: Sequence[_Rule]) -> _Gated:
-    ordered = tuple(sorted(rules, key=lambda r: -r.score))
-    gates = sorted({g for r in ordered for g in r.gates}, key=len)
-    kept: list[str] = []
-    for gate in gates:  # a gate containing a shorter gate adds nothing: the shorter one is tested anyway
-        if not any(g in gate for g in kept):
-            kept.append(gate)
-    index = tuple(
-        (g, tuple(i for i, r in enumerate(ordered) if any(g in rg for rg in r.gates))) for g in kept
-    )
-    return _Gated(ordered, index)
-
-
-def _candidates(gated: _Gated, text: str) -> list[_Rule]:
-    """The rules whose gate is in ``text``, highest score first (usually none)."""
-    hit: set[int] | None = None
-    for gate, ids in gated.index:
-        if gate in text:
-            if hit is None:
-                hit = set(ids)
-            else:
-                hit.update(ids)
-    if hit is None:
-        return []
-    return [gated.rules[i] for i in sorted(hit)]
-
-
 _SQL_RULES: Final = frozenset(
     {"drop_database", "truncate_table", "delete_without_where", "update_without_where"}
 )
 #: Rule families per tool class (file and data tools carry no command line).
-_TABLES: Final = {SHELL: _gated(_RULES), SQL: _gated([r for r in _RULES if r.rule in _SQL_RULES])}
+_TABLES: Final = {SHELL: gated(_RULES), SQL: gated([r for r in _RULES if r.rule in _SQL_RULES])}
 _BULK_WORDS: Final = ("delete", "trash", "remove", "purge", "destroy", "wipe", "empty", "erase")
 _BROAD_OPERATORS: Final = tuple(
     """
@@ -711,29 +545,21 @@ class DestructiveOps(Detector):
                 session.scratch[self.name] = cwd  # so `rm -rf /abs/path/of/the/repo` is recognised
             if kind != "tool_result" or session.kind_counts.get("tool_call"):
                 return ()
-        leaf = (event.tool or "").rpartition("__")[2].lower()
-        best: _Hit | None = None
-        table = _TABLES.get(_tool_class(event.tool, event.args))
+        best: Hit | None = None
+        table = _TABLES.get(tool_class(event.tool, event.args))
         if table is not None:
-            surface = _clip(_surface(event), self._scan_cap)
-            low = surface.lower()
-            rules = _candidates(table, low)
+            text = clip(surface(event), self._scan_cap)
+            low = text.lower()
+            rules = candidates(table, low)
             if rules:
-                best = self._best(rules, low, surface, event, _Ctx(self, session.scratch.get(self.name, "")))
-        if best is None and event.args and any(w in leaf for w in _BULK_WORDS):
-            best = self._bulk(event, leaf)
+                best = best_hit(rules, low, text, _Ctx(event, self, session.scratch.get(self.name, "")))
+        if best is None and event.args:
+            leaf = (event.tool or "").rpartition("__")[2].lower()  # tool_leaf(), inlined: every call passes here
+            if any(w in leaf for w in _BULK_WORDS):
+                best = self._bulk(event, leaf)
         if best is None:
             return ()
-        score, rule, what, snippet = best
-        return (
-            Finding(
-                score=score,
-                reason=f"{rule}: the agent {what} with {quote(snippet)}.",
-                event_ids=supporting(event),
-                category="destructive",
-                rule=rule,
-            ),
-        )
+        return report(best, supporting(event), "destructive")
 
     # -- helpers used by the rule checks ------------------------------------------
     def _is_protected(self, ref: str) -> bool:
@@ -746,37 +572,13 @@ class DestructiveOps(Detector):
     def _in_prod(self, low: str) -> bool:
         return any(marker in low for marker in self._prod_markers)
 
-    # -- evaluation ---------------------------------------------------------------
-    def _best(
-        self, rules: Sequence[_Rule], low: str, surface: str, event: AuditEvent, ctx: _Ctx
-    ) -> _Hit | None:
-        best: _Hit | None = None
-        for rule in rules:
-            if best is not None and rule.score <= best[0]:
-                break
-            m = rule.rx.search(low)
-            tries = 4
-            while m is not None:
-                verdict = rule.score if rule.check is None else rule.check(low, m, event, ctx)
-                if verdict is not None:
-                    if isinstance(verdict, tuple):
-                        score, name, what = verdict
-                    else:
-                        score, name, what = (verdict or rule.score), rule.rule, rule.what
-                    if best is None or score > best[0]:
-                        best = (score, name, what, _window(surface, low, m.start(), m.end()))
-                    break
-                tries -= 1
-                m = rule.rx.search(low, m.end()) if tries else None
-        return best
-
-    def _bulk(self, event: AuditEvent, leaf: str) -> _Hit | None:
+    def _bulk(self, event: AuditEvent, leaf: str) -> Hit | None:
         """A deletion tool (``gmail.delete``, ``drive.delete``) aimed at a broad query or many ids."""
         args: dict[str, Any] = event.args or {}
         for key in _ID_LIST_KEYS:
             value = args.get(key)
             if isinstance(value, list) and len(value) >= self._bulk_threshold:
-                return (
+                return Hit(
                     0.8,
                     "bulk_delete",
                     f"deletes {len(value)} items at once through {leaf}",
@@ -785,22 +587,22 @@ class DestructiveOps(Detector):
         for key in _QUERY_KEYS:
             value = args.get(key)
             if isinstance(value, str) and _broad_query(value):
-                return (
+                return Hit(
                     0.85,
                     "bulk_delete",
                     f"deletes everything matching a broad query through {leaf}",
                     f"{event.tool} {key}={value!r}",
                 )
         if args.get("all") is True or args.get("delete_all") is True or args.get("recursive") is True:
-            return (
+            return Hit(
                 0.85,
                 "bulk_delete",
                 f"deletes everything through {leaf}",
-                f"{event.tool} {_encode(args).decode()}",
+                f"{event.tool} {json_text(args)}",
             )
         count = args.get("count") or args.get("max_results") or args.get("limit")
         if isinstance(count, int) and not isinstance(count, bool) and count >= self._bulk_threshold * 5:
-            return (
+            return Hit(
                 0.8,
                 "bulk_delete",
                 f"deletes up to {count} items through {leaf}",
@@ -815,44 +617,3 @@ def _broad_query(query: str) -> bool:
     if q in _BROAD_QUERIES:
         return True
     return all(word.startswith(_BROAD_OPERATORS) for word in q.split())
-
-
-def _surface(event: AuditEvent) -> str:
-    """Target plus command-like argument values (lists of strings joined; content skipped)."""
-    target = event.target or ""
-    args = event.args
-    if not args:
-        return target
-    parts = [target] if target else []
-    for key, value in args.items():
-        if key in CONTENT_KEYS:
-            continue
-        if type(value) is str:
-            if value and value != target:
-                parts.append(value)
-        elif type(value) is list:
-            if all(type(v) is str for v in value):
-                joined = " ".join(value)
-                if joined not in target:
-                    parts.append(joined)
-            else:
-                parts.append(_encode(value).decode())
-        elif type(value) is dict:
-            parts.append(_encode(value).decode())
-    return "\n".join(parts)
-
-
-def _window(original: str, searched: str, start: int, end: int) -> str:
-    source = original if len(original) == len(searched) else searched
-    return source[max(0, start - 30) : end + 60]
-
-
-def _clip(text: str, limit: int) -> str:
-    """``text`` if short, else its head and tail (three quarters and one quarter of ``limit``).
-
-    Bounds the per-event cost on very long commands; what sits in the middle of a longer
-    text is not examined (raise ``max_scan_chars`` to trade cost for coverage).
-    """
-    if len(text) <= limit:
-        return text
-    return text[: limit - limit // 4] + "\n" + text[-(limit // 4) :]

@@ -18,42 +18,45 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Final, NamedTuple
+from typing import ClassVar, Final
 
-import msgspec
-
-from monitor.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
+from detectors._rulekit import (
+    CMD,
+    DATA,
+    FILE,
+    RULE_SCORE,
+    SHELL,
+    SQL,
+    WRITE_TOOLS,
+    Hit,
+    Rule,
+    Verdict,
+    best_hit,
+    candidates,
+    clip,
+    command_words,
+    gated,
+    is_write_tool,
+    report,
+    runs_sql,
+    segment,
+    starts_command,
+    surface,
+    tool_class,
+    tool_leaf,
+    window,
+)
+from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
 from monitor.event import AuditEvent
 from monitor.session_state import SessionState
 
 __all__ = ["PrivilegeChanges", "PrivilegeChangesConfig"]
 
-_encode = msgspec.json.Encoder().encode
-
 PRIV: Final = "privilege_escalation"
 GUARD: Final = "guardrail_circumvention"
 
-#: Argument keys holding file content or prose rather than a command or a path.
-CONTENT_KEYS: Final = frozenset(
-    """
-    content new_string old_string text body edits new_source description prompt message messages
-    subject summary title comment notes todos
-    """.split()
-)
-#: Tools that write a file (lower-cased; an MCP tool matches on its last ``__`` segment).
-WRITE_TOOLS: Final = frozenset(
-    """
-    write edit multiedit notebookedit write_file edit_file create_file str_replace_editor
-    apply_patch
-    """.split()
-)
 #: Tools whose target is a search pattern or a path that is only read.
 READ_ONLY_TOOLS: Final = frozenset({"read", "grep", "glob", "ls", "websearch", "webfetch", "notebookread"})
-_BOUNDARY: Final = frozenset(" \t\n;&|(`'\"{$")
-_SEGMENT_END: Final = re.compile(r"[;&|\n)`]")
-_QUOTE_OWNER: Final = re.compile(
-    r"(?:echo|printf|grep|rg|ag|-m|--message|comment|logger|format|pretty)\s*=?\s*$"
-)
 #: Text right before a command that runs it another way (a retry "via a different route").
 _WRAPPED: Final = re.compile(
     r"(?:(?:ba|z|da)?sh\s+-c|eval|sudo(?:\s+-\S+)*|doas|xargs(?:\s+-\S+)*|nohup|setsid|env(?:\s+\S+=\S*)*"
@@ -63,63 +66,36 @@ _WRAPPED: Final = re.compile(
 #: Settings rules whose finding is guardrail circumvention rather than escalation.
 _GUARD_VERDICTS: Final = frozenset({"self_disable_hooks", "self_disable_sandbox"})
 
-Verdict = float | tuple[float, str, str] | None
-#: A check returning this keeps the rule's own score.
-RULE_SCORE: Final = 0.0
 Check = Callable[[str, "re.Match[str]", AuditEvent], Verdict]
 
 
-class _Rule(NamedTuple):
-    rule: str
-    category: str
-    score: float
-    what: str
-    #: Cheap substring tests; the regex runs only when one of them is in the text.
-    gates: tuple[str, ...]
-    rx: re.Pattern[str]
-    check: Check | None = None
+def _rule(
+    rule: str,
+    category: str,
+    score: float,
+    what: str,
+    gates: tuple[str, ...],
+    rx: re.Pattern[str],
+    check: Check | None = None,
+) -> Rule:
+    """A rule of this detector, which names its category."""
+    return Rule(rule, score, what, gates, rx, check, category)
 
 
-def _starts_command(low: str, at: int) -> bool:
-    """``at`` begins a command word, and not inside text quoted for echo/printf/grep/commit."""
-    if at and low[at - 1] not in _BOUNDARY:
-        return False
-    line_start = low.rfind("\n", 0, at) + 1
-    for q in ("'", '"'):
-        opened = low.rfind(q, line_start, at)
-        if opened >= 0 and low.count(q, line_start, at) % 2 == 1:
-            return _QUOTE_OWNER.search(low, max(line_start, opened - 40), opened) is None
-    return True
-
-
-def _segment(low: str, start: int) -> str:
-    end = _SEGMENT_END.search(low, start)
-    return low[start : end.start() if end else len(low)]
-
-
-_STOP_WORDS: Final = ("<", ">", "#", "2>", "1>", "&>")
-
-
-def _words(low: str, start: int) -> list[str]:
-    """The words of the shell command starting at ``start``, up to a redirection or a comment."""
-    words = _segment(low, start).split()
-    for i, word in enumerate(words):
-        if word.startswith(_STOP_WORDS):
-            return words[:i]
-    return words
+_rx = re.compile
 
 
 def _check_command(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
-    return RULE_SCORE if _starts_command(low, m.start()) else None
+    return RULE_SCORE if starts_command(low, m.start()) else None
 
 
 _ROOT_SHELL: Final = re.compile(r"(?:-\w+\s+)*(?:-i\b|-s\b|su\b|bash\b|sh\b|zsh\b|-u\s+root\s+(?:ba|z)?sh\b)")
 
 
 def _check_sudo(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
-    if not _starts_command(low, m.start()):
+    if not starts_command(low, m.start()):
         return None
-    rest = _segment(low, m.end())
+    rest = segment(low, m.end())
     words = rest.split()
     before = low[max(0, m.start() - 160) : m.start()]
     pipe = before.rfind("|")
@@ -133,9 +109,9 @@ def _check_sudo(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
 
 
 def _check_chmod(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
-    if not _starts_command(low, m.start()):
+    if not starts_command(low, m.start()):
         return None
-    words = _words(low, m.end())
+    words = command_words(low, m.end())
     modes = [w for w in words if not w.startswith("-")]
     if not modes:
         return None
@@ -159,7 +135,7 @@ def _check_chmod(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
 
 
 def _check_sudoers(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
-    if _leaf(event.tool) in WRITE_TOOLS:
+    if is_write_tool(event.tool):
         return RULE_SCORE
     before = low[max(0, m.start() - 160) : m.start()]
     after = low[m.end() : m.end() + 40]
@@ -172,7 +148,7 @@ def _check_sudoers(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
 
 def _check_settings(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
     """A write to the agent's own settings; the score depends on what the write does."""
-    leaf = _leaf(event.tool)
+    leaf = tool_leaf(event.tool)
     if leaf in READ_ONLY_TOOLS:
         return None
     if leaf not in WRITE_TOOLS:
@@ -225,36 +201,9 @@ def _text_arg(args: dict[str, object], keys: tuple[str, ...]) -> str:
     return "\n".join(parts)
 
 
-#: A database tool's name contains one of these; elsewhere SQL runs through a named client.
-_SQL_TOOL_WORDS: Final = tuple(
-    """
-    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb db.
-    db_
-    """.split()
-)
-_SQL_CLIENTS: Final = (
-    "psql",
-    "mysql",
-    "sqlite3",
-    "sqlcmd",
-    "clickhouse",
-    "bq query",
-    "snowsql",
-    "duckdb",
-    "mariadb",
-    "pgcli",
-    "trino",
-    "presto",
-    "snowflake",
-)
-
-
 def _check_sql(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
     """SQL sent to a database tool (outside a string literal) or through a SQL client."""
-    tool = (event.tool or "").lower()
-    if any(w in tool for w in _SQL_TOOL_WORDS):
-        return RULE_SCORE if low.count("'", 0, m.start()) % 2 == 0 else None
-    return RULE_SCORE if any(c in low for c in _SQL_CLIENTS) else None
+    return RULE_SCORE if runs_sql(low, m.start(), event.tool) else None
 
 
 def _check_no_sandbox(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
@@ -268,7 +217,7 @@ def _check_no_sandbox(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
 
 
 def _check_write_tool(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
-    return RULE_SCORE if _leaf(event.tool) in WRITE_TOOLS else None
+    return RULE_SCORE if is_write_tool(event.tool) else None
 
 
 _GRANT_TOOL_WORDS: Final = tuple("collaborator member role permission access grant invite team".split())
@@ -283,11 +232,6 @@ def _check_no_verify(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
     return RULE_SCORE if "git" in low[max(0, m.start() - 200) : m.start()] else None
 
 
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-_CMD = r"[^;&|\n]*"
 _SECURITY_AGENTS = (
     r"(?:falcon|crowdstrike|osquery|auditd|wazuh|sysdig|falco|carbonblack|cbagent|sentinel"
     r"|elastic-agent|auditbeat|mdatp|defender|clamd|tetragon|agentwatch|santa|cylance|qualys"
@@ -296,7 +240,7 @@ _SECURITY_AGENTS = (
 
 #: Rules on the lower-cased surface, highest score first.
 _RULES: Final = (
-    _Rule(
+    _rule(
         "skip_permissions",
         GUARD,
         0.9,
@@ -304,19 +248,19 @@ _RULES: Final = (
         ("dangerously", "bypass"),
         _rx(r"--dangerously-(?:skip-permissions|bypass-approvals-and-sandbox)|bypasspermissions"),
     ),
-    _Rule(
+    _rule(
         "sudoers_edit", PRIV, 0.9, "edits the sudoers file", ("sudo",), _rx(r"/etc/sudoers"), _check_sudoers
     ),
-    _Rule("sudoers_edit", PRIV, 0.9, "edits the sudoers file", ("sudo",), _rx(r"visudo\b"), _check_command),
-    _Rule(
+    _rule("sudoers_edit", PRIV, 0.9, "edits the sudoers file", ("sudo",), _rx(r"visudo\b"), _check_command),
+    _rule(
         "cloud_admin_grant",
         PRIV,
         0.9,
         "grants a cloud admin role",
         ("admin",),
-        _rx(r"attach-(?:user|role|group)-policy\b" + _CMD + r"administratoraccess"),
+        _rx(r"attach-(?:user|role|group)-policy\b" + CMD + r"administratoraccess"),
     ),
-    _Rule(
+    _rule(
         "sql_superuser",
         PRIV,
         0.9,
@@ -325,7 +269,7 @@ _RULES: Final = (
         _rx(r"(?:alter|create)\s+(?:role|user)\b[^;]*\bsuperuser\b"),
         _check_sql,
     ),
-    _Rule(
+    _rule(
         "sandbox_disabled",
         GUARD,
         0.85,
@@ -337,7 +281,7 @@ _RULES: Final = (
             r"|sandbox[_-]?disabled?\s*=\s*[\"']?(?:1|true|yes)\b|no_sandbox\s*=\s*[\"']?(?:1|true|yes)\b"
         ),
     ),
-    _Rule(
+    _rule(
         "decode_and_run",
         GUARD,
         0.85,
@@ -345,13 +289,13 @@ _RULES: Final = (
         ("base64", "xxd", "openssl"),
         _rx(
             r"(?:base64\s+(?:-\w+\s+)*(?:-d|--decode|-D)\b|xxd\s+(?:-\w+\s+)*-r|openssl\s+(?:enc|base64)\s"
-            + _CMD
+            + CMD
             + r"-d\b)"
-            + _CMD
+            + CMD
             + r"\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"
         ),
     ),
-    _Rule(
+    _rule(
         "decode_and_run",
         GUARD,
         0.85,
@@ -359,11 +303,11 @@ _RULES: Final = (
         ("base64", "xxd"),
         _rx(
             r"(?:base64\s+(?:-\w+\s+)*(?:-d|--decode)|xxd\s+(?:-\w+\s+)*-r)"
-            + _CMD
+            + CMD
             + r"\|\s*(?:python[\d.]*|perl|ruby|node)(?:\s+-)?\s*(?:$|[;&|\n)])"
         ),
     ),
-    _Rule(
+    _rule(
         "eval_remote",
         GUARD,
         0.85,
@@ -371,7 +315,7 @@ _RULES: Final = (
         ("eval",),
         _rx(r"eval\s+[\"']?(?:\$\(|`)[^)`]*(?:curl|wget|base64|xxd|openssl|nc\s)"),
     ),
-    _Rule(
+    _rule(
         "security_disabled",
         GUARD,
         0.85,
@@ -379,10 +323,10 @@ _RULES: Final = (
         ("setenforce", "apparmor", "aa-", "audit", "mppreference"),
         _rx(
             r"setenforce\s+(?:0|permissive)|(?:stop|disable|mask)\s+apparmor|aa-(?:teardown|disable)\b"
-            r"|auditctl\s+(?:-e\s*0|-d\b)|set-mppreference\s" + _CMD + r"-disable\w+\s+\$?true"
+            r"|auditctl\s+(?:-e\s*0|-d\b)|set-mppreference\s" + CMD + r"-disable\w+\s+\$?true"
         ),
     ),
-    _Rule(
+    _rule(
         "security_agent_killed",
         GUARD,
         0.85,
@@ -390,12 +334,12 @@ _RULES: Final = (
         ("kill", "stop", "disable", "mask", "unload", "bootout", "remove", "uninstall", "purge"),
         _rx(
             r"(?:kill|pkill|killall|stop|disable|mask|unload|bootout|remove|uninstall|purge)\s"
-            + _CMD
+            + CMD
             + _SECURITY_AGENTS
         ),
     ),
-    _Rule("setuid_chmod", PRIV, 0.85, "changes file modes", ("chmod",), _rx(r"chmod\s"), _check_chmod),
-    _Rule(
+    _rule("setuid_chmod", PRIV, 0.85, "changes file modes", ("chmod",), _rx(r"chmod\s"), _check_chmod),
+    _rule(
         "admin_group",
         PRIV,
         0.85,
@@ -403,28 +347,28 @@ _RULES: Final = (
         ("user", "gpasswd", "group"),
         _rx(
             r"(?:usermod\s"
-            + _CMD
+            + CMD
             + r"-a?g\s*\S*|gpasswd\s+-a\s+\S+\s+|adduser\s+\S+\s+|useradd\s"
-            + _CMD
+            + CMD
             + r"-g\s*\S*|dseditgroup\s"
-            + _CMD
+            + CMD
             + r")\b(?:sudo|wheel|admin|root|docker)\b"
-            r"|net\s+localgroup\s+administrators\s" + _CMD + r"/add"
+            r"|net\s+localgroup\s+administrators\s" + CMD + r"/add"
         ),
     ),
-    _Rule(
+    _rule(
         "cloud_admin_grant",
         PRIV,
         0.85,
         "grants a cloud admin role",
         ("iam", "role"),
         _rx(
-            r"add-iam-policy-binding\b" + _CMD + r"roles/(?:owner|editor|\w*admin\w*)\b"
-            r"|clusterrolebinding\b" + _CMD + r"cluster-admin\b"
-            r"|role\s+assignment\s+create\b" + _CMD + r"(?:owner|contributor|user access administrator)"
+            r"add-iam-policy-binding\b" + CMD + r"roles/(?:owner|editor|\w*admin\w*)\b"
+            r"|clusterrolebinding\b" + CMD + r"cluster-admin\b"
+            r"|role\s+assignment\s+create\b" + CMD + r"(?:owner|contributor|user access administrator)"
         ),
     ),
-    _Rule(
+    _rule(
         "self_settings_edit",
         PRIV,
         0.85,
@@ -436,7 +380,7 @@ _RULES: Final = (
         ),
         _check_settings,
     ),
-    _Rule(
+    _rule(
         "hooks_tampered",
         GUARD,
         0.85,
@@ -444,12 +388,12 @@ _RULES: Final = (
         ("hook", "husky", "pre-commit"),
         _rx(
             r"(?:rm|mv|truncate|unlink)\s"
-            + _CMD
+            + CMD
             + r"(?:\.claude/hooks|\.husky|\.git/hooks|\.pre-commit-config)"
             r"|disableallhooks\"?\s*[:=]\s*true|core\.hookspath[\s=]+(?:/dev/null|\"\"|'')"
         ),
     ),
-    _Rule(
+    _rule(
         "decode_and_run",
         GUARD,
         0.85,
@@ -460,7 +404,7 @@ _RULES: Final = (
             r"|(?:os\.system|os\.popen|subprocess\.\w+|exec|eval)\(\s*(?:base64\.)?b64decode"
         ),
     ),
-    _Rule(
+    _rule(
         "sql_grant_admin",
         PRIV,
         0.85,
@@ -473,7 +417,7 @@ _RULES: Final = (
         ),
         _check_sql,
     ),
-    _Rule(
+    _rule(
         "sql_audit_off",
         GUARD,
         0.85,
@@ -485,7 +429,7 @@ _RULES: Final = (
         ),
         _check_sql,
     ),
-    _Rule(
+    _rule(
         "code_host_admin",
         PRIV,
         0.85,
@@ -495,7 +439,7 @@ _RULES: Final = (
             r"(?:gh\s+api|curl|http)\b[^;&|\n]*(?:role[=:]\s*\"?admin|permission[=:]\s*\"?admin|/teams/admins?/memberships)"
         ),
     ),
-    _Rule(
+    _rule(
         "cluster_guardrail_removed",
         GUARD,
         0.85,
@@ -506,7 +450,7 @@ _RULES: Final = (
             r"|constrainttemplates?|constraints?|podsecuritypolic(?:y|ies)|psp)\b"
         ),
     ),
-    _Rule(
+    _rule(
         "security_agent_killed",
         GUARD,
         0.85,
@@ -514,13 +458,13 @@ _RULES: Final = (
         ("replicas",),
         _rx(
             r"scale\s"
-            + _CMD
+            + CMD
             + r"(?:falco|gatekeeper|kyverno|tetragon|sysdig|wazuh|crowdstrike|falcon|datadog|agentwatch)"
-            + _CMD
+            + CMD
             + r"--replicas[=\s]+0\b"
         ),
     ),
-    _Rule(
+    _rule(
         "container_escape",
         GUARD,
         0.85,
@@ -531,7 +475,7 @@ _RULES: Final = (
             r"|nsenter\s+(?:-\w+\s+)*(?:-t\s*1\b|--target[=\s]+1\b)"
         ),
     ),
-    _Rule(
+    _rule(
         "hooks_tampered",
         GUARD,
         0.85,
@@ -539,7 +483,7 @@ _RULES: Final = (
         ("hook",),
         _rx(r">\s*\S*\.claude/hooks/|chmod\s+(?:-\w+\s+)*-x\s+\S*\.claude/hooks"),
     ),
-    _Rule(
+    _rule(
         "cluster_guardrail_removed",
         GUARD,
         0.8,
@@ -547,7 +491,7 @@ _RULES: Final = (
         ("pod-security",),
         _rx(r"pod-security\.kubernetes\.io/enforce=privileged"),
     ),
-    _Rule(
+    _rule(
         "cloud_admin_grant",
         PRIV,
         0.8,
@@ -555,14 +499,14 @@ _RULES: Final = (
         ("iam", "role"),
         _rx(
             r"iam\s+(?:add-user-to-group\b"
-            + _CMD
+            + CMD
             + r"admin|put-(?:user|role|group)-policy\b"
-            + _CMD
+            + CMD
             + r"\"action\"\s*:\s*\"\*\"|create-access-key|(?:create|update)-login-profile)"
             r"|clusterrole\b[^\n]*\"verbs\"\s*:\s*\[\s*\"\*\""
         ),
     ),
-    _Rule(
+    _rule(
         "history_evasion",
         GUARD,
         0.8,
@@ -572,7 +516,7 @@ _RULES: Final = (
             r"set\s+\+o\s+history|unset\s+histfile|histfile=/dev/null|history\s+-c\b|histsize=0|histfilesize=0"
         ),
     ),
-    _Rule(
+    _rule(
         "firewall_disabled",
         GUARD,
         0.8,
@@ -584,7 +528,7 @@ _RULES: Final = (
             r"|netsh\s+advfirewall\s+set\s+\w+\s+state\s+off)"
         ),
     ),
-    _Rule(
+    _rule(
         "root_shell",
         PRIV,
         0.8,
@@ -593,7 +537,7 @@ _RULES: Final = (
         _rx(r"su\s+(?:-\s|-l\b|-\s*$|root\b|-c\b)"),
         _check_command,
     ),
-    _Rule(
+    _rule(
         "chown_root",
         PRIV,
         0.7,
@@ -602,7 +546,7 @@ _RULES: Final = (
         _rx(r"chown\s+(?:-\w+\s+)*root(?::root)?\b"),
         _check_command,
     ),
-    _Rule(
+    _rule(
         "proxy_bypass",
         GUARD,
         0.75,
@@ -613,7 +557,7 @@ _RULES: Final = (
             r"|env\s+-u\s+(?:https?|all)_proxy"
         ),
     ),
-    _Rule(
+    _rule(
         "proxy_bypass",
         GUARD,
         0.75,
@@ -624,7 +568,7 @@ _RULES: Final = (
             r"|_proxy['\"]?\s*(?:,\s*['\"]\w+['\"]\s*)*\)[^\n]{0,60}environ\.pop"
         ),
     ),
-    _Rule(
+    _rule(
         "hooks_tampered",
         GUARD,
         0.7,
@@ -632,7 +576,7 @@ _RULES: Final = (
         ("pre-commit", "hook", "husky"),
         _rx(r"pre-commit\s+uninstall|chmod\s+-x\s+\S*(?:\.git/hooks|\.husky)"),
     ),
-    _Rule(
+    _rule(
         "sudo",
         PRIV,
         0.6,
@@ -641,7 +585,7 @@ _RULES: Final = (
         _rx(r"(?:sudo|doas|pkexec)\s|runas\s+/user:"),
         _check_sudo,
     ),
-    _Rule(
+    _rule(
         "sandbox_disabled",
         GUARD,
         0.6,
@@ -650,7 +594,7 @@ _RULES: Final = (
         _rx(r"--no-sandbox\b"),
         _check_no_sandbox,
     ),
-    _Rule(
+    _rule(
         "sandbox_disabled",
         GUARD,
         0.6,
@@ -659,7 +603,7 @@ _RULES: Final = (
         _rx(r"--privileged\b|unshare\s+(?:-\w+\s+)*-r\b"),
         _check_command,
     ),
-    _Rule(
+    _rule(
         "hooks_rewritten",
         GUARD,
         0.75,
@@ -668,7 +612,7 @@ _RULES: Final = (
         _rx(r"\.claude/hooks/|\.git/hooks/|\.husky/"),
         _check_write_tool,
     ),
-    _Rule(
+    _rule(
         "admin_grant_tool",
         PRIV,
         0.8,
@@ -677,7 +621,7 @@ _RULES: Final = (
         _rx(r"\b(?:admin|owner|administrator|maintain)\b"),
         _check_grant_tool,
     ),
-    _Rule(
+    _rule(
         "skip_verification",
         GUARD,
         0.5,
@@ -687,98 +631,6 @@ _RULES: Final = (
         _check_no_verify,
     ),
 )
-_Hit = tuple[float, str, str, str, str]
-
-# -- tool classes: which rule families can apply to a tool call ---------------------
-SHELL: Final = "shell"
-SQL: Final = "sql"
-FILE: Final = "file"
-DATA: Final = "data"
-_SQL_NAME_WORDS: Final = tuple(
-    """
-    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb
-    """.split()
-)
-_SHELL_NAME_WORDS: Final = tuple(
-    """
-    bash shell exec terminal command cmd run script code notebook cli kubectl terraform tofu helm
-    docker ssh python console process aws gcloud
-    """.split()
-)
-_FILE_NAME_WORDS: Final = tuple("read write edit grep glob file patch dir fs. fs_ path view".split())
-_FILE_LEAVES: Final = frozenset({"ls", "cat", "find", "search_files", "list_directory"})
-_SHELL_ARG_KEYS: Final = frozenset({"command", "cmd", "argv", "script", "code", "shell", "commands"})
-_FILE_ARG_KEYS: Final = frozenset(
-    {"file_path", "path", "paths", "filename", "file", "notebook_path", "directory", "dir", "source", "src"}
-)
-_CLASS_CACHE: dict[str, str] = {}
-
-
-def _tool_class(tool: str | None, args: dict[str, object] | None) -> str:
-    """``shell`` (runs commands or code), ``sql``, ``file`` (a path) or ``data`` (anything else).
-
-    Decided from the tool's name (cached) and upgraded by its argument keys, so an
-    unknown MCP tool taking ``{"command": …}`` is treated as a shell.
-    """
-    name = tool or ""
-    cls = _CLASS_CACHE.get(name)
-    if cls is None:
-        low = name.lower()
-        if any(w in low for w in _SQL_NAME_WORDS):
-            cls = SQL
-        elif any(w in low for w in _SHELL_NAME_WORDS):
-            cls = SHELL
-        elif low.rpartition("__")[2] in _FILE_LEAVES or any(w in low for w in _FILE_NAME_WORDS):
-            cls = FILE
-        else:
-            cls = DATA
-        if len(_CLASS_CACHE) >= 4096:
-            _CLASS_CACHE.clear()
-        _CLASS_CACHE[name] = cls
-    if args and cls is not SHELL:
-        if not _SHELL_ARG_KEYS.isdisjoint(args):
-            return SHELL
-        if cls is DATA and not _FILE_ARG_KEYS.isdisjoint(args):
-            return FILE
-    return cls
-
-
-class _Gated(NamedTuple):
-    """Rules (highest score first) and an index from cheap substring gates to the rules they open."""
-
-    rules: tuple[_Rule, ...]
-    index: tuple[tuple[str, tuple[int, ...]], ...]
-
-
-def _gated(rules: Sequence[_Rule]) -> _Gated:
-    ordered = tuple(
-        sorted((r._replace(gates=tuple(g.lower() for g in r.gates)) for r in rules), key=lambda r: -r.score)
-    )
-    gates = sorted({g for r in ordered for g in r.gates}, key=len)
-    kept: list[str] = []
-    for gate in gates:  # a gate containing a shorter gate adds nothing: the shorter one is tested anyway
-        if not any(g in gate for g in kept):
-            kept.append(gate)
-    index = tuple(
-        (g, tuple(i for i, r in enumerate(ordered) if any(g in rg for rg in r.gates))) for g in kept
-    )
-    return _Gated(ordered, index)
-
-
-def _candidates(gated: _Gated, text: str) -> list[_Rule]:
-    """The rules whose gate is in ``text``, highest score first (usually none)."""
-    hit: set[int] | None = None
-    for gate, ids in gated.index:
-        if gate in text:
-            if hit is None:
-                hit = set(ids)
-            else:
-                hit.update(ids)
-    if hit is None:
-        return []
-    return [gated.rules[i] for i in sorted(hit)]
-
-
 #: Rules that can fire on a file or data tool (its target is a path or a value, not a command).
 _FILE_RULES: Final = frozenset(
     {"skip_permissions", "sudoers_edit", "self_settings_edit", "sandbox_disabled", "hooks_rewritten"}
@@ -788,10 +640,10 @@ _DATA_RULES: Final = frozenset({"skip_permissions", "sandbox_disabled", "admin_g
 _NOT_FOR_SHELL: Final = frozenset({"hooks_rewritten", "admin_grant_tool"})
 #: Rule families per tool class.
 _TABLES: Final = {
-    SHELL: _gated([r for r in _RULES if r.rule not in _NOT_FOR_SHELL]),
-    FILE: _gated([r for r in _RULES if r.rule in _FILE_RULES]),
-    SQL: _gated([r for r in _RULES if r.rule in _SQL_RULES]),
-    DATA: _gated([r for r in _RULES if r.rule in _DATA_RULES]),
+    SHELL: gated([r for r in _RULES if r.rule not in _NOT_FOR_SHELL]),
+    FILE: gated([r for r in _RULES if r.rule in _FILE_RULES]),
+    SQL: gated([r for r in _RULES if r.rule in _SQL_RULES]),
+    DATA: gated([r for r in _RULES if r.rule in _DATA_RULES]),
 }
 
 
@@ -855,7 +707,8 @@ class PrivilegeChanges(Detector):
         self._extra_settings = tuple(p.lower() for p in cfg.extra_settings_paths if p)
         self._retry_score = cfg.denied_retry_score
         self._max_denied = cfg.max_denied_remembered
-        self._sudo_score = cfg.sudo_score
+        #: Configured scores of verdicts, by rule name.
+        self._scores = {"sudo": cfg.sudo_score}
 
     def observe(self, event: AuditEvent, session: SessionState) -> Sequence[Finding]:
         if event.outcome == "denied":
@@ -864,72 +717,41 @@ class PrivilegeChanges(Detector):
         kind = event.kind
         if kind != "tool_call" and (kind != "tool_result" or session.kind_counts.get("tool_call")):
             return ()
-        surface = _clip(_surface(event), self._scan_cap)
-        low = surface.lower()
-        best: _Hit | None = None
-        rules = _candidates(_TABLES[_tool_class(event.tool, event.args)], low)
+        text = clip(surface(event), self._scan_cap)
+        low = text.lower()
+        best: Hit | None = None
+        rules = candidates(_TABLES[tool_class(event.tool, event.args)], low)
         if rules:
-            best = self._best(rules, low, surface, event)
+            best = best_hit(rules, low, text, event, scores=self._scores)
+            if best is not None and best.rule in _GUARD_VERDICTS:
+                best = best._replace(category=GUARD)
         args = event.args
         if args and args.get("dangerouslyDisableSandbox") is True and (best is None or best[0] < 0.85):
-            best = (0.85, "sandbox_disabled", GUARD, "runs a command outside the sandbox", surface[:200])
+            best = Hit(0.85, "sandbox_disabled", "runs a command outside the sandbox", text[:200], GUARD)
         if args and (best is None or best[0] < 0.85):
             best = _content_hit(event, args) or best
         if self._extra_settings and (best is None or best[0] < 0.75):
-            best = self._extra_settings_hit(event, low, surface) or best
+            best = self._extra_settings_hit(event, low, text) or best
         event_ids = supporting(event)
         if self.name in session.scratch and (best is None or best[0] < self._retry_score):
-            retry = self._denied_retry(event, session, low, surface)
+            retry = self._denied_retry(event, session, low, text)
             if retry is not None:
                 best, denied_id = retry
                 event_ids = (denied_id, event.event_id)
         if best is None:
             return ()
-        score, rule, category, what, snippet = best
-        return (
-            Finding(
-                score=score,
-                reason=f"{rule}: the agent {what} with {quote(snippet)}.",
-                event_ids=event_ids,
-                category=category,
-                rule=rule,
-            ),
-        )
+        return report(best, event_ids)
 
-    def _best(self, rules: Sequence[_Rule], low: str, surface: str, event: AuditEvent) -> _Hit | None:
-        best: _Hit | None = None
-        for rule in rules:
-            if best is not None and rule.score <= best[0]:
-                break
-            m = rule.rx.search(low)
-            tries = 4
-            while m is not None:
-                verdict = rule.score if rule.check is None else rule.check(low, m, event)
-                if verdict is not None:
-                    if isinstance(verdict, tuple):
-                        score, name, what = verdict
-                    else:
-                        score, name, what = (verdict or rule.score), rule.rule, rule.what
-                    if name == "sudo":
-                        score = self._sudo_score
-                    category = GUARD if name in _GUARD_VERDICTS else rule.category
-                    if best is None or score > best[0]:
-                        best = (score, name, category, what, _window(surface, low, m.start(), m.end()))
-                    break
-                tries -= 1
-                m = rule.rx.search(low, m.end()) if tries else None
-        return best
-
-    def _extra_settings_hit(self, event: AuditEvent, low: str, surface: str) -> _Hit | None:
-        if _leaf(event.tool) not in WRITE_TOOLS:
+    def _extra_settings_hit(self, event: AuditEvent, low: str, surface: str) -> Hit | None:
+        if not is_write_tool(event.tool):
             return None
         for fragment in self._extra_settings:
             if fragment in low:
                 verdict = _settings_verdict(event, low)
                 if isinstance(verdict, tuple):
                     category = GUARD if verdict[1] in _GUARD_VERDICTS else PRIV
-                    return verdict[0], verdict[1], category, verdict[2], surface[:200]
-                return 0.75, "self_settings_edit", PRIV, "rewrites its own permission settings", surface[:200]
+                    return Hit(verdict[0], verdict[1], verdict[2], surface[:200], category)
+                return Hit(0.75, "self_settings_edit", "rewrites its own permission settings", surface[:200], PRIV)
         return None
 
     # -- denied, then retried another way -----------------------------------------
@@ -944,7 +766,7 @@ class PrivilegeChanges(Detector):
 
     def _denied_retry(
         self, event: AuditEvent, session: SessionState, low: str, surface: str
-    ) -> tuple[_Hit, str] | None:
+    ) -> tuple[Hit, str] | None:
         """The retry of a denied action through another tool or a wrapper, and the denied event's id."""
         tool = (event.tool or "").lower()
         for denied_tool, target, denied_id in session.scratch[self.name]:
@@ -957,7 +779,7 @@ class PrivilegeChanges(Detector):
                 how = "retries an action the user denied, wrapped in another command"
             else:
                 continue
-            hit = (self._retry_score, "denied_retry", GUARD, how, _window(surface, low, at, at + len(target)))
+            hit = Hit(self._retry_score, "denied_retry", how, window(surface, low, at, at + len(target)), GUARD)
             return hit, denied_id
         return None
 
@@ -966,7 +788,7 @@ _BYPASS_SETTING: Final = re.compile(r"defaultMode\"?\s*[:=]\s*\"?bypassPermissio
 _PROSE_FILES: Final = (".md", ".rst", ".txt", ".adoc", ".html")
 
 
-def _content_hit(event: AuditEvent, args: dict[str, object]) -> _Hit | None:
+def _content_hit(event: AuditEvent, args: dict[str, object]) -> Hit | None:
     """Content the agent writes that switches an agent's permission checks off.
 
     A settings value (``"defaultMode": "bypassPermissions"``) anywhere; the skip flag only
@@ -980,63 +802,10 @@ def _content_hit(event: AuditEvent, args: dict[str, object]) -> _Hit | None:
         hit = _BYPASS_SETTING.search(value)
         if hit is not None:
             snippet = value[max(0, hit.start() - 40) : hit.end() + 20]
-            return 0.85, "bypass_permissions_written", PRIV, "writes a bypass-permissions setting", snippet
+            return Hit(0.85, "bypass_permissions_written", "writes a bypass-permissions setting", snippet, PRIV)
         at = value.find("--dangerously-skip-permissions")
         if at >= 0 and not prose:
             snippet = value[max(0, at - 40) : at + 60]
-            return (
-                0.6,
-                "skip_permissions_written",
-                GUARD,
-                "writes a command that skips permission prompts",
-                snippet,
-            )
+            what = "writes a command that skips permission prompts"
+            return Hit(0.6, "skip_permissions_written", what, snippet, GUARD)
     return None
-
-
-def _leaf(tool: str | None) -> str:
-    """``mcp__fs__write_file`` → ``write_file``, lower-cased."""
-    if not tool:
-        return ""
-    return tool.rpartition("__")[2].lower()
-
-
-def _surface(event: AuditEvent) -> str:
-    """Target plus command-like argument values (lists of strings joined; content skipped)."""
-    target = event.target or ""
-    args = event.args
-    if not args:
-        return target
-    parts = [target] if target else []
-    for key, value in args.items():
-        if key in CONTENT_KEYS:
-            continue
-        if type(value) is str:
-            if value and value != target:
-                parts.append(value)
-        elif type(value) is list:
-            if all(type(v) is str for v in value):
-                joined = " ".join(value)
-                if joined not in target:
-                    parts.append(joined)
-            else:
-                parts.append(_encode(value).decode())
-        elif type(value) is dict:
-            parts.append(_encode(value).decode())
-    return "\n".join(parts)
-
-
-def _window(original: str, searched: str, start: int, end: int) -> str:
-    source = original if len(original) == len(searched) else searched
-    return source[max(0, start - 30) : end + 60]
-
-
-def _clip(text: str, limit: int) -> str:
-    """``text`` if short, else its head and tail (three quarters and one quarter of ``limit``).
-
-    Bounds the per-event cost on very long commands; what sits in the middle of a longer
-    text is not examined (raise ``max_scan_chars`` to trade cost for coverage).
-    """
-    if len(text) <= limit:
-        return text
-    return text[: limit - limit // 4] + "\n" + text[-(limit // 4) :]

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, NamedTuple
 from urllib.parse import urlsplit
 
+from detectors._rulekit import WRITE_TOOLS, clip, window
 from monitor.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
 from monitor.event import AuditEvent
 from monitor.session_state import SessionState
@@ -348,7 +349,7 @@ def injection_markers(text: str, limit: int = 4096) -> list[Hit]:
     []
     """
     if len(text) > limit:
-        text = text[: limit - limit // 4] + "\n" + text[-(limit // 4) :]
+        text = clip(text, limit)
     low = text.lower()
     candidates = [entry for word in _WORD_KEYS.intersection(low.split()) for entry in _WORD_GATES[word]]
     candidates.extend(entry for gate, entries in _RAW_GATES if gate in low for entry in entries)
@@ -363,7 +364,7 @@ def injection_markers(text: str, limit: int = 4096) -> list[Hit]:
         while m is not None:
             score = marker.score if marker.check is None else marker.check(low, m)
             if score is not None:
-                found.append((score, marker.family, marker.what, _window(text, low, m.start(), m.end())))
+                found.append((score, marker.family, marker.what, window(text, low, m.start(), m.end(), 30, 70)))
                 seen.add(marker.family)
                 break
             tries -= 1
@@ -376,7 +377,7 @@ def injection_markers(text: str, limit: int = 4096) -> list[Hit]:
                     0.75,
                     "ascii_smuggling",
                     "hides instructions in invisible Unicode tag characters",
-                    _window(text, text, tag.start(), tag.end()),
+                    window(text, text, tag.start(), tag.end(), 30, 70),
                 )
             )
         elif sum(text.count(z) for z in _ZERO_WIDTH) >= 8:
@@ -406,13 +407,6 @@ _REMOTE_CODE: Final = re.compile(
     r"(?:curl|wget)\b[^\n|]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|(?:bash|sh)\s+<\(\s*(?:curl|wget)"
 )
 _MEMORY_TEXT_KEYS: Final = tuple("content new_string text value memory note new_source instructions".split())
-#: Tools that write a file (lower-cased; an MCP tool matches on its last ``__`` segment).
-WRITE_TOOLS: Final = frozenset(
-    """
-    write edit multiedit notebookedit write_file edit_file create_file str_replace_editor
-    apply_patch
-    """.split()
-)
 
 
 # -- egress --------------------------------------------------------------------------------
@@ -747,8 +741,3 @@ def _message_text(event: AuditEvent) -> str:
             if isinstance(value, str):
                 parts.append(value)
     return "\n".join(p for p in parts if p)
-
-
-def _window(original: str, searched: str, start: int, end: int) -> str:
-    source = original if len(original) == len(searched) else searched
-    return source[max(0, start - 30) : end + 70]

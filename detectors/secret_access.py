@@ -18,32 +18,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Final, NamedTuple
+from typing import ClassVar, Final
 
-import msgspec
-
-from monitor.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
+from detectors._rulekit import (
+    CONTENT_KEYS,
+    DATA,
+    FILE,
+    SHELL,
+    SQL,
+    Hit,
+    Rule,
+    best_hit,
+    candidates,
+    clip,
+    gated,
+    is_sql_tool,
+    is_write_tool,
+    json_text,
+    names_sql_client,
+    report,
+    tool_class,
+    window,
+)
+from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
 from monitor.event import AuditEvent
 from monitor.session_state import SessionState
 
 __all__ = ["SecretAccess", "SecretAccessConfig"]
 
-_encode = msgspec.json.Encoder().encode
-
-#: Argument keys holding file content or prose rather than a path or a command.
-CONTENT_KEYS: Final = frozenset(
-    """
-    content new_string old_string text body edits new_source description prompt message messages
-    subject summary title comment notes todos
-    """.split()
-)
-#: Tools that write a file (lower-cased; an MCP tool matches on its last ``__`` segment).
-WRITE_TOOLS: Final = frozenset(
-    """
-    write edit multiedit notebookedit write_file edit_file create_file str_replace_editor
-    apply_patch
-    """.split()
-)
 #: Characters that may precede a path component.
 _BOUNDARY: Final = frozenset(" \t\n/'\"=:<>(|;&,`[{~")
 #: Options whose value *uses* a credential file rather than reading it.
@@ -67,17 +69,9 @@ _PUBLIC_KEY_WORDS: Final = ("cert", "chain", "bundle", "public", "pub.", "dhpara
 _SECRET_WORDS: Final = ("key", "token", "secret", "pass", "cred", "aws", "auth")
 _EXFIL_SINKS: Final = ("curl", "wget", " nc ", "ncat", "base64", "tee", "mail", "scp", "ssh ", "http")
 
+#: ``check(low, match, event)``: a score, or None to reject the match.
 Check = Callable[[str, "re.Match[str]", AuditEvent], float | None]
-
-
-class _Rule(NamedTuple):
-    rule: str
-    score: float
-    what: str
-    #: Cheap substring tests; the regex runs only when one of them is in the text.
-    gates: tuple[str, ...]
-    rx: re.Pattern[str]
-    check: Check | None = None
+_rx = re.compile
 
 
 def _start_ok(low: str, m: re.Match[str]) -> bool:
@@ -130,13 +124,13 @@ def _check_env_file(low: str, m: re.Match[str], event: AuditEvent) -> float | No
         return None
     if any(b in low for b in _ENV_BENIGN):
         return None
-    if _tool_leaf(event.tool) in WRITE_TOOLS:
+    if is_write_tool(event.tool):
         return 0.45  # creating a .env is set-up work, not reading secrets
     return 0.8
 
 
 def _check_authorized_keys(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
-    if _tool_leaf(event.tool) in WRITE_TOOLS:
+    if is_write_tool(event.tool):
         return 0.85
     line = low[max(0, m.start() - 200) : m.start()]
     if ">" in line or "tee " in line or "cp " in line or "mv " in line or "install " in line:
@@ -171,32 +165,10 @@ _CREDENTIAL_TABLES: Final = re.compile(
     r"pg_shadow|pg_authid|mysql\.user|api_?keys|credentials|secrets|oauth_clients"
     r"|access_tokens|auth_tokens|passwords"
 )
-#: A database tool's name contains one of these; elsewhere SQL runs through a named client.
-_SQL_TOOL_WORDS: Final = tuple(
-    """
-    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb
-    notebook db. db_
-    """.split()
-)
-_SQL_CLIENTS: Final = (
-    "psql",
-    "mysql",
-    "sqlite3",
-    "sqlcmd",
-    "clickhouse",
-    "bq query",
-    "snowsql",
-    "duckdb",
-    "mariadb",
-    "pgcli",
-    "trino",
-    "presto",
-)
 
 
 def _check_credential_query(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
-    tool = (event.tool or "").lower()
-    if not (any(w in tool for w in _SQL_TOOL_WORDS) or any(c in low for c in _SQL_CLIENTS)):
+    if not (is_sql_tool(event.tool) or names_sql_client(low)):
         return None
     at = low.find(" from ", m.end() - 1)
     if at < 0 or at - m.end() > 400:
@@ -210,13 +182,9 @@ def _check_credential_query(low: str, m: re.Match[str], event: AuditEvent) -> fl
     return None
 
 
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 #: Rules on the lower-cased surface, highest score first.
 _PATH_RULES: Final = (
-    _Rule(
+    Rule(
         "ssh_private_key",
         0.9,
         "reads an SSH private key",
@@ -224,61 +192,61 @@ _PATH_RULES: Final = (
         _rx(r"\.ssh/id_[a-z0-9_-]+(?![a-z0-9_-]|\.pub)|id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?(?![\w.-])"),
         _check_ssh,
     ),
-    _Rule(
+    Rule(
         "cloud_credentials",
         0.9,
         "reads cloud credentials",
         ("cred", "gcloud", ".azure/"),
         _rx(r"\.(?:aws/credentials|config/gcloud(?![\w.-])|azure/(?:accesstokens\.json|msal_token_cache))"),
     ),
-    _Rule(
+    Rule(
         "cloud_credentials",
         0.9,
         "reads cloud credentials",
         ("cred",),
         _rx(r"application_default_credentials\.json"),
     ),
-    _Rule(
+    Rule(
         "cloud_credentials",
         0.9,
         "prints a cloud access token",
         ("gcloud",),
         _rx(r"gcloud\s+auth\s+(?:application-default\s+)?print-access-token"),
     ),
-    _Rule(
+    Rule(
         "cloud_metadata",
         0.9,
         "queries a cloud metadata endpoint",
         ("169.254.", "100.100.100.200"),
         _rx(r"1(?:69\.254\.169\.254|69\.254\.170\.2|00\.100\.100\.200)"),
     ),
-    _Rule(
+    Rule(
         "cloud_metadata",
         0.9,
         "queries a cloud metadata endpoint",
         ("metadata.google.internal",),
         _rx(r"metadata\.google\.internal"),
     ),
-    _Rule(
+    Rule(
         "cloud_metadata", 0.9, "queries a cloud metadata endpoint", ("fd00:ec2::254",), _rx(r"fd00:ec2::254")
     ),
-    _Rule(
+    Rule(
         "shadow_file",
         0.9,
         "reads the password hash file",
         ("/etc/",),
         _rx(r"/etc/(?:g?shadow|master\.passwd)(?![\w.-])"),
     ),
-    _Rule(
+    Rule(
         "keychain",
         0.9,
         "reads the OS keychain",
         ("security",),
         _rx(r"security\s+(?:find-(?:generic|internet)-password|dump-keychain)"),
     ),
-    _Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"\.keychain(?:-db)?(?![\w.-])")),
-    _Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"/keychains/")),
-    _Rule(
+    Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"\.keychain(?:-db)?(?![\w.-])")),
+    Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"/keychains/")),
+    Rule(
         "browser_store",
         0.85,
         "reads a browser cookie or password store",
@@ -287,7 +255,7 @@ _PATH_RULES: Final = (
             r"/(?:cookies(?:\.sqlite)?|login(?:\\)? data|web(?:\\)? data|key[34]\.db|logins\.json)(?![\w.-])"
         ),
     ),
-    _Rule(
+    Rule(
         "kube_config",
         0.85,
         "reads the Kubernetes credentials file",
@@ -295,14 +263,14 @@ _PATH_RULES: Final = (
         _rx(r"\.kube/config(?![\w.-])"),
         _check_used,
     ),
-    _Rule(
+    Rule(
         "kube_config",
         0.85,
         "dumps the Kubernetes credentials",
         ("--raw",),
         _rx(r"kubectl\s+config\s+view\b[^|;&\n]*--raw"),
     ),
-    _Rule(
+    Rule(
         "authorized_keys_write",
         0.85,
         "writes an SSH authorized_keys file",
@@ -310,7 +278,7 @@ _PATH_RULES: Final = (
         _rx(r"authorized_keys"),
         _check_authorized_keys,
     ),
-    _Rule(
+    Rule(
         "credential_file",
         0.85,
         "reads a stored credential file",
@@ -318,10 +286,10 @@ _PATH_RULES: Final = (
         _rx(r"\.(?:netrc|git-credentials|docker/config\.json|pgpass|pypirc)(?![\w-])"),
         _check_bounded(0.85),
     ),
-    _Rule(
+    Rule(
         "credential_file", 0.85, "asks git for stored credentials", ("cred",), _rx(r"git\s+credential\s+fill")
     ),
-    _Rule(
+    Rule(
         "private_key_file",
         0.85,
         "reads a private key file",
@@ -329,7 +297,7 @@ _PATH_RULES: Final = (
         _rx(r"\.(?:pem|key|p12|pfx|ppk|jks|keystore)(?![\w.-])"),
         _check_key_file,
     ),
-    _Rule(
+    Rule(
         "k8s_secret",
         0.85,
         "reads Kubernetes secret values",
@@ -340,21 +308,21 @@ _PATH_RULES: Final = (
         ),
         _check_bounded(0.85),
     ),
-    _Rule(
+    Rule(
         "credential_file",
         0.85,
         "reads the GitHub CLI token",
         ("gh/hosts", "auth token"),
         _rx(r"\.config/gh/hosts\.yml|gh\s+auth\s+token\b"),
     ),
-    _Rule(
+    Rule(
         "process_environ",
         0.8,
         "reads a process environment",
         ("environ",),
         _rx(r"/proc/(?:self|\d+|\*)/environ"),
     ),
-    _Rule(
+    Rule(
         "secrets_manager",
         0.8,
         "reads secret values from a secrets manager",
@@ -365,7 +333,7 @@ _PATH_RULES: Final = (
             r"|az\s+keyvault\s+secret\s+show|doppler\s+secrets\b)"
         ),
     ),
-    _Rule(
+    Rule(
         "env_file",
         0.8,
         "reads a .env file",
@@ -373,10 +341,10 @@ _PATH_RULES: Final = (
         _rx(r"\.env(?:\.[a-z0-9_-]+)*(?![a-z0-9_.-])"),
         _check_env_file,
     ),
-    _Rule(
+    Rule(
         "env_dump", 0.8, "dumps the environment", ("env", "set"), _rx(r"(?:env|set)\s*[|>]"), _check_env_dump
     ),
-    _Rule(
+    Rule(
         "env_dump",
         0.75,
         "dumps the environment from code",
@@ -386,7 +354,7 @@ _PATH_RULES: Final = (
             r"|os\.environ\.(?:items|copy|keys|values)\(\)|(?:json\.stringify|console\.log|console\.dir)\(\s*process\.env\s*\)"
         ),
     ),
-    _Rule(
+    Rule(
         "credential_query",
         0.75,
         "selects credential columns from a database",
@@ -406,7 +374,7 @@ _PATH_RULES: Final = (
         _rx(r"select\s"),
         _check_credential_query,
     ),
-    _Rule(
+    Rule(
         "secret_variable",
         0.75,
         "prints a secret environment variable",
@@ -414,7 +382,7 @@ _PATH_RULES: Final = (
         _rx(r"printenv\s+[a-z0-9_]*(?:secret|token|api_?key|passw|private_key)"),
         _check_secret_var,
     ),
-    _Rule(
+    Rule(
         "secret_variable",
         0.6,
         "prints a secret environment variable",
@@ -422,7 +390,7 @@ _PATH_RULES: Final = (
         _rx(r"echo\s+[\"']?\$\{?[a-z0-9_]*(?:secret|token|api_?key|passw|private_key)"),
         _check_secret_var,
     ),
-    _Rule(
+    Rule(
         "ssh_directory_listing",
         0.5,
         "lists the SSH key directory",
@@ -430,7 +398,7 @@ _PATH_RULES: Final = (
         _rx(r"ls\s[^|;&\n]*\.ssh/?(?=\s|$|[|;&])"),
         _check_bounded(0.5),
     ),
-    _Rule(
+    Rule(
         "secrets_manager",
         0.5,
         "lists the secrets in a secrets manager",
@@ -464,7 +432,7 @@ def _check_api_key(text: str, m: re.Match[str], event: AuditEvent) -> float | No
 
 #: Token shapes, matched case-sensitively on every argument (content included).
 _TOKEN_RULES: Final = (
-    _Rule(
+    Rule(
         "private_key_block",
         0.9,
         "handles a private key block",
@@ -472,7 +440,7 @@ _TOKEN_RULES: Final = (
         _rx(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
         _check_token(0.9),
     ),
-    _Rule(
+    Rule(
         "aws_access_key",
         0.75,
         "handles an AWS access key",
@@ -480,7 +448,7 @@ _TOKEN_RULES: Final = (
         _rx(r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
         _check_token(0.75),
     ),
-    _Rule(
+    Rule(
         "github_token",
         0.75,
         "handles a GitHub token",
@@ -488,7 +456,7 @@ _TOKEN_RULES: Final = (
         _rx(r"gh(?:[pousr]_[A-Za-z0-9]{36}|ithub_pat_[A-Za-z0-9_]{40,})"),
         _check_token(0.75),
     ),
-    _Rule(
+    Rule(
         "slack_token",
         0.75,
         "handles a Slack token",
@@ -496,7 +464,7 @@ _TOKEN_RULES: Final = (
         _rx(r"xox[abpr]-[A-Za-z0-9-]{10,}"),
         _check_token(0.75),
     ),
-    _Rule(
+    Rule(
         "api_key",
         0.75,
         "handles an OpenAI/Anthropic API key",
@@ -504,7 +472,7 @@ _TOKEN_RULES: Final = (
         _rx(r"sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"),
         _check_api_key,
     ),
-    _Rule(
+    Rule(
         "google_api_key",
         0.75,
         "handles a Google API key",
@@ -512,7 +480,7 @@ _TOKEN_RULES: Final = (
         _rx(r"AIza[0-9A-Za-z_-]{35}"),
         _check_token(0.75),
     ),
-    _Rule(
+    Rule(
         "jwt",
         0.7,
         "handles a JSON Web Token",
@@ -521,8 +489,6 @@ _TOKEN_RULES: Final = (
         _check_token(0.7),
     ),
 )
-
-_Hit = tuple[float, str, str, str]
 
 #: Search tools over mail, chat and documents (a code search for ``api_key`` is normal work).
 _MESSAGE_STORES: Final = tuple(
@@ -539,114 +505,6 @@ _CREDENTIAL_SEARCH: Final = re.compile(
     r"|from:\S*(?:accounts|security|no-?reply|verify)\S*\s+codes?\b"
 )
 
-# -- tool classes: which rule families can apply to a tool call ---------------------
-SHELL: Final = "shell"
-SQL: Final = "sql"
-FILE: Final = "file"
-DATA: Final = "data"
-_SQL_NAME_WORDS: Final = tuple(
-    """
-    sql query database postgres mysql bigquery snowflake warehouse redshift clickhouse duckdb
-    """.split()
-)
-_SHELL_NAME_WORDS: Final = tuple(
-    """
-    bash shell exec terminal command cmd run script code notebook cli kubectl terraform tofu helm
-    docker ssh python console process aws gcloud
-    """.split()
-)
-_FILE_NAME_WORDS: Final = tuple("read write edit grep glob file patch dir fs. fs_ path view".split())
-_FILE_LEAVES: Final = frozenset({"ls", "cat", "find", "search_files", "list_directory"})
-_SHELL_ARG_KEYS: Final = frozenset({"command", "cmd", "argv", "script", "code", "shell", "commands"})
-_FILE_ARG_KEYS: Final = frozenset(
-    {"file_path", "path", "paths", "filename", "file", "notebook_path", "directory", "dir", "source", "src"}
-)
-_CLASS_CACHE: dict[str, str] = {}
-
-
-def _tool_class(tool: str | None, args: dict[str, object] | None) -> str:
-    """``shell`` (runs commands or code), ``sql``, ``file`` (a path) or ``data`` (anything else).
-
-    Decided from the tool's name (cached) and upgraded by its argument keys, so an
-    unknown MCP tool taking ``{"command": …}`` is treated as a shell.
-    """
-    name = tool or ""
-    cls = _CLASS_CACHE.get(name)
-    if cls is None:
-        low = name.lower()
-        if any(w in low for w in _SQL_NAME_WORDS):
-            cls = SQL
-        elif any(w in low for w in _SHELL_NAME_WORDS):
-            cls = SHELL
-        elif low.rpartition("__")[2] in _FILE_LEAVES or any(w in low for w in _FILE_NAME_WORDS):
-            cls = FILE
-        else:
-            cls = DATA
-        if len(_CLASS_CACHE) >= 4096:
-            _CLASS_CACHE.clear()
-        _CLASS_CACHE[name] = cls
-    if args and cls is not SHELL:
-        if not _SHELL_ARG_KEYS.isdisjoint(args):
-            return SHELL
-        if cls is DATA and not _FILE_ARG_KEYS.isdisjoint(args):
-            return FILE
-    return cls
-
-
-class _Gated(NamedTuple):
-    """Rules (highest score first) and an index from cheap substring gates to the rules they open."""
-
-    rules: tuple[_Rule, ...]
-    index: tuple[tuple[str, tuple[int, ...]], ...]
-
-
-def _gated(rules: Sequence[_Rule]) -> _Gated:
-    ordered = tuple(sorted(rules, key=lambda r: -r.score))
-    gates = sorted({g for r in ordered for g in r.gates}, key=len)
-    kept: list[str] = []
-    for gate in gates:  # a gate containing a shorter gate adds nothing: the shorter one is tested anyway
-        if not any(g in gate for g in kept):
-            kept.append(gate)
-    index = tuple(
-        (g, tuple(i for i, r in enumerate(ordered) if any(g in rg for rg in r.gates))) for g in kept
-    )
-    return _Gated(ordered, index)
-
-
-def _candidates(gated: _Gated, text: str) -> list[_Rule]:
-    """The rules whose gate is in ``text``, highest score first (usually none)."""
-    hit: set[int] | None = None
-    for gate, ids in gated.index:
-        if gate in text:
-            if hit is None:
-                hit = set(ids)
-            else:
-                hit.update(ids)
-    if hit is None:
-        return []
-    return [gated.rules[i] for i in sorted(hit)]
-
-
-def _best(
-    rules: Sequence[_Rule], text: str, original: str, event: AuditEvent, best: _Hit | None
-) -> _Hit | None:
-    """The highest-scoring valid match of ``rules`` (ordered by score) on ``text``."""
-    for rule in rules:
-        if best is not None and rule.score <= best[0]:
-            break
-        m = rule.rx.search(text)
-        tries = 4
-        while m is not None:
-            score = rule.score if rule.check is None else rule.check(text, m, event)
-            if score is not None:
-                if best is None or score > best[0]:
-                    best = (score, rule.rule, rule.what, _window(original, text, m.start(), m.end()))
-                break
-            tries -= 1
-            m = rule.rx.search(text, m.end()) if tries else None
-    return best
-
-
 #: Rules that can match a file tool's path (the rest are command-line or SQL idioms).
 _FILE_RULES: Final = frozenset(
     """
@@ -657,12 +515,13 @@ _FILE_RULES: Final = frozenset(
 )
 #: Rule families per tool class.
 _TABLES: Final = {
-    SHELL: _gated(_PATH_RULES),
-    FILE: _gated([r for r in _PATH_RULES if r.rule in _FILE_RULES]),
-    SQL: _gated([r for r in _PATH_RULES if r.rule == "credential_query"]),
-    DATA: _gated([r for r in _PATH_RULES if r.rule == "cloud_metadata"]),
+    SHELL: gated(_PATH_RULES),
+    FILE: gated([r for r in _PATH_RULES if r.rule in _FILE_RULES]),
+    SQL: gated([r for r in _PATH_RULES if r.rule == "credential_query"]),
+    DATA: gated([r for r in _PATH_RULES if r.rule == "cloud_metadata"]),
 }
-_TOKENS: Final = _gated(_TOKEN_RULES)
+#: Token shapes are case-sensitive: searched on the original text.
+_TOKENS: Final = gated(_TOKEN_RULES, lower=False)
 
 
 class SecretAccessConfig(DetectorConfig):
@@ -733,15 +592,15 @@ class SecretAccess(Detector):
         if kind != "tool_call" and (kind != "tool_result" or session.kind_counts.get("tool_call")):
             return ()
         surface, content = _split_args(event)
-        surface = _clip(surface, self._scan_cap)
-        best: _Hit | None = None
+        surface = clip(surface, self._scan_cap)
+        best: Hit | None = None
         if surface:
             low = surface.lower()
             tool = (event.tool or "").lower()
             if not (self._ignore and any(p in low for p in self._ignore)):
-                rules = _candidates(_TABLES[_tool_class(event.tool, event.args)], low)
+                rules = candidates(_TABLES[tool_class(event.tool, event.args)], low)
                 if rules:
-                    best = _best(rules, low, surface, event, None)
+                    best = best_hit(rules, low, surface, event, before=40, after=40)
                 if self._extra and (best is None or best[0] < self._extra_score):
                     best = self._extra_hit(low, surface) or best
             if (
@@ -752,51 +611,35 @@ class SecretAccess(Detector):
             ):
                 hit = _CREDENTIAL_SEARCH.search(low)
                 if hit is not None:
-                    best = (
+                    best = Hit(
                         0.7,
                         "credential_search",
                         "searches messages for credentials or login codes",
-                        _window(surface, low, hit.start(), hit.end()),
+                        window(surface, low, hit.start(), hit.end(), 40, 40),
                     )
-            rules = _candidates(_TOKENS, surface)
+            rules = candidates(_TOKENS, surface)
             if rules:
-                best = _best(rules, surface, surface, event, best)
+                best = best_hit(rules, surface, surface, event, best, before=40, after=40)
         if content and self._content_cap:
-            text = _clip(content, self._content_cap)
-            rules = _candidates(_TOKENS, text)
+            text = clip(content, self._content_cap)
+            rules = candidates(_TOKENS, text)
             if rules:
-                best = _best(rules, text, text, event, best)
+                best = best_hit(rules, text, text, event, best, before=40, after=40)
         if best is None:
             return ()
-        score, rule, what, snippet = best
-        return (
-            Finding(
-                score=score,
-                reason=f"{rule}: the agent {what} in {quote(snippet)}.",
-                event_ids=supporting(event),
-                category="secret_access",
-                rule=rule,
-            ),
-        )
+        return report(best, supporting(event), "secret_access", joiner="in")
 
-    def _extra_hit(self, low: str, surface: str) -> _Hit | None:
+    def _extra_hit(self, low: str, surface: str) -> Hit | None:
         for fragment in self._extra:
             at = low.find(fragment)
             if at >= 0:
-                return (
+                return Hit(
                     self._extra_score,
                     "configured_path",
                     "touches a configured secret path",
-                    _window(surface, low, at, at + len(fragment)),
+                    window(surface, low, at, at + len(fragment), 40, 40),
                 )
         return None
-
-
-def _tool_leaf(tool: str | None) -> str:
-    """``mcp__fs__write_file`` → ``write_file``, lower-cased."""
-    if not tool:
-        return ""
-    return tool.rpartition("__")[2].lower()
 
 
 def _split_args(event: AuditEvent) -> tuple[str, str]:
@@ -816,22 +659,5 @@ def _split_args(event: AuditEvent) -> tuple[str, str]:
             if value and value != target:
                 (content if key in CONTENT_KEYS else surface).append(value)
         elif value is not None and type(value) not in (bool, int, float):
-            (content if key in CONTENT_KEYS else surface).append(_encode(value).decode())
+            (content if key in CONTENT_KEYS else surface).append(json_text(value))
     return "\n".join(surface), "\n".join(content)
-
-
-def _window(original: str, searched: str, start: int, end: int) -> str:
-    """The matched region with some context, from the original text when offsets agree."""
-    source = original if len(original) == len(searched) else searched
-    return source[max(0, start - 40) : end + 40]
-
-
-def _clip(text: str, limit: int) -> str:
-    """``text`` if short, else its head and tail (three quarters and one quarter of ``limit``).
-
-    Bounds the per-event cost on very long commands; what sits in the middle of a longer
-    text is not examined (raise ``max_scan_chars`` to trade cost for coverage).
-    """
-    if len(text) <= limit:
-        return text
-    return text[: limit - limit // 4] + "\n" + text[-(limit // 4) :]

@@ -16,18 +16,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
-import msgspec
-
-from monitor.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
+from detectors._rulekit import (
+    CMD,
+    RULE_SCORE,
+    Hit,
+    Rule,
+    Verdict,
+    best_hit,
+    candidates,
+    clip,
+    command_words,
+    gated,
+    report,
+    surface,
+    window,
+)
+from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
 from monitor.event import AuditEvent
 from monitor.session_state import SessionState
 
 __all__ = ["SupplyChain", "SupplyChainConfig", "damerau_levenshtein", "PopularIndex"]
-
-_encode = msgspec.json.Encoder().encode
 
 #: Popular PyPI projects (normalised: lower case, runs of ``-_.`` as ``-``) plus real
 #: near-neighbours of them that must not be mistaken for typosquats.
@@ -242,26 +253,8 @@ _NPM_INSTALL: Final = re.compile(
     r"(?:npm|cnpm)\s+(?:install|i|add|in|isntall)\b|yarn\s+(?:global\s+)?add\b|pnpm\s+(?:add|install|i)\b"
     r"|bun\s+(?:add|install|i)\b|npx\s+(?:--yes\s+|-y\s+)?(?=[a-z@])"
 )
-_SEGMENT_END: Final = re.compile(r"[;&|\n)`]")
 _NAME_END: Final = re.compile(r"[\[=<>!~;@\s,]")
 _BOUNDARY: Final = frozenset(" \t\n;&|(`'\"!%")
-
-
-def _segment(low: str, start: int) -> str:
-    end = _SEGMENT_END.search(low, start)
-    return low[start : end.start() if end else len(low)]
-
-
-_STOP_WORDS: Final = ("<", ">", "#", "2>", "1>", "&>")
-
-
-def _words(low: str, start: int) -> list[str]:
-    """The words of the shell command starting at ``start``, up to a redirection or a comment."""
-    words = _segment(low, start).split()
-    for i, word in enumerate(words):
-        if word.startswith(_STOP_WORDS):
-            return words[:i]
-    return words
 
 
 def normalise_pypi(name: str) -> str:
@@ -287,7 +280,7 @@ def install_targets(low: str, m: re.Match[str], npm: bool) -> list[str]:
     names: list[str] = []
     positional = 0
     skip = False
-    for word in _words(low, m.end()):
+    for word in command_words(low, m.end()):
         if skip:
             skip = False
             continue
@@ -328,24 +321,9 @@ _FILE_SUFFIXES: Final = (".txt", ".whl", ".gz", ".zip", ".tgz", ".toml", ".cfg",
 
 
 # -- rules -----------------------------------------------------------------------------
-Verdict = float | tuple[float, str, str] | None
-#: A check returning this keeps the rule's own score.
-RULE_SCORE: Final = 0.0
-Check = Callable[[str, "re.Match[str]", AuditEvent, "SupplyChain"], Verdict]
-
-
-class _Rule(NamedTuple):
-    rule: str
-    score: float
-    what: str
-    #: Cheap substring tests; the regex runs only when one of them is in the text.
-    gates: tuple[str, ...]
-    rx: re.Pattern[str]
-    check: Check | None = None
-
-
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+#: ``check(low, match, detector)``, as :func:`detectors._rulekit.best_hit` calls it.
+Check = Callable[[str, "re.Match[str]", "SupplyChain"], Verdict]
+_rx = re.compile
 
 
 def _url_host(url: str) -> str:
@@ -427,10 +405,9 @@ def _check_helm_repo(low: str, m: re.Match[str], det: SupplyChain) -> Verdict:
 
 _FETCH = r"(?:curl|wget|fetch|iwr|irm|invoke-webrequest|invoke-restmethod|http|aria2c)"
 _RUNNER = r"(?:sudo\s+(?:-\S+\s+)*)?(?:(?:ba|z|da|k|fi)?sh|python[\d.]*|perl|ruby|node|php)"
-_CMD = r"[^;&|\n]*"
 
 _RULES: Final = (
-    _Rule(
+    Rule(
         "pipe_to_shell",
         0.85,
         "pipes a downloaded script into a shell",
@@ -438,14 +415,14 @@ _RULES: Final = (
         _rx(
             _FETCH
             + r"\b"
-            + _CMD
+            + CMD
             + r"\|\s*"
             + _RUNNER
             + r"(?:\s+-s\b[^|;&\n]*|\s+-\s*)?(?=$|[\s;&|)])(?!\s*-[cme]\b)"
         ),
         _check_pipe,
     ),
-    _Rule(
+    Rule(
         "pipe_to_shell",
         0.85,
         "runs a downloaded script in a shell",
@@ -456,7 +433,7 @@ _RULES: Final = (
         ),
         _check_pipe,
     ),
-    _Rule(
+    Rule(
         "pipe_to_shell",
         0.85,
         "runs a downloaded script in PowerShell",
@@ -466,7 +443,7 @@ _RULES: Final = (
             r"|\(?\s*new-object\s+(?:system\.)?net\.webclient)"
         ),
     ),
-    _Rule(
+    Rule(
         "untrusted_index",
         0.8,
         "installs from a non-default package index",
@@ -477,7 +454,7 @@ _RULES: Final = (
         ),
         _check_index,
     ),
-    _Rule(
+    Rule(
         "untrusted_index",
         0.8,
         "points the package manager at a non-default index",
@@ -488,19 +465,19 @@ _RULES: Final = (
         ),
         _check_index,
     ),
-    _Rule(
+    Rule(
         "insecure_install_url",
         0.8,
         "installs a package over plain HTTP",
         ("http",),
         _rx(
             r"(?:pip[\d.]*|uv\s+pip|npm|yarn|pnpm)\s+(?:install|i|add)\b"
-            + _CMD
+            + CMD
             + r"\s(?P<url>['\"]?(?:git\+)?https?://[^\s'\"]+)"
         ),
         _check_direct_url,
     ),
-    _Rule(
+    Rule(
         "untrusted_chart_repo",
         0.8,
         "adds a chart repository on a bare IP or plain HTTP",
@@ -508,56 +485,19 @@ _RULES: Final = (
         _rx(r"helm\s+repo\s+add\s+\S+\s+(?P<url>https?://\S+)"),
         _check_helm_repo,
     ),
-    _Rule(
+    Rule(
         "untrusted_apt_source",
         0.7,
         "adds a package source over plain HTTP",
         ("sources.list", "apt-key"),
         _rx(
             r"deb\s+(?:\[[^]]*\]\s+)?http://\S+"
-            + _CMD
+            + CMD
             + r"sources\.list|apt-key\s+adv\b|\|\s*(?:sudo\s+)?apt-key\s+add"
         ),
     ),
 )
-_Hit = tuple[float, str, str, str]
-
-
-class _Gated(NamedTuple):
-    """Rules (highest score first) and an index from cheap substring gates to the rules they open."""
-
-    rules: tuple[_Rule, ...]
-    index: tuple[tuple[str, tuple[int, ...]], ...]
-
-
-def _gated(rules: Sequence[_Rule]) -> _Gated:
-    ordered = tuple(sorted(rules, key=lambda r: -r.score))
-    gates = sorted({g for r in ordered for g in r.gates}, key=len)
-    kept: list[str] = []
-    for gate in gates:  # a gate containing a shorter gate adds nothing: the shorter one is tested anyway
-        if not any(g in gate for g in kept):
-            kept.append(gate)
-    index = tuple(
-        (g, tuple(i for i, r in enumerate(ordered) if any(g in rg for rg in r.gates))) for g in kept
-    )
-    return _Gated(ordered, index)
-
-
-def _candidates(gated: _Gated, text: str) -> list[_Rule]:
-    """The rules whose gate is in ``text``, highest score first (usually none)."""
-    hit: set[int] | None = None
-    for gate, ids in gated.index:
-        if gate in text:
-            if hit is None:
-                hit = set(ids)
-            else:
-                hit.update(ids)
-    if hit is None:
-        return []
-    return [gated.rules[i] for i in sorted(hit)]
-
-
-_TABLE: Final = _gated(_RULES)
+_TABLE: Final = gated(_RULES)
 #: Install verbs; the typosquat parser runs only when one of these is present.
 _INSTALL_GATES: Final = ("install", "add", " i ", "npx")
 _MANIFESTS: Final = re.compile(r"(?:^|/)(?:requirements[\w.-]*\.txt|package\.json)$")
@@ -650,71 +590,41 @@ class SupplyChain(Detector):
         kind = event.kind
         if kind != "tool_call" and (kind != "tool_result" or session.kind_counts.get("tool_call")):
             return ()
-        surface = _clip(_surface(event), self._scan_cap)
-        best: _Hit | None = None
-        if surface:
-            low = surface.lower()
-            rules = _candidates(_TABLE, low)
+        text = clip(surface(event), self._scan_cap)
+        best: Hit | None = None
+        if text:
+            low = text.lower()
+            rules = candidates(_TABLE, low)
             if rules:
-                best = self._best(rules, low, surface)
+                best = best_hit(rules, low, text, self)
             if best is None or best[0] < self._near:
                 for gate in _INSTALL_GATES:
                     if gate in low:
-                        best = self._typosquats(low, surface) or best
+                        best = self._typosquats(low, text) or best
                         break
         if best is None and event.args:
             best = self._manifest(event)
         if best is None:
             return ()
-        score, rule, what, snippet = best
-        return (
-            Finding(
-                score=score,
-                reason=f"{rule}: the agent {what} with {quote(snippet)}.",
-                event_ids=supporting(event),
-                category="supply_chain",
-                rule=rule,
-            ),
-        )
+        return report(best, supporting(event), "supply_chain")
 
-    def _best(self, rules: Sequence[_Rule], low: str, surface: str) -> _Hit | None:
-        best: _Hit | None = None
-        for rule in rules:
-            if best is not None and rule.score <= best[0]:
-                break
-            m = rule.rx.search(low)
-            tries = 4
-            while m is not None:
-                verdict = rule.score if rule.check is None else rule.check(low, m, self)
-                if verdict is not None:
-                    if isinstance(verdict, tuple):
-                        score, name, what = verdict
-                    else:
-                        score, name, what = (verdict or rule.score), rule.rule, rule.what
-                    if best is None or score > best[0]:
-                        best = (score, name, what, _window(surface, low, m.start(), m.end()))
-                    break
-                tries -= 1
-                m = rule.rx.search(low, m.end()) if tries else None
-        return best
-
-    def _typosquats(self, low: str, surface: str) -> _Hit | None:
+    def _typosquats(self, low: str, surface: str) -> Hit | None:
         for rx, index, npm in ((_PIP_INSTALL, self._pypi, False), (_NPM_INSTALL, self._npm, True)):
             for m in rx.finditer(low):
                 if m.start() and low[m.start() - 1] not in _BOUNDARY:
                     continue
                 hit = self._squat_hit(install_targets(low, m, npm), index, "npm" if npm else "PyPI")
                 if hit is not None:
-                    return hit[0], hit[1], hit[2], _window(surface, low, m.start(), m.end() + 60)
+                    return hit._replace(snippet=window(surface, low, m.start(), m.end() + 60))
         return None
 
-    def _squat_hit(self, names: Iterable[str], index: PopularIndex, ecosystem: str) -> _Hit | None:
+    def _squat_hit(self, names: Iterable[str], index: PopularIndex, ecosystem: str) -> Hit | None:
         for name in names:
             near = index.nearest(name)
             if near is not None:
                 popular, distance = near
                 score = self._near if distance <= 1 else self._far
-                return (
+                return Hit(
                     score,
                     "typosquat",
                     f"installs {name!r}, {distance} edit(s) from the popular {ecosystem} package {popular!r}",
@@ -722,7 +632,7 @@ class SupplyChain(Detector):
                 )
         return None
 
-    def _manifest(self, event: AuditEvent) -> _Hit | None:
+    def _manifest(self, event: AuditEvent) -> Hit | None:
         """A dependency manifest written with a typosquatted name in it."""
         target = (event.target or "").lower()
         if not _MANIFESTS.search(target):
@@ -743,54 +653,4 @@ class SupplyChain(Detector):
             hit = self._squat_hit(names, self._pypi, "PyPI")
         if hit is None:
             return None
-        return 0.7, "typosquat_manifest", hit[2].replace("installs", "adds a dependency on"), hit[3]
-
-
-#: Argument keys holding file content or prose rather than a command.
-CONTENT_KEYS: Final = frozenset(
-    """
-    content new_string old_string text body edits new_source description prompt message messages
-    subject summary title comment notes todos
-    """.split()
-)
-
-
-def _surface(event: AuditEvent) -> str:
-    """Target plus command-like argument values (lists of strings joined; content skipped)."""
-    target = event.target or ""
-    args = event.args
-    if not args:
-        return target
-    parts = [target] if target else []
-    for key, value in args.items():
-        if key in CONTENT_KEYS:
-            continue
-        if type(value) is str:
-            if value and value != target:
-                parts.append(value)
-        elif type(value) is list:
-            if all(type(v) is str for v in value):
-                joined = " ".join(value)
-                if joined not in target:
-                    parts.append(joined)
-            else:
-                parts.append(_encode(value).decode())
-        elif type(value) is dict:
-            parts.append(_encode(value).decode())
-    return "\n".join(parts)
-
-
-def _window(original: str, searched: str, start: int, end: int) -> str:
-    source = original if len(original) == len(searched) else searched
-    return source[max(0, start - 30) : end + 60]
-
-
-def _clip(text: str, limit: int) -> str:
-    """``text`` if short, else its head and tail (three quarters and one quarter of ``limit``).
-
-    Bounds the per-event cost on very long commands; what sits in the middle of a longer
-    text is not examined (raise ``max_scan_chars`` to trade cost for coverage).
-    """
-    if len(text) <= limit:
-        return text
-    return text[: limit - limit // 4] + "\n" + text[-(limit // 4) :]
+        return Hit(0.7, "typosquat_manifest", hit.what.replace("installs", "adds a dependency on"), hit.snippet)

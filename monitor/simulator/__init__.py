@@ -11,8 +11,9 @@ See :func:`simulate` for the knobs, ``THREAT_CATEGORIES`` for the label strings,
 
 from __future__ import annotations
 
+from monitor.detector_spec import THREAT_CATEGORIES
 from monitor.simulator.agents import AGENT_TYPES, HELD_OUT_AGENT_TYPES, TUNED_AGENT_TYPES
-from monitor.simulator.attacks import CATEGORY_AGENT_TYPES, THREAT_CATEGORIES, VARIANTS
+from monitor.simulator.attacks import CATEGORY_AGENT_TYPES, VARIANTS
 from monitor.simulator.content import COMPANY_DOMAIN, INTERNAL_BUCKETS, INTERNAL_DOMAINS
 from monitor.simulator.fleet import DEFAULT_START_MS, Fleet, simulate, write_fleet
 

@@ -11,20 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+# The eight threat categories, in their canonical order: defined once, by the detector contract
+# (re-exported here for fleet.py).
+from monitor.detector_spec import THREAT_CATEGORIES as THREAT_CATEGORIES
 from monitor.simulator import content as c
 from monitor.simulator.session import SessionBuilder
-
-#: The eight threat categories, in their canonical order.
-THREAT_CATEGORIES: Final = (
-    "injection_exfiltration",
-    "secret_access",
-    "destructive",
-    "privilege_escalation",
-    "guardrail_circumvention",
-    "runaway_cost",
-    "memory_poisoning",
-    "supply_chain",
-)
 
 Scenario = Callable[[SessionBuilder], str]
 
