@@ -516,7 +516,7 @@ class Novelty(Detector):
     name: ClassVar[str] = "novelty"
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = NoveltyConfig
-    cost_us: ClassVar[float] = 2.0
+    cost_us: ClassVar[float] = 2.7  # measured in the pipeline (bench/run_bench.py, replay)
     summary: ClassVar[str] = (
         "A tool, destination, recipient, bucket or table never used before by this agent."
     )

@@ -481,7 +481,7 @@ class PromptInjection(Detector):
     name: ClassVar[str] = "prompt_injection"
     categories: ClassVar[frozenset[str]] = frozenset({INJECTION, POISONING})
     config_type: ClassVar[type[DetectorConfig]] = PromptInjectionConfig
-    cost_us: ClassVar[float] = 2.5
+    cost_us: ClassVar[float] = 3.3  # measured in the pipeline (bench/run_bench.py, replay)
     summary: ClassVar[str] = (
         "Injected instructions in tool output, egress after them, and poisoned agent memory."
     )

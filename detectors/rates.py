@@ -244,7 +244,7 @@ class Rates(Detector):
     name: ClassVar[str] = "rates"
     categories: ClassVar[frozenset[str]] = frozenset({"runaway_cost"})
     config_type: ClassVar[type[DetectorConfig]] = RatesConfig
-    cost_us: ClassVar[float] = 1.0
+    cost_us: ClassVar[float] = 1.8  # measured in the pipeline (bench/run_bench.py, replay)
     summary: ClassVar[str] = "Runaway sessions: call rate, tokens, cost, bytes out or a tight loop far above baseline."
 
     config: RatesConfig

@@ -429,7 +429,7 @@ class TaintFlow(Detector):
     name: ClassVar[str] = "taint_flow"
     categories: ClassVar[frozenset[str]] = frozenset({"injection_exfiltration"})
     config_type: ClassVar[type[DetectorConfig]] = TaintFlowConfig
-    cost_us: ClassVar[float] = 2.5
+    cost_us: ClassVar[float] = 2.8  # measured in the pipeline (bench/run_bench.py, replay)
     summary: ClassVar[str] = (
         "Secret, sensitive or untrusted data in, then egress to an unfamiliar destination."
     )
