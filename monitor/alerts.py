@@ -1,9 +1,10 @@
 """Alerts: one per (session, detector), updated in place — never one per event.
 
-Each published revision names, in ``event_id`` and ``ts``, the event that raised it to
-its severity — what time-to-detect is measured against. An alert's id derives from its inputs (detector and session), so a replayed event or
-a restarted monitor arrives at the same id; a new *revision* is published only when
-the alert's severity rises. Consumers keep the highest revision per ``alert_id``.
+An alert's id derives from its inputs (detector and session), so a replayed event or a
+restarted monitor arrives at the same id; a new *revision* is published only when the
+alert's severity rises. Consumers keep the highest revision per ``alert_id``. Each
+published revision names, in ``event_id`` and ``ts``, the event that raised it to its
+severity — what time-to-detect is measured against.
 """
 
 from __future__ import annotations

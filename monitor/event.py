@@ -232,7 +232,7 @@ def to_epoch_ms(ts: dt.datetime | int) -> int:
     """RFC 3339 (naive means UTC) or epoch milliseconds → epoch milliseconds."""
     if isinstance(ts, dt.datetime):
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=dt.timezone.utc)
+            ts = ts.replace(tzinfo=dt.UTC)
         ms = int(ts.timestamp() * 1000)
     else:
         ms = ts
@@ -244,7 +244,7 @@ def to_epoch_ms(ts: dt.datetime | int) -> int:
 
 def rfc3339_ms(ts_ms: int) -> str:
     """Epoch milliseconds → ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
-    stamp = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc)
+    stamp = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
 
 

@@ -32,15 +32,19 @@ class EventJournal:
             raise ValueError("capacity and per_session must be positive")
         self.capacity = capacity
         self.per_session = per_session
-        self._sessions: OrderedDict[str, deque[AuditEvent]] = OrderedDict()
+        #: per session: (event, observed_ms) — when the event reached the monitor's input
+        self._sessions: OrderedDict[str, deque[tuple[AuditEvent, int]]] = OrderedDict()
         self._total = 0
 
     def __len__(self) -> int:
         return self._total
 
-    def extend(self, events: Iterable[AuditEvent]) -> None:
+    def extend(self, events: Iterable[AuditEvent], observed_ms: Iterable[int] | None = None) -> None:
+        """Add ``events``; ``observed_ms`` (parallel to them) is each one's input time."""
         sessions = self._sessions
+        observed = iter(observed_ms) if observed_ms is not None else None
         for event in events:
+            seen = next(observed) if observed is not None else 0
             kept = sessions.get(event.session_id)
             if kept is None:
                 kept = sessions[event.session_id] = deque(maxlen=self.per_session)
@@ -48,7 +52,7 @@ class EventJournal:
                 sessions.move_to_end(event.session_id)
             if len(kept) < self.per_session:
                 self._total += 1
-            kept.append(event)
+            kept.append((event, seen))
         while self._total > self.capacity:
             self._total -= len(sessions.popitem(last=False)[1])
 
@@ -57,4 +61,10 @@ class EventJournal:
         kept = self._sessions.get(session_id)
         if not kept:
             return []
-        return [e for e in kept if e.ts_ms >= since_ts_ms]
+        return [e for e, _ in kept if e.ts_ms >= since_ts_ms]
+
+    def first_observed(self, session_id: str, event_ids: Iterable[str]) -> int | None:
+        """The earliest input time among ``event_ids`` of the session still in the journal."""
+        wanted = set(event_ids)
+        times = [seen for e, seen in self._sessions.get(session_id, ()) if seen and e.event_id in wanted]
+        return min(times) if times else None

@@ -37,8 +37,8 @@ from monitor.config import MonitorSettings
 from monitor.errors import DECODE_REASONS, DecodeError
 from monitor.formats import get_decoder
 from monitor.pipeline import IngestResult, Pipeline
-from monitor.responder import Responder
 from monitor.policy import SEVERITY_RANK
+from monitor.responder import Responder
 from monitor.store import AlertLedger
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,7 @@ class KafkaMonitor:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         published: list[Alert] = []
         events = []
+        observed: list[int] = []
         stats = self.stats
         for tp, records in batch.items():
             fmt, decoder = self._decoders[tp.topic]
@@ -211,6 +212,7 @@ class KafkaMonitor:
                 for alert in result.alerts:
                     self._gate(alert, ledger_entries, outgoing, published)
                 events.extend(result.events)
+                observed.extend([record.timestamp] * len(result.events))
                 stats.events += len(result.events)
                 metrics.EVENTS.labels(tp.topic, fmt).inc(len(result.events))
             metrics.MESSAGES.labels(tp.topic, fmt).inc(len(records))
@@ -218,7 +220,7 @@ class KafkaMonitor:
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         for alert in self.pipeline.expire():
             self._gate(alert, ledger_entries, outgoing, published)
-        prepared = self.responder.prepare(events, published) if self.responder is not None else None
+        prepared = self.responder.prepare(events, published, observed) if self.responder is not None else None
         if prepared is not None:
             outgoing.extend(prepared.messages)
         delivered = self._deliver(outgoing)

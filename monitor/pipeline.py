@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 from monitor import metrics
 from monitor.alerts import Alert, raise_or_update
+from monitor.config import Config
 from monitor.detector_spec import Finding
 from monitor.errors import DecodeError
 from monitor.event import AuditEvent
 from monitor.formats import Decoder
-from monitor.config import Config
 from monitor.plugins import ActiveDetector, active_detectors
 from monitor.session_state import SessionState, SessionTable
 

@@ -20,7 +20,6 @@ digest), so the same incident gives the same bytes.
 from __future__ import annotations
 
 import functools
-
 import re
 from collections import Counter
 from pathlib import Path

@@ -20,7 +20,6 @@ Redaction is idempotent: ``redact(redact(x)) == redact(x)``.
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Callable
 from typing import Any, Final

@@ -10,6 +10,7 @@ as the offset.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,6 @@ def replay_file(
     on_progress: Callable[[int], None] | None = None,
 ) -> ReplayStats:
     """Process ``events_path``; write alert lines to ``alerts_out``; return counts."""
-    import time
-
     decoder = get_decoder(fmt)
     received_ms = int(os.stat(events_path).st_mtime * 1000)
     stats = ReplayStats()
@@ -69,8 +68,10 @@ def replay_file(
             for error in result.errors:
                 stats.dead_letters += 1
                 if dead_letters_out is not None:
-                    origin = dead_letter.Origin(topic=origin_topic, partition=0, offset=number, timestamp_ms=received_ms)
-                    dead_letters_out.write(dead_letter.encode(dead_letter.dead_letter(raw, error, fmt, origin)) + b"\n")
+                    origin = dead_letter.Origin(topic=origin_topic, partition=0, offset=number,
+                                                timestamp_ms=received_ms)
+                    letter = dead_letter.dead_letter(raw, error, fmt, origin)
+                    dead_letters_out.write(dead_letter.encode(letter) + b"\n")
             if on_progress is not None and number % 5000 == 0:
                 on_progress(source.tell())
     write(pipeline.drain())

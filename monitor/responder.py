@@ -134,9 +134,14 @@ class Responder:
             return {row.session_id: row.incident_id for row in rows}
 
     # -- in the batch -----------------------------------------------------------------
-    def prepare(self, events: list[AuditEvent], alerts: list[Alert]) -> Prepared:
-        """Record this batch's alerts and journal, start playbooks, run urgent steps."""
-        self.journal.extend(events)
+    def prepare(self, events: list[AuditEvent], alerts: list[Alert], observed_ms: list[int] | None = None
+                ) -> Prepared:
+        """Record this batch's alerts and journal, start playbooks, run urgent steps.
+
+        ``observed_ms``, parallel to ``events``, is when each reached the input (Kafka
+        record time): the wall clock that time-to-detect and time-to-contain start from.
+        """
+        self.journal.extend(events, observed_ms)
         prepared = Prepared()
         watched = self._watched
         watched_events = [e for e in events if e.session_id in watched] if watched else []
@@ -173,19 +178,24 @@ class Responder:
         supporting = [e for e in self.journal.session_events(alert.session_id) if e.event_id in alert.event_ids]
         trigger_ts = next((e.ts_ms for e in supporting if e.event_id == alert.event_id), alert.updated_ts_ms)
         earliest = min((e.ts_ms for e in supporting), default=trigger_ts)
-        observed = alert.observed_ms or now
-        change = attach_alert(conn, alert, self.settings, now, observed - max(0, trigger_ts - earliest))
+        # The first malicious event, in wall-clock time: when the earliest supporting event
+        # reached the input; failing that, the raising event's input time moved back by
+        # the event-time gap (agents' clocks may be off; the input clock is ours).
+        first_malicious = self.journal.first_observed(alert.session_id, alert.event_ids)
+        if first_malicious is None:
+            first_malicious = (alert.observed_ms or now) - max(0, trigger_ts - earliest)
+        change = attach_alert(conn, alert, self.settings, now, first_malicious)
         if change.created:
             since = earliest - LOOKBACK_MS
             journal_rows.extend(_journal_row(change.incident_id, e)
                                 for e in self.journal.session_events(alert.session_id, since))
             self._watched[alert.session_id] = change.incident_id
             metrics.INCIDENTS_OPENED.labels(change.severity).inc()
-            metrics.TIME_TO_DETECT.observe(max(0, now - (observed - max(0, trigger_ts - earliest))) / 1000)
+            metrics.TIME_TO_DETECT.observe(max(0, now - first_malicious) / 1000)
         return change.incident_id
 
     def _plan(self, conn: Connection, incident_id: str, playbook: Playbook, now: int) -> None:
-        for position, (step, action, _params) in enumerate(playbook.actions):
+        for position, (step, _action, _params) in enumerate(playbook.actions):
             key = f"{incident_id}:{playbook.name}:{step.name}"
             if conn.execute(select(actions.c.action_key).where(actions.c.action_key == key)).first() is not None:
                 continue

@@ -74,6 +74,11 @@ def publish_raw(
 
 def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> list[bytes]:
     """Every message value currently in ``topic`` (all partitions, no group, no commit)."""
+    return [record.value for record in read_records(bootstrap_servers, topic, timeout_s)]
+
+
+def read_records(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> list[Any]:
+    """Every record currently in ``topic`` (kafka-python ``ConsumerRecord`` s, with timestamps)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -83,13 +88,13 @@ def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> l
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
-        values: list[bytes] = []
+        records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < end[tp] for tp in tps):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} did not reach its end within {timeout_s}s")
-            for records in consumer.poll(timeout_ms=200).values():
-                values.extend(r.value for r in records)
-        return values
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        return records
     finally:
         consumer.close()

@@ -17,7 +17,7 @@ import pytest
 from monitor import simulator
 from monitor.detector_spec import CATEGORIES, Detector, Finding, validate_detector_class
 from monitor.event import AuditEvent, from_mapping
-from monitor.fixtures import load_cases, fixture_path, run_fixture
+from monitor.fixtures import fixture_path, load_cases, run_fixture
 from monitor.plugins import discover_detectors
 from monitor.session_state import SessionTable
 
@@ -97,7 +97,7 @@ def test_fixture_has_positives_and_negatives_and_passes(cls: type[Detector]) -> 
 def test_findings_are_well_formed(cls: type[Detector]) -> None:
     found, _ = drive(cls(), EVENTS)
     ids = {e.event_id for e in EVENTS}
-    for rule, score, category, event_ids in found:
+    for _rule, score, category, event_ids in found:
         assert 0.0 <= score <= 1.0
         assert category in CATEGORIES and category in cls.categories
         assert event_ids and set(event_ids) <= ids

@@ -66,7 +66,8 @@ def test_reprocessing_after_a_lost_commit_publishes_no_duplicate(
 ) -> None:
     """Simulate a crash after publishing but before committing: a new group re-reads all."""
     bootstrap = broker.bootstrap_servers
-    publish_events(bootstrap, native_topic(isolated_config), [event(i, session=f"s{i}", target="EVIL") for i in range(20)])
+    events = [event(i, session=f"s{i}", target="EVIL") for i in range(20)]
+    publish_events(bootstrap, native_topic(isolated_config), events)
     first = marker_monitor(bootstrap, isolated_config).run()
     assert first.alerts_published == 20
     # Same store (ledger), new consumer group: every event is consumed again.
@@ -87,7 +88,8 @@ def test_alerts_published_before_a_crash_are_recovered_from_the_topic(
     from monitor.store import alert_log_positions, open_store, published_alerts
 
     bootstrap = broker.bootstrap_servers
-    publish_events(bootstrap, native_topic(isolated_config), [event(i, session=f"s{i}", target="EVIL") for i in range(10)])
+    events = [event(i, session=f"s{i}", target="EVIL") for i in range(10)]
+    publish_events(bootstrap, native_topic(isolated_config), events)
     assert marker_monitor(bootstrap, isolated_config).run().alerts_published == 10
     with open_store(isolated_config.store_url).begin() as conn:  # forget, as a crash would
         conn.execute(delete(published_alerts))

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams
-from monitor.evidence import verify_bundle
 from monitor.event import from_mapping
+from monitor.evidence import verify_bundle
 from monitor.playbooks import discover_actions, load_playbook, load_playbooks
 from monitor.responder import Responder
 from monitor.session_guard import status_from_store

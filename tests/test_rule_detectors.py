@@ -63,7 +63,9 @@ def bash(cmd: str, **kw: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("cls", RULE_DETECTORS, ids=lambda c: c.name)
 def test_contract(cls: type[Detector]) -> None:
     assert validate_detector_class(cls) == []
-    assert cls.cost_us <= 3.0
+    # The nine detectors share one budget (tests/test_detector_conformance.py); no rule
+    # detector may take more than a sixth of it.
+    assert cls.cost_us <= 25.0 / 6
 
 
 @pytest.mark.parametrize("cls", RULE_DETECTORS, ids=lambda c: c.name)

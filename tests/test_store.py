@@ -10,7 +10,8 @@ from monitor import audit_log
 from monitor.alerts import Alert, alert_id_for
 from monitor.incident_store import list_incidents, load_incident
 from monitor.incidents import IncidentSettings, attach_alert, set_status
-from monitor.store import AlertLedger, audit_log as audit_table, open_store
+from monitor.store import AlertLedger, open_store
+from monitor.store import audit_log as audit_table
 
 
 def alert(session: str = "s1", detector: str = "secret_access", severity: str = "high", revision: int = 1,
