@@ -149,13 +149,7 @@ class KafkaMonitor:
             **GROUP_TIMEOUTS,
         )
         self._consumer.subscribe(list(self._decoders), listener=_Rebalance(self.stats))
-        self._producer = KafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            acks="all",
-            linger_ms=2,
-            reconnect_backoff_max_ms=5000,
-            max_block_ms=10_000,
-        )
+        self._producer = self._new_producer()
         if self.responder is not None:
             self.responder.start()
         try:
@@ -168,6 +162,20 @@ class KafkaMonitor:
         finally:
             self._close()
         return self.stats
+
+    def _new_producer(self) -> KafkaProducer:
+        # Idempotent production is off on purpose: a broker that comes back without the
+        # producer's state (a restarted in-memory broker, a failed-over cluster) makes an
+        # idempotent kafka-python producer fail fatally for good. Our effects are
+        # idempotent by id (alert ids, the ledger, command ids), so a retried send is safe.
+        return KafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            acks="all",
+            linger_ms=2,
+            reconnect_backoff_max_ms=5000,
+            max_block_ms=10_000,
+            enable_idempotence=False,
+        )
 
     def _idle_expired(self) -> bool:
         if self.exit_on_idle_s is None or not self.stats.assigned:
@@ -285,6 +293,10 @@ class KafkaMonitor:
                     log.error("stopping with %d undelivered messages; their batch will be re-read", len(pending))
                     return None
                 self._backoff(attempt, f"{len(pending)} messages not yet delivered")
+                if attempt % 3 == 0:  # a producer wedged in a fatal state does not recover by itself
+                    log.warning("replacing the Kafka producer after %d failed delivery attempts", attempt)
+                    producer.close(timeout=1)
+                    producer = self._producer = self._new_producer()
         return positions
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:

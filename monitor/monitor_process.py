@@ -59,7 +59,7 @@ class KafkaSender:
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all",
-                                               max_block_ms=10_000)
+                                               max_block_ms=10_000, enable_idempotence=False)
             producer = self._producer
         futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
         producer.flush(timeout=15)

@@ -100,3 +100,45 @@ def test_alerts_published_before_a_crash_are_recovered_from_the_topic(
     second = marker_monitor(bootstrap, again).run()
     assert second.events == 10 and second.alerts_published == 0
     assert len(read_json(bootstrap, isolated_config.monitor.alerts_topic)) == 10
+
+
+def test_the_loop_survives_the_broker_going_away_and_carries_on_when_it_returns(isolated_config: Config) -> None:
+    """Tansu keeps everything in memory, so the broker that returns is empty: the monitor
+    must reconnect, rejoin its group and process what arrives afterwards."""
+    import threading
+    import time
+
+    from monitor.broker import free_port
+    from monitor.topics import all_topics, ensure_topics
+
+    port = free_port()
+    first = EmbeddedBroker(port=port).start()
+    monitor = marker_monitor(first.bootstrap_servers, isolated_config, exit_on_idle_s=None)  # type: ignore[arg-type]
+    thread = threading.Thread(target=monitor.run, daemon=True)
+    thread.start()
+    second = None
+    try:
+        publish_events(first.bootstrap_servers, native_topic(isolated_config),
+                       [event(i, session=f"before{i}", target="EVIL") for i in range(5)])
+        deadline = time.monotonic() + 60
+        while monitor.stats.events < 5:
+            assert time.monotonic() < deadline, "nothing processed before the outage"
+            time.sleep(0.1)
+        first.stop()
+        time.sleep(3)  # the monitor polls a dead broker meanwhile
+        assert thread.is_alive()
+        second = EmbeddedBroker(port=port).start()
+        ensure_topics(second.bootstrap_servers, all_topics(isolated_config.monitor), partitions=3)
+        publish_events(second.bootstrap_servers, native_topic(isolated_config),
+                       [event(i, session=f"after{i}", target="EVIL") for i in range(5)])
+        deadline = time.monotonic() + 90
+        while monitor.stats.events < 10:
+            assert thread.is_alive() and time.monotonic() < deadline, "the monitor did not carry on"
+            time.sleep(0.2)
+        alerts = read_json(second.bootstrap_servers, isolated_config.monitor.alerts_topic)
+        assert sorted(a["session_id"] for a in alerts) == [f"after{i}" for i in range(5)]
+    finally:
+        monitor.stop_event.set()
+        thread.join(timeout=30)
+        if second is not None:
+            second.stop()

@@ -147,3 +147,45 @@ def test_bad_playbooks_are_refused_with_the_file_and_field_named(tmp_path: Path,
     with pytest.raises(ConfigError, match=message) as info:
         load_playbook(path, discover_actions())
     assert str(path) in str(info.value)
+
+
+def test_terminate_calls_a_signed_webhook_and_a_dead_one_does_not_hold_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from monitor.broker import free_port
+    from monitor.webhook import verify
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TERMINATE_HOOK_SECRET", "s3cret")
+    for url, expect in ((f"http://127.0.0.1:{httpd.server_address[1]}/terminate", "delivered"),
+                        (f"http://127.0.0.1:{free_port()}/nobody-home", "failed")):
+        book = tmp_path / f"{expect}.yaml"
+        book.write_text(f"name: t_{expect}\nmatch: {{min_severity: low}}\nsteps:\n"
+                        f"  - {{name: terminate, action: terminate_session, params: "
+                        f"{{webhook_url: '{url}', secret_env: TERMINATE_HOOK_SECRET, timeout_s: 1}}}}\n")
+        engine = open_store(f"sqlite:///{tmp_path / expect}.db")
+        responder = Responder(engine, [load_playbook(book, discover_actions())], tmp_path / expect, "agent.control",
+                              clock=Clock())
+        prepared = responder.prepare(session_events(), [alert()])
+        assert [msgspec.json.decode(m.value)["type"] for m in prepared.messages] == ["terminate_session"]
+        assert prepared.inline[0].outcome.result["webhook"].startswith(expect)
+    httpd.shutdown()
+    [(headers, body)] = received
+    assert verify(b"s3cret", headers["X-Agentwatch-Timestamp"], body, headers["X-Agentwatch-Signature"])
+    assert msgspec.json.decode(body)["type"] == "terminate_session"

@@ -13,22 +13,28 @@ detector names and categories only: it reaches the agent, so it carries no agent
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from sqlalchemy import select
 
-from monitor import audit_log
+from monitor import audit_log, metrics
 from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams, OutgoingMessage
 from monitor.control import ControlCommand, command_id_for
 from monitor.event import rfc3339_ms
 from monitor.store import session_status
+from monitor.webhook import OptionalWebhookConfig, WebhookError, post_signed
 
 MAX_REASON_CHARS = 500
 
 
-class TerminateParams(ActionParams):
-    """No parameters needed; ``reason_prefix`` is prepended to the alert summary."""
+class TerminateParams(OptionalWebhookConfig, kw_only=True):
+    """``reason_prefix`` starts the reason; optionally also POST the command, HMAC-signed,
+    to ``webhook_url`` (or the URL in ``webhook_url_env``) with the secret in ``secret_env``.
+    The webhook runs inside the batch, so keep ``timeout_s`` short (default 2 s)."""
 
     reason_prefix: str = "agentwatch"
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=10)] = 2.0
 
 
 class TerminateSession(Action):
@@ -58,11 +64,22 @@ class TerminateSession(Action):
         else:
             self._record(conn, command, ctx.now_ms)
         message = OutgoingMessage(ctx.control_topic, incident.session_id.encode(), msgspec.json.encode(command))
-        return ActionOutcome(
-            summary=f"terminate_session published ({command.command_id})",
-            result={"command_id": command.command_id, "topic": ctx.control_topic},
-            messages=[message], contains=True,
-        )
+        result: dict[str, object] = {"command_id": command.command_id, "topic": ctx.control_topic}
+        summary = f"terminate_session published ({command.command_id})"
+        webhook = params.resolve_optional()
+        if webhook is not None:
+            # The control command is what stops the session; a failed webhook is recorded
+            # (result, timeline, metric) but does not hold the command back.
+            url, secret = webhook
+            try:
+                post_signed(url, msgspec.to_builtins(command), secret, request_id=command.command_id,
+                            timeout_s=params.timeout_s)
+                result["webhook"] = "delivered"
+            except WebhookError as exc:
+                result["webhook"] = f"failed: {exc}"
+                summary += f"; webhook failed: {exc}"
+                metrics.ACTIONS.labels("terminate_session_webhook", "failed").inc()
+        return ActionOutcome(summary=summary, result=result, messages=[message], contains=True)
 
     @staticmethod
     def _record(conn, command: ControlCommand, now_ms: int) -> None:  # type: ignore[no-untyped-def]
