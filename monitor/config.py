@@ -43,7 +43,8 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     store_url: str | None = None
     session_ttl_s: float = 1800.0
     max_sessions: int = 200_000
-    recent_events: int = 16
+    #: Last events each session keeps for detectors (only the last one is used by the built-ins).
+    recent_events: int = 4
     group_id: str = "agentwatch-monitor"
     inputs: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_INPUTS))
     alerts_topic: str = "agentwatch.alerts"

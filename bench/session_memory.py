@@ -1,0 +1,81 @@
+"""Idle session state: memory per live session with every default detector.
+
+    python bench/session_memory.py [--sessions 100000] [--json]
+
+Opens N sessions (session_start, a prompt, two tool calls and their results — then
+idle, not ended), runs them through the same pipeline `run` uses, and reports the
+process's resident memory growth per session against DESIGN.md's budget (≤ 4 KiB per
+idle session; 100,000 sessions in ≤ 500 MiB RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+
+import msgspec
+
+from monitor.config import Config
+from monitor.event import from_mapping
+from monitor.pipeline import build_pipeline
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def session_events(n: int, start_ms: int) -> list[dict]:  # type: ignore[type-arg]
+    sid, agent = f"mem-{n:07d}", f"coder-{n % 500}"
+    steps = [("session_start", None, None), ("prompt", None, None),
+             ("tool_call", "Read", f"/repo/src/module_{n % 97}.py"), ("tool_result", "Read", None),
+             ("tool_call", "Bash", "pytest -q tests/"), ("tool_result", "Bash", None)]
+    return [{"event_id": f"{sid}:{i}", "ts": start_ms + n * 10 + i, "session_id": sid, "agent_id": agent,
+             "principal": f"dev{n % 200}@acme.example", "kind": kind, "tool": tool, "target": target,
+             "outcome": "ok" if kind == "tool_result" else None} for i, (kind, tool, target) in enumerate(steps)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--recent-events", type=int, default=None, help="override [monitor] recent_events")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    config = Config()
+    config.monitor.max_sessions = max(config.monitor.max_sessions, args.sessions)
+    if args.recent_events is not None:
+        config.monitor.recent_events = args.recent_events
+    pipeline = build_pipeline(config)
+    # Warm up (imports, learned models' first allocations) before the baseline.
+    for event in session_events(0, 1_767_225_600_000):
+        pipeline.process(from_mapping(event))
+    gc.collect()
+    before = rss_bytes()
+    for n in range(1, args.sessions + 1):
+        for event in session_events(n, 1_767_225_600_000):
+            pipeline.process(from_mapping({k: v for k, v in event.items() if v is not None}))
+    gc.collect()
+    after = rss_bytes()
+    live = len(pipeline.sessions)
+    result = {
+        "sessions": live,
+        "rss_growth_mib": round((after - before) / 2**20, 1),
+        "bytes_per_session": round((after - before) / live),
+        "estimated_state_bytes_per_session": round(pipeline.sessions.estimated_bytes() / live),
+        "rss_total_mib": round(after / 2**20, 1),
+        "budget_bytes_per_session": 4096,
+    }
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+    else:
+        for key, value in result.items():
+            print(f"{key:36} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
