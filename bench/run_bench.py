@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import msgspec
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
@@ -41,7 +41,7 @@ from monitor.kafka_runner import GROUP_TIMEOUTS
 from monitor.monitor_process import start_monitor
 from monitor.pipeline import build_pipeline
 from monitor.replay import replay_file
-from monitor.topic_io import publish_events
+from monitor.topic_io import publish_events, read_records
 from monitor.topics import ensure_topics
 
 PARTITIONS = 4
@@ -144,19 +144,7 @@ def _percentiles(values: list[int]) -> dict[str, float]:
 
 
 def _records(bootstrap: str, topic: str) -> list[tuple[int, dict]]:  # type: ignore[type-arg]
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=500).values():
-                out.extend((r.timestamp, msgspec.json.decode(r.value)) for r in records)
-        return out
-    finally:
-        consumer.close()
+    return [(r.timestamp, msgspec.json.decode(r.value)) for r in read_records(bootstrap, topic, timeout_s=60)]
 
 
 def _timestamps(bootstrap: str, topic: str, key: str) -> dict[str, int]:
