@@ -218,6 +218,12 @@ def org_domain(principal: str | None) -> str | None:
     return None
 
 
+#: Host suffixes that are never "outside" (shared with taint_flow).
+DEFAULT_INTERNAL_SUFFIXES: Final = (
+    ".internal", ".local", ".localhost", ".corp", ".lan", ".home.arpa", ".svc.cluster.local", "localhost",
+)
+
+
 def is_internal_host(host: str, domains: Iterable[str], suffixes: Iterable[str]) -> bool:
     """Whether ``host`` is one of ``domains`` (or under one), has an internal suffix, or is private.
 
@@ -376,16 +382,7 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
     min_sessions_for_baseline: int = 3
     min_events_for_baseline: int = 30
     internal_domains: tuple[str, ...] = ()
-    internal_suffixes: tuple[str, ...] = (
-        ".internal",
-        ".local",
-        ".localhost",
-        ".corp",
-        ".lan",
-        ".home.arpa",
-        ".svc.cluster.local",
-        "localhost",
-    )
+    internal_suffixes: tuple[str, ...] = DEFAULT_INTERNAL_SUFFIXES
     internal_bucket_prefixes: tuple[str, ...] = ()
     infer_org_bucket_prefix: bool = True
     base_scores: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_BASE_SCORES))

@@ -54,7 +54,14 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
-from detectors.novelty import Destinations, email_addresses, is_internal_host, named_destinations, org_domain
+from detectors.novelty import (
+    DEFAULT_INTERNAL_SUFFIXES,
+    Destinations,
+    email_addresses,
+    is_internal_host,
+    named_destinations,
+    org_domain,
+)
 from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from monitor.event import AuditEvent
 from monitor.session_state import SessionState
@@ -287,15 +294,7 @@ class TaintFlowConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
     send_words: tuple[str, ...] = DEFAULT_SEND_WORDS
     exfil_services: tuple[str, ...] = DEFAULT_EXFIL_SERVICES
     internal_domains: tuple[str, ...] = ()
-    internal_suffixes: tuple[str, ...] = (
-        ".internal",
-        ".local",
-        ".localhost",
-        ".corp",
-        ".lan",
-        ".home.arpa",
-        "localhost",
-    )
+    internal_suffixes: tuple[str, ...] = DEFAULT_INTERNAL_SUFFIXES
     internal_bucket_prefixes: tuple[str, ...] = ()
     infer_org_bucket_prefix: bool = True
     source_scores: dict[str, float] = msgspec.field(
