@@ -16,7 +16,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from monitor import __version__
+from monitor import __version__, log_format
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError
 from monitor.formats import DECODERS
@@ -46,7 +46,7 @@ def _print_json(obj: Any) -> None:
 def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """agentwatch — behavioural monitoring and automated response for AI agents."""
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format.install(max(level, logging.DEBUG))
     if verbose < 2:
         # kafka-python logs every refused connection while a broker starts or restarts;
         # agentwatch reports what matters (reconnects, failed deliveries) itself.

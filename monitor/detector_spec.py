@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import abc
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 import msgspec
@@ -154,13 +154,6 @@ def quote(text: str | None, limit: int = 120) -> str:
     return '"' + flat.replace('"', "'") + '"'
 
 
-def event_text(event: AuditEvent) -> str:
-    """The free text of an event a pattern rule should look at: target and args."""
-    if event.args:
-        return f"{event.target or ''} {event.args_text()}"
-    return event.target or ""
-
-
 def supporting(*events: AuditEvent | None) -> tuple[str, ...]:
     """Event ids of the given events, skipping ``None``."""
     return tuple(e.event_id for e in events if e is not None)
@@ -185,7 +178,3 @@ def validate_detector_class(cls: Any) -> list[str]:
         problems.append("`cost_us` must be a positive number")
     return problems
 
-
-def iter_findings(found: Iterable[Finding] | None) -> Iterable[Finding]:
-    """Tolerate ``None`` from a detector that forgot to return a tuple."""
-    return found or NO_FINDINGS

@@ -204,13 +204,14 @@ class KafkaMonitor:
             fmt, decoder = self._decoders[tp.topic]
             for record in records:
                 raw = record.value if record.value is not None else b""
-                origin = dead_letter.Origin(
-                    topic=tp.topic, partition=tp.partition, offset=record.offset, timestamp_ms=record.timestamp
-                )
                 if raw:
                     result = self.pipeline.ingest(raw, decoder, record.timestamp)
                 else:
                     result = IngestResult(errors=[DecodeError("invalid_json", "empty message (tombstone?)")])
+                if result.errors:
+                    origin = dead_letter.Origin(
+                        topic=tp.topic, partition=tp.partition, offset=record.offset, timestamp_ms=record.timestamp
+                    )
                 for error in result.errors:
                     metrics.DECODE_FAILURES.labels(fmt, error.reason).inc()
                     metrics.DLQ_WRITES.labels(error.reason).inc()

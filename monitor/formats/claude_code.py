@@ -68,7 +68,6 @@ COMMON_TARGET_KEYS: Final = (
     "pattern",
 )
 
-_MCP_PREFIX: Final = "mcp__"
 _SMALL_STRING: Final = 1024
 _ATTRIBUTE_CHARS: Final = MAX_TEXT_CHARS // 2
 _FULL_TEXT_ATTRIBUTES: Final = frozenset({"content", "prompt"})
@@ -77,23 +76,6 @@ _CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 _encoder = msgspec.json.Encoder()
-
-
-def is_mcp_tool(tool: str | None) -> bool:
-    """Whether ``tool`` is an MCP tool (``mcp__<server>__<tool>``)."""
-    return tool is not None and tool.startswith(_MCP_PREFIX)
-
-
-def mcp_server(tool: str | None) -> str | None:
-    """The server part of an MCP tool name, or None for other tools.
-
-    >>> mcp_server("mcp__github__create_issue")
-    'github'
-    """
-    if tool is None or not tool.startswith(_MCP_PREFIX):
-        return None
-    server, _, _ = tool[len(_MCP_PREFIX) :].partition("__")
-    return server or None
 
 
 def tool_target(tool: str | None, args: Mapping[str, Any] | None) -> str | None:
