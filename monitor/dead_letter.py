@@ -3,12 +3,21 @@
 The value is a JSON envelope so any Kafka tool can read it; the original message is
 kept byte-for-byte (base64) so it can be fixed and re-driven, with a short escaped
 preview for humans. Keyed like the input so the record lands beside its neighbours.
+
+One dead letter per *message*, however many of its records were bad: an OTLP batch of
+10,000 bad records becomes one letter carrying the original once, with the rejections
+summarised (a count per reason and the first :data:`MAX_DETAILS` details). ``reason`` is
+the commonest reason, ``detail`` the first record's. A letter is thus at most about
+``MAX_KEPT_BYTES`` × 4/3 plus a few KiB, so a batch's letters never outweigh its input.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+from collections import Counter
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -19,6 +28,8 @@ PREVIEW_CHARS: Final = 200
 #: Originals above this are kept truncated (with the digest of the whole) so the
 #: dead letter itself stays under the broker's default 1 MiB message limit.
 MAX_KEPT_BYTES: Final = 512 * 1024
+#: Rejected records described one by one in a letter; the rest are only counted.
+MAX_DETAILS: Final = 10
 
 
 class Origin(msgspec.Struct, kw_only=True, frozen=True):
@@ -40,17 +51,28 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     value_bytes: int
     value_sha256: str
     value_truncated: bool
+    records_rejected: int = 1
+    records_accepted: int = 0
+    reasons: dict[str, int] = {}
+    details: list[str] = []
 
 
 _encoder = msgspec.json.Encoder()
 
 
-def dead_letter(raw: bytes, error: DecodeError, fmt: str, origin: Origin) -> DeadLetter:
-    """Build the record for ``raw`` rejected with ``error``."""
+def dead_letter(
+    raw: bytes, errors: Sequence[DecodeError], fmt: str, origin: Origin, accepted: int = 0
+) -> DeadLetter:
+    """The one record for message ``raw``, whose ``errors`` (at least one) were rejected.
+
+    ``accepted`` is how many events the same message gave (they were processed).
+    """
+    counts = Counter(error.reason for error in errors)
+    reason = max(counts, key=lambda r: (counts[r], r == errors[0].reason))
     preview = raw[:PREVIEW_CHARS].decode("utf-8", errors="backslashreplace")
     return DeadLetter(
-        reason=error.reason,
-        detail=error.detail,
+        reason=reason,
+        detail=errors[0].detail,
         format=fmt,
         origin=origin,
         value_b64=base64.b64encode(raw[:MAX_KEPT_BYTES]).decode("ascii"),
@@ -58,6 +80,10 @@ def dead_letter(raw: bytes, error: DecodeError, fmt: str, origin: Origin) -> Dea
         value_bytes=len(raw),
         value_sha256=hashlib.sha256(raw).hexdigest(),
         value_truncated=len(raw) > MAX_KEPT_BYTES,
+        records_rejected=len(errors),
+        records_accepted=accepted,
+        reasons=dict(counts),
+        details=[f"{error.reason}: {error.detail}" for error in itertools.islice(errors, MAX_DETAILS)],
     )
 
 

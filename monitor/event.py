@@ -17,6 +17,7 @@ padding it (free text is truncated, never rejected, and the event says so).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -46,6 +47,13 @@ MAX_ARGS_BYTES: Final = 16384
 MAX_ATTRIBUTES_BYTES: Final = 16384
 MAX_MESSAGE_BYTES: Final = 1_048_576
 TRUNCATION_MARK: Final = "…[truncated]"
+#: Deepest container nesting kept inside ``args``/``attributes`` values; a container deeper
+#: than this is replaced by :data:`NESTED_MARK` (far below what pickle, msgspec, Jinja or
+#: any JSON encoder chokes on, far above what a real tool input needs).
+MAX_NESTING: Final = 32
+NESTED_MARK: Final = "…[nested]"
+#: Largest count or amount accepted (2^53 - 1: exact as a float and as a JSON number anywhere).
+MAX_SAFE_INT: Final = 2**53 - 1
 
 # Epoch-milliseconds sanity window: 2000-01-01 .. 2100-01-01. A value below it is
 # almost always epoch *seconds*, which would silently shift a session by 50 years.
@@ -89,8 +97,21 @@ class AuditEvent(msgspec.Struct, kw_only=True, gc=False):
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 OptionalId = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)] | None
-Count = Annotated[int, msgspec.Meta(ge=0)] | None
-Amount = Annotated[float, msgspec.Meta(ge=0)] | None
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT)] | None
+Amount = Annotated[float, msgspec.Meta(ge=0, le=MAX_SAFE_INT)] | None
+#: The optional numbers: a bad one (wrong type, negative, beyond 2^53, 10^400, NaN) is
+#: dropped and named in ``attributes["agentwatch.invalid"]``; the event is kept, since
+#: rejecting it would let an agent hide an action behind one bad number.
+NUMERIC_FIELDS: Final[dict[str, Any]] = {
+    "bytes_in": Count,
+    "bytes_out": Count,
+    "tokens_in": Count,
+    "tokens_out": Count,
+    "cost_usd": Amount,
+    "duration_ms": Amount,
+}
+INVALID_KEY: Final = "agentwatch.invalid"
+TRUNCATED_KEY: Final = "agentwatch.truncated"
 
 
 class _WireEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -115,58 +136,105 @@ class _WireEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fa
     attributes: dict[str, Any] | None = None
 
 
+def _float_literal(text: str) -> float:
+    """A JSON float inside ``args``/``attributes``; out of range (``1e400``) becomes ±inf, not a rejection."""
+    return float(text)
+
+
 _WIRE_FIELDS: Final = frozenset(_WireEvent.__struct_fields__)
-_wire_decoder = msgspec.json.Decoder(_WireEvent)
-_dict_decoder = msgspec.json.Decoder(dict[str, Any])
+_wire_decoder = msgspec.json.Decoder(_WireEvent, float_hook=_float_literal)
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_any_decoder = msgspec.json.Decoder(float_hook=_float_literal)
+_field_decoders: Final = {name: msgspec.json.Decoder(kind) for name, kind in NUMERIC_FIELDS.items()}
+_ERROR_PATH = re.compile(r"at `\$\.([A-Za-z_]+)`$")
 
 
 def parse_native(raw: bytes) -> AuditEvent:
     """Decode and validate one native JSON event; raise :class:`DecodeError` if bad."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise DecodeError("oversized", f"message is {len(raw)} bytes (cap {MAX_MESSAGE_BYTES})")
+    extra: dict[str, Any] | None = None
+    invalid: list[str] | None = None
     try:
         wire = _wire_decoder.decode(raw)
-        extra: dict[str, Any] | None = None
     except msgspec.ValidationError as exc:
-        if "unknown field" not in str(exc):
+        if "unknown field" not in str(exc) and not _at_numeric_field(exc):
             raise DecodeError(validation_reason(exc), str(exc)) from None
-        wire, extra = _decode_with_unknown_fields(raw)
+        wire, extra, invalid = _decode_field_by_field(raw)
     except msgspec.DecodeError as exc:
         raise DecodeError(_json_reason(raw), str(exc)) from None
     except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string literal
         raise DecodeError("invalid_utf8", str(exc)) from None
     except RecursionError:
         raise DecodeError("invalid_json", "nesting too deep") from None
-    return from_wire(wire, extra, len(raw))
+    # A nesting deeper than the cap needs more brackets than that: most events skip the walk.
+    may_nest = raw.count(b"[") + raw.count(b"{") > MAX_NESTING
+    return from_wire(wire, extra, len(raw), invalid=invalid, may_nest=may_nest)
 
 
 def from_mapping(obj: dict[str, Any]) -> AuditEvent:
     """Validate a native event given as a dict (unknown keys go to ``attributes``)."""
     known = {k: v for k, v in obj.items() if k in _WIRE_FIELDS}
     extra = {k: v for k, v in obj.items() if k not in _WIRE_FIELDS} or None
+    invalid: list[str] | None = None
     try:
         wire = msgspec.convert(known, _WireEvent, strict=False)
     except msgspec.ValidationError as exc:
-        raise DecodeError(validation_reason(exc), str(exc)) from None
-    return from_wire(wire, extra)
+        if not _at_numeric_field(exc):
+            raise DecodeError(validation_reason(exc), str(exc)) from None
+        invalid = []
+        for name, kind in NUMERIC_FIELDS.items():
+            if known.get(name) is not None:
+                try:
+                    msgspec.convert(known[name], kind, strict=False)
+                except msgspec.ValidationError:
+                    del known[name]
+                    invalid.append(name)
+        try:
+            wire = msgspec.convert(known, _WireEvent, strict=False)
+        except msgspec.ValidationError as again:
+            raise DecodeError(validation_reason(again), str(again)) from None
+    return from_wire(wire, extra, invalid=invalid)
 
 
-def _decode_with_unknown_fields(raw: bytes) -> tuple[_WireEvent, dict[str, Any]]:
+def _at_numeric_field(exc: msgspec.ValidationError) -> bool:
+    """Whether msgspec's complaint is about one of the optional numbers."""
+    found = _ERROR_PATH.search(str(exc))
+    return found is not None and found.group(1) in NUMERIC_FIELDS
+
+
+def _decode_field_by_field(raw: bytes) -> tuple[_WireEvent, dict[str, Any], list[str]]:
+    """The slow path: unknown fields kept aside, bad optional numbers dropped, the rest strict."""
     try:
-        obj = _dict_decoder.decode(raw)
+        fields = _fields_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise DecodeError(_json_reason(raw), str(exc)) from None
     except UnicodeDecodeError as exc:
         raise DecodeError("invalid_utf8", str(exc)) from None
     except RecursionError:
         raise DecodeError("invalid_json", "nesting too deep") from None
-    known = {k: v for k, v in obj.items() if k in _WIRE_FIELDS}
-    extra = {k: v for k, v in obj.items() if k not in _WIRE_FIELDS}
+    invalid: list[str] = []
+    known: list[bytes] = []
+    extra: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in NUMERIC_FIELDS:
+            try:
+                _field_decoders[key].decode(value)
+            except msgspec.ValidationError:
+                invalid.append(key)
+                continue
+        if key in _WIRE_FIELDS:
+            known.append(_encoder.encode(key) + b":" + bytes(value))
+        else:
+            try:
+                extra[key] = _any_decoder.decode(value)
+            except RecursionError:
+                raise DecodeError("invalid_json", "nesting too deep") from None
     try:
-        wire = msgspec.convert(known, _WireEvent)
+        wire = _wire_decoder.decode(b"{" + b",".join(known) + b"}")
     except msgspec.ValidationError as exc:
         raise DecodeError(validation_reason(exc), str(exc)) from None
-    return wire, extra
+    return wire, extra, invalid
 
 
 def validation_reason(exc: msgspec.ValidationError) -> str:
@@ -185,28 +253,38 @@ def _json_reason(raw: bytes) -> str:
     return "invalid_json"
 
 
-def from_wire(wire: _WireEvent, extra: dict[str, Any] | None = None, raw_len: int | None = None) -> AuditEvent:
+def from_wire(
+    wire: _WireEvent,
+    extra: dict[str, Any] | None = None,
+    raw_len: int | None = None,
+    *,
+    invalid: list[str] | None = None,
+    may_nest: bool = True,
+) -> AuditEvent:
     """Apply the caps and conversions the type system cannot express.
 
     ``raw_len`` is the size of the message the event was decoded from: a message no
     larger than the smallest cap cannot exceed any cap, so the checks are skipped.
+    ``invalid`` names optional numbers already dropped; ``may_nest`` False (the message
+    has too few brackets to nest past :data:`MAX_NESTING`) skips the depth walk.
     """
     tool, target, args, attributes = wire.tool, wire.target, wire.args, wire.attributes
     if extra:
         attributes = {**attributes, **extra} if attributes else extra
+    truncated: list[str] = []
+    if may_nest:
+        args = _cap_nesting(args, "args", truncated)
+        attributes = _cap_nesting(attributes, "attributes", truncated)
     if raw_len is None or raw_len > MAX_ID_CHARS:
-        truncated: list[str] = []
         tool = _cap_text(tool, MAX_ID_CHARS, "tool", truncated)
         target = _cap_text(target, MAX_TEXT_CHARS, "target", truncated)
         if raw_len is None or raw_len > MAX_ARGS_BYTES:
             args = _cap_object(args, MAX_ARGS_BYTES, "args", truncated)
             attributes = _cap_object(attributes, MAX_ATTRIBUTES_BYTES, "attributes", truncated)
-        if truncated:
-            attributes = dict(attributes or {})
-            earlier = attributes.get("agentwatch.truncated")
-            if isinstance(earlier, list):
-                truncated = [*earlier, *(name for name in truncated if name not in earlier)]
-            attributes["agentwatch.truncated"] = truncated
+    if truncated or invalid:
+        attributes = dict(attributes or {})
+        _merge_names(attributes, TRUNCATED_KEY, truncated)
+        _merge_names(attributes, INVALID_KEY, invalid or [])
     return AuditEvent(
         event_id=wire.event_id,
         ts_ms=to_epoch_ms(wire.ts),
@@ -246,6 +324,45 @@ def rfc3339_ms(ts_ms: int) -> str:
     """Epoch milliseconds → ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     stamp = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def _merge_names(attributes: dict[str, Any], key: str, names: list[str]) -> None:
+    """Add ``names`` to the list under ``attributes[key]`` (a decoder may have started it)."""
+    if not names:
+        return
+    earlier = attributes.get(key)
+    if isinstance(earlier, list):
+        names = [*earlier, *(name for name in names if name not in earlier)]
+    attributes[key] = names
+
+
+def _cap_nesting(value: dict[str, Any] | None, name: str, truncated: list[str]) -> dict[str, Any] | None:
+    """``value`` with every container deeper than :data:`MAX_NESTING` replaced by :data:`NESTED_MARK`."""
+    if not value:
+        return value
+    capped = _nest(value, 1)
+    if capped is value:
+        return value
+    truncated.append(name)
+    return capped  # type: ignore[return-value]
+
+
+def _nest(value: dict[str, Any] | list[Any], depth: int) -> Any:
+    """The same object when nothing is cut (no copy on the common path); recursion stops at the cap."""
+    if depth > MAX_NESTING:
+        return NESTED_MARK
+    changed: dict[Any, Any] = {}
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, dict | list):
+            capped = _nest(item, depth + 1)
+            if capped is not item:
+                changed[key] = capped
+    if not changed:
+        return value
+    if isinstance(value, dict):
+        return {**value, **changed}
+    return [changed.get(i, item) for i, item in enumerate(value)]
 
 
 def _cap_text(value: str | None, cap: int, name: str, truncated: list[str]) -> str | None:

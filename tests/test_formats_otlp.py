@@ -333,11 +333,12 @@ def test_one_bad_record_does_not_cost_its_neighbours() -> None:
             bad_number,
         )
     )
-    assert [e.kind for e in result.events] == ["prompt", "model_call"]
-    assert [e.reason for e in result.errors] == ["missing_field", "invalid_field"]
+    assert [e.kind for e in result.events] == ["prompt", "model_call", "model_call"]
+    assert [e.reason for e in result.errors] == ["missing_field"]
     assert "resourceLogs[0].scopeLogs[0].logRecords[1]" in result.errors[0].detail
     assert "session.id" in result.errors[0].detail
-    assert "logRecords[3]" in result.errors[1].detail and "input_tokens" in result.errors[1].detail
+    # A malformed number is a bad optional field: dropped and named, the record kept.
+    assert result.events[2].attributes["agentwatch.invalid"] == ["attributes.input_tokens"]
 
 
 def test_a_record_of_the_wrong_shape_is_isolated() -> None:

@@ -41,7 +41,7 @@ def test_malformed_input_goes_to_the_dlq_and_the_loop_keeps_going(
     bad = [
         (b"k1", b'{"event_id": "x"'),                        # invalid JSON
         (b"k2", b'\xff\xfe\x00garbage'),                     # invalid UTF-8
-        (b"k3", msgspec.json.encode({**event(1), "bytes_out": "lots"})),  # wrong type
+        (b"k3", msgspec.json.encode({**event(1), "kind": 5})),  # wrong type (a bad *optional* number is dropped)
         (b"k4", msgspec.json.encode({k: v for k, v in event(2).items() if k != "session_id"})),  # missing field
         (b"k5", msgspec.json.encode({**event(3), "target": "x" * 1_100_000})),  # oversized
         (b"k6", b""),                                        # empty / tombstone

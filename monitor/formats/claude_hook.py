@@ -72,7 +72,8 @@ _KINDS: Final = {
 }
 _MAX_TOOL_USE_ID: Final = 200
 _MISSING: Final = object()
-_decoder = msgspec.json.Decoder(dict[str, Any])
+# ``1e400`` anywhere in the input becomes inf rather than rejecting the action it describes.
+_decoder = msgspec.json.Decoder(dict[str, Any], float_hook=float)
 _encoder = msgspec.json.Encoder()
 _canonical = msgspec.json.Encoder(order="sorted")
 

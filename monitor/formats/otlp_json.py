@@ -93,6 +93,8 @@ from monitor.formats.claude_code import (
 
 #: Cap on one whole message (batch). ``MAX_MESSAGE_BYTES`` applies to each log record.
 MAX_BATCH_BYTES: Final = 16 * 1024 * 1024
+#: Errors of one message kept with their own detail; further ones share one per reason.
+MAX_DETAILED_ERRORS: Final = 64
 
 _EVENT_PREFIX: Final = "claude_code."
 _MAX_VALUE_DEPTH: Final = 16
@@ -193,10 +195,11 @@ _canonical = msgspec.json.Encoder(order="sorted")
 class _Resolved:
     """What one resource contributes to each of its records."""
 
-    __slots__ = ("attributes", "service", "override", "host", "session_id", "truncated")
+    __slots__ = ("attributes", "service", "override", "host", "session_id", "truncated", "invalid")
 
     def __init__(self, resource: _Resource | None) -> None:
-        attrs = _flatten(resource.attributes) if resource is not None else {}
+        self.invalid: list[str] = []
+        attrs = _flatten(resource.attributes, self.invalid, "resource.") if resource is not None else {}
         service = attrs.get("service.name")
         self.service: str = service if isinstance(service, str) and service else DEFAULT_AGENT_ID
         override = attrs.pop(_AGENT_OVERRIDE, None)
@@ -211,22 +214,37 @@ class _Resolved:
 
 
 class _Batcher:
-    """Accumulates one message's events, errors and record count."""
+    """Accumulates one message's events, errors and record count.
 
-    __slots__ = ("events", "errors", "records", "received_ms")
+    Past the first :data:`MAX_DETAILED_ERRORS` errors, one shared error per reason stands
+    for each further bad record: a megabyte of tiny bad records costs a list of pointers,
+    not a detail string each (the dead letter details only the first few anyway).
+    """
+
+    __slots__ = ("events", "errors", "records", "received_ms", "_shared")
 
     def __init__(self, received_ms: int) -> None:
         self.events: list[AuditEvent] = []
         self.errors: list[DecodeError] = []
         self.records = 0
         self.received_ms = received_ms
+        self._shared: dict[str, DecodeError] = {}
 
     def record(self, rec: _LogRecord, resolved: _Resolved, where: str) -> None:
         self.records += 1
         try:
             self.events.append(_record_event(rec, resolved, self.received_ms))
         except DecodeError as exc:
+            self.reject(exc, where)
+
+    def reject(self, exc: DecodeError, where: str) -> None:
+        if len(self.errors) < MAX_DETAILED_ERRORS:
             self.errors.append(_located(exc, where))
+            return
+        shared = self._shared.get(exc.reason)
+        if shared is None:
+            shared = self._shared[exc.reason] = DecodeError(exc.reason, "a further record rejected for this reason")
+        self.errors.append(shared)
 
     def result(self, batch: _Batch | _IsolatedBatch) -> DecodeResult:
         if self.records == 0 and not self.errors:
@@ -274,7 +292,7 @@ def _decode_typed(batch: _Batch, received_ms: int) -> DecodeResult:
         try:
             resolved = _Resolved(resource_logs.resource)
         except DecodeError as exc:
-            out.errors.append(_located(exc, f"resourceLogs[{ri}].resource"))
+            out.reject(exc, f"resourceLogs[{ri}].resource")
             continue
         for si, scope_logs in enumerate(resource_logs.scopeLogs):
             for li, rec in enumerate(scope_logs.logRecords):
@@ -296,29 +314,29 @@ def _decode_isolated(raw: bytes, received_ms: int) -> DecodeResult:
             resource_logs = _isolated_resource_decoder.decode(resource_raw)
             resolved = _Resolved(resource_logs.resource)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            out.errors.append(DecodeError(_reason(exc), f"{where}: {exc}"))
+            out.reject(DecodeError(_reason(exc), str(exc) or type(exc).__name__), where)
             continue
         except DecodeError as exc:
-            out.errors.append(_located(exc, f"{where}.resource"))
+            out.reject(exc, f"{where}.resource")
             continue
         for si, scope_raw in enumerate(resource_logs.scopeLogs):
             try:
                 scope_logs = _isolated_scope_decoder.decode(scope_raw)
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-                out.errors.append(DecodeError(_reason(exc), f"{where}.scopeLogs[{si}]: {exc}"))
+                out.reject(DecodeError(_reason(exc), str(exc) or type(exc).__name__), f"{where}.scopeLogs[{si}]")
                 continue
             for li, record_raw in enumerate(scope_logs.logRecords):
                 here = f"{where}.scopeLogs[{si}].logRecords[{li}]"
                 if len(record_raw) > MAX_MESSAGE_BYTES:
                     out.records += 1
-                    detail = f"{here}: record is {len(record_raw)} bytes (cap {MAX_MESSAGE_BYTES})"
-                    out.errors.append(DecodeError("oversized", detail))
+                    detail = f"record is {len(record_raw)} bytes (cap {MAX_MESSAGE_BYTES})"
+                    out.reject(DecodeError("oversized", detail), here)
                     continue
                 try:
                     rec = _record_decoder.decode(record_raw)
                 except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
                     out.records += 1
-                    out.errors.append(DecodeError(_reason(exc), f"{here}: {exc}"))
+                    out.reject(DecodeError(_reason(exc), str(exc) or type(exc).__name__), here)
                     continue
                 out.record(rec, resolved, here)
     return out.result(batch)
@@ -344,8 +362,13 @@ def _located(exc: DecodeError, where: str) -> DecodeError:
 
 
 def _record_event(rec: _LogRecord, resolved: _Resolved, received_ms: int) -> AuditEvent:
-    attrs = _flatten(rec.attributes)
-    body = _to_python(rec.body, 0)
+    invalid = list(resolved.invalid)
+    attrs = _flatten(rec.attributes, invalid, "attributes.")
+    try:
+        body = _to_python(rec.body, 0)
+    except ValueError:  # a malformed number: the body is dropped and named, the record kept
+        body = None
+        invalid.append("body")
     name = _event_name(attrs.get("event.name"), rec.eventName, body)
     event_id = _event_id(name, attrs, body, rec)
     ts_ms, ts_source = _timestamp(attrs.get("event.timestamp"), rec, received_ms)
@@ -384,6 +407,8 @@ def _record_event(rec: _LogRecord, resolved: _Resolved, received_ms: int) -> Aud
     truncated.extend(resolved.truncated)
     if truncated:
         attrs["agentwatch.truncated"] = truncated
+    if invalid:
+        attrs["agentwatch.invalid"] = invalid
     native["attributes"] = attrs or None
     return from_mapping(native)
 
@@ -536,7 +561,11 @@ def _pop_str(attrs: dict[str, Any], key: str) -> str | None:
 
 
 def _pop_number(attrs: dict[str, Any], key: str, kind: type[int] | type[float]) -> Any:
-    """``attrs[key]`` as a finite non-negative number, moved out; left in place if it is not one."""
+    """``attrs[key]`` as a number, moved out; left in place if it is not one.
+
+    The range (0 .. 2^53) is :func:`monitor.event.from_mapping`'s to check: a number out of
+    it is dropped there and named in ``attributes["agentwatch.invalid"]``.
+    """
     number = _number(attrs.get(key), kind)
     if number is not None:
         del attrs[key]
@@ -553,9 +582,11 @@ def _ints_in_place(attrs: dict[str, Any], keys: tuple[str, ...]) -> None:
 def _number(value: Any, kind: type[int] | type[float]) -> int | float | None:
     if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value  # any size: from_mapping drops one out of range (10^400 overflows a float)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if not math.isfinite(number) or number < 0:
         return None
@@ -580,14 +611,15 @@ def _json_object(value: Any) -> dict[str, Any] | None:
 # --- OTLP AnyValue → Python. ---
 
 
-def _flatten(pairs: list[_KeyValue]) -> dict[str, Any]:
+def _flatten(pairs: list[_KeyValue], invalid: list[str], prefix: str) -> dict[str, Any]:
+    """Attributes as a dict; one holding a malformed number is dropped and named in ``invalid``."""
     out: dict[str, Any] = {}
     for pair in pairs:
         try:
             out[pair.key] = _to_python(pair.value, 0)
         except ValueError:
-            detail = f"attribute `{pair.key[:100]}` holds a malformed number"
-            raise DecodeError("invalid_field", detail) from None
+            out.pop(pair.key, None)
+            invalid.append(prefix + pair.key[:100])
     return out
 
 
