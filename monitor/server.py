@@ -1,9 +1,20 @@
 """``agentwatch serve``: the HTTP side — metrics, health, session status, Slack approvals.
 
-``GET /metrics`` (Prometheus), ``GET /healthz`` (store reachable), ``GET
-/v1/sessions/<session_id>`` (``{"status": "active"|"terminated", …}`` for hooks and
-gateways), ``POST /slack/interactions`` (Slack's Approve/Deny/Details buttons, see
-:mod:`monitor.slack_interactions`). A small threaded stdlib server.
+``GET /healthz`` (store reachable; open), ``POST /slack/interactions`` (Slack's
+Approve/Deny/Details buttons, authenticated by Slack's signature, see
+:mod:`monitor.slack_interactions`), and — only with the API token as ``Authorization:
+Bearer <token>`` — ``GET /v1/sessions/<session_id>`` (``{"status": "active"|"terminated",
+…}`` for hooks and gateways) and ``GET /metrics`` (Prometheus; ``--public-metrics`` opts
+out of the token for it). Without a token configured, the token-guarded routes answer 401:
+``serve`` then offers only ``/healthz`` and Slack, whatever address it is bound to.
+
+It runs on uvicorn (asyncio, one event loop) with starlette routing; blocking work (the
+store, the Slack handler, the store-derived metrics) runs on a small bounded thread pool.
+A connection must deliver its whole request (headers and body) within
+``request_timeout_s`` of its first byte or of being opened, idle keep-alive connections
+close after ``keep_alive_s``, connections beyond ``max_connections`` are answered 503 and
+closed, request headers are capped at 16 KiB and the Slack body at 1 MiB. Stalled
+clients therefore cost a file descriptor for a bounded time, never a thread.
 
 ``serve`` also runs the approval worker (:class:`monitor.approvals.ApprovalWorker`):
 approved containment is executed, overdue approvals escalate or expire, and the Slack
@@ -12,6 +23,8 @@ monitor's own responder.
 
 Environment
 -----------
+``AGENTWATCH_API_TOKEN`` or ``AGENTWATCH_API_TOKEN_FILE``
+    The bearer token for ``/v1/sessions/…`` and ``/metrics`` (see :mod:`monitor.api_token`).
 ``AGENTWATCH_SLACK_SIGNING_SECRET``
     The Slack app's signing secret; without it ``/slack/interactions`` answers 404.
 ``AGENTWATCH_SLACK_BOT_TOKEN``
@@ -39,23 +52,34 @@ Environment
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import os
+import socket
+import threading
 import time
-import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+import anyio
+import h11
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from monitor import metrics  # noqa: F401 - registers agentwatch_* metrics for /metrics
+from monitor import metrics
+from monitor.api_token import bearer_matches
 from monitor.approvals import (
     ApprovalRuntime,
     ApprovalWorker,
@@ -64,14 +88,38 @@ from monitor.approvals import (
     approvals_file_path,
     load_approvals_file,
 )
-from monitor.session_guard import GuardUnavailable, status_from_store
+from monitor.session_guard import MAX_SESSION_ID, GuardUnavailable, status_from_store
 from monitor.slack_interactions import MAX_BODY_BYTES, InteractionHandler
 from monitor.slack_notifier import SlackDirectory, SlackNotifier
 from monitor.store_metrics import StoreCollector
 
 log = logging.getLogger(__name__)
-MAX_SESSION_ID = 256
 INTERACTIONS_PATH = "/slack/interactions"
+MAX_HEADER_BYTES = 16_384
+
+REFUSED_CONNECTIONS = Counter(
+    "agentwatch_serve_refused_connections_total",
+    "Connections serve closed without an answer from the app: over the connection cap, or too slow to send "
+    "their request.", ["reason"])
+UNAUTHORISED = Counter(
+    "agentwatch_serve_unauthorised_requests_total", "Requests refused for a missing or wrong API token.", ["route"])
+
+
+@dataclass(frozen=True, slots=True)
+class ServeLimits:
+    """How much any client may hold of ``serve``: time, connections, bytes, threads."""
+
+    #: The whole request (headers and body) must arrive within this, from the connection's
+    #: opening or the request's first byte.
+    request_timeout_s: float = 10.0
+    #: Idle keep-alive connections close after this.
+    keep_alive_s: int = 5
+    #: Open connections beyond this are answered 503 and closed.
+    max_connections: int = 512
+    #: Threads for blocking work (the store, Slack's handler, store-derived metrics).
+    worker_threads: int = 8
+    #: How long a graceful shutdown waits for requests in flight.
+    shutdown_grace_s: int = 5
 
 
 @dataclass
@@ -111,16 +159,6 @@ def approval_service(engine: Engine, data_dir: Path, control_topic: str, bootstr
     return ApprovalService(runtime, worker, interactions)
 
 
-class AgentwatchServer(ThreadingHTTPServer):
-    daemon_threads = True
-    approvals: ApprovalService | None = None
-
-    def server_close(self) -> None:
-        super().server_close()
-        if self.approvals is not None:
-            self.approvals.stop()
-
-
 def _zero_approval_attempts() -> None:
     """Every gated action × outcome as a zero-valued series: "no refusals", not "no data"."""
     from monitor.approvals import REFUSALS
@@ -132,86 +170,250 @@ def _zero_approval_attempts() -> None:
                 metrics.APPROVAL_ATTEMPTS.labels(name, outcome)
 
 
-def make_server(host: str, port: int, engine: Engine, approvals: ApprovalService | None = None) -> AgentwatchServer:
-    """A server bound to ``host:port`` (call ``serve_forever``); starts the approval worker."""
 
+# -- the application ----------------------------------------------------------------------
+def make_app(engine: Engine, approvals: ApprovalService | None = None, *, token: str | None = None,
+             public_metrics: bool = False, limits: ServeLimits = ServeLimits()) -> Starlette:
+    """The routes. ``token`` guards ``/v1/sessions/…`` and (unless ``public_metrics``) ``/metrics``;
+    with no token those routes answer 401."""
     store_registry = CollectorRegistry(auto_describe=False)
     store_registry.register(StoreCollector(engine))
     _zero_approval_attempts()
+    threads = anyio.CapacityLimiter(limits.worker_threads)
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "agentwatch"
+    async def blocking(fn: Callable[[], Any]) -> Any:
+        return await anyio.to_thread.run_sync(fn, limiter=threads)
 
-        def log_message(self, fmt: str, *args: object) -> None:  # route access logs through logging
-            log.debug("%s %s", self.address_string(), fmt % args)
+    def refused(route: str, request: Request) -> Response | None:
+        """401 unless the request carries the API token."""
+        if token is not None and bearer_matches(request.headers.get("authorization"), token):
+            return None
+        UNAUTHORISED.labels(route).inc()
+        hint = "send Authorization: Bearer <AGENTWATCH_API_TOKEN>" if token is not None else \
+            "serve has no API token configured (AGENTWATCH_API_TOKEN); this route is off"
+        return JSONResponse({"error": "unauthorized", "hint": hint}, HTTPStatus.UNAUTHORIZED,
+                            headers={"WWW-Authenticate": 'Bearer realm="agentwatch"'})
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            path = urllib.parse.urlsplit(self.path).path
-            if path == "/metrics":
-                self._send(HTTPStatus.OK, generate_latest() + generate_latest(store_registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                try:
-                    with engine.connect() as conn:
-                        conn.execute(text("SELECT 1"))
-                except SQLAlchemyError as exc:
-                    self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "error", "store": type(exc).__name__})
-                    return
-                self._json(HTTPStatus.OK, {"status": "ok"})
-            elif path.startswith("/v1/sessions/"):
-                session_id = urllib.parse.unquote(path.removeprefix("/v1/sessions/"))
-                if not session_id or len(session_id) > MAX_SESSION_ID:
-                    self._json(HTTPStatus.BAD_REQUEST, {"error": "bad session id"})
-                    return
-                try:
-                    verdict = status_from_store(engine, session_id)
-                except GuardUnavailable as exc:
-                    self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
-                    return
-                self._json(HTTPStatus.OK, verdict.to_json())
-            else:
-                self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            received_ms = int(time.time() * 1000)
-            path = urllib.parse.urlsplit(self.path).path
-            if path != INTERACTIONS_PATH:
-                self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-                return
-            handler = approvals.interactions if approvals is not None else None
-            if handler is None:
-                self._json(HTTPStatus.NOT_FOUND, {"error": "slack interactions are not configured "
-                                                           "(AGENTWATCH_SLACK_SIGNING_SECRET)"})
-                return
+    async def healthz(request: Request) -> Response:
+        def probe() -> Response:
             try:
-                length = int(self.headers.get("Content-Length") or "0")
-            except ValueError:
-                length = -1
-            if not 0 <= length <= MAX_BODY_BYTES:
-                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large or no length"})
-                return
-            body = self.rfile.read(length)
-            try:
-                answer = handler.handle(body, dict(self.headers.items()), received_ms, self.client_address[0])
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
             except SQLAlchemyError as exc:
-                log.warning("slack interaction failed on the store: %s", exc)
-                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "store unavailable"})
+                return JSONResponse({"status": "error", "store": type(exc).__name__}, HTTPStatus.SERVICE_UNAVAILABLE)
+            return JSONResponse({"status": "ok"})
+
+        return await blocking(probe)
+
+    async def prometheus_metrics(request: Request) -> Response:
+        if not public_metrics and (denied := refused("metrics", request)) is not None:
+            return denied
+        body = await blocking(lambda: generate_latest() + generate_latest(store_registry))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    async def session(request: Request) -> Response:
+        if (denied := refused("sessions", request)) is not None:
+            return denied
+        session_id = request.path_params["session_id"]
+        if not session_id or len(session_id) > MAX_SESSION_ID:
+            return JSONResponse({"error": "bad session id"}, HTTPStatus.BAD_REQUEST)
+        try:
+            verdict = await blocking(lambda: status_from_store(engine, session_id))
+        except GuardUnavailable as exc:
+            return JSONResponse({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
+        return JSONResponse(verdict.to_json())
+
+    async def slack_interactions(request: Request) -> Response:
+        received_ms = int(time.time() * 1000)
+        handler = approvals.interactions if approvals is not None else None
+        if handler is None:
+            return JSONResponse({"error": "slack interactions are not configured (AGENTWATCH_SLACK_SIGNING_SECRET)"},
+                                HTTPStatus.NOT_FOUND)
+        remote = request.client.host if request.client else ""
+        headers = dict(request.headers.items())
+        body, problem = await _bounded_body(request, MAX_BODY_BYTES)
+        try:
+            if problem is not None:  # refused before it could be verified; audited like every refusal
+                status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if problem == "oversize" else HTTPStatus.REQUEST_TIMEOUT
+                answer = await blocking(lambda: handler.refuse(status, problem, headers, received_ms, remote))
+            else:
+                answer = await blocking(lambda: handler.handle(body, headers, received_ms, remote))
+        except SQLAlchemyError as exc:
+            log.warning("slack interaction failed on the store: %s", exc.__class__.__name__)
+            return JSONResponse({"error": "store unavailable"}, HTTPStatus.SERVICE_UNAVAILABLE)
+        if answer.after is not None:
+            after = answer.after
+            return Response(answer.body, answer.status, media_type="application/json",
+                            background=_Background(lambda: blocking(after)))
+        return Response(answer.body, answer.status, media_type="application/json")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "not found"}, HTTPStatus.NOT_FOUND)
+
+    async def wrong_method(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "method not allowed"}, HTTPStatus.METHOD_NOT_ALLOWED)
+
+    return Starlette(routes=[
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", prometheus_metrics, methods=["GET"]),
+        Route("/v1/sessions/{session_id:path}", session, methods=["GET"]),
+        Route(INTERACTIONS_PATH, slack_interactions, methods=["POST"]),
+    ], exception_handlers={404: not_found, 405: wrong_method}, middleware=[Middleware(_HeaderCap)])
+
+
+class _HeaderCap:
+    """431 for a request whose headers add up to more than :data:`MAX_HEADER_BYTES`.
+
+    (h11 caps a request head that arrives in pieces; one that arrives whole is checked here.)
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and sum(len(k) + len(v) for k, v in scope["headers"]) \
+                + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") > MAX_HEADER_BYTES:
+            response = JSONResponse({"error": "request headers too large"}, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                                    headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _Background:
+    """Starlette background work that is a coroutine factory (the Slack handler's ``after``)."""
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self.run = run
+
+    async def __call__(self) -> None:
+        await self.run()
+
+
+async def _bounded_body(request: Request, limit: int) -> tuple[bytes, str | None]:
+    """``(body, None)``, or ``(b"", "oversize")`` past ``limit`` bytes (declared or sent), or
+    ``(b"", "timeout")`` when the client went away or missed the request deadline mid-body."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return b"", "oversize"
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return b"", "oversize"
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return b"", "timeout"
+    return b"".join(chunks), None
+
+
+# -- the connection layer -------------------------------------------------------------------
+def _guarded_protocol(limits: ServeLimits) -> type[H11Protocol]:
+    """uvicorn's h11 protocol plus a connection cap and a deadline for receiving each request."""
+    busy_body = b'{"error":"too many connections"}'
+    busy = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(busy_body)).encode() + b"\r\n\r\n" + busy_body)
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                REFUSED_CONNECTIONS.labels("over_capacity").inc()
+                transport.write(busy)
+                transport.close()
                 return
-            self._send(HTTPStatus(answer.status), answer.body, "application/json")
-            if answer.after is not None:
-                answer.after()
+            self._arm()
 
-        def _json(self, status: HTTPStatus, body: dict[str, object]) -> None:
-            self._send(status, json.dumps(body).encode(), "application/json")
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
 
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def data_received(self, data: bytes) -> None:
+            self._arm()  # a request begins or continues: it has until the deadline to be complete
+            super().data_received(data)
+            if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+                self._disarm()  # the whole request is in (or the connection is done)
 
-    server = AgentwatchServer((host, port), Handler)
-    server.approvals = approvals
+        def _arm(self) -> None:
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(limits.request_timeout_s, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+                REFUSED_CONNECTIONS.labels("request_timeout").inc()
+                if self.cycle is not None and not self.cycle.response_complete:
+                    self.cycle.disconnected = True  # the app waiting for the body sees a disconnect
+                    self.cycle.message_event.set()
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+class AgentwatchServer:
+    """uvicorn on a socket bound up front (so ``server_address`` is known before serving).
+
+    ``serve_forever`` blocks (in any thread); ``shutdown`` stops it from another thread;
+    ``server_close`` releases the socket and stops the approval worker.
+    """
+
+    def __init__(self, app: Starlette, sock: socket.socket, limits: ServeLimits,
+                 approvals: ApprovalService | None) -> None:
+        self.app, self.socket, self.limits, self.approvals = app, sock, limits, approvals
+        self.server_address: tuple[str, int] = sock.getsockname()[:2]
+        config = uvicorn.Config(
+            app, http=_guarded_protocol(limits), ws="none", lifespan="off", access_log=False, log_config=None,
+            timeout_keep_alive=limits.keep_alive_s, limit_concurrency=limits.max_connections + 1,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=limits.shutdown_grace_s,
+            server_header=False)
+        self.uvicorn = uvicorn.Server(config)
+        self._stopped = threading.Event()
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:  # noqa: ARG002 - http.server's signature
+        try:
+            self.uvicorn.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        self.uvicorn.should_exit = True
+        if self.uvicorn.started:
+            self._stopped.wait(timeout_s)
+
+    def server_close(self) -> None:
+        self.socket.close()
+        if self.approvals is not None:
+            self.approvals.stop()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(host: str, port: int, engine: Engine, approvals: ApprovalService | None = None, *,
+                token: str | None = None, public_metrics: bool = False,
+                limits: ServeLimits = ServeLimits()) -> AgentwatchServer:
+    """A server bound to ``host:port`` (call ``serve_forever``); starts the approval worker."""
+    app = make_app(engine, approvals, token=token, public_metrics=public_metrics, limits=limits)
+    server = AgentwatchServer(app, bind(host, port), limits, approvals)
     if approvals is not None:
         approvals.worker.start()
     return server

@@ -3,8 +3,8 @@
 Every request is checked before anything in it is believed:
 
 1. **signature** — ``X-Slack-Signature: v0=<hex>`` must equal HMAC-SHA256 of
-   ``v0:{X-Slack-Request-Timestamp}:{raw body}`` under the app's signing secret
-   (slack-sdk's :class:`~slack_sdk.signature.SignatureVerifier`, compared in constant time);
+   ``v0:{X-Slack-Request-Timestamp}:{raw body}`` under the app's signing secret (over the
+   raw bytes, compared in constant time);
 2. **freshness** — a timestamp more than :data:`WINDOW_S` (5 minutes) away from now is
    refused;
 3. **replay** — the signature and the payload's identity (user, ``trigger_id``,
@@ -12,8 +12,10 @@ Every request is checked before anything in it is believed:
    key makes a second delivery fail in every ``serve`` process sharing the store; rows
    older than twice the window are pruned.
 
-Refusals answer 401 (signature, stale), 409 (replay) or 400 (malformed) and are
-written to the audit log. A verified ``block_actions`` payload's first action decides:
+Refusals answer 401 (signature, stale), 409 (replay), 413 (oversize, refused by the server
+before reading it), 400 (malformed, or a button click without a user id) and every one is
+written to the audit log (``slack.request_refused``; a vote the approval rules refuse is
+``approval.refused``). A verified ``block_actions`` payload's first action decides:
 ``agentwatch_approve`` / ``agentwatch_deny`` become a vote
 (:func:`monitor.approvals.cast_vote`, with its authorisation and separation-of-duties
 rules), ``agentwatch_details`` answers with the incident's details. The person who
@@ -33,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 WINDOW_S = 300
 MAX_BODY_BYTES = 1_048_576
 PRUNE_EVERY_S = 60.0
+#: Refusals decided before the signature held: the audit record's actor is not Slack.
+UNVERIFIED = ("bad_signature", "stale", "oversize", "timeout")
 
 
 @dataclass(slots=True)
@@ -79,7 +82,7 @@ class InteractionHandler:
                  notifier: SlackNotifier | None = None, on_decision: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
-        self.verifier = SignatureVerifier(signing_secret)
+        self._secret = signing_secret.encode()
         self.directory = directory
         self.notifier = notifier
         self.on_decision = on_decision
@@ -103,6 +106,9 @@ class InteractionHandler:
             return self._reject(400, "malformed", remote, timestamp, received_ms)
         user_id = str((payload.get("user") or {}).get("id") or "")
         action = (payload.get("actions") or [{}])[0]
+        if not user_id and payload.get("type") == "block_actions" and action.get("action_id") in BUTTON_ACTIONS:
+            return self._reject(400, "missing_user", remote, timestamp, received_ms,
+                                {"approval_id": str(action.get("value", ""))[:64]})
         if not self._first_sighting(signature, payload, user_id, action, received_ms):
             return self._reject(409, "replay", remote, timestamp, received_ms,
                                 {"user_id": user_id[:64], "approval_id": str(action.get("value", ""))[:64]})
@@ -129,13 +135,11 @@ class InteractionHandler:
 
     # -- checks ------------------------------------------------------------------------
     def _signed(self, body: bytes, timestamp: str | None, signature: str | None) -> bool:
-        if not timestamp or not signature or not timestamp.isdigit() or len(body) > MAX_BODY_BYTES:
+        if not timestamp or not signature or not timestamp.isdigit() or len(timestamp) > 20 \
+                or len(body) > MAX_BODY_BYTES:
             return False
-        try:
-            expected = self.verifier.generate_signature(timestamp=timestamp, body=body)
-        except UnicodeDecodeError:
-            return False
-        return expected is not None and hmac.compare_digest(expected, signature)
+        digest = hmac.new(self._secret, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(f"v0={digest}".encode(), signature.encode("utf-8", "replace"))
 
     def _first_sighting(self, signature: str, payload: dict[str, Any], user_id: str, action: dict[str, Any],
                         now_ms: int) -> bool:
@@ -160,12 +164,18 @@ class InteractionHandler:
             conn.execute(delete(slack_requests_seen).where(
                 slack_requests_seen.c.seen_ms < int((now_s - 2 * WINDOW_S) * 1000)))
 
+    def refuse(self, status: int, reason: str, headers: Mapping[str, str], received_ms: int,
+               remote: str = "") -> InteractionResponse:
+        """A request the server refused before handing it over (``oversize``): audited like the rest."""
+        timestamp = {k.lower(): v for k, v in headers.items()}.get("x-slack-request-timestamp")
+        return self._reject(status, reason, remote, timestamp, received_ms)
+
     def _reject(self, status: int, reason: str, remote: str, timestamp: str | None, now_ms: int,
                 data: dict[str, Any] | None = None) -> InteractionResponse:
         metrics.APPROVAL_INTERACTIONS.labels(reason).inc()
         audited(self.engine, lambda conn: audit_log.append(
-            conn, "slack:unverified" if reason in ("bad_signature", "stale") else "slack", "slack.request_refused",
-            "slack/interactions", {"reason": reason, "remote": remote, "timestamp": (timestamp or "")[:20],
+            conn, "slack:unverified" if reason in UNVERIFIED else "slack", "slack.request_refused",
+            "slack/interactions", {"reason": reason, "remote": remote[:64], "timestamp": (timestamp or "")[:20],
                                    **(data or {})}, now_ms))
         log.warning("slack interaction refused (%s) from %s", reason, remote)
         return InteractionResponse(status, msgspec.json.encode({"error": reason}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,8 @@ class LiveStack:
     prometheus_url: str = ""
     metrics_port: int = 0
     serve_port: int = 0
+    #: serve's API token (its /metrics needs it); Prometheus reads it from a credentials file.
+    api_token: str = field(default_factory=lambda: secrets.token_hex(24))
 
     def start(self) -> LiveStack:
         try:
@@ -59,6 +62,9 @@ class LiveStack:
         config = self.workdir / "agentwatch.toml"
         config.write_text(f'[monitor]\ndata_dir = "{self.workdir / "data"}"\n')
         self.metrics_port, self.serve_port, prom_port = free_port(), free_port(), free_port()
+        token_file = self.workdir / "api-token"
+        token_file.write_text(self.api_token + "\n")
+        token_file.chmod(0o600)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = open(self.workdir / "agentwatch.log", "wb")  # noqa: SIM115 - closed with the processes
         self.processes.append(subprocess.Popen(
@@ -66,7 +72,7 @@ class LiveStack:
              "--metrics-port", str(self.metrics_port)], stdout=log, stderr=log, env=env))
         self.processes.append(subprocess.Popen(
             [*AGENTWATCH, "--config", str(config), "serve", "--port", str(self.serve_port)],
-            stdout=log, stderr=log, env=env))
+            stdout=log, stderr=log, env={**env, "AGENTWATCH_API_TOKEN_FILE": str(token_file)}))
         prom_dir = self.workdir / "prometheus"
         prom_dir.mkdir(exist_ok=True)
         shutil.copy(ROOT / "prometheus" / "rules.yml", prom_dir / "rules.yml")
@@ -75,7 +81,8 @@ class LiveStack:
             "rule_files": ["rules.yml"],
             "scrape_configs": [
                 {"job_name": "agentwatch-monitor", "static_configs": [{"targets": [f"127.0.0.1:{self.metrics_port}"]}]},
-                {"job_name": "agentwatch-server", "static_configs": [{"targets": [f"127.0.0.1:{self.serve_port}"]}]},
+                {"job_name": "agentwatch-server", "static_configs": [{"targets": [f"127.0.0.1:{self.serve_port}"]}],
+                 "authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
             ],
         }))
         binary = prometheus_binary()
@@ -124,8 +131,10 @@ class LiveStack:
 
     def exposition(self) -> str:
         text = ""
-        for port in (self.metrics_port, self.serve_port):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        serve_auth = {"Authorization": f"Bearer {self.api_token}"}
+        for port, headers in ((self.metrics_port, {}), (self.serve_port, serve_auth)):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+            with urllib.request.urlopen(request, timeout=10) as response:
                 text += response.read().decode()
         return text
 

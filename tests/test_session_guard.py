@@ -17,6 +17,7 @@ from monitor.server import make_server
 from monitor.session_guard import BLOCK, hook_decision
 from monitor.store import open_store, session_status
 
+TOKEN = "guard-test-token-0123456789"
 HOOK_INPUT = json.dumps({"session_id": "sess-1", "hook_event_name": "PreToolUse", "tool_name": "Bash",
                          "tool_input": {"command": "ls"}, "cwd": "/repo"}).encode()
 
@@ -34,7 +35,7 @@ def store(tmp_path: Path) -> str:
 
 @pytest.fixture
 def server(store: str) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, open_store(store))
+    httpd = make_server("127.0.0.1", 0, open_store(store), token=TOKEN)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -53,13 +54,25 @@ def test_other_sessions_pass(store: str) -> None:
 
 
 def test_through_the_server(server: str) -> None:
-    assert hook_decision(HOOK_INPUT, server_url=server, store_url="", fail="open")[0] == BLOCK
-    body = json.loads(urllib.request.urlopen(f"{server}/v1/sessions/sess-2", timeout=5).read())
-    assert body["status"] == "active"
+    assert hook_decision(HOOK_INPUT, server_url=server, store_url="", fail="open", token=TOKEN)[0] == BLOCK
+    other = HOOK_INPUT.replace(b"sess-1", b"sess-2")
+    assert hook_decision(other, server_url=server, store_url="", fail="closed", token=TOKEN) == (0, "")
+
+    def get(path: str) -> bytes:
+        request = urllib.request.Request(server + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        return urllib.request.urlopen(request, timeout=5).read()
+
+    assert json.loads(get("/v1/sessions/sess-2"))["status"] == "active"
     assert json.loads(urllib.request.urlopen(f"{server}/healthz", timeout=5).read())["status"] == "ok"
-    assert b"agentwatch_" in urllib.request.urlopen(f"{server}/metrics", timeout=5).read()
+    assert b"agentwatch_" in get("/metrics")
     odd = urllib.parse.quote("../../etc/passwd <x>", safe="")
-    assert json.loads(urllib.request.urlopen(f"{server}/v1/sessions/{odd}", timeout=5).read())["status"] == "active"
+    assert json.loads(get(f"/v1/sessions/{odd}"))["status"] == "active"
+
+
+def test_the_server_refuses_the_hook_without_the_token(server: str) -> None:
+    other = HOOK_INPUT.replace(b"sess-1", b"sess-2")
+    code, message = hook_decision(other, server_url=server, store_url="", fail="closed")
+    assert code == BLOCK and "HTTP 401" in message
 
 
 @pytest.mark.parametrize("fail, expected", [("closed", BLOCK), ("open", 0)])

@@ -255,3 +255,74 @@ def test_without_a_signing_secret_the_route_is_off(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- every refused attempt leaves an audit record --------------------------------------------
+def signed_payload(payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    return body, slack_headers(body, int(time.time()))
+
+
+def test_signed_click_with_an_empty_user_id_is_refused_and_audited(stack: Stack) -> None:
+    approval_id = pending(stack)
+    for user in ({"id": ""}, {}, None):
+        body = block_actions_body(approval_id, APPROVER, "agentwatch_approve", stack.fake.response_url())
+        payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0]) | {"user": user}
+        status, answer = post(stack.url, *signed_payload(payload))
+        assert (status, json.loads(answer)) == (400, {"error": "missing_user"})
+    assert [d["reason"] for d in stack.audit("slack.request_refused")] == ["missing_user"] * 3
+    assert stack.approval(approval_id).status == "pending" and stack.audit("approval.vote") == []
+
+
+def test_oversize_body_is_refused_413_and_audited(stack: Stack) -> None:
+    body = b"payload=" + b"A" * (1_048_576 + 10)
+    status, answer = post(stack.url, body, slack_headers(body, int(time.time())))
+    assert (status, json.loads(answer)) == (413, {"error": "oversize"})
+    [record] = stack.audit("slack.request_refused")
+    assert record["reason"] == "oversize" and record["remote"] == "127.0.0.1"
+
+
+def test_oversize_chunked_body_without_a_length_is_refused_and_audited(stack: Stack) -> None:
+    import http.client
+
+    host, port = urllib.parse.urlsplit(stack.url).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    chunks = iter([b"payload=" + b"A" * 600_000, b"A" * 600_000])
+    conn.request("POST", "/slack/interactions", body=chunks, encode_chunked=True,
+                 headers={"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=00"})
+    response = conn.getresponse()
+    assert response.status == 413
+    conn.close()
+    assert [d["reason"] for d in stack.audit("slack.request_refused")] == ["oversize"]
+
+
+def test_malformed_signed_payloads_are_refused_and_audited(stack: Stack) -> None:
+    bodies = [b"payload=%7Bnot-json", b"nopayload=1", urllib.parse.urlencode({"payload": "[]"}).encode(),
+              urllib.parse.urlencode({"payload": json.dumps({"type": "block_actions", "actions": "x"})}).encode(),
+              b"payload=\xff\xfe"]
+    for body in bodies:
+        status, answer = post(stack.url, body, slack_headers(body, int(time.time())))
+        assert (status, json.loads(answer)) == (400, {"error": "malformed"}), body
+    assert [d["reason"] for d in stack.audit("slack.request_refused")] == ["malformed"] * len(bodies)
+
+
+def test_every_kind_of_refusal_is_in_the_audit_log(stack: Stack) -> None:
+    """bad signature, stale, replay, oversize, missing user, malformed, unauthorised approver: all audited."""
+    approval_id = pending(stack, quorum=2)
+    stack.click(approval_id, APPROVER, secret="wrong-secret-0000")
+    stack.click(approval_id, APPROVER, timestamp=int(time.time()) - 3600)
+    _, _, body, headers = stack.click(approval_id, APPROVER)
+    post(stack.url, body, headers)
+    big = b"payload=" + b"A" * (2 << 20)
+    post(stack.url, big, slack_headers(big, int(time.time())))
+    click = json.loads(urllib.parse.parse_qs(block_actions_body(approval_id, "", "agentwatch_approve", "")
+                                             .decode())["payload"][0])
+    post(stack.url, *signed_payload(click))
+    post(stack.url, b"payload=%7B", slack_headers(b"payload=%7B", int(time.time())))
+    stack.click(approval_id, OUTSIDER)
+    refused = [d["reason"] for d in stack.audit("slack.request_refused")]
+    assert refused == ["bad_signature", "stale", "replay", "oversize", "missing_user", "malformed"]
+    assert [d["reason"] for d in stack.audit("approval.refused")] == ["not_an_approver"]
+    with stack.engine.connect() as conn:
+        actors = {r.actor for r in conn.execute(select(audit_log).where(audit_log.c.action == "slack.request_refused"))}
+    assert actors == {"slack", "slack:unverified"}
