@@ -5,6 +5,10 @@ restarted monitor arrives at the same id; a new *revision* is published only whe
 alert's severity rises. Consumers keep the highest revision per ``alert_id``. Each
 published revision names, in ``event_id`` and ``ts``, the event that raised it to its
 severity — what time-to-detect is measured against.
+
+What is published (the alerts topic, ``replay --alerts``) is :func:`public_alert`: every
+agent-written field — identifiers included — redacted, and ``session_key`` (SHA-256 of
+the real session id, hex) to correlate with control commands and the agent's own records.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Final
 
 import msgspec
 
+from monitor.control import identity_key
 from monitor.detector_spec import Finding
 from monitor.event import AuditEvent, rfc3339_ms
 from monitor.policy import SEVERITY_RANK
+from monitor.redaction import redact
 from monitor.session_state import SessionState
 
 MAX_REASONS: Final = 10
@@ -47,6 +53,8 @@ class Alert(msgspec.Struct, kw_only=True, gc=False):
     #: When the raising event reached the monitor's input (Kafka record time): the
     #: wall-clock anchor for time-to-detect and time-to-contain.
     observed_ms: int = 0
+    #: SHA-256 (hex) of the unredacted ``session_id``; set on published alerts (:func:`public_alert`).
+    session_key: str = ""
 
 
 def alert_id_for(detector: str, session_id: str) -> str:
@@ -114,6 +122,41 @@ def raise_or_update(
     current.category = finding.category
     current.summary = finding.reason
     return _snapshot(current)
+
+
+def public_alert(alert: Alert) -> Alert:
+    """The alert as it may leave the process: agent-written fields redacted, ``session_key`` set.
+
+    Identifiers without a secret are unchanged; ``alert_id`` derives from the real
+    session id, so it stays the same either way.
+
+    >>> a = Alert(alert_id="al-1", revision=1, session_id="s_AKIA" + "QWERTYUIOPASDFGH", agent_id="coder-7",
+    ...           principal=None, detector="d", category="c", severity="high", score=1.0, mode="alert",
+    ...           event_id="e1", ts="t", summary="read token=abc", reasons=["read token=abc"], event_ids=["e1"],
+    ...           finding_count=1, first_ts_ms=0, updated_ts_ms=0)
+    >>> shown = public_alert(a)
+    >>> shown.session_id, shown.agent_id, shown.summary, shown.session_key == identity_key(a.session_id)
+    ('s_[REDACTED:aws_access_key]', 'coder-7', 'read token=[REDACTED:token]', True)
+    """
+    seen: dict[str, str] = {}  # the summary repeats a reason, event ids repeat: redact each text once
+
+    def r(text: str) -> str:
+        done = seen.get(text)
+        if done is None:
+            done = seen[text] = redact(text)
+        return done
+
+    return msgspec.structs.replace(
+        alert,
+        session_id=r(alert.session_id),
+        agent_id=r(alert.agent_id),
+        principal=None if alert.principal is None else r(alert.principal),
+        event_id=r(alert.event_id),
+        summary=r(alert.summary),
+        reasons=[r(reason) for reason in alert.reasons],
+        event_ids=[r(e) for e in alert.event_ids],
+        session_key=alert.session_key or identity_key(alert.session_id),
+    )
 
 
 def _snapshot(alert: Alert) -> Alert:

@@ -86,7 +86,7 @@ from sqlalchemy.exc import IntegrityError
 
 from monitor import audit_log, metrics
 from monitor.action_spec import Action, ActionContext, ActionFailed, ActionOutcome, ActionParams, OutgoingMessage
-from monitor.control import ControlCommand, command_id_for
+from monitor.control import ControlCommand, command_id_for, public_command
 from monitor.errors import ConfigError
 from monitor.event import rfc3339_ms
 from monitor.incident_record import IncidentRecord
@@ -625,7 +625,10 @@ def require_approved(ctx: ActionContext, action: str) -> ApprovalGrant:
 
 def control_message(ctx: ActionContext, command_type: str, grant: ApprovalGrant,
                     target: str | None = None) -> tuple[ContainmentCommand, OutgoingMessage]:
-    """A :class:`ContainmentCommand` for ``agent.control``, keyed by agent. The reason is ours."""
+    """A :class:`ContainmentCommand` for ``agent.control``, keyed by agent. The reason is ours.
+
+    Returned (and published) in its public form (:func:`monitor.control.public_command`):
+    identifiers and target redacted, ``session_key`` and ``agent_key`` set."""
     incident = ctx.incident
     subject = target or incident.agent_id
     command = ContainmentCommand(
@@ -635,7 +638,8 @@ def control_message(ctx: ActionContext, command_type: str, grant: ApprovalGrant,
                f"for incident {incident.incident_id} ({incident.severity})",
         issued_at=rfc3339_ms(ctx.now_ms), target=target, approval_id=grant.approval_id,
         approved_by=grant.approved_by)
-    return command, OutgoingMessage(ctx.control_topic, incident.agent_id.encode(), msgspec.json.encode(command))
+    public = public_command(command)  # identifiers redacted, session_key/agent_key added
+    return public, OutgoingMessage(ctx.control_topic, public.agent_id.encode(), msgspec.json.encode(public))
 
 
 # -- the periodic part ------------------------------------------------------------------

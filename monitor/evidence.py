@@ -17,10 +17,16 @@ yields the same bytes. An existing bundle is never changed: when the record has 
 on (new events, actions), :func:`write_bundle` writes the next version beside it,
 ``root/<incident_id>/v2/``, ``v3/`` …, and says which in its :class:`BundleResult`.
 A bundle is staged in a temporary directory under ``root`` and renamed into place,
-so a reader never sees half a bundle.
+so a reader never sees half a bundle. A staging directory is named after its writer
+(``.staging-<host>-<pid>-…``); one left by a crash holds unredacted events, so
+:func:`clean_staging` removes those whose writer is gone (or, owner unknown, older than
+:data:`STAGING_GRACE_S`) — before every new bundle and when the responder starts.
 
 The manifest digest is only tamper-evident if it is also kept somewhere else: record
-``BundleResult.digest`` with the incident (the postmortem quotes it too).
+``BundleResult.digest`` with the incident (``collect_evidence`` keeps it in the store;
+the postmortem quotes it too). :func:`verify_recorded` checks a bundle against those
+records — the digest and the incident — because whoever can edit a bundle can also
+rewrite both of its manifest files, or swap in another incident's intact bundle.
 
 >>> import tempfile
 >>> from monitor.incident_record import example_incident
@@ -39,10 +45,13 @@ VerifyResult(ok=True, problems=[])
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -68,6 +77,13 @@ CONTENT_FILES: Final = (
 TARGET_CHARS: Final = 200
 _VERSION_DIR: Final = re.compile(r"v([2-9]|[1-9][0-9]+)")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
+STAGING_PREFIX: Final = ".staging-"
+#: A staging directory whose owner cannot be checked is an orphan once this old (a bundle takes seconds).
+STAGING_GRACE_S: Final = 600.0
+_STAGING_OWNER: Final = re.compile(r"\.staging-([0-9a-f]{8})-([0-9]{1,10})-")
+_HOST_TAG: Final = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+log = logging.getLogger(__name__)
 
 
 class BundleResult(NamedTuple):
@@ -157,6 +173,7 @@ def write_bundle(incident: IncidentRecord, root: Path) -> BundleResult:
     files = bundle_files(incident)
     digest = _sha256(files[MANIFEST])
     root.mkdir(parents=True, exist_ok=True)
+    clean_staging(root)
     base = root / safe_dirname(incident.incident_id)
     version = 1
     while True:
@@ -218,13 +235,151 @@ def verify_bundle(path: Path) -> VerifyResult:
     return VerifyResult(not problems, problems)
 
 
+class EvidenceRecord(NamedTuple):
+    """What the store kept when a bundle was written (a ``collect_evidence`` step's result)."""
+
+    incident_id: str
+    path: str
+    version: int
+    digest: str
+
+
+class RecordedVerdict(NamedTuple):
+    """:func:`verify_recorded`'s answer. ``known`` is ``False`` when no record covers the
+    bundle: then ``ok`` is ``False`` too, and nothing can be said about tampering."""
+
+    ok: bool
+    known: bool
+    problems: list[str]
+    incident_id: str | None
+    digest: str | None
+    recorded_digest: str | None
+
+
+def bundle_claims(path: Path) -> tuple[str | None, str]:
+    """The incident ``path``'s manifest names (``None`` if unreadable) and the directory name
+    that places it (``<id>/`` or, for a ``vN/`` bundle, its parent)."""
+    incident_id = None
+    data = _read(path / MANIFEST)
+    if data is not None:
+        try:
+            manifest = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            manifest = None
+        if isinstance(manifest, dict) and isinstance(manifest.get("incident_id"), str):
+            incident_id = manifest["incident_id"]
+    base = path.parent if _VERSION_DIR.fullmatch(path.name) else path
+    return incident_id, base.name
+
+
+def verify_recorded(path: Path, records: list[EvidenceRecord]) -> RecordedVerdict:
+    """Check a bundle against itself (:func:`verify_bundle`) *and* against ``records``,
+    the store's evidence records for the incidents the bundle could be.
+
+    The bundle's ``manifest.json`` must hash to the digest the store kept — for the
+    record written at this path, or (a copy elsewhere) one of its incident's records —
+    and the incident must agree everywhere: the manifest's ``incident_id``, the store's
+    record for this path, and the incident directory the bundle sits in.
+    """
+    own = verify_bundle(path)
+    problems = list(own.problems)
+    incident_id, dirname = bundle_claims(path)
+    data = _read(path / MANIFEST)
+    digest = _sha256(data) if data is not None else None
+    here = path.resolve()
+    at_path = [r for r in records if Path(r.path).resolve() == here]
+    for_incident = [r for r in records if r.incident_id == incident_id]
+    if not at_path and not for_incident:
+        return RecordedVerdict(False, False, problems, incident_id, digest, None)
+    recorded: str | None = None
+    for record in at_path:
+        recorded = record.digest
+        if record.incident_id != incident_id:
+            problems.append(f"{MANIFEST}: names incident {incident_id}, but the store recorded this bundle for "
+                            f"incident {record.incident_id}")
+        if record.digest != digest:
+            problems.append(f"{MANIFEST}: sha256 {_short(digest)} differs from {_short(record.digest)}, which the "
+                            f"store recorded for incident {record.incident_id} (v{record.version})")
+    if not at_path:
+        matching = [r for r in for_incident if r.digest == digest]
+        recorded = (matching or for_incident)[0].digest
+        if not matching:
+            kept = ", ".join(f"v{r.version} {_short(r.digest)}" for r in for_incident)
+            problems.append(f"{MANIFEST}: sha256 {_short(digest)} matches none the store recorded for incident "
+                            f"{incident_id} ({kept})")
+    placed = {r.incident_id for r in records if safe_dirname(r.incident_id) == dirname} - {incident_id}
+    for other in sorted(placed):
+        problems.append(f"{MANIFEST}: names incident {incident_id}, but the bundle sits in {dirname}/, the "
+                        f"directory of incident {other}")
+    return RecordedVerdict(not problems, True, problems, incident_id, digest, recorded)
+
+
+def staging_prefix(pid: int | None = None) -> str:
+    """The name prefix of a staging directory written by ``pid`` (default: this process) on this host."""
+    return f"{STAGING_PREFIX}{_HOST_TAG}-{os.getpid() if pid is None else pid}-"
+
+
+def clean_staging(root: Path, grace_s: float = STAGING_GRACE_S, now: float | None = None) -> int:
+    """Remove orphaned staging directories under ``root``; return how many.
+
+    An orphan is one whose writer (named in it: this host, a pid) is no longer running,
+    or any — whoever wrote it, another host's process or a reused pid — not modified for
+    ``grace_s`` seconds (a bundle is written in seconds; a writer that stalls that long
+    fails its step, which is retried). What it holds (unredacted events) goes with it.
+    """
+    if not root.is_dir():
+        return 0
+    now = time.time() if now is None else now
+    removed = 0
+    for child in root.iterdir():
+        if not child.name.startswith(STAGING_PREFIX) or child.is_symlink() or not child.is_dir():
+            continue
+        owner = _STAGING_OWNER.match(child.name)
+        try:
+            writer_gone = owner is not None and owner.group(1) == _HOST_TAG and not _alive(int(owner.group(2)))
+            if writer_gone or now - child.stat().st_mtime > grace_s:
+                shutil.rmtree(child)
+                removed += 1
+        except FileNotFoundError:
+            continue  # its writer renamed it into place, or another cleaner was first
+        except OSError as exc:
+            log.warning("could not remove the orphaned evidence staging directory %s: %s", child, exc)
+    if removed:
+        log.warning("removed %d orphaned evidence staging director%s under %s (left by a crashed writer)",
+                    removed, "y" if removed == 1 else "ies", root)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def _short(digest: str | None) -> str:
+    return f"{digest[:16]}…" if digest else "(no manifest)"
+
+
 def render_summary(incident: IncidentRecord) -> str:
     """``summary.md``: the incident header, its alerts and a table of its events.
 
     Redacted and Markdown-escaped: agent text cannot break the table, link or inject
-    HTML. Targets are cut to :data:`TARGET_CHARS` characters (after redaction).
+    HTML, and a secret in an identifier (session, agent, principal, event id, tool) is
+    redacted like one in a target. Targets are cut to :data:`TARGET_CHARS` characters
+    (after redaction).
     """
-    e = escape_md
+
+    def e(text: object, limit: int | None = None) -> str:
+        return escape_md(redact(text if isinstance(text, str) else str(text or "")), limit)
+
     lines = [
         f"# Evidence bundle: incident {e(incident.incident_id)}",
         "",
@@ -250,9 +405,9 @@ def render_summary(incident: IncidentRecord) -> str:
         lines.append(
             f"- **{e(alert.detector)}** ({e(alert.category)}): severity {e(alert.severity)}, "
             f"score {alert.score:.2f}, first at {rfc3339_ms(alert.first_ts_ms)}. "
-            f"{e(redact(alert.summary), 500)}"
+            f"{e(alert.summary, 500)}"
         )
-        lines.extend(f"  - {e(redact(reason), 500)}" for reason in alert.reasons)
+        lines.extend(f"  - {e(reason, 500)}" for reason in alert.reasons)
     lines += ["", "## Events", ""]
     rows = [
         [
@@ -261,7 +416,7 @@ def render_summary(incident: IncidentRecord) -> str:
             e(ev.event_id, 64),
             e(ev.kind, 64),
             e(ev.tool, 64),
-            e(redact(ev.target or ""), TARGET_CHARS),
+            e(ev.target or "", TARGET_CHARS),
         ]
         for i, ev in enumerate(incident.events, 1)
     ]
@@ -334,7 +489,7 @@ def _install(files: dict[str, bytes], root: Path, target: Path) -> bool:
 
     Returns ``False`` when ``target`` was taken in the meantime.
     """
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=root))
     try:
         for name, data in files.items():
             atomic_write(staging / name, data)

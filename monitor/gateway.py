@@ -6,8 +6,11 @@ from the first malicious event being produced to the session being stopped.
 
 :class:`ReferenceGateway` reads every partition of the control topic (no consumer
 group, so no join delay), de-duplicates commands by ``command_id`` and remembers when
-each session was stopped. :func:`drive_fleet` plays a fleet's events through it:
-an event of a stopped session is never produced — the agent was stopped.
+each session was stopped. It matches a command to a session by ``session_key`` — the
+SHA-256 of the real session id — never by the published ``session_id``, which is
+redacted when the agent put a secret in it (:func:`monitor.control.public_command`).
+:func:`drive_fleet` plays a fleet's events through it: an event of a stopped session is
+never produced — the agent was stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from monitor.control import ControlCommand
+from monitor.control import ControlCommand, identity_key
 
 _encoder = msgspec.json.Encoder()
 
@@ -38,6 +41,7 @@ class ReferenceGateway:
     def __init__(self, bootstrap_servers: str, control_topic: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.control_topic = control_topic
+        #: By session_key (SHA-256 of the session id, hex): see :meth:`stop_for`.
         self.stopped: dict[str, Stop] = {}
         self.duplicate_commands = 0
         self._seen: set[str] = set()
@@ -59,12 +63,17 @@ class ReferenceGateway:
             self._thread.join(timeout=10)
 
     def is_stopped(self, session_id: str) -> bool:
-        return session_id in self.stopped
+        return identity_key(session_id) in self.stopped
+
+    def stop_for(self, session_id: str) -> Stop | None:
+        """How ``session_id`` (the real one, as the agent runtime knows it) was stopped, if it was."""
+        return self.stopped.get(identity_key(session_id))
 
     def wait_for(self, session_id: str, timeout_s: float) -> Stop | None:
+        key = identity_key(session_id)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            stop = self.stopped.get(session_id)
+            stop = self.stopped.get(key)
             if stop is not None:
                 return stop
             time.sleep(0.01)
@@ -96,8 +105,10 @@ class ReferenceGateway:
                 self.duplicate_commands += 1
                 return
             self._seen.add(command.command_id)
-            if command.type == "terminate_session" and command.session_id not in self.stopped:
-                self.stopped[command.session_id] = Stop(command, now_ms)
+            # Commands from before session_key existed carry only the (then unredacted) id.
+            key = command.session_key or identity_key(command.session_id)
+            if command.type == "terminate_session" and key not in self.stopped:
+                self.stopped[key] = Stop(command, now_ms)
 
 
 @dataclass(slots=True)
@@ -151,7 +162,7 @@ def time_to_contain(run: FleetRun, gateway: ReferenceGateway, labels: Iterable[d
         if label["label"] != "attack":
             continue
         produced = run.produced_ms.get(label.get("first_malicious_event_id") or "")
-        stop = gateway.stopped.get(label["session_id"])
+        stop = gateway.stop_for(label["session_id"])
         if produced is not None and stop is not None:
             out.append(max(0, stop.received_ms - produced) / 1000)
     return sorted(out)

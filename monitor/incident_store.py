@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from monitor.alerts import Alert
 from monitor.event import AuditEvent, from_mapping
+from monitor.evidence import EvidenceRecord
 from monitor.incident_record import ActionRecord, IncidentRecord, TimelineEntry
 from monitor.store import actions, incident_alerts, incident_events, incidents, timeline
 
@@ -64,3 +65,18 @@ def load_incident(conn: Connection, incident_id: str) -> IncidentRecord:
         timeline=entries, detector_context={"detectors": row.detectors, "categories": row.categories,
                                             "mode": row.mode, "title": row.title},
     )
+
+
+def evidence_records(conn: Connection, incident_ids: list[str]) -> list[EvidenceRecord]:
+    """What the store kept of the evidence bundles written for ``incident_ids``: each done
+    ``collect_evidence`` step's path, version and manifest digest."""
+    rows = conn.execute(select(actions.c.incident_id, actions.c.result).where(
+        actions.c.action == "collect_evidence", actions.c.status == "done",
+        actions.c.incident_id.in_(sorted(set(incident_ids)))))
+    records = []
+    for row in rows:
+        result = row.result or {}
+        if isinstance(result.get("digest"), str) and isinstance(result.get("path"), str):
+            records.append(EvidenceRecord(row.incident_id, result["path"], int(result.get("version") or 1),
+                                          result["digest"]))
+    return records

@@ -87,23 +87,28 @@ _RULES: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
         ),
         _value("aws_secret_key"),
     ),
+    # Identifiers glue secrets to other text (``agent_ghp_…``, ``xxRTLAKIA…``), so the
+    # distinctive prefixes match anywhere — no word boundary, which ``_`` and letters
+    # defeat — and a match takes every character of its alphabet that follows: when in
+    # doubt, redact more. Short generic prefixes (``sk-``, ``sk_``, ``eyJ``) only need
+    # no letter or digit before them.
     (
-        re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16}\b"),
+        re.compile(r"(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16,}"),
         _whole("aws_access_key"),
     ),
     (
-        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
+        re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}"),
         _whole("github_token"),
     ),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), _whole("slack_token")),
-    (re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"), _whole("anthropic_key")),
+    (re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}"), _whole("slack_token")),
+    (re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}"), _whole("anthropic_key")),
     (
-        re.compile(r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,}(?![A-Za-z0-9_-]))"),
+        re.compile(r"(?<![A-Za-z0-9])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,}(?![A-Za-z0-9-]))"),
         _whole("openai_key"),
     ),
-    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), _whole("stripe_key")),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"), _whole("google_api_key")),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), _whole("jwt")),
+    (re.compile(r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), _whole("stripe_key")),
+    (re.compile(r"AIza[0-9A-Za-z_-]{35,}"), _whole("google_api_key")),
+    (re.compile(r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), _whole("jwt")),
 ]
 
 # `password=…`, `passwd: …`, `"api_key": "…"`, `GITHUB_TOKEN=…`: label kept, value redacted.

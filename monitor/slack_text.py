@@ -12,7 +12,8 @@ message it goes through :func:`mrkdwn`, which, in order:
    ``<!subteam^…>``, ``<!date^…>`` and disguised link ``<url|text>`` — and a leading
    ``>`` quote;
 4. replaces the mrkdwn markers ``* _ ~ ` `` with look-alikes (``∗ ＿ ∼ ˋ``) — Slack has no
-   escape for them;
+   escape for them — except inside redaction markers (``[REDACTED:github_token]``), which
+   are ours: a secret is removed by step 1, never merely disguised by this one;
 5. breaks raw ``@here``/``@channel``/``@everyone`` (and any ``@word``) with a word
    joiner, so no client or ``link_names`` setting turns them into mentions;
 6. caps the length (Slack's section text limit is 3000 characters) without cutting an
@@ -20,8 +21,8 @@ message it goes through :func:`mrkdwn`, which, in order:
 
 >>> mrkdwn("<!channel> *urgent* see <https://evil.example|the docs> @here & ~x~ `rm -rf`")
 '&lt;!channel&gt; ∗urgent∗ see &lt;https://evil.example|the docs&gt; @\\u2060here &amp; ∼x∼ ˋrm -rfˋ'
->>> mrkdwn("token=ghp_" + "a" * 36)
-'token=[REDACTED:github＿token]'
+>>> mrkdwn("token=ghp_" + "a" * 36 + " agent_ghp_" + "b" * 36)
+'token=[REDACTED:github_token] agent＿[REDACTED:github_token]'
 >>> len(mrkdwn("x" * 5000, limit=100))
 100
 
@@ -47,6 +48,7 @@ _LOOKALIKES: Final = str.maketrans({"*": "\u2217", "_": "\uff3f", "~": "\u223c",
 _INVISIBLE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _MENTION_AT: Final = re.compile(r"@(?=\w)")
 _PARTIAL_ENTITY: Final = re.compile(r"&[a-z]{0,3}$")
+_MARKER: Final = re.compile(r"(\[REDACTED:[a-z]{1,20}(?:_[a-z]{1,20}){0,3}\])")
 _SPACES: Final = re.compile(r"[ \t\r\n]+")
 
 
@@ -68,7 +70,7 @@ def mrkdwn(text: object, limit: int = SECTION_LIMIT, *, newlines: bool = False) 
     """
     value = clean(text, newlines=newlines)
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    value = value.translate(_LOOKALIKES)
+    value = "".join(part if i % 2 else part.translate(_LOOKALIKES) for i, part in enumerate(_MARKER.split(value)))
     value = _MENTION_AT.sub("@\u2060", value)
     return cap(value, limit)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from monitor.broker import EmbeddedBroker
 from monitor.config import Config, MonitorSettings
 
 _ids = itertools.count()
+
+# Nothing a test does may write into the working tree: without a configured audit key, a
+# PostgreSQL store would generate one in the default data directory (./agentwatch-data).
+# tests/test_audit_key.py removes this to test key generation itself.
+os.environ.setdefault("AGENTWATCH_AUDIT_KEY", secrets.token_hex(32))
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ class QuarantineAgent(GatedAction):
             result["webhook"] = "not configured"
         else:
             url, secret = target
+            # ``command`` is the published (redacted) form: control_message returns nothing else.
             answer = post_signed(url, msgspec.to_builtins(command), secret, request_id=command.command_id,
                                  timeout_s=params.timeout_s)
             result["webhook"] = f"HTTP {answer.status}"
