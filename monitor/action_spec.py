@@ -55,6 +55,10 @@ class OutgoingMessage:
     topic: str
     key: bytes | None
     value: bytes
+    #: The ``command_id`` in ``value`` (control commands). When a step is run again after
+    #: an attempt that may have delivered (a crash, a failed send), a message whose id is
+    #: already on its topic is not sent twice.
+    dedup_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -11,6 +11,14 @@ Inside the monitor's batch (:class:`~monitor.kafka_runner.KafkaMonitor`):
 3. :meth:`Responder.confirm` — one transaction: those urgent steps become ``done`` and
    the incident ``contained``; only then are offsets committed.
 
+A running step belongs to the monitor incarnation that claimed it (``actions.owner``,
+:mod:`monitor.liveness`). When that process dies between (1) and (3), any other
+responder on the store — the restarted monitor, or a peer — sees the owner gone and
+takes the step over at once on its worker thread, without a timer; before sending
+again, it looks for the step's ``command_id`` on the control topic and does not send a
+command that a dead incarnation already delivered. The grace period
+(:data:`IN_FLIGHT_GRACE_MS`) remains only for rows whose owner cannot be asked.
+
 Everything else (evidence, postmortem, webhooks) runs on the responder's worker
 thread, step by step in playbook order, retried with backoff up to ``max_attempts``,
 and resumed after a restart from the stored state. A failed step is visible
@@ -29,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection, Engine
 
 from monitor import audit_log, metrics
@@ -37,9 +45,11 @@ from monitor.action_spec import ActionContext, ActionOutcome, OutgoingMessage
 from monitor.alerts import Alert
 from monitor.approvals import ApprovalRuntime, ApprovalWorker
 from monitor.event import AuditEvent
+from monitor.evidence import clean_staging
 from monitor.incident_store import load_incident
 from monitor.incidents import IncidentSettings, add_timeline, attach_alert, set_status
 from monitor.journal import EventJournal
+from monitor.liveness import Liveness
 from monitor.playbooks import Playbook
 from monitor.slack_notifier import SlackNotifier
 from monitor.store import actions, incident_events, incidents, insert_ignoring_duplicates
@@ -48,7 +58,8 @@ log = logging.getLogger(__name__)
 
 TERMINAL = ("done", "failed", "skipped")
 LOOKBACK_MS = 3_600_000
-#: An urgent step "running" for longer than this was abandoned by a crashed batch.
+#: A step "running" this long was abandoned — used only when its owner's liveness cannot be
+#: asked (rows from before ``actions.owner``, a database without a liveness lock).
 IN_FLIGHT_GRACE_MS = 30_000
 
 
@@ -91,7 +102,10 @@ class Responder:
         The topic control commands go to (``agent.control``).
     send
         Delivers messages produced by worker-thread actions (waits for the broker's
-        ack); ``None`` when no worker action produces messages.
+        ack); ``None`` when no worker action produces messages. If it has a
+        ``find_delivered(topic, ids) -> set[str]`` method, a step run again after an
+        attempt that may have delivered does not re-send a message whose ``dedup_id``
+        is already on its topic.
     """
 
     def __init__(
@@ -119,6 +133,15 @@ class Responder:
             for outcome in ("done", "failed", "skipped"):
                 metrics.ACTIONS.labels(step.action, outcome)
         self._watched: dict[str, str] = self._load_watched()
+        #: This process's incarnation: owner of the steps it claims, held alive by a lock
+        #: the OS or database drops when the process dies.
+        self.liveness = Liveness(engine)
+        #: Steps this incarnation is running now (claimed, not yet finished).
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
+        self._find_delivered: Callable[[str, set[str]], set[str]] | None = getattr(send, "find_delivered", None)
+        # A crash mid-bundle leaves a staging directory of unredacted events: remove orphans now.
+        clean_staging(data_dir / "evidence")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -172,6 +195,7 @@ class Responder:
         with self.engine.begin() as conn:
             for item in prepared.inline:
                 self._finish(conn, item.action_key, item.incident_id, "done", item.outcome, None, now)
+        self._release(*(item.action_key for item in prepared.inline))
         self._wake.set()
 
     def _attach(self, conn: Connection, alert: Alert, now: int, journal_rows: list[dict[str, Any]]) -> str:
@@ -247,23 +271,58 @@ class Responder:
         outcome, error = self._invoke(row, ctx)
         if error is not None:
             self._record_failure(conn, row, error, now)
+            self._release(row.action_key)
         return outcome
 
-    def _claim(self, conn: Connection, row, now: int) -> bool:  # type: ignore[no-untyped-def]
+    def _claim(self, conn: Connection, row, now: int, take_over: bool = False) -> bool:  # type: ignore[no-untyped-def]
         """Take the step: exactly one runner (batch loop, worker, another process) wins.
 
-        A shadow playbook's step is finished as ``skipped`` here instead.
+        A pending step is claimed by whoever gets there first. With ``take_over`` (the
+        worker, which checks the control topic before sending again), a running step is
+        claimed too when it was abandoned (:meth:`_abandoned`): compare-and-set on its
+        attempt count, so of several takers exactly one wins. The claim records this
+        incarnation as the owner. A shadow playbook's step is finished as ``skipped`` here
+        instead.
         """
         if row.mode == "shadow":
             self._finish(conn, row.action_key, row.incident_id, "skipped",
                          ActionOutcome(summary=f"shadow: would run {row.action}"), None, now)
             return False
-        claimed = conn.execute(actions.update().where(
-            actions.c.action_key == row.action_key,
-            or_(actions.c.status == "pending",
-                and_(actions.c.status == "running", actions.c.started_ms < now - IN_FLIGHT_GRACE_MS)),
-        ).values(status="running", attempts=actions.c.attempts + 1, started_ms=now)).rowcount
-        return claimed == 1
+        if row.status == "pending":
+            condition = actions.c.status == "pending"
+        elif take_over and row.status == "running" and self._abandoned(row, now):
+            condition = and_(actions.c.status == "running", actions.c.attempts == row.attempts)
+        else:
+            return False
+        claimed = conn.execute(actions.update().where(actions.c.action_key == row.action_key, condition).values(
+            status="running", attempts=actions.c.attempts + 1, started_ms=now, owner=self.liveness.incarnation,
+        )).rowcount
+        if claimed != 1:
+            return False
+        with self._in_flight_lock:
+            self._in_flight.add(row.action_key)
+        if row.status == "running":
+            log.warning("step %s was abandoned by monitor %s; taken over", row.action_key, row.owner or "(unknown)")
+            add_timeline(conn, row.incident_id, now, "action", "agentwatch",
+                         f"{row.step}: attempt {row.attempts} was abandoned (its monitor stopped or its send "
+                         f"failed); attempt {row.attempts + 1} takes over",
+                         {"action_key": row.action_key})
+        return True
+
+    def _abandoned(self, row, now: int) -> bool:  # type: ignore[no-untyped-def]
+        """Whether a running step's runner is gone: no timer unless its owner cannot be asked."""
+        owner = row.owner
+        if owner == self.liveness.incarnation:
+            with self._in_flight_lock:  # ours, but not running now: its send failed
+                return row.action_key not in self._in_flight
+        alive = self.liveness.alive(owner) if owner else None
+        if alive is None:
+            return row.started_ms is not None and row.started_ms < now - IN_FLIGHT_GRACE_MS
+        return not alive
+
+    def _release(self, *keys: str) -> None:
+        with self._in_flight_lock:
+            self._in_flight.difference_update(keys)
 
     def _context(self, conn: Connection | None, row, now: int) -> ActionContext:  # type: ignore[no-untyped-def]
         if conn is None:
@@ -342,6 +401,7 @@ class Responder:
                 self.run_pending()
             finally:
                 self._stop.set()
+        self.liveness.close()  # from here on, our unfinished steps are anyone's to take over
         close = getattr(self.send, "close", None)
         if close is not None:
             close()
@@ -361,29 +421,47 @@ class Responder:
                 now = self.clock()
                 with self.engine.begin() as conn:
                     claimed = [r for r in self._ready_steps(conn, incident_id)
-                               if self._worker_may_run(r) and self._claim(conn, r, now)]
+                               if self._claim(conn, r, now, take_over=True)]
                 if not claimed:
                     break
                 for row in claimed:
                     ran += 1
-                    outcome, error = self._invoke(row, self._context(None, row, now))
-                    if outcome is not None and outcome.messages:
-                        if self.send is None:
-                            error, outcome = f"{row.action} produced messages but no sender is configured", None
-                        else:
-                            self.send(outcome.messages)
-                    with self.engine.begin() as conn:
-                        if outcome is not None:
-                            self._finish(conn, row.action_key, incident_id, "done", outcome, None, self.clock())
-                        else:
-                            self._record_failure(conn, row, error or "unknown failure", self.clock())
+                    try:
+                        outcome, error = self._invoke(row, self._context(None, row, now))
+                        if outcome is not None and outcome.messages:
+                            if self.send is None:
+                                error, outcome = f"{row.action} produced messages but no sender is configured", None
+                            else:
+                                self._send_once(row, outcome)
+                        with self.engine.begin() as conn:
+                            if outcome is not None:
+                                self._finish(conn, row.action_key, incident_id, "done", outcome, None, self.clock())
+                            else:
+                                self._record_failure(conn, row, error or "unknown failure", self.clock())
+                    finally:
+                        self._release(row.action_key)  # if the send raised, the next round takes it over
         return ran
 
-    def _worker_may_run(self, row) -> bool:  # type: ignore[no-untyped-def]
-        """A running step is someone else's, unless it was abandoned (a crash)."""
-        if row.status == "pending":
-            return True
-        return row.started_ms is not None and self.clock() - row.started_ms > IN_FLIGHT_GRACE_MS
+    def _send_once(self, row, outcome: ActionOutcome) -> None:  # type: ignore[no-untyped-def]
+        """Send the step's messages; after an earlier attempt (``row.attempts``), leave out
+        those whose ``dedup_id`` is already on their topic — that attempt delivered them."""
+        assert self.send is not None
+        messages = outcome.messages
+        if row.attempts > 0 and self._find_delivered is not None:
+            wanted: dict[str, set[str]] = {}
+            for message in messages:
+                if message.dedup_id is not None:
+                    wanted.setdefault(message.topic, set()).add(message.dedup_id)
+            found = {(topic, dedup_id) for topic, ids in wanted.items()
+                     for dedup_id in self._find_delivered(topic, ids)}
+            if found:
+                messages = [m for m in messages if (m.topic, m.dedup_id) not in found]
+                outcome.result["already_delivered"] = sorted(dedup_id for _topic, dedup_id in found)
+                outcome.summary += "; already delivered by an earlier attempt, not sent again"
+                log.info("step %s: %d message(s) already delivered by an earlier attempt; not sent again",
+                         row.action_key, len(found))
+        if messages:
+            self.send(messages)
 
     def _work(self) -> None:
         backoff = 0.5

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from monitor import audit_log, metrics
 from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams, OutgoingMessage
-from monitor.control import ControlCommand, command_id_for
+from monitor.control import ControlCommand, command_id_for, public_command
 from monitor.event import rfc3339_ms
 from monitor.store import session_status
 from monitor.webhook import OptionalWebhookConfig, WebhookError, post_signed
@@ -63,7 +63,11 @@ class TerminateSession(Action):
                 self._record(own, command, ctx.now_ms)
         else:
             self._record(conn, command, ctx.now_ms)
-        message = OutgoingMessage(ctx.control_topic, incident.session_id.encode(), msgspec.json.encode(command))
+        # The store keeps the real session id (the hook looks it up); what leaves the process
+        # is redacted and carries session_key for gateways to match on.
+        public = public_command(command)
+        message = OutgoingMessage(ctx.control_topic, public.session_id.encode(), msgspec.json.encode(public),
+                                  dedup_id=command.command_id)
         result: dict[str, object] = {"command_id": command.command_id, "topic": ctx.control_topic}
         summary = f"terminate_session published ({command.command_id})"
         webhook = params.resolve_optional()
@@ -72,7 +76,7 @@ class TerminateSession(Action):
             # (result, timeline, metric) but does not hold the command back.
             url, secret = webhook
             try:
-                post_signed(url, msgspec.to_builtins(command), secret, request_id=command.command_id,
+                post_signed(url, msgspec.to_builtins(public), secret, request_id=command.command_id,
                             timeout_s=params.timeout_s)
                 result["webhook"] = "delivered"
             except WebhookError as exc:
