@@ -55,6 +55,7 @@ evicted (LRU: items in regular use stay); ``max_profiles`` agents plus principal
 from __future__ import annotations
 
 import ipaddress
+import pickle
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -64,6 +65,7 @@ import msgspec
 
 from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from monitor.event import AuditEvent
+from monitor.learned_merge import merge_lru
 from monitor.session_state import SessionState
 
 __all__ = [
@@ -93,6 +95,8 @@ DEFAULT_BASE_SCORES: Final = {
     "internal_bucket": 0.35,
 }
 KINDS: Final = ("tool", "domain", "recipient", "recipient_domain", "bucket", "cloud_account", "table")
+#: Key prefix of the fleet-wide items of one kind in the shared learned state (``export_learned``).
+FLEET_KEY_PREFIX: Final = "fleet:"
 
 _URL_HOST: Final = re.compile(
     r"(?:https?|ftps?|wss?|sftp)://(?:[^/\s@'\"<>]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-_]+)"
@@ -526,6 +530,9 @@ class Novelty(Detector):
         self._fleet: dict[str, OrderedDict[str, str]] = {kind: OrderedDict() for kind in KINDS}
         self._sql_tools: dict[str, bool] = {}
         self._mail_tools: dict[str, bool] = {}
+        #: profile keys and fleet kinds changed since the last ``export_learned``
+        self._changed: set[str] = set()
+        self._fleet_changed: set[str] = set()
 
     # -- state --------------------------------------------------------------------------
     def _profile(self, key: str, existing: _Profile | None = None) -> _Profile:
@@ -556,6 +563,55 @@ class Novelty(Detector):
             agent.sessions >= cfg.min_sessions_for_baseline and agent.events >= cfg.min_events_for_baseline
         )
         return _SessionNovelty(agent, principal, principal_key, internal, prefixes, ready)
+
+    # -- learned state shared across the group (monitor.detector_spec) -------------------
+    def export_learned(self) -> dict[str, bytes]:
+        """Profiles (``a:<agent>``, ``p:<principal>``) and fleet items per kind
+        (``fleet:<kind>``) changed since the last call."""
+        out: dict[str, bytes] = {}
+        for key in self._changed:
+            profile = self._profiles.get(key)
+            if profile is not None:
+                out[key] = pickle.dumps(profile, protocol=5)
+        for kind in self._fleet_changed:
+            out[FLEET_KEY_PREFIX + kind] = pickle.dumps(self._fleet[kind], protocol=5)
+        self._changed, self._fleet_changed = set(), set()
+        return out
+
+    def merge_learned(self, key: str, state: bytes) -> None:
+        """Items: union; session and event counts: max; discovery rates: the more-observed."""
+        cfg = self.config
+        remote = pickle.loads(state)  # noqa: S301 - written by a monitor of this group to our store
+        if key.startswith(FLEET_KEY_PREFIX):
+            kind = key.removeprefix(FLEET_KEY_PREFIX)
+            if kind in self._fleet and merge_lru(self._fleet[kind], remote, cfg.max_fleet_items):
+                self._fleet_changed.add(kind)
+            return
+        profile = self._profiles.get(key)
+        if profile is None:
+            self._profile(key, remote)
+            return
+        extra = profile.sessions > remote.sessions or profile.events > remote.events
+        profile.sessions = max(profile.sessions, remote.sessions)
+        profile.events = max(profile.events, remote.events)
+        for kind, items in remote.items.items():
+            mine = profile.items.get(kind)
+            if mine is None:
+                profile.items[kind] = items
+            else:
+                extra |= merge_lru(mine, items, cfg.max_items_per_kind)
+        extra |= any(kind not in remote.items for kind in profile.items)
+        pairs = ((profile.rates, remote.rates), (profile.external_rates, remote.external_rates))
+        for local_rates, remote_rates in pairs:
+            extra |= any(kind not in remote_rates for kind in local_rates)
+            for kind, pair in remote_rates.items():
+                mine_pair = local_rates.get(kind)
+                if mine_pair is None or pair > mine_pair:
+                    local_rates[kind] = pair
+                elif mine_pair > pair:
+                    extra = True
+        if extra:
+            self._changed.add(key)
 
     # -- extraction ---------------------------------------------------------------------
     def _is_mail_tool(self, tool: str) -> bool:
@@ -661,9 +717,11 @@ class Novelty(Detector):
         self._learn(st.agent, kind, item)
         if st.principal is not None:
             self._learn(st.principal, kind, item)
+            self._changed.add(st.principal_key)  # type: ignore[arg-type]
         fleet = self._fleet[kind]
         if item not in fleet:
             fleet[item] = agent_key
+            self._fleet_changed.add(kind)
             if len(fleet) > self.config.max_fleet_items:
                 fleet.popitem(last=False)
 
@@ -691,6 +749,7 @@ class Novelty(Detector):
         items = self._items(event, st)
         if not items:
             return NO_FINDINGS
+        self._changed.add("a:" + session.agent_id)
         keep = 1.0 - self.config.discovery_fading
         known_items = agent.items
         novel: list[tuple[float, str, str, bool]] = []
@@ -785,6 +844,7 @@ class Novelty(Detector):
         agent = st.agent = self._profile("a:" + session.agent_id, st.agent)  # refresh LRU, survive eviction
         agent.sessions += 1
         agent.events += session.event_count
+        self._changed.add("a:" + session.agent_id)
         clean = all(name == self.name for name in session.alerts)
         if clean and st.pending:
             agent_key = "a:" + session.agent_id

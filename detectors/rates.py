@@ -39,6 +39,7 @@ counters (O(1) amortised per call, a few hundred bytes per session).
 from __future__ import annotations
 
 import math
+import pickle
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import ClassVar, Final
@@ -47,6 +48,7 @@ from river import stats
 
 from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from monitor.event import AuditEvent
+from monitor.learned_merge import better_of
 from monitor.session_state import SessionState
 
 __all__ = ["Rates", "RatesConfig"]
@@ -58,6 +60,9 @@ _CPM, _TOK, _COST, _BYTES, _LOOP = range(5)
 _SCALE: Final = (1.0, 1.0, 100.0, 1.0, 1.0)
 _BUCKETS: Final = 60
 _KEEP_TARGET: Final = 256
+#: Keys of the learned state shared with the other monitors (``export_learned``).
+AGENT_KEY_PREFIX: Final = "a:"
+FLEET_KEY: Final = "fleet"
 _UNITS: Final = ("tool calls in 60 s", "tokens", "USD", "bytes out", "identical tool calls in a row")
 
 
@@ -256,6 +261,40 @@ class Rates(Detector):
         self._bucket_ms = max(1, int(cfg.window_s * 1000) // _BUCKETS)
         self._agents: OrderedDict[str, _Baseline] = OrderedDict()
         self._fleet = _Baseline(cfg.fleet_fading_factor)
+        #: agents whose baseline changed since the last ``export_learned``; and the fleet's
+        self._changed: set[str] = set()
+        self._fleet_changed = False
+
+    # -- learned state shared across the group (monitor.detector_spec) -------------------
+    def export_learned(self) -> dict[str, bytes]:
+        """Baselines (``a:<agent>``, ``fleet``) changed since the last call."""
+        out: dict[str, bytes] = {}
+        for agent_id in self._changed:
+            baseline = self._agents.get(agent_id)
+            if baseline is not None:
+                out[AGENT_KEY_PREFIX + agent_id] = pickle.dumps(baseline, protocol=5)
+        if self._fleet_changed:
+            out[FLEET_KEY] = pickle.dumps(self._fleet, protocol=5)
+        self._changed, self._fleet_changed = set(), False
+        return out
+
+    def merge_learned(self, key: str, state: bytes) -> None:
+        """EW means cannot be merged: the baseline fed by more sessions wins."""
+        remote = pickle.loads(state)  # noqa: S301 - written by a monitor of this group to our store
+        agent_id = None if key == FLEET_KEY else key.removeprefix(AGENT_KEY_PREFIX)
+        local = self._fleet if agent_id is None else self._agents.get(agent_id)
+        if local is None:
+            self._agents[agent_id] = remote  # type: ignore[index]
+            while len(self._agents) > self.config.max_agents:
+                self._agents.popitem(last=False)
+            return
+        take, extra = better_of(local.sessions, remote.sessions, lambda: pickle.dumps(local, protocol=5), state)
+        if take:
+            local.__setstate__(remote.__getstate__())
+        elif extra and agent_id is None:
+            self._fleet_changed = True
+        elif extra:
+            self._changed.add(agent_id)
 
     # -- thresholds ---------------------------------------------------------------------
     def _thresholds(self, agent_id: str) -> list[float]:
@@ -402,4 +441,6 @@ class Rates(Detector):
             agents.move_to_end(session.agent_id)
         baseline.learn(st.values)
         self._fleet.learn(st.values)
+        self._changed.add(session.agent_id)
+        self._fleet_changed = True
         return NO_FINDINGS

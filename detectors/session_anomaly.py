@@ -43,6 +43,7 @@ at z ≈ 4–11. Windows scoring a finding are not learned (river's
 from __future__ import annotations
 
 import math
+import pickle
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import ClassVar, Final
@@ -51,7 +52,12 @@ from river import anomaly, stats
 
 from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
 from monitor.event import AuditEvent
+from monitor.learned_merge import better_of
 from monitor.session_state import SessionState
+
+#: Keys of the learned state shared with the other monitors (``export_learned``).
+AGENT_KEY_PREFIX: Final = "a:"
+FLEET_KEY: Final = "fleet"
 
 __all__ = ["SessionAnomaly", "SessionAnomalyConfig", "FEATURES"]
 
@@ -309,6 +315,61 @@ class SessionAnomaly(Detector):
         self._agents: OrderedDict[str, _Model] = OrderedDict()
         self._pending: OrderedDict[str, deque[dict[str, float]]] = OrderedDict()
         self.windows_learned = 0
+        #: agents whose model (or buffered windows) changed since the last ``export_learned``
+        self._changed: set[str] = set()
+        self._fleet_changed = False
+
+    # -- learned state shared across the group (monitor.detector_spec) -------------------
+    def export_learned(self) -> dict[str, bytes]:
+        """Per agent (``a:<agent>``: its model, or the windows buffered before it has one)
+        and the fleet model with the count of windows learned (``fleet``), changed since the last call."""
+        out: dict[str, bytes] = {}
+        for agent_id in self._changed:
+            state = (self._agents.get(agent_id), self._pending.get(agent_id))
+            if state != (None, None):
+                out[AGENT_KEY_PREFIX + agent_id] = pickle.dumps(state, protocol=5)
+        if self._fleet_changed:
+            out[FLEET_KEY] = pickle.dumps((self._fleet, self.windows_learned), protocol=5)
+        self._changed, self._fleet_changed = set(), False
+        return out
+
+    def merge_learned(self, key: str, state: bytes) -> None:
+        """Half-space trees cannot be merged: the model that learned more windows wins (an
+        agent's own model over buffered windows; of two buffers, the longer)."""
+        remote = pickle.loads(state)  # noqa: S301 - written by a monitor of this group to our store
+        if key == FLEET_KEY:
+            fleet, windows = remote
+            mine = (self._fleet, self.windows_learned)
+            take, extra = better_of(
+                (self._fleet.learned, self.windows_learned), (fleet.learned, windows),
+                lambda: pickle.dumps(mine, protocol=5), state,
+            )
+            if take:
+                self._fleet, self.windows_learned = fleet, windows
+            self._fleet_changed |= extra
+            return
+        agent_id = key.removeprefix(AGENT_KEY_PREFIX)
+        model, pending = self._agents.get(agent_id), self._pending.get(agent_id)
+        remote_model, remote_pending = remote
+        mine = (model, pending)
+        take, extra = better_of(
+            (model is not None, model.learned if model is not None else len(pending or ())),
+            (remote_model is not None, remote_model.learned if remote_model is not None else len(remote_pending)),
+            lambda: pickle.dumps(mine, protocol=5),
+            state,
+        )
+        if take and remote_model is not None:
+            self._pending.pop(agent_id, None)
+            self._agents[agent_id] = remote_model
+            self._agents.move_to_end(agent_id)
+            while len(self._agents) > self.config.max_agent_models:
+                self._agents.popitem(last=False)
+        elif take:
+            self._pending[agent_id] = remote_pending
+            while len(self._pending) > self.config.max_pending_agents:
+                self._pending.popitem(last=False)
+        if extra:
+            self._changed.add(agent_id)
 
     # -- hooks --------------------------------------------------------------------------
     def observe(self, event: AuditEvent, session: SessionState) -> Sequence[Finding]:
@@ -390,7 +451,9 @@ class SessionAnomaly(Detector):
         if found:
             return found  # flagged: not learned
         self._learn(agent_id, agent, x, raw if scope == "agent" else None)
+        self._changed.add(agent_id)
         self.windows_learned += 1
+        self._fleet_changed = True  # the count of windows learned travels with the fleet model
         if agent is None or self.windows_learned % cfg.fleet_sample_every == 0:
             self._fleet.learn(x, raw if scope == "fleet" else None)
         return NO_FINDINGS

@@ -64,9 +64,14 @@ from detectors.novelty import (
 )
 from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from monitor.event import AuditEvent
+from monitor.learned_merge import merge_counts, merge_lru
 from monitor.session_state import SessionState
 
 __all__ = ["TaintFlow", "TaintFlowConfig"]
+
+#: Keys of the learned state shared with the other monitors (``export_learned``).
+AGENT_KEY_PREFIX: Final = "a:"
+FLEET_KEY: Final = "fleet"
 
 SECRET, SENSITIVE, UNTRUSTED = 4, 2, 1
 _SOURCE_NAMES: Final = {SECRET: "secret", SENSITIVE: "sensitive data", UNTRUSTED: "untrusted content"}
@@ -455,6 +460,9 @@ class TaintFlow(Detector):
         self._fleet: OrderedDict[str, None] = OrderedDict()
         #: tool name → (is shell, is sensitive source, is untrusted source, sends, is SQL); bounded below
         self._tool_kinds: dict[str, tuple[bool, bool, bool, bool, bool]] = {}
+        #: agents whose learned state changed since the last ``export_learned``; and the fleet's
+        self._changed: set[str] = set()
+        self._fleet_changed = False
 
     # -- helpers --------------------------------------------------------------------------
     def _agent(self, agent_id: str, existing: _AgentFlow | None = None) -> _AgentFlow:
@@ -514,6 +522,38 @@ class TaintFlow(Detector):
         """Learned state only (the per-target and per-tool caches are rebuilt)."""
         skip = ("config", "_secret_cache", "_tool_kinds")
         return pickle.dumps({k: v for k, v in self.__dict__.items() if k not in skip}, protocol=5)
+
+    def export_learned(self) -> dict[str, bytes]:
+        """Per agent (``a:<agent_id>``) and fleet-wide (``fleet``) state changed since the last call."""
+        out: dict[str, bytes] = {}
+        for agent_id in self._changed:
+            agent = self._agents.get(agent_id)
+            if agent is not None:
+                out[AGENT_KEY_PREFIX + agent_id] = pickle.dumps(agent, protocol=5)
+        if self._fleet_changed:
+            out[FLEET_KEY] = pickle.dumps(self._fleet, protocol=5)
+        self._changed, self._fleet_changed = set(), False
+        return out
+
+    def merge_learned(self, key: str, state: bytes) -> None:
+        """Destinations: union; transition counts, sessions and totals: max."""
+        cfg = self.config
+        remote = pickle.loads(state)  # noqa: S301 - written by a monitor of this group to our store
+        if key == FLEET_KEY:
+            self._fleet_changed |= merge_lru(self._fleet, remote, cfg.max_fleet_destinations)
+            return
+        agent_id = key.removeprefix(AGENT_KEY_PREFIX)
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            self._agent(agent_id, remote)
+            return
+        extra = merge_counts(agent.transitions, remote.transitions, cfg.max_transitions_per_agent)
+        extra |= merge_lru(agent.destinations, remote.destinations, cfg.max_destinations_per_agent)
+        extra |= agent.sessions > remote.sessions or agent.total > remote.total
+        agent.sessions = max(agent.sessions, remote.sessions)
+        agent.total = max(agent.total, remote.total)
+        if extra:
+            self._changed.add(agent_id)
 
     @staticmethod
     def _action(tool: str, is_shell: bool, target: str) -> str:
@@ -579,6 +619,7 @@ class TaintFlow(Detector):
                 known.popitem(last=False)
             if key not in fleet:
                 fleet[key] = None
+                self._fleet_changed = True
                 if len(fleet) > self.config.max_fleet_destinations:
                     fleet.popitem(last=False)
 
@@ -606,6 +647,7 @@ class TaintFlow(Detector):
             st = session.scratch["taint_flow"] = self._session(session, event)
         elif st.agent is None:  # session state restored from a checkpoint
             st.agent = self._agent(session.agent_id)
+        self._changed.add(session.agent_id)
         is_shell, sensitive_tool, untrusted_tool, sends, is_sql = self._kinds(tool)
         if kind == "tool_result":
             self._result(event, st, untrusted_tool)
@@ -802,6 +844,7 @@ class TaintFlow(Detector):
             return NO_FINDINGS
         agent = st.agent = self._agent(session.agent_id, st.agent)  # refresh LRU, survive eviction
         agent.sessions += 1
+        self._changed.add(session.agent_id)
         if st.pending and not session.alerts:
             for what, value in st.pending:
                 if what == "t":

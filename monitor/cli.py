@@ -349,7 +349,7 @@ def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: 
         rows = list_incidents(conn, status, limit)
         cli_approvals.annotate_list(conn, rows)
     if as_json:
-        _print_json(rows)
+        _print_json(_redacted(rows))
         return
     table = Table(title=f"incidents ({len(rows)})")
     for column in ("incident", "opened", "severity", "status", "agent", "session", "detectors", "alerts", "open steps",
@@ -378,7 +378,7 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
             raise click.ClickException(f"no incident {incident_id}") from None
         approval_rows = cli_approvals.approval_rows(conn, incident_id)
     if as_json:
-        _print_json({**msgspec.to_builtins(record), "approvals": approval_rows})
+        _print_json(_redacted({**msgspec.to_builtins(record), "approvals": approval_rows}))
         return
     out.print(f"[bold]{record.incident_id}[/bold]  {record.severity}  {record.status}  agent {_cell(record.agent_id)}  "
               f"session {_cell(record.session_id)}  principal {_cell(record.principal or '—')}", highlight=False)
@@ -426,24 +426,51 @@ def incidents_resolve(ctx: click.Context, incident_id: str, actor: str, note: st
 
 @main.group()
 def audit() -> None:
-    """The hash-chained audit log."""
+    """The audit log: every record sealed with HMAC-SHA256 under a key kept outside the store."""
 
 
 @audit.command("verify")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """Walk the chain; exit 1 naming the first record that was altered, removed or reordered."""
-    from monitor.audit_log import verify_chain
+    """Walk the chain; exit 1 naming the first record altered, removed, reordered or not sealed with the key."""
+    from rich.markup import escape
 
-    verdict = verify_chain(_engine(ctx))
+    from monitor.audit_log import AuditKeyError, verify_chain
+
+    try:
+        verdict = verify_chain(_engine(ctx))
+    except AuditKeyError as exc:
+        raise click.ClickException(f"{exc}; hint: set AGENTWATCH_AUDIT_KEY or AGENTWATCH_AUDIT_KEY_FILE to the key "
+                                   "the monitor uses") from None
     if as_json:
         _print_json({"ok": verdict.ok, "records": verdict.records, "problem": verdict.problem, "seq": verdict.seq})
     elif verdict.ok:
         out.print(f"audit log intact: {verdict.records} records")
     else:
-        err.print(f"[red]audit log broken[/red]: {verdict.problem}")
+        err.print(f"[red]audit log broken[/red]: {escape(verdict.problem or '')}", highlight=False)
     sys.exit(0 if verdict.ok else 1)
+
+
+@audit.command("seal")
+@click.option("--as", "actor", default=None, help="Who runs the migration (recorded; default: the OS user).")
+@click.pass_context
+def audit_seal(ctx: click.Context, actor: str | None) -> None:
+    """Once, after upgrading from an unkeyed audit log: check it and re-seal every record with the key."""
+    import getpass
+
+    from monitor.audit_log import AuditKeyError, seal_legacy
+
+    try:
+        result = seal_legacy(_engine(ctx), f"human:{actor or getpass.getuser()}")
+    except AuditKeyError as exc:
+        raise click.ClickException(f"{exc}; hint: set AGENTWATCH_AUDIT_KEY or AGENTWATCH_AUDIT_KEY_FILE") from None
+    if not result.ok:
+        raise click.ClickException(f"{result.problem}; nothing was changed")
+    if result.resealed:
+        out.print(f"re-sealed {result.resealed} records with the audit key", highlight=False)
+    else:
+        out.print("every record is already sealed with the key; nothing to do", highlight=False)
 
 
 @main.group()
@@ -454,19 +481,50 @@ def evidence() -> None:
 @evidence.command("verify")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
-def evidence_verify(path: Path, as_json: bool) -> None:
-    """Check a bundle against its manifest; exit 1 naming every file that changed."""
-    from monitor.evidence import verify_bundle
+@click.pass_context
+def evidence_verify(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Check a bundle against its manifest and the digest the store kept for its incident.
 
-    result = verify_bundle(path)
+    Exit 0 intact; 1 naming every file (or the manifest, or the incident) that changed;
+    2 when the store has no record of the bundle, so it cannot be verified.
+    """
+    from monitor.evidence import bundle_claims, verify_recorded
+    from monitor.incident_store import evidence_records
+
+    config = _config(ctx)
+    url = config.store_url
+    hint = ("hint: run it with the --config, AGENTWATCH_DATA_DIR or AGENTWATCH_STORE_URL of the deployment "
+            "that wrote the bundle")
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        _cannot_verify(as_json, path, f"no store at {url.removeprefix('sqlite:///')}; {hint}")
+    engine = _engine(ctx)
+    incident_id, dirname = bundle_claims(path)
+    with engine.connect() as conn:
+        records = evidence_records(conn, [dirname] + ([incident_id] if incident_id else []))
+    verdict = verify_recorded(path, records)
+    if not verdict.known:
+        store = engine.url.render_as_string(hide_password=True)
+        _cannot_verify(as_json, path, f"the store at {store} has no record of this bundle (its manifest names "
+                                      f"incident {incident_id or 'none'}); {hint}")
     if as_json:
-        _print_json({"ok": result.ok, "problems": result.problems})
-    elif result.ok:
-        out.print(f"{path}: intact")
+        _print_json({"ok": verdict.ok, "problems": verdict.problems, "incident_id": verdict.incident_id,
+                     "digest": verdict.digest, "recorded_digest": verdict.recorded_digest})
+    elif verdict.ok:
+        out.print(f"{_cell(str(path), 300)}: intact (manifest sha256 {verdict.digest} is the one the store "
+                  f"recorded for incident {_cell(verdict.incident_id)})", highlight=False)
     else:
-        for problem in result.problems:
+        for problem in verdict.problems:
             err.print(f"{path}: {problem}", markup=False, highlight=False)
-    sys.exit(0 if result.ok else 1)
+    sys.exit(0 if verdict.ok else 1)
+
+
+def _cannot_verify(as_json: bool, path: Path, why: str) -> None:
+    """Exit 2 with one line: the bundle can be neither confirmed nor called tampered."""
+    if as_json:
+        _print_json({"ok": False, "problems": [why], "incident_id": None, "digest": None, "recorded_digest": None})
+    else:
+        err.print(f"{path}: cannot verify: {why}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 # -- hook, serve ----------------------------------------------------------------------
@@ -477,20 +535,41 @@ def hook() -> None:
 
 @hook.command("claude-code")
 @click.option("--server", "server_url", envvar="AGENTWATCH_SERVER_URL", default=None,
-              help="agentwatch serve's URL (default: read the store directly). Env: AGENTWATCH_SERVER_URL.")
+              help="agentwatch serve's URL (default: read the store directly). Env: AGENTWATCH_SERVER_URL; "
+                   "the token comes from AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE.")
 @click.option("--fail", type=click.Choice(["closed", "open"]), envvar="AGENTWATCH_HOOK_FAIL", default="closed",
-              show_default=True, help="When the monitor cannot be reached: block (closed) or allow (open).")
-@click.option("--timeout", type=float, default=2.0, show_default=True)
+              show_default=True, help="When the session cannot be verified: block (closed) or allow (open). "
+                                      "A terminated session is blocked either way.")
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True,
+              help="Seconds for the whole lookup (keep it under Claude Code's hook timeout).")
 @click.pass_context
 def hook_claude_code(ctx: click.Context, server_url: str | None, fail: str, timeout: float) -> None:
-    """PreToolUse hook: exit 2 with the reason on stderr when the session was terminated."""
-    from monitor.session_guard import hook_decision
+    """PreToolUse hook: exit 2 with the reason on stderr unless the session is verified active."""
+    code, message = 2 if fail == "closed" else 0, ""
+    try:  # one guard around everything: any way out but an explicit allow is the fail mode's answer
+        from monitor.api_token import load_api_token
+        from monitor.session_guard import MAX_HOOK_INPUT_BYTES, hook_decision, unverifiable
 
-    store_url = "" if server_url else _config(ctx).store_url
-    code, message = hook_decision(sys.stdin.buffer.read(1_048_576), server_url=server_url, store_url=store_url,
-                                  fail=fail, timeout_s=timeout)  # type: ignore[arg-type]
-    if message:
-        sys.stderr.write(message + "\n")
+        try:
+            token = load_api_token() if server_url else None
+            store_url = "" if server_url else _config(ctx).store_url
+        except (ConfigError, click.ClickException) as exc:
+            code, message = unverifiable(f"configuration: {exc}", fail)
+        else:
+            stdin = sys.stdin.buffer.read(MAX_HOOK_INPUT_BYTES + 1)
+            code, message = hook_decision(stdin, server_url=server_url, store_url=store_url,
+                                          fail=fail, timeout_s=timeout, token=token)  # type: ignore[arg-type]
+    except BaseException as exc:  # noqa: BLE001 - the hook's last line of defence: the fail mode decides
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"internal error {type(exc).__name__}"
+        code = 2 if fail == "closed" else 0
+        message = f"agentwatch: cannot verify this session ({reason}); " + (
+            "blocking (fail closed)" if fail == "closed" else "allowing (fail open)")
+    try:
+        if message:
+            sys.stderr.write(message.replace("\n", " ")[:400] + "\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr closed: the exit code alone carries the decision
     sys.exit(code)
 
 
@@ -499,15 +578,40 @@ def hook_claude_code(ctx: click.Context, server_url: str | None, fail: str, time
 @click.option("--port", type=int, default=8089, show_default=True, envvar="AGENTWATCH_PORT")
 @click.option("--bootstrap-servers", envvar="AGENTWATCH_BOOTSTRAP_SERVERS", default=None,
               help="Kafka, to publish approved control commands from here. Env: AGENTWATCH_BOOTSTRAP_SERVERS.")
+@click.option("--public-metrics", is_flag=True, envvar="AGENTWATCH_PUBLIC_METRICS",
+              help="Serve /metrics without the API token (it needs the token by default). "
+                   "Env: AGENTWATCH_PUBLIC_METRICS.")
+@click.option("--request-timeout", type=click.FloatRange(0.5, 300), default=10.0, show_default=True,
+              help="Seconds a client has to send a whole request (headers and body).")
+@click.option("--max-connections", type=click.IntRange(8, 100_000), default=512, show_default=True,
+              help="Open connections beyond this are answered 503 and closed.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, bootstrap_servers: str | None) -> None:
-    """HTTP: /metrics, /healthz, /v1/sessions/<id>, POST /slack/interactions; runs the approval worker."""
-    from monitor.server import approval_service, make_server
+def serve(ctx: click.Context, host: str, port: int, bootstrap_servers: str | None, public_metrics: bool,
+          request_timeout: float, max_connections: int) -> None:
+    """HTTP: /healthz, POST /slack/interactions, and with the API token /v1/sessions/<id>, /metrics.
 
+    The token comes from AGENTWATCH_API_TOKEN or AGENTWATCH_API_TOKEN_FILE; without one,
+    only /healthz and the Slack endpoint are served. Runs the approval worker.
+    """
+    from monitor.api_token import load_api_token
+    from monitor.server import ServeLimits, approval_service, make_server
+
+    try:
+        token = load_api_token()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     config, engine = _config(ctx), _engine(ctx)
+    limits = ServeLimits(request_timeout_s=request_timeout, max_connections=max_connections)
     service = approval_service(engine, config.data_dir.resolve(), config.monitor.control_topic, bootstrap_servers)
-    server = make_server(host, port, engine, service)
-    err.print(f"serving on http://{host}:{server.server_address[1]}")
+    try:
+        server = make_server(host, port, engine, service, token=token, public_metrics=public_metrics, limits=limits)
+    except OSError as exc:
+        service.stop()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if token is None:
+        err.print("[yellow]no API token (AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE): serving only /healthz "
+                  "and /slack/interactions[/yellow]" + (" and /metrics" if public_metrics else ""))
+    err.print(f"serving on http://{host}:{server.server_address[1]}", markup=False, highlight=False)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -517,11 +621,22 @@ def serve(ctx: click.Context, host: str, port: int, bootstrap_servers: str | Non
 
 
 def _cell(text: str | None, limit: int = 120) -> str:
-    """Agent-written text for a terminal table: no markup, no control characters, capped."""
+    """Agent-written text for a terminal table: secrets redacted, no markup, no control characters, capped."""
     from rich.markup import escape
 
-    flat = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in (text or ""))
+    from monitor.redaction import redact
+
+    flat = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in redact(text or ""))
     return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
+
+
+def _redacted(obj: Any) -> Any:
+    """JSON output of the store's records: every string (identifiers included) redacted.
+
+    The store keeps the forensic truth; what the CLI prints is a shareable view."""
+    from monitor.redaction import redact_obj
+
+    return redact_obj(msgspec.to_builtins(obj))
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -57,6 +57,11 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     playbooks_dir: str | None = None
     #: Run incidents and playbooks in this process (``false``: detection only).
     respond: bool = True
+    #: Checkpoint session state with the consumed position after every batch, and restore it
+    #: when a partition is assigned (``false``: state in memory only, lost on restart).
+    durable_state: bool = True
+    #: Seconds between learned-baseline syncs with the store (and the other monitors of the group).
+    state_sync_s: float = 10.0
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

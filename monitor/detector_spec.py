@@ -17,12 +17,29 @@ Who calls what
 ``checkpoint()`` / ``restore(state)``
     The runtime, to survive restarts: ``checkpoint`` returns a picklable object that
     ``restore`` accepts on a fresh instance built with the same config, after which
-    the detector behaves exactly as before. Default: pickles ``__dict__``.
+    the detector behaves exactly as before. Default: pickles ``__dict__``. ``run``
+    saves it every ``[monitor] state_sync_s`` and at a clean stop, and restores it at
+    start (:mod:`monitor.state_checkpoint`) — for a detector without the two hooks below.
+``export_learned()`` / ``merge_learned(key, state)``
+    The runtime, to share learned state *per key* (an agent's baseline, a principal's,
+    the fleet's) among every monitor of the consumer group, through the store, every
+    ``state_sync_s``: ``export_learned`` returns the keys whose state changed since the
+    last call, serialised; each peer folds them in with ``merge_learned``. The merge must
+    be a *join* — idempotent, commutative, associative (sets: union; counters: max; a
+    model that cannot be merged: the better-trained copy wins, ties broken by the bytes)
+    — so that every monitor converges to the same baseline however often and in whatever
+    order rows are merged; when this detector's state for ``key`` holds something
+    ``state`` lacks, the key must count as changed again (so the join is written back).
+    Helpers: :mod:`monitor.learned_merge`. Default: ``export_learned`` returns ``None``
+    (not shared per key; ``checkpoint``/``restore`` are used whole).
 
 Where state lives
 -----------------
 Session-scoped state goes in ``session.scratch[self.name]``; it is forgotten with
-the session (TTL and size cap), so it is bounded for free. Learned state that spans
+the session (TTL and size cap), so it is bounded for free, and it is durable: ``run``
+checkpoints every session touched by a batch together with the batch's offsets, so it
+must pickle (a reference to the detector's own objects must not: pickle ``None`` in its
+place and look it up again when it is found ``None``). Learned state that spans
 sessions (an agent's baseline) lives on the detector and must be bounded by the
 detector itself (caps on keys per agent, on agents).
 
@@ -130,6 +147,14 @@ class Detector(abc.ABC):
     def restore(self, state: bytes) -> None:
         """Load what :meth:`checkpoint` returned, on an instance with the same config."""
         self.__dict__.update(pickle.loads(state))  # noqa: S301 - our own checkpoint file
+
+    def export_learned(self) -> dict[str, bytes] | None:
+        """Learned state changed since the last call, serialised per key; ``None``: not shared per key."""
+        return None
+
+    def merge_learned(self, key: str, state: bytes) -> None:
+        """Fold a peer monitor's ``state`` of ``key`` (from its :meth:`export_learned`) in, as a join."""
+        raise NotImplementedError(f"{self.name} exports no learned state per key")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"

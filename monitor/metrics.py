@@ -55,6 +55,13 @@ CONSUMER_LAG = Gauge(
 KAFKA_RECONNECTS = Counter(
     "agentwatch_kafka_reconnects_total", "Times the monitor lost and re-established Kafka.", []
 )
+KAFKA_CONNECTED = Gauge(
+    "agentwatch_kafka_connected", "1 while the monitor's consumer reaches Kafka, 0 during an outage."
+)
+BEST_EFFORT_FAILURES = Counter(
+    "agentwatch_pipeline_best_effort_failures_total",
+    "Periodic or best-effort steps that raised and were skipped (the loop carries on).", ["step"]
+)
 
 INCIDENTS_OPENED = Counter(
     "agentwatch_incidents_opened_total", "Incidents opened, by severity at opening.", ["severity"]
@@ -78,6 +85,14 @@ TIME_TO_DETECT = Histogram(
 )
 SESSION_STATE_BYTES = Gauge(
     "agentwatch_session_state_bytes", "Estimated memory held by live session state (sampled)."
+)
+STATE_CHECKPOINT_SECONDS = Histogram(
+    "agentwatch_state_checkpoint_duration_seconds",
+    "Time to write one batch's session state and consumed position to the store.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+STATE_SESSIONS_RESTORED = Counter(
+    "agentwatch_state_sessions_restored_total", "Sessions loaded from the store when their partition was assigned."
 )
 INFO = Gauge("agentwatch_build_info", "Constant 1, labelled with the running version.", ["version"])
 INFO.labels(__version__).set(1)
@@ -120,6 +135,7 @@ APPROVAL_NOTIFICATIONS = Counter(
 )
 APPROVAL_INTERACTIONS = Counter(
     "agentwatch_approvals_interactions_total",
-    "Requests to /slack/interactions, by outcome (accepted, bad_signature, stale, replay, malformed, ignored).",
+    "Requests to /slack/interactions, by outcome (accepted, bad_signature, stale, replay, oversize, timeout, "
+    "malformed, missing_user, ignored).",
     ["outcome"],
 )

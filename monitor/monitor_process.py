@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from pathlib import Path
 
-from kafka import KafkaProducer
+import msgspec
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from monitor.action_spec import OutgoingMessage
 from monitor.config import Config
 from monitor.journal import EventJournal
-from monitor.kafka_runner import KafkaMonitor, recover_ledger
+from monitor.kafka_runner import KafkaMonitor
 from monitor.pipeline import build_pipeline
 from monitor.playbooks import load_playbooks
 from monitor.responder import Responder
+from monitor.state_checkpoint import DurableState
 from monitor.store import AlertLedger, open_store
 from monitor.topics import all_topics, ensure_topics
+
+log = logging.getLogger(__name__)
 
 
 def start_monitor(
@@ -34,8 +40,7 @@ def start_monitor(
     if create_topics:
         ensure_topics(bootstrap_servers, all_topics(settings))
     engine = open_store(config.store_url)
-    ledger = AlertLedger(engine)
-    recover_ledger(ledger, bootstrap_servers, settings.alerts_topic)
+    ledger = AlertLedger(engine)  # caught up with the alerts topic when partitions are assigned
     responder = None
     if config.monitor.respond if respond is None else respond:
         playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
@@ -43,8 +48,11 @@ def start_monitor(
             engine, playbooks, config.data_dir.resolve(), settings.control_topic, config.incidents,
             EventJournal(settings.journal_events), send=KafkaSender(bootstrap_servers),
         )
-    return KafkaMonitor(bootstrap_servers, settings, build_pipeline(config), ledger,
-                        exit_on_idle_s=exit_on_idle_s, responder=responder)
+    pipeline = build_pipeline(config)
+    state = DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s) \
+        if settings.durable_state else None
+    return KafkaMonitor(bootstrap_servers, settings, pipeline, ledger,
+                        exit_on_idle_s=exit_on_idle_s, responder=responder, state=state)
 
 
 class KafkaSender:
@@ -66,7 +74,48 @@ class KafkaSender:
         for future in futures:
             future.get(timeout=0)  # raises the delivery error, failing (and retrying) the step
 
+    def find_delivered(self, topic: str, ids: set[str], timeout_s: float = 30.0) -> set[str]:
+        """Which of ``ids`` (control-command ids) are already on ``topic``.
+
+        Asked only when a step runs again after an attempt that may have delivered (its
+        monitor died between delivery and confirmation): the whole topic is read — it
+        holds a few commands per incident, within its retention — so nothing delivered
+        is missed. Raises (and the step is retried) if the end cannot be reached.
+        """
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not tps:
+                return set()
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            end = consumer.end_offsets(tps)
+            found: set[str] = set()
+            deadline = time.monotonic() + timeout_s
+            while any(consumer.position(tp) < end[tp] for tp in tps):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {topic} for delivered commands took over {timeout_s}s")
+                for records in consumer.poll(timeout_ms=200).values():
+                    for record in records:
+                        try:
+                            command_id = _command_id.decode(record.value or b"null").command_id
+                        except msgspec.DecodeError:
+                            log.debug("%s[%d]@%d is not a control command", topic, record.partition, record.offset)
+                            continue
+                        if command_id in ids:
+                            found.add(command_id)
+            return found
+        finally:
+            consumer.close()
+
     def close(self) -> None:
         if self._producer is not None:
             self._producer.close(timeout=5)
             self._producer = None
+
+
+class _CommandId(msgspec.Struct):
+    command_id: str
+
+
+_command_id = msgspec.json.Decoder(_CommandId)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from monitor import metrics
 from monitor.alerts import Alert, raise_or_update
+from monitor.best_effort import best_effort
 from monitor.config import Config
 from monitor.detector_spec import Finding
 from monitor.errors import DecodeError
@@ -127,7 +128,10 @@ class Pipeline:
         metrics.SESSIONS_ACTIVE.set(len(self.sessions))
         self._expiries += 1
         if self._expiries % STATE_SAMPLE_EVERY == 1:
-            metrics.SESSION_STATE_BYTES.set(self.sessions.estimated_bytes())
+            # Pickles recent events an agent wrote: a figure for a dashboard, never worth the loop.
+            estimate = best_effort("session_state_bytes", self.sessions.estimated_bytes, default=None)
+            if estimate is not None:
+                metrics.SESSION_STATE_BYTES.set(estimate)
         return alerts
 
     def drain(self) -> list[Alert]:

@@ -2,9 +2,9 @@
 
 One line is one message in the chosen format (a native event, or a whole OTLP JSON
 batch). Lines are processed in file order; when the file ends every live session is
-closed, so window detectors get their last look. Rejected lines are written as dead
-letters (the same records ``run`` sends to ``agentwatch.dlq``), with the line number
-as the offset.
+closed, so window detectors get their last look. A line with rejected records is
+written as one dead letter (the same record ``run`` sends to ``agentwatch.dlq``), with
+the line number as the offset.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import BinaryIO
 import msgspec
 
 from monitor import dead_letter
-from monitor.alerts import Alert
+from monitor.alerts import Alert, public_alert
 from monitor.formats import get_decoder
 from monitor.pipeline import Pipeline
 
@@ -52,7 +52,7 @@ def replay_file(
 
     def write(alerts: list[Alert]) -> None:
         for alert in alerts:
-            alerts_out.write(_encoder.encode(alert) + b"\n")
+            alerts_out.write(_encoder.encode(public_alert(alert)) + b"\n")
         stats.alerts += len(alerts)
 
     with open(events_path, "rb") as source:
@@ -65,12 +65,12 @@ def replay_file(
             stats.events += len(result.events)
             if result.alerts:
                 write(result.alerts)
-            for error in result.errors:
+            if result.errors:  # one dead letter per line, its bad records summarised
                 stats.dead_letters += 1
                 if dead_letters_out is not None:
                     origin = dead_letter.Origin(topic=origin_topic, partition=0, offset=number,
                                                 timestamp_ms=received_ms)
-                    letter = dead_letter.dead_letter(raw, error, fmt, origin)
+                    letter = dead_letter.dead_letter(raw, result.errors, fmt, origin, accepted=len(result.events))
                     dead_letters_out.write(dead_letter.encode(letter) + b"\n")
             if on_progress is not None and number % 5000 == 0:
                 on_progress(source.tell())

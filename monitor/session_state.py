@@ -4,6 +4,12 @@ All of one session's events arrive on one Kafka partition (messages are keyed by
 ``session_id``), so its state lives in exactly one monitor process. "Forget well":
 a session idle for ``ttl_s`` is closed (its window detectors get a last look) and
 dropped; past ``max_sessions`` the least recently active session is closed early.
+
+``run`` keeps session state durable (:mod:`monitor.state_checkpoint`): each session is
+tagged with the input partition its events arrive on, the table reports the sessions
+it closed (:attr:`SessionTable.closed`), and a partition's sessions are put back
+(:meth:`SessionTable.restore`) or dropped (:meth:`SessionTable.discard_partitions`)
+when the partition is assigned or revoked.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class SessionState:
         "scratch",
         "alerts",
         "ended",
+        "partition",
     )
 
     def __init__(self, event: AuditEvent, recent_size: int) -> None:
@@ -50,6 +57,8 @@ class SessionState:
         #: detector name → the alert this session holds for it (see monitor.alerts)
         self.alerts: dict[str, Any] = {}
         self.ended = False
+        #: Input partition number the session's events arrive on (-1: not from Kafka).
+        self.partition = -1
 
     def record(self, event: AuditEvent) -> None:
         """Account for ``event`` (called once per event, before detectors run)."""
@@ -82,6 +91,9 @@ class SessionTable:
         self.recent_size = recent_size
         self._sessions: OrderedDict[str, SessionState] = OrderedDict()
         self.watermark_ms = 0
+        #: When a list (``run`` sets it), sessions popped, expired or evicted are appended
+        #: here so their durable state can be deleted; ``None``: not tracked.
+        self.closed: list[SessionState] | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -102,6 +114,8 @@ class SessionTable:
             sessions[event.session_id] = state
             while len(sessions) > self.max_sessions:
                 evicted.append(sessions.popitem(last=False)[1])
+            if evicted and self.closed is not None:
+                self.closed.extend(evicted)
         else:
             sessions.move_to_end(event.session_id)
         state.record(event)
@@ -110,7 +124,10 @@ class SessionTable:
         return state, evicted
 
     def pop(self, session_id: str) -> SessionState | None:
-        return self._sessions.pop(session_id, None)
+        state = self._sessions.pop(session_id, None)
+        if state is not None and self.closed is not None:
+            self.closed.append(state)
+        return state
 
     def expired(self, now_ms: int | None = None) -> list[SessionState]:
         """Remove and return sessions idle past the TTL (event time, not wall time)."""
@@ -122,6 +139,8 @@ class SessionTable:
             if now - oldest.last_ts_ms < self.ttl_ms:
                 break
             out.append(sessions.popitem(last=False)[1])
+        if out and self.closed is not None:
+            self.closed.extend(out)
         return out
 
     def estimated_bytes(self, sample: int = 100) -> int:
@@ -136,4 +155,25 @@ class SessionTable:
         """Remove and return every live session (end of a replay, or shutdown)."""
         out = list(self._sessions.values())
         self._sessions.clear()
+        if self.closed is not None:
+            self.closed.extend(out)
         return out
+
+    def restore(self, states: list[SessionState]) -> None:
+        """Put back sessions loaded from a checkpoint (not closed, not counted as new).
+
+        The table stays ordered by last activity, which is what TTL expiry walks.
+        """
+        if not states:
+            return
+        merged = sorted([*self._sessions.values(), *states], key=lambda s: s.last_ts_ms)
+        self._sessions = OrderedDict((s.session_id, s) for s in merged)
+        self.watermark_ms = max(self.watermark_ms, merged[-1].last_ts_ms)
+
+    def discard_partitions(self, partitions: set[int]) -> int:
+        """Forget, without closing them, the sessions of ``partitions`` (handed to another
+        monitor, whose copy comes from the checkpoint); returns how many."""
+        gone = [sid for sid, s in self._sessions.items() if s.partition in partitions]
+        for sid in gone:
+            del self._sessions[sid]
+        return len(gone)

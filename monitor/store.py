@@ -30,12 +30,15 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Serialises schema creation and migration across processes (PostgreSQL advisory lock key).
+_SCHEMA_LOCK_ID = 0x61677473
 
 metadata = MetaData()
 
@@ -140,6 +143,9 @@ actions = Table(
     Column("started_ms", BigInteger),
     Column("finished_ms", BigInteger),
     Column("next_attempt_ms", BigInteger),
+    # While running: the monitor incarnation that claimed it (monitor.liveness); a step
+    # whose owner is gone is taken over at once. NULL for rows of schema version 1.
+    Column("owner", String(64)),
 )
 Index("ix_actions_status", actions.c.status)
 
@@ -258,8 +264,15 @@ def open_store(url: str) -> Engine:
         # interleave with another writer — the same guarantee PostgreSQL gets from its
         # advisory lock.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    metadata.create_all(engine)
+    # One transaction, one writer at a time: processes opening a fresh store at the same
+    # moment must not both create the tables (PostgreSQL: UniqueViolation on pg_type or
+    # schema_version). PostgreSQL serialises on a transaction-scoped advisory lock; on
+    # SQLite the transaction's BEGIN IMMEDIATE takes the write lock. DDL is transactional
+    # on both, so the waiter then sees the complete schema.
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
+        metadata.create_all(conn)
         current = conn.execute(select(schema_version.c.version)).scalar()
         if current is None:
             conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
@@ -268,16 +281,28 @@ def open_store(url: str) -> Engine:
                 f"the store at {engine.url.render_as_string(hide_password=True)} has schema version {current}, "
                 f"newer than this agentwatch ({SCHEMA_VERSION}); upgrade agentwatch"
             )
-        # Migrations from older versions go here, in order, when there are any.
+        elif current < SCHEMA_VERSION:
+            _migrate(conn, current)
     return engine
+
+
+def _migrate(conn: Connection, current: int) -> None:
+    """Bring a store at schema version ``current`` to :data:`SCHEMA_VERSION`, in order.
+
+    Tables added to :data:`metadata` need no step here (``create_all`` adds them);
+    columns added to existing tables do.
+    """
+    if current < 2:  # actions.owner: the monitor incarnation running the step (monitor.liveness)
+        conn.execute(text("ALTER TABLE actions ADD COLUMN owner VARCHAR(64)"))
+    conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" listener issues BEGIN itself
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL waits for other openers too
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -290,6 +315,15 @@ class AlertLedger:
         with engine.connect() as conn:
             for row in conn.execute(select(published_alerts)):
                 self._published[row.alert_id] = (row.revision, row.severity_rank)
+
+    def reload(self) -> None:
+        """Re-read the published revisions: another monitor sharing this store (the one a
+        partition was handed over from) may have recorded alerts since this one started."""
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(published_alerts)):
+                known = self._published.get(row.alert_id)
+                if known is None or known[0] < row.revision:
+                    self._published[row.alert_id] = (row.revision, row.severity_rank)
 
     def next_revision(self, alert_id: str, severity_rank: int) -> int | None:
         """The revision to publish for this severity, or ``None`` if already published."""
@@ -340,3 +374,65 @@ class AlertLedger:
                         published_alerts.insert().values(alert_id=alert_id, revision=revision, severity_rank=rank)
                     )
         self._published.update(entries)
+
+
+# -- durable monitor state (monitor.state_checkpoint) ----------------------------------
+# Where each input partition stands and the state of its live sessions, written in one
+# transaction after every batch (the store, not Kafka's committed offset, is the source of
+# truth for the consumed position); and the learned per-agent baselines every monitor of
+# the consumer group shares.
+
+partition_positions = Table(
+    "partition_positions",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger),  # NULL: claimed, nothing checkpointed yet
+    Column("epoch", BigInteger, nullable=False),  # bumped by every new owner; fences the previous one
+)
+
+session_checkpoints = Table(
+    "session_checkpoints",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),  # partition number, shared by co-partitioned inputs
+    Column("session_id", String(256), primary_key=True),
+    Column("state", LargeBinary, nullable=False),  # pickled SessionState (scratch included)
+)
+
+learned_state = Table(
+    "learned_state",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("detector", String(128), primary_key=True),
+    Column("key", String(300), primary_key=True),  # an agent / principal / fleet key; "" = whole checkpoint
+    Column("state", LargeBinary, nullable=False),
+    Column("seq", BigInteger, nullable=False, index=True),  # learned_state_clock value of the write
+    Column("writer", String(64), nullable=False),  # the monitor process that wrote it
+)
+
+learned_state_clock = Table(
+    "learned_state_clock",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+
+def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], update: tuple[str, ...]) -> None:
+    """Insert ``rows``; where the primary key exists, overwrite the ``update`` columns."""
+    if not rows:
+        return
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        # executemany: SQLAlchemy batches the rows into multi-row VALUES ("insertmanyvalues")
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys,
+                                                set_={name: stmt.excluded[name] for name in update}), rows)
+        return
+    for row in rows:  # other dialects: update, insert when nothing matched
+        where = [table.c[c.name] == row[c.name] for c in table.primary_key.columns]
+        if not conn.execute(table.update().where(*where).values({k: row[k] for k in update})).rowcount:
+            conn.execute(table.insert().values(row))
