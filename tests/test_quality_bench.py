@@ -1,0 +1,131 @@
+"""bench/quality.py: the third-party quality bench, on a tiny slice of the real corpora.
+
+The corpora live beside the repository (``../shared/corpora``); in CI they must be there,
+so a missing folder fails the test under ``CI=1`` instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import claude_code_otlp, corpus_art, corpus_tldr, quality
+from monitor.config import load_config
+from monitor.formats import get_decoder
+
+CORPORA = quality.DEFAULT_CORPORA
+
+
+@pytest.fixture(scope="module")
+def corpora() -> Path:
+    if not (CORPORA / "atomic-red-team" / "SELECTED_TESTS.tsv").exists():
+        message = f"third-party corpora not found at {CORPORA}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (they must exist beside the repository in CI)")
+        pytest.skip(message)
+    return CORPORA
+
+
+@pytest.fixture(scope="module")
+def report(corpora: Path) -> dict:
+    options = quality.Options(corpora=corpora, limit=5, show_misses=3, show_flagged=3)
+    return quality.run_quality(options, config=load_config(None, defaults=True))
+
+
+def test_report_has_every_run_and_the_counts_add_up(report: dict, corpora: Path) -> None:
+    runs = report["corpus"]
+    assert set(runs) == {"art_inline", "art_write_then_run", "tldr"}
+    for name in ("art_inline", "art_write_then_run"):
+        art = runs[name]
+        assert art["tests"] == 5
+        assert art["detected"] + art["misses"] == art["tests"]
+        assert len(art["misses_shown"]) == min(3, art["misses"])
+        assert 0 <= art["recall"] <= 1
+        for tactic, cell in art["by_tactic"].items():
+            assert tactic in quality.TACTIC_ORDER and tactic != "unmapped"
+            assert 0 <= cell["detected"] <= cell["tests"] <= art["tests"]
+        # a test counts once per tactic of its technique, never less than once
+        assert sum(c["tests"] for c in art["by_tactic"].values()) >= art["tests"]
+        assert sum(c["tests"] for c in art["by_technique"].values()) == art["tests"]
+        assert sum(c["detected"] for c in art["by_technique"].values()) == art["detected"]
+        assert art["run"]["sessions"] == 5
+        assert art["run"]["decode_errors"] == 0 and art["run"]["plugin_errors"] == {}
+        assert art["run"]["instrumented_pass_matches"] is True
+    # inline: 13 records a session; write-then-run adds a Write call and a model request (+3)
+    assert runs["art_inline"]["run"]["events"] == 5 * 13
+    assert runs["art_write_then_run"]["run"]["events"] == 5 * 16
+
+    tldr = runs["tldr"]
+    examples = corpus_tldr.load_examples(corpora / "tldr", 5, report["seed"])
+    assert tldr["benign"]["commands"] + tldr["offensive"]["commands"] == len(examples) > 0
+    for group in ("benign", "offensive"):
+        g = tldr[group]
+        assert 0 <= g["flagged"] <= g["commands"]
+        assert g["sessions_flagged"] <= g["sessions"]
+        assert len(g["flagged_shown"]) == min(3, g["flagged"])
+    # one prompt per session, then a model request, a decision and a result per command
+    assert tldr["run"]["events"] == tldr["run"]["sessions"] + 3 * len(examples)
+    assert report["replay"]["events"] == sum(r["run"]["events"] for r in runs.values())
+    assert report["replay"]["events_per_second"] > 0
+    json.dumps(report)  # --json prints exactly this
+
+
+def test_a_detected_attack_and_a_clean_benign_step_are_told_apart() -> None:
+    """The harness credits an alert to the attack's own events and not to the context around it."""
+    test = corpus_art.AtomicTest("guid-shadow", "T1003.008", "Access /etc/shadow", "bash",
+                                 "sudo cat /etc/shadow > /tmp/T1003.008.txt\ncat /tmp/T1003.008.txt", True)
+    sessions = corpus_art.build_sessions([test], "inline", start_ms=quality.START_MS)
+    scored = quality.replay_and_score(quality.CorpusRun("probe", "otlp-json", sessions), load_config(), "medium")
+    attack, context = scored.items
+    assert attack.item.kind == "attack" and attack.hit
+    assert attack.events_to_detect == 0  # alerted on the tool_result that is the action's only record
+    assert any(rule.startswith("secret_access/") for rule in attack.rules)
+    assert context.item.kind == "context" and not context.hit
+    assert scored.stats["instrumented_pass_matches"] is True
+    # ignoring every rule that fired leaves the same alerts published but nothing credited
+    ignored = quality.replay_and_score(quality.CorpusRun("probe", "otlp-json", sessions), load_config(), "medium",
+                                       frozenset(attack.rules))
+    assert not ignored.items[0].hit and ignored.stats["alerts"] == scored.stats["alerts"]
+
+
+def test_write_then_run_sessions_carry_the_script_and_label_both_calls() -> None:
+    test = corpus_art.AtomicTest("g1", "T1059.004", "x", "sh", "echo hi", False)
+    (session,) = corpus_art.build_sessions([test], "write_then_run", start_ms=quality.START_MS)
+    events = get_decoder("otlp-json")(session.message, 0).events
+    attack = session.items[0]
+    tools = [(events[p].kind, events[p].tool) for p in attack.positions]
+    assert tools == [("permission", "Write"), ("tool_result", "Write"), ("permission", "Bash"), ("tool_result", "Bash")]
+    write, run = events[attack.positions[1]], events[attack.positions[3]]
+    assert write.args == {"file_path": "/tmp/g1.sh", "content": "#!/bin/sh\necho hi\n"}
+    assert run.target == "sh /tmp/g1.sh"
+    assert {e.session_id for e in events} == {session.session_id}
+    assert events[0].agent_id == claude_code_otlp.identity_pool("art-write-then-run", 8)[0].agent_id
+
+
+def test_every_selected_technique_has_tactics(corpora: Path) -> None:
+    tests = corpus_art.load_tests(corpora / "atomic-red-team")
+    assert len(tests) == 503
+    assert all("#{" not in t.command and "PathToAtomicsFolder" not in t.command for t in tests)
+    assert not [t.technique for t in tests if t.tactics == ("unmapped",)]
+
+
+def test_offensive_pages_are_labelled() -> None:
+    assert corpus_tldr.is_offensive("nmap") and corpus_tldr.is_offensive("impacket-getst")
+    assert not corpus_tldr.is_offensive("git") and not corpus_tldr.is_offensive("tar")
+
+
+def test_missing_corpora_is_a_one_line_error_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert quality.main(["--corpora", str(tmp_path / "nope"), "--limit", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error:") and "hint:" in err and "--corpora" in err
+
+
+@pytest.mark.parametrize("module", [corpus_art, corpus_tldr])
+def test_module_doctests(module: object) -> None:
+    """bench/ is outside pytest's doctest collection; its examples still have to hold."""
+    result = doctest.testmod(module)  # type: ignore[arg-type]
+    assert result.attempted > 0 and result.failed == 0
