@@ -9,7 +9,7 @@ into commands and words; and tables of regex rules opened by cheap substring *ga
 evaluated highest score first. This module holds that once.
 
 Third-party detectors may import it, but it is not part of the plugin contract
-(:mod:`monitor.detector_spec` is): names here may change between releases.
+(:mod:`agentwatch.detect.detector_spec` is): names here may change between releases.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from monitor.detector_spec import Finding, quote
-from monitor.event import AuditEvent
+from agentwatch.detect.detector_spec import Finding, quote
+from agentwatch.events.audit_event import AuditEvent
 
 _encode = msgspec.json.Encoder().encode
 

@@ -45,9 +45,9 @@ from typing import ClassVar, Final
 
 from river import stats
 
-from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.events.audit_event import AuditEvent
+from agentwatch.detect.session_state import SessionState
 
 __all__ = ["Rates", "RatesConfig"]
 
@@ -228,8 +228,8 @@ class Rates(Detector):
     A tight polling loop on a brand-new agent: no baseline anywhere yet, so only the
     ceiling (100 identical calls in a row by default) fires.
 
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> detector, table = Rates(), SessionTable()
     >>> found = []
     >>> for i in range(150):

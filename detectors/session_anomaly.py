@@ -49,9 +49,9 @@ from typing import ClassVar, Final
 
 from river import anomaly, stats
 
-from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
+from agentwatch.events.audit_event import AuditEvent
+from agentwatch.detect.session_state import SessionState
 
 __all__ = ["SessionAnomaly", "SessionAnomalyConfig", "FEATURES"]
 
@@ -274,8 +274,8 @@ class SessionAnomaly(Detector):
     Per-event work only counts; nothing is scored before the fleet model has learned
     ``min_fleet_windows`` windows.
 
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> detector = SessionAnomaly(SessionAnomalyConfig(window_events=10, min_window_events=5))
     >>> found = []
     >>> for s in range(30):

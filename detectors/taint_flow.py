@@ -54,7 +54,7 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
-from detectors.novelty import (
+from agentwatch.detectors.novelty import (
     DEFAULT_INTERNAL_SUFFIXES,
     Destinations,
     email_addresses,
@@ -62,9 +62,9 @@ from detectors.novelty import (
     named_destinations,
     org_domain,
 )
-from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.events.audit_event import AuditEvent
+from agentwatch.detect.session_state import SessionState
 
 __all__ = ["TaintFlow", "TaintFlowConfig"]
 
@@ -408,8 +408,8 @@ class TaintFlow(Detector):
 
     Examples
     --------
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> detector, table = TaintFlow(), SessionTable()
     >>> events = [
     ...     {"tool": "Read", "target": "/home/ann/.aws/credentials"},

@@ -4,7 +4,7 @@ It holds the *alert ledger* (which revision of which alert was published, and ho
 into the alerts topic that record is complete — what lets a restarted monitor
 re-process events without publishing an alert twice), incidents with their alerts,
 timeline, journal of session events and response actions, the status of terminated
-sessions, and the hash-chained audit log (:mod:`monitor.audit_log`).
+sessions, and the hash-chained audit log (:mod:`agentwatch.respond.audit_log`).
 
 The schema is created on first use and migrated forward by :func:`open_store`
 (``schema_version`` records where a database stands).
@@ -168,7 +168,7 @@ audit_log = Table(
     Column("hash", LargeBinary(32), nullable=False),
 )
 
-# -- approvals (monitor.approvals): a human decision before gated containment ---------
+# -- approvals (agentwatch.approve.approvals): a human decision before gated containment ---------
 approvals = Table(
     "approvals",
     metadata,

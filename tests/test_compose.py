@@ -12,7 +12,7 @@ import click
 import pytest
 import yaml
 
-from monitor.cli import main
+from agentwatch.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())

@@ -14,12 +14,12 @@ from collections.abc import Iterable
 import msgspec
 import pytest
 
-from monitor import simulator
-from monitor.detector_spec import CATEGORIES, Detector, Finding, validate_detector_class
-from monitor.event import AuditEvent, from_mapping
-from monitor.fixtures import fixture_path, load_cases, run_fixture
-from monitor.plugins import discover_detectors
-from monitor.session_state import SessionTable
+from agentwatch.lab import simulator
+from agentwatch.detect.detector_spec import CATEGORIES, Detector, Finding, validate_detector_class
+from agentwatch.events.audit_event import AuditEvent, from_mapping
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
+from agentwatch.detect.detector_registry import discover_detectors
+from agentwatch.detect.session_state import SessionTable
 
 DETECTORS = discover_detectors()
 #: Replay budget: ≥ 30,000 events/s on one core = 33 µs per event, of which decoding,

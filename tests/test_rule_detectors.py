@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from detectors.destructive_ops import DestructiveOps, DestructiveOpsConfig
-from detectors.privilege_changes import PrivilegeChanges
-from detectors.prompt_injection import PromptInjection, PromptInjectionConfig, injection_markers
-from detectors.secret_access import SecretAccess, SecretAccessConfig
-from detectors.supply_chain import (
+from agentwatch.detectors.destructive_ops import DestructiveOps, DestructiveOpsConfig
+from agentwatch.detectors.privilege_changes import PrivilegeChanges
+from agentwatch.detectors.prompt_injection import PromptInjection, PromptInjectionConfig, injection_markers
+from agentwatch.detectors.secret_access import SecretAccess, SecretAccessConfig
+from agentwatch.detectors.supply_chain import (
     POPULAR_NPM,
     POPULAR_PYPI,
     PopularIndex,
@@ -20,10 +20,10 @@ from detectors.supply_chain import (
     SupplyChainConfig,
     damerau_levenshtein,
 )
-from monitor.detector_spec import Detector, Finding, validate_detector_class
-from monitor.event import AuditEvent, from_mapping
-from monitor.fixtures import fixture_path, load_cases, run_fixture
-from monitor.session_state import SessionTable
+from agentwatch.detect.detector_spec import Detector, Finding, validate_detector_class
+from agentwatch.events.audit_event import AuditEvent, from_mapping
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
+from agentwatch.detect.session_state import SessionTable
 
 RULE_DETECTORS = (SecretAccess, DestructiveOps, PrivilegeChanges, SupplyChain, PromptInjection)
 _TS = 1_767_225_600_000
