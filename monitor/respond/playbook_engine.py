@@ -31,6 +31,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+import agentwatch.playbooks as builtin_playbooks
 from agentwatch.respond.action_spec import Action, ActionParams, validate_action_class
 from agentwatch.detect.alerts import Alert
 from agentwatch.plugin_loader import load_group
@@ -38,7 +39,7 @@ from agentwatch.errors import ConfigError
 from agentwatch.detect.policy import SEVERITY_RANK
 
 ACTIONS_GROUP = "agentwatch.actions"
-BUILTIN_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+BUILTIN_PLAYBOOKS = Path(builtin_playbooks.__file__).resolve().parent  # playbooks/, installed as agentwatch.playbooks
 
 
 class Match(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

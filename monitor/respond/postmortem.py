@@ -32,6 +32,7 @@ import msgspec
 import pandas as pd
 from jinja2.sandbox import SandboxedEnvironment
 
+import agentwatch.playbooks as builtin_playbooks
 from agentwatch.events.audit_event import AuditEvent, rfc3339_ms
 from agentwatch.respond.evidence import MANIFEST_DIGEST, atomic_write, safe_dirname, verify_bundle
 from agentwatch.respond.incident_record import IncidentRecord
@@ -40,7 +41,7 @@ from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.respond.redaction import redact, redact_obj
 
 TEMPLATE_NAME: Final = "postmortem.md.j2"
-DEFAULT_TEMPLATE_DIR: Final = Path(__file__).resolve().parent.parent / "playbooks" / "templates"
+DEFAULT_TEMPLATE_DIR: Final = Path(builtin_playbooks.__file__).resolve().parent / "templates"
 SVG_NAME: Final = "timeline.svg"
 #: Events shown in the timeline table; beyond it, alert-supporting events are kept
 #: first and the rest are counted (the evidence bundle has them all).
