@@ -3,7 +3,8 @@
 Each detector found through the ``agentwatch.detectors`` entry point group — built-in
 or third-party — goes through the same checks: contract, typed config, fixture,
 determinism, checkpoint round-trip, missing and unknown fields, hostile strings,
-bounded session state and a declared cost that fits the pipeline's budget.
+bounded session state, and *declared* costs (``cost_us``) that fit the pipeline's budget
+together — the declarations are checked here; ``bench/detector_cost.py`` measures them.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def test_the_built_in_library_is_registered() -> None:
 
 
 def test_declared_costs_fit_the_replay_budget() -> None:
+    """What detectors *declare* fits the budget (the pipeline plans with it); not a measurement."""
     total = sum(cls.cost_us for cls in DETECTORS.values())
     assert total <= DETECTOR_BUDGET_US, {name: cls.cost_us for name, cls in DETECTORS.items()}
 
