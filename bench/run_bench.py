@@ -109,7 +109,7 @@ def latency(bootstrap: str, config: Config, events: list[dict], rate: float, wor
         f'alerts_topic = "{config.monitor.alerts_topic}"\ndlq_topic = "{config.monitor.dlq_topic}"\n'
         f'control_topic = "{config.monitor.control_topic}"\n[monitor.inputs]\n{inputs}\n')
     ensure_topics(bootstrap, [config.monitor.alerts_topic, config.monitor.dlq_topic, config.monitor.control_topic])
-    monitor = subprocess.Popen([sys.executable, "-m", "agentwatch.cli.main", "--config", str(config_path), "run",
+    monitor = subprocess.Popen([sys.executable, "-m", "agentwatch.cli", "--config", str(config_path), "run",
                                 "--bootstrap-servers", bootstrap, "--quiet", "--exit-on-idle", "5"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(6)  # consumer group join (no records yet, so the idle clock has not started)

@@ -25,7 +25,7 @@ from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
 from agentwatch.ingest.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENTWATCH = [sys.executable, "-m", "agentwatch.cli.main"]
+AGENTWATCH = [sys.executable, "-m", "agentwatch.cli"]
 
 
 def prometheus_binary() -> str | None:

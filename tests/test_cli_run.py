@@ -27,7 +27,7 @@ from tests.kafka_helpers import read_json
 
 pytestmark = pytest.mark.broker
 
-AGENTWATCH = [sys.executable, "-m", "agentwatch.cli.main"]
+AGENTWATCH = [sys.executable, "-m", "agentwatch.cli"]
 
 
 def topics(config: Config) -> tuple[str, str]:

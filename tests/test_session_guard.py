@@ -78,6 +78,6 @@ def test_garbage_on_stdin_fails_closed() -> None:
 def test_the_cli_hook_exit_code_and_stderr(store: str, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[monitor]\nstore_url = "{store}"\n')
-    done = subprocess.run([sys.executable, "-m", "agentwatch.cli.main", "--config", str(config), "hook", "claude-code"],
+    done = subprocess.run([sys.executable, "-m", "agentwatch.cli", "--config", str(config), "hook", "claude-code"],
                           input=HOOK_INPUT, capture_output=True, timeout=60)
     assert done.returncode == 2 and b"inc-1" in done.stderr

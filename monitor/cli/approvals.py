@@ -41,7 +41,7 @@ from agentwatch.approve.approvals import (
     find_approval,
     load_approvals_file,
 )
-from agentwatch.cli.main import _cell, _config, _engine, _print_json, err, main, out
+from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, out
 from agentwatch.errors import ConfigError
 from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackDirectory, SlackNotifier
@@ -129,7 +129,7 @@ def find_row(conn: Connection, approval_id: str) -> Any:
 _AS_HELP = "Who decides: a Slack user id (U…) or a name from the approvals file."
 
 
-@main.command()
+@click.command()
 @click.argument("incident_id")
 @click.option("--action", "action", required=True, help="The gated action, e.g. revoke_credentials.")
 @click.option("--as", "user", required=True, help=_AS_HELP)
@@ -143,7 +143,7 @@ def approve(ctx: click.Context, incident_id: str, action: str, user: str, bootst
     _decide(ctx, "approve", incident_id, action, user, bootstrap_servers, as_json)
 
 
-@main.command()
+@click.command()
 @click.argument("incident_id")
 @click.option("--action", "action", required=True, help="The gated action, e.g. quarantine_agent.")
 @click.option("--as", "user", required=True, help=_AS_HELP)

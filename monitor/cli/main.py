@@ -20,22 +20,8 @@ from agentwatch import __version__, log_format
 from agentwatch.config import Config, load_config
 from agentwatch.errors import ConfigError
 from agentwatch.formats import DECODERS
-
-# Not a terminal (a pipe, CI): rich would wrap tables at 80 columns; give them room.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _config(ctx: click.Context) -> Config:
-    try:
-        return load_config(ctx.obj.get("config_path"))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
-
+from agentwatch.cli import approvals as cli_approvals
+from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, lab_required, out
 
 @click.group()
 @click.version_option(__version__, prog_name="agentwatch")
@@ -151,7 +137,10 @@ def run(ctx: click.Context, bootstrap_servers: str, exit_on_idle: float | None, 
 def simulate(seed: int, sessions: int, attack_ratio: float, agent_types: str | None, held_out: bool,
              out_dir: Path | None, bootstrap_servers: str | None, topic: str, rate: float | None) -> None:
     """Generate a seeded fleet of agent sessions with labelled attacks."""
-    from agentwatch.lab import simulator
+    try:
+        from agentwatch.lab import simulator
+    except ModuleNotFoundError as exc:
+        raise lab_required("simulate", exc) from None
 
     if out_dir is None and bootstrap_servers is None:
         raise click.UsageError("give --out DIR, --bootstrap-servers HOST:PORT, or both")
@@ -168,7 +157,10 @@ def simulate(seed: int, sessions: int, attack_ratio: float, agent_types: str | N
         err.print(f"wrote {len(fleet.events):,} events to {events_path} and {len(fleet.labels):,} labels "
                   f"({attacks} attack sessions) to {labels_path}")
     if bootstrap_servers is not None:
-        from agentwatch.lab.topic_io import publish_events
+        try:
+            from agentwatch.lab.topic_io import publish_events
+        except ModuleNotFoundError as exc:
+            raise lab_required("simulate", exc) from None
 
         with _progress("producing", len(fleet.events)) as advance:
             sent = publish_events(bootstrap_servers, topic, fleet.events, rate=rate, on_sent=advance)
@@ -185,7 +177,10 @@ def broker(ctx: click.Context, port: int, create_topics: bool) -> None:
     import signal
     import threading
 
-    from agentwatch.lab.broker import BrokerError, EmbeddedBroker
+    try:
+        from agentwatch.lab.broker import BrokerError, EmbeddedBroker
+    except ModuleNotFoundError as exc:
+        raise lab_required("broker", exc) from None
     from agentwatch.ingest.topics import all_topics, ensure_topics
 
     stop = threading.Event()
@@ -213,8 +208,11 @@ def broker(ctx: click.Context, port: int, create_topics: bool) -> None:
 @click.pass_context
 def demo(ctx: click.Context, sessions: int, seed: int, rate: float, as_json: bool) -> None:
     """Embedded broker + simulated fleet + gateway + monitor, then flagged sessions vs. labels."""
-    from agentwatch.lab.demo import run_demo
-    from agentwatch.lab.evaluation_report import render_eval
+    try:
+        from agentwatch.lab.demo import run_demo
+        from agentwatch.lab.evaluation_report import render_eval
+    except ModuleNotFoundError as exc:
+        raise lab_required("demo", exc) from None
 
     with _live_line(enabled=not as_json) as update:
         result = run_demo(_config(ctx), sessions=sessions, seed=seed, rate=rate, progress=update)
@@ -286,8 +284,8 @@ def detectors_test(names: tuple[str, ...], as_json: bool) -> None:
         for column in ("detector", "case", "result", "detail"):
             table.add_column(column)
         for r in results:
-            table.add_row(r.detector, r.case, "[green]pass[/green]" if r.passed else "[red]FAIL[/red]", r.detail,
-                          markup=True)
+            table.add_row(_cell(r.detector), _cell(r.case), "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
+                          _cell(r.detail))
         out.print(table)
         out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     sys.exit(1 if failed else 0)
@@ -305,10 +303,14 @@ def eval_command(ctx: click.Context, events: Path, labels: Path, min_severity: s
     """Replay EVENTS and score the alerts against LABELS: recall, false positives, time to detect."""
     import io
 
-    from agentwatch.lab.evaluation import evaluate
     from agentwatch.detect.pipeline import build_pipeline
     from agentwatch.ingest.replay import replay_file
-    from agentwatch.lab.evaluation_report import render_eval
+
+    try:
+        from agentwatch.lab.evaluation import evaluate
+        from agentwatch.lab.evaluation_report import render_eval
+    except ModuleNotFoundError as exc:
+        raise lab_required("eval", exc) from None
 
     pipeline = build_pipeline(_config(ctx))
     buffer = io.BytesIO()
@@ -324,12 +326,6 @@ def eval_command(ctx: click.Context, events: Path, labels: Path, min_severity: s
 
 
 # -- incidents, audit, evidence -------------------------------------------------------
-def _engine(ctx: click.Context):  # type: ignore[no-untyped-def]
-    from agentwatch.store import open_store
-
-    return open_store(_config(ctx).store_url)
-
-
 @main.group()
 def incidents() -> None:
     """Incidents in the store: list them, show one, resolve one."""
@@ -516,14 +512,6 @@ def serve(ctx: click.Context, host: str, port: int, bootstrap_servers: str | Non
         server.server_close()
 
 
-def _cell(text: str | None, limit: int = 120) -> str:
-    """Agent-written text for a terminal table: no markup, no control characters, capped."""
-    from rich.markup import escape
-
-    flat = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in (text or ""))
-    return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
-
-
 # -- helpers ------------------------------------------------------------------------
 def _summary_table(title: str, summary: dict[str, Any]) -> None:
     table = Table(title=title, show_header=False)
@@ -583,7 +571,8 @@ class _live_line:  # noqa: N801
             self.status.stop()
 
 
-from agentwatch.cli import approvals as cli_approvals  # noqa: E402,F401 - registers approve/deny
+main.add_command(cli_approvals.approve)
+main.add_command(cli_approvals.deny)
 
 if __name__ == "__main__":
     main()
