@@ -40,12 +40,12 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fake_slack
 
 from agentwatch.approve.approvals import ApprovalRequest, request  # noqa: E402
-from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
-from agentwatch.respond.incident_queries import load_incident  # noqa: E402
-from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert  # noqa: E402
-from agentwatch.observe.server import approval_service, make_server  # noqa: E402
-from agentwatch.store import approvals, open_store  # noqa: E402
 from agentwatch.ingest.topics import ensure_topics  # noqa: E402
+from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
+from agentwatch.observe.server import approval_service, make_server  # noqa: E402
+from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert  # noqa: E402
+from agentwatch.respond.incident_queries import load_incident  # noqa: E402
+from agentwatch.store import approvals, open_store  # noqa: E402
 from tests.fake_slack import FakeSlack  # noqa: E402
 from tests.test_store import alert  # noqa: E402
 

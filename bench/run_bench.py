@@ -34,15 +34,15 @@ from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from agentwatch.lab import simulator
-from agentwatch.lab.broker import EmbeddedBroker
 from agentwatch.config import Config, MonitorSettings
+from agentwatch.detect.pipeline import build_pipeline
 from agentwatch.ingest.kafka_runner import GROUP_TIMEOUTS
 from agentwatch.ingest.monitor_process import start_monitor
-from agentwatch.detect.pipeline import build_pipeline
 from agentwatch.ingest.replay import replay_file
-from agentwatch.lab.topic_io import publish_events, read_records
 from agentwatch.ingest.topics import ensure_topics
+from agentwatch.lab import simulator
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events, read_records
 
 PARTITIONS = 4
 

@@ -17,8 +17,8 @@ import sys
 import msgspec
 
 from agentwatch.config import Config
-from agentwatch.events.audit_event import from_mapping
 from agentwatch.detect.pipeline import build_pipeline
+from agentwatch.events.audit_event import from_mapping
 
 
 def rss_bytes() -> int:

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, NamedTuple
 
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
+from agentwatch.detect.session_state import SessionState
 from agentwatch.detectors._rulekit import (
     CMD,
     RULE_SCORE,
@@ -37,9 +39,7 @@ from agentwatch.detectors._rulekit import (
     surface,
     tool_class,
 )
-from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
 from agentwatch.events.audit_event import AuditEvent
-from agentwatch.detect.session_state import SessionState
 
 __all__ = ["DestructiveOps", "DestructiveOpsConfig"]
 

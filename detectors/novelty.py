@@ -63,8 +63,8 @@ from typing import Any, ClassVar, Final
 import msgspec
 
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from agentwatch.events.audit_event import AuditEvent
 from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = [
     "Novelty",

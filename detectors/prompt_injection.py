@@ -28,10 +28,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, NamedTuple
 from urllib.parse import urlsplit
 
-from agentwatch.detectors._rulekit import WRITE_TOOLS, clip, window
 from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
-from agentwatch.events.audit_event import AuditEvent
 from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors._rulekit import WRITE_TOOLS, clip, window
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["PromptInjection", "PromptInjectionConfig", "injection_markers"]
 

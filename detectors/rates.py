@@ -46,8 +46,8 @@ from typing import ClassVar, Final
 from river import stats
 
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from agentwatch.events.audit_event import AuditEvent
 from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["Rates", "RatesConfig"]
 

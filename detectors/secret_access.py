@@ -20,6 +20,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Final
 
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
+from agentwatch.detect.session_state import SessionState
 from agentwatch.detectors._rulekit import (
     CONTENT_KEYS,
     DATA,
@@ -40,9 +42,7 @@ from agentwatch.detectors._rulekit import (
     tool_class,
     window,
 )
-from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
 from agentwatch.events.audit_event import AuditEvent
-from agentwatch.detect.session_state import SessionState
 
 __all__ = ["SecretAccess", "SecretAccessConfig"]
 

@@ -50,8 +50,8 @@ from typing import ClassVar, Final
 from river import anomaly, stats
 
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
-from agentwatch.events.audit_event import AuditEvent
 from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["SessionAnomaly", "SessionAnomalyConfig", "FEATURES"]
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
+from agentwatch.detect.session_state import SessionState
 from agentwatch.detectors._rulekit import (
     CMD,
     RULE_SCORE,
@@ -34,9 +36,7 @@ from agentwatch.detectors._rulekit import (
     surface,
     window,
 )
-from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
 from agentwatch.events.audit_event import AuditEvent
-from agentwatch.detect.session_state import SessionState
 
 __all__ = ["SupplyChain", "SupplyChainConfig", "damerau_levenshtein", "PopularIndex"]
 

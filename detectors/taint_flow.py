@@ -54,6 +54,8 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.detect.session_state import SessionState
 from agentwatch.detectors.novelty import (
     DEFAULT_INTERNAL_SUFFIXES,
     Destinations,
@@ -62,9 +64,7 @@ from agentwatch.detectors.novelty import (
     named_destinations,
     org_domain,
 )
-from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from agentwatch.events.audit_event import AuditEvent
-from agentwatch.detect.session_state import SessionState
 
 __all__ = ["TaintFlow", "TaintFlowConfig"]
 

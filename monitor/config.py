@@ -25,9 +25,9 @@ from typing import Any
 
 import msgspec
 
+from agentwatch.detect.policy import DetectorPolicy
 from agentwatch.errors import ConfigError
 from agentwatch.respond.incident_lifecycle import IncidentSettings
-from agentwatch.detect.policy import DetectorPolicy
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 

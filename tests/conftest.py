@@ -14,8 +14,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from agentwatch.lab.broker import EmbeddedBroker
 from agentwatch.config import Config, MonitorSettings
+from agentwatch.lab.broker import EmbeddedBroker
 
 _ids = itertools.count()
 

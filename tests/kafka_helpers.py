@@ -8,16 +8,16 @@ from collections.abc import Sequence
 import msgspec
 
 from agentwatch.config import Config
-from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding
-from agentwatch.events.audit_event import AuditEvent
-from agentwatch.ingest.kafka_runner import KafkaMonitor, recover_ledger
-from agentwatch.detect.pipeline import Pipeline
 from agentwatch.detect.detector_registry import ActiveDetector
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding
+from agentwatch.detect.pipeline import Pipeline
 from agentwatch.detect.policy import DetectorPolicy
 from agentwatch.detect.session_state import SessionState, SessionTable
-from agentwatch.store import AlertLedger, open_store
-from agentwatch.lab.topic_io import read_topic
+from agentwatch.events.audit_event import AuditEvent
+from agentwatch.ingest.kafka_runner import KafkaMonitor, recover_ledger
 from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.topic_io import read_topic
+from agentwatch.store import AlertLedger, open_store
 
 
 class MarkerDetector(Detector):

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentwatch.ingest.topics import ensure_topics
 from agentwatch.lab import simulator
 from agentwatch.lab.broker import EmbeddedBroker, free_port
 from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
-from agentwatch.ingest.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTWATCH = [sys.executable, "-m", "agentwatch.cli"]

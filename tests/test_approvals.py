@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from agentwatch.approve import approvals as ap
-from agentwatch.respond.action_spec import ActionContext, ActionFailed, OutgoingMessage
-from agentwatch.errors import ConfigError
-from agentwatch.respond.incident_queries import load_incident
-from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert, set_status
-from agentwatch.respond.playbook_engine import discover_actions, load_playbook
 from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackNotifier
+from agentwatch.errors import ConfigError
+from agentwatch.respond.action_spec import ActionContext, ActionFailed, OutgoingMessage
+from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert, set_status
+from agentwatch.respond.incident_queries import load_incident
+from agentwatch.respond.playbook_engine import discover_actions, load_playbook
 from agentwatch.store import approval_votes, approvals, audit_log, open_store, timeline
 from tests.fake_slack import FakeSlack, WebhookReceiver
 from tests.test_store import alert

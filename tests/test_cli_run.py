@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from agentwatch.lab.broker import EmbeddedBroker
 from agentwatch.config import Config
-from agentwatch.lab.topic_io import publish_events, publish_raw
 from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events, publish_raw
 from tests.conftest import write_config
 from tests.kafka_helpers import read_json
 

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 import msgspec
 import pytest
 
-from agentwatch.lab import simulator
-from agentwatch.detect.detector_spec import CATEGORIES, Detector, Finding, validate_detector_class
-from agentwatch.events.audit_event import AuditEvent, from_mapping
 from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
 from agentwatch.detect.detector_registry import discover_detectors
+from agentwatch.detect.detector_spec import CATEGORIES, Detector, Finding, validate_detector_class
 from agentwatch.detect.session_state import SessionTable
+from agentwatch.events.audit_event import AuditEvent, from_mapping
+from agentwatch.lab import simulator
 
 DETECTORS = discover_detectors()
 #: Replay budget: ≥ 30,000 events/s on one core = 33 µs per event, of which decoding,

@@ -7,8 +7,8 @@ import base64
 import msgspec
 import pytest
 
-from agentwatch.lab.broker import EmbeddedBroker
 from agentwatch.config import Config
+from agentwatch.lab.broker import EmbeddedBroker
 from agentwatch.lab.topic_io import publish_events, publish_raw
 from tests.kafka_helpers import event, marker_monitor, read_json
 
@@ -108,8 +108,8 @@ def test_the_loop_survives_the_broker_going_away_and_carries_on_when_it_returns(
     import threading
     import time
 
-    from agentwatch.lab.broker import free_port
     from agentwatch.ingest.topics import all_topics, ensure_topics
+    from agentwatch.lab.broker import free_port
 
     port = free_port()
     first = EmbeddedBroker(port=port).start()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agentwatch.detect.detector_spec import Detector, Finding
-from agentwatch.events.audit_event import AuditEvent, from_mapping
-from agentwatch.detect.pipeline import Pipeline
 from agentwatch.detect.detector_registry import ActiveDetector
+from agentwatch.detect.detector_spec import Detector, Finding
+from agentwatch.detect.pipeline import Pipeline
 from agentwatch.detect.policy import DetectorPolicy
 from agentwatch.detect.session_state import SessionState, SessionTable
+from agentwatch.events.audit_event import AuditEvent, from_mapping
 from tests.kafka_helpers import MarkerDetector
 
 

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
-from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams
 from agentwatch.events.audit_event import from_mapping
+from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams
 from agentwatch.respond.evidence import verify_bundle
 from agentwatch.respond.playbook_engine import discover_actions, load_playbook, load_playbooks
 from agentwatch.respond.responder import Responder

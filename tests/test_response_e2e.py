@@ -12,16 +12,16 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from agentwatch.lab.broker import EmbeddedBroker
 from agentwatch.config import Config
-from agentwatch.respond.evidence import verify_bundle
-from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
-from agentwatch.respond.incident_queries import list_incidents, load_incident
 from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
+from agentwatch.lab.topic_io import publish_events, read_topic
+from agentwatch.respond.evidence import verify_bundle
+from agentwatch.respond.incident_queries import list_incidents, load_incident
 from agentwatch.respond.session_guard import BLOCK, hook_decision
 from agentwatch.store import open_store
-from agentwatch.lab.topic_io import publish_events, read_topic
-from agentwatch.ingest.topics import all_topics, ensure_topics
 
 pytestmark = pytest.mark.broker
 

@@ -7,6 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
+from agentwatch.detect.detector_spec import Detector, Finding, validate_detector_class
+from agentwatch.detect.session_state import SessionTable
 from agentwatch.detectors.destructive_ops import DestructiveOps, DestructiveOpsConfig
 from agentwatch.detectors.privilege_changes import PrivilegeChanges
 from agentwatch.detectors.prompt_injection import PromptInjection, PromptInjectionConfig, injection_markers
@@ -19,10 +22,7 @@ from agentwatch.detectors.supply_chain import (
     SupplyChainConfig,
     damerau_levenshtein,
 )
-from agentwatch.detect.detector_spec import Detector, Finding, validate_detector_class
 from agentwatch.events.audit_event import AuditEvent, from_mapping
-from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
-from agentwatch.detect.session_state import SessionTable
 
 RULE_DETECTORS = (SecretAccess, DestructiveOps, PrivilegeChanges, SupplyChain, PromptInjection)
 _TS = 1_767_225_600_000

@@ -6,10 +6,10 @@ import msgspec
 import pytest
 from sqlalchemy import update
 
-from agentwatch.respond import audit_log
 from agentwatch.detect.alerts import Alert, alert_id_for
-from agentwatch.respond.incident_queries import list_incidents, load_incident
+from agentwatch.respond import audit_log
 from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert, set_status
+from agentwatch.respond.incident_queries import list_incidents, load_incident
 from agentwatch.store import AlertLedger, open_store
 from agentwatch.store import audit_log as audit_table
 

@@ -84,15 +84,6 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from agentwatch.respond import audit_log
-from agentwatch.observe import metrics
-from agentwatch.respond.action_spec import Action, ActionContext, ActionFailed, ActionOutcome, ActionParams, OutgoingMessage
-from agentwatch.respond.control import ControlCommand, command_id_for
-from agentwatch.errors import ConfigError
-from agentwatch.events.audit_event import rfc3339_ms
-from agentwatch.respond.incident_record import IncidentRecord
-from agentwatch.respond.incident_queries import load_incident
-from agentwatch.respond.incident_lifecycle import add_timeline, set_status
 from agentwatch.approve.slack.messages import (
     GROUP_ID,
     USER_ID,
@@ -105,6 +96,22 @@ from agentwatch.approve.slack.messages import (
     vote_note,
 )
 from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackNotifier, SlackRejected, SlackUnavailable
+from agentwatch.errors import ConfigError
+from agentwatch.events.audit_event import rfc3339_ms
+from agentwatch.observe import metrics
+from agentwatch.respond import audit_log
+from agentwatch.respond.action_spec import (
+    Action,
+    ActionContext,
+    ActionFailed,
+    ActionOutcome,
+    ActionParams,
+    OutgoingMessage,
+)
+from agentwatch.respond.control import ControlCommand, command_id_for
+from agentwatch.respond.incident_lifecycle import add_timeline, set_status
+from agentwatch.respond.incident_queries import load_incident
+from agentwatch.respond.incident_record import IncidentRecord
 from agentwatch.store import approval_votes, approvals, incidents
 
 log = logging.getLogger(__name__)

@@ -41,10 +41,10 @@ from agentwatch.approve.approvals import (
     find_approval,
     load_approvals_file,
 )
+from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackDirectory, SlackNotifier
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, out
 from agentwatch.errors import ConfigError
 from agentwatch.events.audit_event import rfc3339_ms
-from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackDirectory, SlackNotifier
 
 
 def _decide(ctx: click.Context, decision: str, incident_id: str, action: str, user: str,

@@ -13,15 +13,13 @@ from typing import Any
 
 import click
 import msgspec
-from rich.console import Console
 from rich.table import Table
 
 from agentwatch import __version__, log_format
-from agentwatch.config import Config, load_config
-from agentwatch.errors import ConfigError
-from agentwatch.formats import DECODERS
 from agentwatch.cli import approvals as cli_approvals
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, lab_required, out
+from agentwatch.formats import DECODERS
+
 
 @click.group()
 @click.version_option(__version__, prog_name="agentwatch")

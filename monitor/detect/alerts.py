@@ -15,9 +15,9 @@ from typing import Final
 import msgspec
 
 from agentwatch.detect.detector_spec import Finding
-from agentwatch.events.audit_event import AuditEvent, rfc3339_ms
 from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent, rfc3339_ms
 
 MAX_REASONS: Final = 10
 MAX_EVENT_IDS: Final = 50

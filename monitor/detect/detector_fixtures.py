@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 import msgspec
 
-from agentwatch.detect.detector_spec import Detector
-from agentwatch.events.audit_event import AuditEvent, from_mapping
-from agentwatch.detect.pipeline import Pipeline
 from agentwatch.detect.detector_registry import ActiveDetector
+from agentwatch.detect.detector_spec import Detector
+from agentwatch.detect.pipeline import Pipeline
 from agentwatch.detect.policy import SEVERITY_RANK, DetectorPolicy
 from agentwatch.detect.session_state import SessionTable
+from agentwatch.events.audit_event import AuditEvent, from_mapping
 
 FIXTURE_START_MS = 1_767_225_600_000
 

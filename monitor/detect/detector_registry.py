@@ -8,9 +8,9 @@ import msgspec
 
 from agentwatch.config import Config
 from agentwatch.detect.detector_spec import Detector, validate_detector_class
-from agentwatch.plugin_loader import load_group
-from agentwatch.errors import ConfigError, PluginLoadError  # noqa: F401 - PluginLoadError re-exported
 from agentwatch.detect.policy import DetectorPolicy
+from agentwatch.errors import ConfigError, PluginLoadError  # noqa: F401 - PluginLoadError re-exported
+from agentwatch.plugin_loader import load_group
 
 DETECTORS_GROUP = "agentwatch.detectors"
 

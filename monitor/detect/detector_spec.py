@@ -46,8 +46,8 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
-from agentwatch.events.audit_event import AuditEvent
 from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 #: The closed set of threat categories a finding may name (also the simulator's labels).
 THREAT_CATEGORIES: Final = (

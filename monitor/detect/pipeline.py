@@ -17,15 +17,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agentwatch.observe import metrics
-from agentwatch.detect.alerts import Alert, raise_or_update
 from agentwatch.config import Config
+from agentwatch.detect.alerts import Alert, raise_or_update
+from agentwatch.detect.detector_registry import ActiveDetector, active_detectors
 from agentwatch.detect.detector_spec import Finding
+from agentwatch.detect.session_state import SessionState, SessionTable
 from agentwatch.errors import DecodeError
 from agentwatch.events.audit_event import AuditEvent
 from agentwatch.formats import Decoder
-from agentwatch.detect.detector_registry import ActiveDetector, active_detectors
-from agentwatch.detect.session_state import SessionState, SessionTable
+from agentwatch.observe import metrics
 
 log = logging.getLogger(__name__)
 

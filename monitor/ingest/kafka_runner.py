@@ -30,15 +30,15 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from agentwatch.events import dead_letter
-from agentwatch.observe import metrics
-from agentwatch.respond.action_spec import OutgoingMessage
-from agentwatch.detect.alerts import Alert
 from agentwatch.config import MonitorSettings
-from agentwatch.errors import DECODE_REASONS, DecodeError
-from agentwatch.formats import get_decoder
+from agentwatch.detect.alerts import Alert
 from agentwatch.detect.pipeline import IngestResult, Pipeline
 from agentwatch.detect.policy import SEVERITY_RANK
+from agentwatch.errors import DECODE_REASONS, DecodeError
+from agentwatch.events import dead_letter
+from agentwatch.formats import get_decoder
+from agentwatch.observe import metrics
+from agentwatch.respond.action_spec import OutgoingMessage
 from agentwatch.respond.responder import Responder
 from agentwatch.store import AlertLedger
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from agentwatch.respond.action_spec import OutgoingMessage
 from agentwatch.config import Config
-from agentwatch.respond.journal import EventJournal
-from agentwatch.ingest.kafka_runner import KafkaMonitor, recover_ledger
 from agentwatch.detect.pipeline import build_pipeline
+from agentwatch.ingest.kafka_runner import KafkaMonitor, recover_ledger
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.journal import EventJournal
 from agentwatch.respond.playbook_engine import load_playbooks
 from agentwatch.respond.responder import Responder
 from agentwatch.store import AlertLedger, open_store
-from agentwatch.ingest.topics import all_topics, ensure_topics
 
 
 def start_monitor(

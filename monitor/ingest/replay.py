@@ -18,10 +18,10 @@ from typing import BinaryIO
 
 import msgspec
 
-from agentwatch.events import dead_letter
 from agentwatch.detect.alerts import Alert
-from agentwatch.formats import get_decoder
 from agentwatch.detect.pipeline import Pipeline
+from agentwatch.events import dead_letter
+from agentwatch.formats import get_decoder
 
 _encoder = msgspec.json.Encoder()
 

@@ -18,14 +18,14 @@ from collections.abc import Callable
 
 import msgspec
 
+from agentwatch.config import Config
+from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.lab import simulator
 from agentwatch.lab.broker import EmbeddedBroker
-from agentwatch.config import Config
 from agentwatch.lab.evaluation import EvalReport, evaluate
 from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet, time_to_contain
-from agentwatch.ingest.monitor_process import start_monitor
 from agentwatch.lab.topic_io import read_topic
-from agentwatch.ingest.topics import all_topics, ensure_topics
 
 
 class DemoResult(msgspec.Struct, kw_only=True):

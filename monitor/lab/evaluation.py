@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from agentwatch.events.audit_event import to_epoch_ms
 from agentwatch.detect.policy import SEVERITY_RANK
+from agentwatch.events.audit_event import to_epoch_ms
 
 
 class CategoryScore(msgspec.Struct, kw_only=True):

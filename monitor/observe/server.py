@@ -55,7 +55,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from agentwatch.observe import metrics  # noqa: F401 - registers agentwatch_* metrics for /metrics
 from agentwatch.approve.approvals import (
     ApprovalRuntime,
     ApprovalWorker,
@@ -64,10 +63,11 @@ from agentwatch.approve.approvals import (
     approvals_file_path,
     load_approvals_file,
 )
-from agentwatch.respond.session_guard import GuardUnavailable, status_from_store
 from agentwatch.approve.slack.interactions import MAX_BODY_BYTES, InteractionHandler
 from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
+from agentwatch.observe import metrics  # noqa: F401 - registers agentwatch_* metrics for /metrics
 from agentwatch.observe.store_metrics import StoreCollector
+from agentwatch.respond.session_guard import GuardUnavailable, status_from_store
 
 log = logging.getLogger(__name__)
 MAX_SESSION_ID = 256

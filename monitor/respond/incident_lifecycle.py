@@ -15,9 +15,9 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from agentwatch.respond import audit_log
 from agentwatch.detect.alerts import Alert
 from agentwatch.detect.policy import SEVERITY_RANK
+from agentwatch.respond import audit_log
 from agentwatch.store import incident_alerts, incidents, timeline
 
 STATUSES = ("open", "contained", "resolved")

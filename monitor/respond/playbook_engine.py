@@ -32,11 +32,11 @@ import msgspec
 import yaml
 
 import agentwatch.playbooks as builtin_playbooks
-from agentwatch.respond.action_spec import Action, ActionParams, validate_action_class
 from agentwatch.detect.alerts import Alert
-from agentwatch.plugin_loader import load_group
-from agentwatch.errors import ConfigError
 from agentwatch.detect.policy import SEVERITY_RANK
+from agentwatch.errors import ConfigError
+from agentwatch.plugin_loader import load_group
+from agentwatch.respond.action_spec import Action, ActionParams, validate_action_class
 
 ACTIONS_GROUP = "agentwatch.actions"
 BUILTIN_PLAYBOOKS = Path(builtin_playbooks.__file__).resolve().parent  # playbooks/, installed as agentwatch.playbooks

@@ -33,11 +33,11 @@ import pandas as pd
 from jinja2.sandbox import SandboxedEnvironment
 
 import agentwatch.playbooks as builtin_playbooks
+from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.events.audit_event import AuditEvent, rfc3339_ms
 from agentwatch.respond.evidence import MANIFEST_DIGEST, atomic_write, safe_dirname, verify_bundle
 from agentwatch.respond.incident_record import IncidentRecord
 from agentwatch.respond.markdown import escape_md
-from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.respond.redaction import redact, redact_obj
 
 TEMPLATE_NAME: Final = "postmortem.md.j2"

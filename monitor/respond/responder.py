@@ -32,17 +32,17 @@ import msgspec
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from agentwatch.respond import audit_log
-from agentwatch.observe import metrics
-from agentwatch.respond.action_spec import ActionContext, ActionOutcome, OutgoingMessage
-from agentwatch.detect.alerts import Alert
 from agentwatch.approve.approvals import ApprovalRuntime, ApprovalWorker
+from agentwatch.approve.slack.notifier import SlackNotifier
+from agentwatch.detect.alerts import Alert
 from agentwatch.events.audit_event import AuditEvent
-from agentwatch.respond.incident_queries import load_incident
+from agentwatch.observe import metrics
+from agentwatch.respond import audit_log
+from agentwatch.respond.action_spec import ActionContext, ActionOutcome, OutgoingMessage
 from agentwatch.respond.incident_lifecycle import IncidentSettings, add_timeline, attach_alert, set_status
+from agentwatch.respond.incident_queries import load_incident
 from agentwatch.respond.journal import EventJournal
 from agentwatch.respond.playbook_engine import Playbook
-from agentwatch.approve.slack.notifier import SlackNotifier
 from agentwatch.store import actions, incident_events, incidents, insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)

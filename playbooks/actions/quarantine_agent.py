@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
 from agentwatch.approve.approvals import ApprovalGrant, GatedAction, control_message
+from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
 from agentwatch.respond.incident_record import IncidentRecord
 from agentwatch.respond.webhook import OptionalWebhookConfig, post_signed
 

@@ -18,13 +18,13 @@ from typing import Annotated
 import msgspec
 from sqlalchemy import select
 
-from agentwatch.respond import audit_log
+from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.observe import metrics
+from agentwatch.respond import audit_log
 from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams, OutgoingMessage
 from agentwatch.respond.control import ControlCommand, command_id_for
-from agentwatch.events.audit_event import rfc3339_ms
-from agentwatch.store import session_status
 from agentwatch.respond.webhook import OptionalWebhookConfig, WebhookError, post_signed
+from agentwatch.store import session_status
 
 MAX_REASON_CHARS = 500
 

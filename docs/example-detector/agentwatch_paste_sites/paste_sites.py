@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import msgspec
 
 from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, quote
-from agentwatch.events.audit_event import AuditEvent
 from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 
 class PasteSitesConfig(DetectorConfig):

@@ -38,12 +38,20 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from agentwatch.respond import audit_log
-from agentwatch.observe import metrics
 from agentwatch.approve.approvals import Directory, approval_view, audited, cast_vote
-from agentwatch.respond.incident_queries import load_incident
-from agentwatch.approve.slack.messages import APPROVE, BUTTON_ACTIONS, DENY, DETAILS, details_text, incident_view, refusal_text
+from agentwatch.approve.slack.messages import (
+    APPROVE,
+    BUTTON_ACTIONS,
+    DENY,
+    DETAILS,
+    details_text,
+    incident_view,
+    refusal_text,
+)
 from agentwatch.approve.slack.notifier import SlackNotifier, SlackRejected, SlackUnavailable
+from agentwatch.observe import metrics
+from agentwatch.respond import audit_log
+from agentwatch.respond.incident_queries import load_incident
 from agentwatch.store import approvals, slack_requests_seen
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from agentwatch.approve.slack.text import FIELD_LIMIT, SECTION_LIMIT, cap, mrkdwn, plain
 from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.respond.incident_record import IncidentRecord
-from agentwatch.approve.slack.text import FIELD_LIMIT, SECTION_LIMIT, cap, mrkdwn, plain
 
 APPROVE: Final = "agentwatch_approve"
 DENY: Final = "agentwatch_deny"
