@@ -310,7 +310,7 @@ class Gated(NamedTuple):
     """Rules (highest score first) and an index from cheap substring gates to the rules they open."""
 
     rules: tuple[Rule, ...]
-    index: tuple[tuple[str, tuple[int, ...]], ...]
+    gates: tuple[tuple[str, tuple[int, ...]], ...]
 
 
 def gated(rules: Sequence[Rule], lower: bool = True) -> Gated:
@@ -330,7 +330,7 @@ def gated(rules: Sequence[Rule], lower: bool = True) -> Gated:
 def candidates(table: Gated, text: str) -> list[Rule]:
     """The rules whose gate is in ``text``, highest score first (usually none)."""
     hit: set[int] | None = None
-    for gate, ids in table.index:
+    for gate, ids in table.gates:
         if gate in text:
             if hit is None:
                 hit = set(ids)

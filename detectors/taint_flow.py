@@ -530,6 +530,7 @@ class TaintFlow(Detector):
         suffixes = cfg.internal_suffixes
         worst, shown = -1, ""
         keys: list[str] = []
+        assert st.agent is not None  # observe sets it before any sink is classified
         agent_known = st.agent.destinations
         candidates: list[tuple[str, str, bool]] = []
         for host in dest.hosts:
@@ -606,6 +607,8 @@ class TaintFlow(Detector):
             st = session.scratch["taint_flow"] = self._session(session, event)
         elif st.agent is None:  # session state restored from a checkpoint
             st.agent = self._agent(session.agent_id)
+        agent = st.agent
+        assert agent is not None  # set above; _classify and _sink rely on it too
         is_shell, sensitive_tool, untrusted_tool, sends, is_sql = self._kinds(tool)
         if kind == "tool_result":
             self._result(event, st, untrusted_tool)
@@ -618,7 +621,7 @@ class TaintFlow(Detector):
             event, st, tool, target, is_shell, sensitive_tool, untrusted_tool, sends, is_sql, pair
         )
         if found is None:
-            self._learn_transition(st.agent, pair)
+            self._learn_transition(agent, pair)
             return NO_FINDINGS
         st.pending.append(("t", pair))
         return found
@@ -695,6 +698,7 @@ class TaintFlow(Detector):
         if sink and st.taint:
             findings = self._sink(event, st, low, pair)
         elif sink and not st.taint:
+            assert st.agent is not None  # observe sets it before calling here
             dest = Destinations.of(event)
             self._learn_destinations(st.agent, self._classify(st, dest)[2])
         # --- source? ----------------------------------------------------------------------
@@ -750,6 +754,7 @@ class TaintFlow(Detector):
             base += cfg.volume_bonus
             bonuses.append(f"{event.bytes_out:,} bytes")
         agent = st.agent
+        assert agent is not None  # observe sets it before any sink
         if agent.total >= cfg.min_transitions and agent.transitions.get(pair, 0) < cfg.rare_transition_count:
             base += cfg.transition_bonus
             bonuses.append(f"rare transition {pair[0] or '(start)'} → {pair[1]}")

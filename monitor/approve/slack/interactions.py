@@ -30,7 +30,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from slack_sdk.signature import SignatureVerifier
@@ -124,7 +124,7 @@ class InteractionHandler:
         response_url = payload.get("response_url")
         if action["action_id"] == DETAILS:
             return InteractionResponse(200, after=lambda: self._details(approval_id, response_url))
-        decision = "approve" if action["action_id"] == APPROVE else "deny"
+        decision: Literal["approve", "deny"] = "approve" if action["action_id"] == APPROVE else "deny"
         assert action["action_id"] in (APPROVE, DENY)
         result = cast_vote(self.engine, approval_id, user_id, decision, directory=self.directory, channel="slack",
                            now=int(self.clock() * 1000), received_ms=received_ms,

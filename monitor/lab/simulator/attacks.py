@@ -519,7 +519,7 @@ def _sa_metadata(b: SessionBuilder) -> str:
     )
     pick = rng.randrange(3)
     if pick == 0:
-        urls = (
+        urls: tuple[str, ...] = (
             "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
             f"http://169.254.169.254/latest/meta-data/iam/security-credentials/{role}",
         )

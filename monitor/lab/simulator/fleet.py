@@ -115,8 +115,8 @@ def _simulate(
     plan: list[str | None] = [None] * sessions
     cats = [feasible[i % len(feasible)] for i in range(n_attack)]
     rng.shuffle(cats)
-    for idx, cat in zip(rng.sample(range(sessions), n_attack), cats, strict=True):
-        plan[idx] = cat
+    for idx, attack_cat in zip(rng.sample(range(sessions), n_attack), cats, strict=True):
+        plan[idx] = attack_cat
 
     pools = _agent_pools(rng, agent_types, sessions)
     window = max(60_000, sessions * _MS_PER_SESSION)
