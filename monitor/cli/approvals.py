@@ -26,7 +26,7 @@ executes it within a fraction of a second.
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.table import Table
@@ -47,7 +47,7 @@ from agentwatch.errors import ConfigError
 from agentwatch.events.audit_event import rfc3339_ms
 
 
-def _decide(ctx: click.Context, decision: str, incident_id: str, action: str, user: str,
+def _decide(ctx: click.Context, decision: Literal["approve", "deny"], incident_id: str, action: str, user: str,
             bootstrap_servers: str | None, as_json: bool) -> None:
     config = _config(ctx)
     engine = _engine(ctx)
@@ -64,7 +64,7 @@ def _decide(ctx: click.Context, decision: str, incident_id: str, action: str, us
     with engine.connect() as conn:
         row = find_approval(conn, incident_id, action)
     approval_id = row.approval_id if row is not None else f"{incident_id}/{action}"[:64]
-    result = cast_vote(engine, approval_id, user_id, decision, directory=directory,  # type: ignore[arg-type]
+    result = cast_vote(engine, approval_id, user_id, decision, directory=directory,
                        channel="cli", context={"os_user": getpass.getuser(), "as": user[:100]})
     executed = None
     if result.accepted and result.status == "approved":

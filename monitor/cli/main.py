@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 import msgspec
@@ -476,13 +476,14 @@ def hook() -> None:
               show_default=True, help="When the monitor cannot be reached: block (closed) or allow (open).")
 @click.option("--timeout", type=float, default=2.0, show_default=True)
 @click.pass_context
-def hook_claude_code(ctx: click.Context, server_url: str | None, fail: str, timeout: float) -> None:
+def hook_claude_code(ctx: click.Context, server_url: str | None, fail: Literal["closed", "open"],
+                     timeout: float) -> None:
     """PreToolUse hook: exit 2 with the reason on stderr when the session was terminated."""
     from agentwatch.respond.session_guard import hook_decision
 
     store_url = "" if server_url else _config(ctx).store_url
     code, message = hook_decision(sys.stdin.buffer.read(1_048_576), server_url=server_url, store_url=store_url,
-                                  fail=fail, timeout_s=timeout)  # type: ignore[arg-type]
+                                  fail=fail, timeout_s=timeout)
     if message:
         sys.stderr.write(message + "\n")
     sys.exit(code)
