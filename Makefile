@@ -6,7 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint format check clean
+
+# Every Python folder ruff and format look at.
+PY_DIRS := monitor detectors playbooks tests bench grafana docs tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +27,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor detectors tests bench
+	$(BIN)/ruff check $(PY_DIRS)
+
+format: $(STAMP)
+	$(BIN)/ruff format $(PY_DIRS)
+
+# What CI checks before the tests: lint, format, types (mypy settings in pyproject.toml;
+# mypy reads the agentwatch package through a symlink view, tools/typecheck_tree.py).
+check: $(STAMP)
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/python tools/typecheck_tree.py
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) agentwatch-data .pytest_cache
+	rm -rf $(VENV) agentwatch-data .pytest_cache .mypy_cache build

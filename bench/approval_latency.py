@@ -4,7 +4,7 @@
 
 Set-up: an embedded Kafka-protocol broker (Tansu), a store (SQLite in a temporary
 directory unless ``--store-url``), a local fake Slack Web API (``tests/fake_slack.py``)
-and the real ``serve`` endpoint (:func:`monitor.server.make_server` with its approval
+and the real ``serve`` endpoint (:func:`agentwatch.observe.server.make_server` with its approval
 worker and a Kafka sender) on loopback. N incidents each get a pending
 ``quarantine_agent`` approval (quorum 1); once their Slack messages are posted, one
 signed ``block_actions`` click per approval is POSTed to ``/slack/interactions``.
@@ -39,13 +39,13 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fake_slack
 
-from monitor.approvals import ApprovalRequest, request  # noqa: E402
-from monitor.broker import EmbeddedBroker  # noqa: E402
-from monitor.incident_store import load_incident  # noqa: E402
-from monitor.incidents import IncidentSettings, attach_alert  # noqa: E402
-from monitor.server import approval_service, make_server  # noqa: E402
-from monitor.store import approvals, open_store  # noqa: E402
-from monitor.topics import ensure_topics  # noqa: E402
+from agentwatch.approve.approvals import ApprovalRequest, request  # noqa: E402
+from agentwatch.ingest.topics import ensure_topics  # noqa: E402
+from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
+from agentwatch.observe.server import approval_service, make_server  # noqa: E402
+from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert  # noqa: E402
+from agentwatch.respond.incident_queries import load_incident  # noqa: E402
+from agentwatch.store import approvals, open_store  # noqa: E402
 from tests.fake_slack import FakeSlack  # noqa: E402
 from tests.test_store import alert  # noqa: E402
 

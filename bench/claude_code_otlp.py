@@ -2,7 +2,7 @@
 
 One :class:`SessionBuilder` makes one OTLP/JSON logs request (what the Collector's Kafka
 exporter writes with ``encoding: otlp_json``) holding one Claude Code session, in the
-shape :mod:`monitor.formats.otlp_json` decodes and ``tests/fixtures/otlp/claude_code_session.json``
+shape :mod:`agentwatch.formats.otlp_json` decodes and ``tests/fixtures/otlp/claude_code_session.json``
 shows: every record carries ``session.id``, ``user.*``, ``event.name``, ``event.timestamp`` and
 ``event.sequence``; a tool use is an ``api_request``, then a ``tool_decision``, then the
 ``tool_result`` that is the only record of the action.
@@ -48,7 +48,7 @@ class Identity:
 
     @property
     def agent_id(self) -> str:
-        """What :mod:`monitor.formats.otlp_json` derives: ``claude-code:<account_uuid>``."""
+        """What :mod:`agentwatch.formats.otlp_json` derives: ``claude-code:<account_uuid>``."""
         return "claude-code:" + self.account_uuid
 
 

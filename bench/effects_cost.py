@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentwatch.detect.effects import effects_of  # noqa: E402
+from agentwatch.detect.effects.python_code import analyse_python  # noqa: E402
+from agentwatch.detect.effects.shell import _PARSER, analyse_shell  # noqa: E402
+from agentwatch.detect.session_state import SessionState  # noqa: E402
+from agentwatch.events.audit_event import from_mapping  # noqa: E402
 from bench.corpus_art import load_tests  # noqa: E402
 from bench.corpus_tldr import load_examples  # noqa: E402
-from monitor.effects import effects_of  # noqa: E402
-from monitor.effects.python_code import analyse_python  # noqa: E402
-from monitor.effects.shell import _PARSER, analyse_shell  # noqa: E402
-from monitor.event import from_mapping  # noqa: E402
-from monitor.session_state import SessionState  # noqa: E402
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 

@@ -6,8 +6,8 @@
 The corpora are read in place from ``../shared/corpora`` (beside the repository; see its
 README for sources, licences and caveats) and never copied. Each *corpus adapter*
 (:data:`ADAPTERS`) turns one corpus into labelled sessions in an input format the monitor
-decodes; every run goes through ``monitor.replay.replay_file`` with a fresh
-``monitor.pipeline.build_pipeline(config)`` and the default config (or ``--config``),
+decodes; every run goes through ``agentwatch.ingest.replay.replay_file`` with a fresh
+``agentwatch.detect.pipeline.build_pipeline(config)`` and the default config (or ``--config``),
 exactly as ``agentwatch replay --format <fmt>`` would, and its published alerts are scored:
 
 - an *attack item* (an Atomic Red Team test) is **detected** when a published alert of
@@ -50,16 +50,16 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and ``monitor``
 
 import msgspec  # noqa: E402 - after the script path fix above
 
+from agentwatch.config import Config, load_config  # noqa: E402
+from agentwatch.detect.alerts import Alert  # noqa: E402
+from agentwatch.detect.detector_registry import active_detectors  # noqa: E402
+from agentwatch.detect.pipeline import Pipeline, build_pipeline  # noqa: E402
+from agentwatch.detect.policy import SEVERITIES, SEVERITY_RANK  # noqa: E402
+from agentwatch.errors import ConfigError  # noqa: E402
+from agentwatch.formats import get_decoder  # noqa: E402
+from agentwatch.ingest.replay import replay_file  # noqa: E402
 from bench import corpus_art, corpus_tldr  # noqa: E402
 from bench.quality_model import Item, LabelledSession  # noqa: E402
-from monitor.alerts import Alert  # noqa: E402
-from monitor.config import Config, load_config  # noqa: E402
-from monitor.errors import ConfigError  # noqa: E402
-from monitor.formats import get_decoder  # noqa: E402
-from monitor.pipeline import Pipeline, build_pipeline  # noqa: E402
-from monitor.plugins import active_detectors  # noqa: E402
-from monitor.policy import SEVERITIES, SEVERITY_RANK  # noqa: E402
-from monitor.replay import replay_file  # noqa: E402
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DEFAULT_CORPORA: Final = REPO.parent / "shared" / "corpora"
@@ -157,7 +157,8 @@ class FindingRecorder:
     def __init__(self, pipeline: Pipeline) -> None:
         original = getattr(pipeline, "_decide", None)
         if original is None:
-            raise RuntimeError("monitor.pipeline.Pipeline has no _decide step; update bench/quality.py's recorder")
+            raise RuntimeError("agentwatch.detect.pipeline.Pipeline has no _decide step; "
+                               "update bench/quality.py's recorder")
         self.findings: list[RecordedFinding] = []
 
         def recording(active: Any, found: Sequence[Any], session: Any, event: Any) -> list[Alert]:
@@ -490,7 +491,7 @@ def run_quality(
         "cpu_seconds": round(total_cpu, 3),
         "events_per_cpu_second": round(total_events / total_cpu) if total_cpu else None,
         "wall_seconds_total": round(time.perf_counter() - started, 1),
-        "how": "monitor.replay.replay_file over one OTLP/JSON request per session, default detectors, "
+        "how": "agentwatch.ingest.replay.replay_file over one OTLP/JSON request per session, default detectors, "
                "one process on this machine",
     }
     return report

@@ -34,15 +34,15 @@ from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from monitor import simulator
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config, MonitorSettings
-from monitor.kafka_runner import GROUP_TIMEOUTS
-from monitor.monitor_process import start_monitor
-from monitor.pipeline import build_pipeline
-from monitor.replay import replay_file
-from monitor.topic_io import publish_events, read_records
-from monitor.topics import ensure_topics
+from agentwatch.config import Config, MonitorSettings
+from agentwatch.detect.pipeline import build_pipeline
+from agentwatch.ingest.kafka_runner import GROUP_TIMEOUTS
+from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.ingest.replay import replay_file
+from agentwatch.ingest.topics import ensure_topics
+from agentwatch.lab import simulator
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events, read_records
 
 PARTITIONS = 4
 
@@ -109,7 +109,7 @@ def latency(bootstrap: str, config: Config, events: list[dict], rate: float, wor
         f'alerts_topic = "{config.monitor.alerts_topic}"\ndlq_topic = "{config.monitor.dlq_topic}"\n'
         f'control_topic = "{config.monitor.control_topic}"\n[monitor.inputs]\n{inputs}\n')
     ensure_topics(bootstrap, [config.monitor.alerts_topic, config.monitor.dlq_topic, config.monitor.control_topic])
-    monitor = subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(config_path), "run",
+    monitor = subprocess.Popen([sys.executable, "-m", "agentwatch.cli", "--config", str(config_path), "run",
                                 "--bootstrap-servers", bootstrap, "--quiet", "--exit-on-idle", "5"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(6)  # consumer group join (no records yet, so the idle clock has not started)

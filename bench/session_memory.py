@@ -16,9 +16,9 @@ import sys
 
 import msgspec
 
-from monitor.config import Config
-from monitor.event import from_mapping
-from monitor.pipeline import build_pipeline
+from agentwatch.config import Config
+from agentwatch.detect.pipeline import build_pipeline
+from agentwatch.events.audit_event import from_mapping
 
 
 def rss_bytes() -> int:

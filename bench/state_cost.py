@@ -23,12 +23,13 @@ from sqlalchemy import create_engine, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentwatch.ingest.topics import all_topics, ensure_topics  # noqa: E402
+from agentwatch.lab import simulator  # noqa: E402
+from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
+from agentwatch.lab.topic_io import publish_events  # noqa: E402
+from agentwatch.observe import metrics
+from agentwatch.store import learned_state, metadata, session_checkpoints  # noqa: E402
 from bench.run_bench import bench_config, monitor_rate  # noqa: E402
-from monitor import metrics, simulator  # noqa: E402
-from monitor.broker import EmbeddedBroker  # noqa: E402
-from monitor.store import learned_state, metadata, session_checkpoints  # noqa: E402
-from monitor.topic_io import publish_events  # noqa: E402
-from monitor.topics import all_topics, ensure_topics  # noqa: E402
 
 
 def checkpoint_median_ms() -> float:

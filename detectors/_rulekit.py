@@ -9,7 +9,7 @@ into commands and words; and tables of regex rules opened by cheap substring *ga
 evaluated highest score first. This module holds that once.
 
 Third-party detectors may import it, but it is not part of the plugin contract
-(:mod:`monitor.detector_spec` is): names here may change between releases.
+(:mod:`agentwatch.detect.detector_spec` is): names here may change between releases.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from monitor.detector_spec import Finding, quote
-from monitor.event import AuditEvent
+from agentwatch.detect.detector_spec import Finding, quote
+from agentwatch.events.audit_event import AuditEvent
 
 _encode = msgspec.json.Encoder().encode
 
@@ -310,7 +310,7 @@ class Gated(NamedTuple):
     """Rules (highest score first) and an index from cheap substring gates to the rules they open."""
 
     rules: tuple[Rule, ...]
-    index: tuple[tuple[str, tuple[int, ...]], ...]
+    gates: tuple[tuple[str, tuple[int, ...]], ...]
 
 
 def gated(rules: Sequence[Rule], lower: bool = True) -> Gated:
@@ -330,7 +330,7 @@ def gated(rules: Sequence[Rule], lower: bool = True) -> Gated:
 def candidates(table: Gated, text: str) -> list[Rule]:
     """The rules whose gate is in ``text``, highest score first (usually none)."""
     hit: set[int] | None = None
-    for gate, ids in table.index:
+    for gate, ids in table.gates:
         if gate in text:
             if hit is None:
                 hit = set(ids)

@@ -16,7 +16,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, NamedTuple
 
-from detectors._rulekit import (
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
+from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors._rulekit import (
     CMD,
     RULE_SCORE,
     SHELL,
@@ -37,9 +39,7 @@ from detectors._rulekit import (
     surface,
     tool_class,
 )
-from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["DestructiveOps", "DestructiveOpsConfig"]
 
@@ -61,7 +61,7 @@ _SYSTEM_DIR: Final = re.compile(
 )
 _HOME_DIR: Final = re.compile(r"/(?:home|users)/[^/\s]+/?\*?")
 
-#: ``check(low, match, ctx)``, as :func:`detectors._rulekit.best_hit` calls it.
+#: ``check(low, match, ctx)``, as :func:`agentwatch.detectors._rulekit.best_hit` calls it.
 Check = Callable[[str, "re.Match[str]", "_Ctx"], Verdict]
 
 
@@ -510,8 +510,8 @@ class DestructiveOps(Detector):
 
     Examples
     --------
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s1",
     ...                    "agent_id": "coder", "kind": "tool_call", "tool": "Bash",
     ...                    "target": "git push --force origin main"})

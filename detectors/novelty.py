@@ -63,10 +63,10 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
-from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from monitor.event import AuditEvent
-from monitor.learned_merge import merge_lru
-from monitor.session_state import SessionState
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.detect.learned_merge import merge_lru
+from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = [
     "Novelty",
@@ -269,7 +269,7 @@ _ACCOUNT_KEYS: Final = frozenset(ACCOUNT_KEYS)
 class Destinations:
     """Where one tool call reaches: hosts, recipients, buckets (all lower-cased, de-duplicated).
 
-    >>> from monitor.event import from_mapping
+    >>> from agentwatch.events.audit_event import from_mapping
     >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s", "agent_id": "a",
     ...                    "kind": "tool_call", "tool": "gmail.send", "target": "x@evil.example",
     ...                    "args": {"to": ["x@evil.example"], "cc": ["me@acme.example"]}})
@@ -495,8 +495,8 @@ class Novelty(Detector):
     After three ordinary sessions, the agent sends a large payload to a host nobody in
     the fleet has used before:
 
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> detector = Novelty(NoveltyConfig(min_events_for_baseline=10))
     >>> def call(i, session, tool, target, **kw):
     ...     return from_mapping({"event_id": f"{session}-{i}", "ts": 1767225600000 + i * 1000,
@@ -564,7 +564,7 @@ class Novelty(Detector):
         )
         return _SessionNovelty(agent, principal, principal_key, internal, prefixes, ready)
 
-    # -- learned state shared across the group (monitor.detector_spec) -------------------
+    # -- learned state shared across the group (agentwatch.detect.detector_spec) -------------------
     def export_learned(self) -> dict[str, bytes]:
         """Profiles (``a:<agent>``, ``p:<principal>``) and fleet items per kind
         (``fleet:<kind>``) changed since the last call."""

@@ -20,7 +20,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Final
 
-from detectors._rulekit import (
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
+from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors._rulekit import (
     CMD,
     DATA,
     FILE,
@@ -46,9 +48,7 @@ from detectors._rulekit import (
     tool_leaf,
     window,
 )
-from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["PrivilegeChanges", "PrivilegeChangesConfig"]
 
@@ -682,8 +682,8 @@ class PrivilegeChanges(Detector):
 
     Examples
     --------
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s1",
     ...                    "agent_id": "coder", "kind": "tool_call", "tool": "Bash",
     ...                    "target": "claude --dangerously-skip-permissions -p 'fix the build'"})

@@ -28,10 +28,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, NamedTuple
 from urllib.parse import urlsplit
 
-from detectors._rulekit import WRITE_TOOLS, clip, window
-from monitor.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, quote, supporting
+from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors._rulekit import WRITE_TOOLS, clip, window
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["PromptInjection", "PromptInjectionConfig", "injection_markers"]
 
@@ -466,8 +466,8 @@ class PromptInjection(Detector):
 
     Examples
     --------
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s1",
     ...                    "agent_id": "coder", "kind": "tool_result", "tool": "WebFetch",
     ...                    "target": "https://example.com/issue/7",

@@ -46,10 +46,10 @@ from typing import ClassVar, Final
 
 from river import stats
 
-from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from monitor.event import AuditEvent
-from monitor.learned_merge import better_of
-from monitor.session_state import SessionState
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.detect.learned_merge import better_of
+from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["Rates", "RatesConfig"]
 
@@ -233,8 +233,8 @@ class Rates(Detector):
     A tight polling loop on a brand-new agent: no baseline anywhere yet, so only the
     ceiling (100 identical calls in a row by default) fires.
 
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> detector, table = Rates(), SessionTable()
     >>> found = []
     >>> for i in range(150):
@@ -265,7 +265,7 @@ class Rates(Detector):
         self._changed: set[str] = set()
         self._fleet_changed = False
 
-    # -- learned state shared across the group (monitor.detector_spec) -------------------
+    # -- learned state shared across the group (agentwatch.detect.detector_spec) -------------------
     def export_learned(self) -> dict[str, bytes]:
         """Baselines (``a:<agent>``, ``fleet``) changed since the last call."""
         out: dict[str, bytes] = {}

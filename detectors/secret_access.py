@@ -20,7 +20,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Final
 
-from detectors._rulekit import (
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
+from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors._rulekit import (
     CONTENT_KEYS,
     DATA,
     FILE,
@@ -40,9 +42,7 @@ from detectors._rulekit import (
     tool_class,
     window,
 )
-from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["SecretAccess", "SecretAccessConfig"]
 
@@ -562,8 +562,8 @@ class SecretAccess(Detector):
 
     Examples
     --------
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s1",
     ...                    "agent_id": "coder", "kind": "tool_call", "tool": "Read",
     ...                    "target": "/home/dev/.aws/credentials"})

@@ -50,10 +50,10 @@ from typing import ClassVar, Final
 
 from river import anomaly, stats
 
-from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
-from monitor.event import AuditEvent
-from monitor.learned_merge import better_of
-from monitor.session_state import SessionState
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
+from agentwatch.detect.learned_merge import better_of
+from agentwatch.detect.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 #: Keys of the learned state shared with the other monitors (``export_learned``).
 AGENT_KEY_PREFIX: Final = "a:"
@@ -280,8 +280,8 @@ class SessionAnomaly(Detector):
     Per-event work only counts; nothing is scored before the fleet model has learned
     ``min_fleet_windows`` windows.
 
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> detector = SessionAnomaly(SessionAnomalyConfig(window_events=10, min_window_events=5))
     >>> found = []
     >>> for s in range(30):
@@ -319,7 +319,7 @@ class SessionAnomaly(Detector):
         self._changed: set[str] = set()
         self._fleet_changed = False
 
-    # -- learned state shared across the group (monitor.detector_spec) -------------------
+    # -- learned state shared across the group (agentwatch.detect.detector_spec) -------------------
     def export_learned(self) -> dict[str, bytes]:
         """Per agent (``a:<agent>``: its model, or the windows buffered before it has one)
         and the fleet model with the count of windows learned (``fleet``), changed since the last call."""

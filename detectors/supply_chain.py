@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
-from detectors._rulekit import (
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, supporting
+from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors._rulekit import (
     CMD,
     RULE_SCORE,
     Hit,
@@ -34,9 +36,7 @@ from detectors._rulekit import (
     surface,
     window,
 )
-from monitor.detector_spec import Detector, DetectorConfig, Finding, supporting
-from monitor.event import AuditEvent
-from monitor.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["SupplyChain", "SupplyChainConfig", "damerau_levenshtein", "PopularIndex"]
 
@@ -321,7 +321,7 @@ _FILE_SUFFIXES: Final = (".txt", ".whl", ".gz", ".zip", ".tgz", ".toml", ".cfg",
 
 
 # -- rules -----------------------------------------------------------------------------
-#: ``check(low, match, detector)``, as :func:`detectors._rulekit.best_hit` calls it.
+#: ``check(low, match, detector)``, as :func:`agentwatch.detectors._rulekit.best_hit` calls it.
 Check = Callable[[str, "re.Match[str]", "SupplyChain"], Verdict]
 _rx = re.compile
 
@@ -546,8 +546,8 @@ class SupplyChain(Detector):
 
     Examples
     --------
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> ev = from_mapping({"event_id": "e1", "ts": 1767225600000, "session_id": "s1",
     ...                    "agent_id": "coder", "kind": "tool_call", "tool": "Bash",
     ...                    "target": "pip install -q reqeusts pytest"})

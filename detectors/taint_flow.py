@@ -54,7 +54,10 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
-from detectors.novelty import (
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.detect.learned_merge import merge_counts, merge_lru
+from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors.novelty import (
     DEFAULT_INTERNAL_SUFFIXES,
     Destinations,
     email_addresses,
@@ -62,10 +65,7 @@ from detectors.novelty import (
     named_destinations,
     org_domain,
 )
-from monitor.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from monitor.event import AuditEvent
-from monitor.learned_merge import merge_counts, merge_lru
-from monitor.session_state import SessionState
+from agentwatch.events.audit_event import AuditEvent
 
 __all__ = ["TaintFlow", "TaintFlowConfig"]
 
@@ -413,8 +413,8 @@ class TaintFlow(Detector):
 
     Examples
     --------
-    >>> from monitor.event import from_mapping
-    >>> from monitor.session_state import SessionTable
+    >>> from agentwatch.events.audit_event import from_mapping
+    >>> from agentwatch.detect.session_state import SessionTable
     >>> detector, table = TaintFlow(), SessionTable()
     >>> events = [
     ...     {"tool": "Read", "target": "/home/ann/.aws/credentials"},
@@ -570,6 +570,7 @@ class TaintFlow(Detector):
         suffixes = cfg.internal_suffixes
         worst, shown = -1, ""
         keys: list[str] = []
+        assert st.agent is not None  # observe sets it before any sink is classified
         agent_known = st.agent.destinations
         candidates: list[tuple[str, str, bool]] = []
         for host in dest.hosts:
@@ -648,6 +649,8 @@ class TaintFlow(Detector):
         elif st.agent is None:  # session state restored from a checkpoint
             st.agent = self._agent(session.agent_id)
         self._changed.add(session.agent_id)
+        agent = st.agent
+        assert agent is not None  # set above; _classify and _sink rely on it too
         is_shell, sensitive_tool, untrusted_tool, sends, is_sql = self._kinds(tool)
         if kind == "tool_result":
             self._result(event, st, untrusted_tool)
@@ -660,7 +663,7 @@ class TaintFlow(Detector):
             event, st, tool, target, is_shell, sensitive_tool, untrusted_tool, sends, is_sql, pair
         )
         if found is None:
-            self._learn_transition(st.agent, pair)
+            self._learn_transition(agent, pair)
             return NO_FINDINGS
         st.pending.append(("t", pair))
         return found
@@ -737,6 +740,7 @@ class TaintFlow(Detector):
         if sink and st.taint:
             findings = self._sink(event, st, low, pair)
         elif sink and not st.taint:
+            assert st.agent is not None  # observe sets it before calling here
             dest = Destinations.of(event)
             self._learn_destinations(st.agent, self._classify(st, dest)[2])
         # --- source? ----------------------------------------------------------------------
@@ -792,6 +796,7 @@ class TaintFlow(Detector):
             base += cfg.volume_bonus
             bonuses.append(f"{event.bytes_out:,} bytes")
         agent = st.agent
+        assert agent is not None  # observe sets it before any sink
         if agent.total >= cfg.min_transitions and agent.transitions.get(pair, 0) < cfg.rare_transition_count:
             base += cfg.transition_bonus
             bonuses.append(f"rare transition {pair[0] or '(start)'} → {pair[1]}")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from monitor import metrics
+from agentwatch.observe import metrics
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import msgspec
 
-from monitor.errors import ConfigError
-from monitor.incidents import IncidentSettings
-from monitor.policy import DetectorPolicy
+from agentwatch.detect.policy import DetectorPolicy
+from agentwatch.errors import ConfigError
+from agentwatch.respond.incident_lifecycle import IncidentSettings
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 

@@ -4,7 +4,7 @@ Exception messages and failure details can carry text an agent wrote (a path, a
 command, a webhook's answer, a session id). Printed raw, a newline in it starts a fake
 log line, an ANSI sequence rewrites the operator's terminal and a token in an identifier
 lands in the log store. :class:`SafeFormatter` redacts secrets
-(:func:`monitor.redaction.redact`) and escapes control characters in the message, and in
+(:func:`agentwatch.respond.redaction.redact`) and escapes control characters in the message, and in
 tracebacks everything but their own line breaks.
 
 >>> import logging
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 
-from monitor.redaction import redact
+from agentwatch.respond.redaction import redact
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _CONTROL_AND_NEWLINE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -4,7 +4,7 @@ It holds the *alert ledger* (which revision of which alert was published, and ho
 into the alerts topic that record is complete — what lets a restarted monitor
 re-process events without publishing an alert twice), incidents with their alerts,
 timeline, journal of session events and response actions, the status of terminated
-sessions, and the hash-chained audit log (:mod:`monitor.audit_log`).
+sessions, and the hash-chained audit log (:mod:`agentwatch.respond.audit_log`).
 
 The schema is created on first use and migrated forward by :func:`open_store`
 (``schema_version`` records where a database stands).
@@ -143,7 +143,7 @@ actions = Table(
     Column("started_ms", BigInteger),
     Column("finished_ms", BigInteger),
     Column("next_attempt_ms", BigInteger),
-    # While running: the monitor incarnation that claimed it (monitor.liveness); a step
+    # While running: the monitor incarnation that claimed it (agentwatch.respond.liveness); a step
     # whose owner is gone is taken over at once. NULL for rows of schema version 1.
     Column("owner", String(64)),
 )
@@ -174,7 +174,7 @@ audit_log = Table(
     Column("hash", LargeBinary(32), nullable=False),
 )
 
-# -- approvals (monitor.approvals): a human decision before gated containment ---------
+# -- approvals (agentwatch.approve.approvals): a human decision before gated containment ---------
 approvals = Table(
     "approvals",
     metadata,
@@ -292,7 +292,7 @@ def _migrate(conn: Connection, current: int) -> None:
     Tables added to :data:`metadata` need no step here (``create_all`` adds them);
     columns added to existing tables do.
     """
-    if current < 2:  # actions.owner: the monitor incarnation running the step (monitor.liveness)
+    if current < 2:  # actions.owner: the monitor incarnation running the step (agentwatch.respond.liveness)
         conn.execute(text("ALTER TABLE actions ADD COLUMN owner VARCHAR(64)"))
     conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
@@ -376,7 +376,7 @@ class AlertLedger:
         self._published.update(entries)
 
 
-# -- durable monitor state (monitor.state_checkpoint) ----------------------------------
+# -- durable monitor state (agentwatch.ingest.state_checkpoint) ----------------------------------
 # Where each input partition stands and the state of its live sessions, written in one
 # transaction after every batch (the store, not Kafka's committed offset, is the source of
 # truth for the consumed position); and the learned per-agent baselines every monitor of

@@ -15,8 +15,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config, MonitorSettings
+from agentwatch.config import Config, MonitorSettings
+from agentwatch.lab.broker import EmbeddedBroker
 
 _ids = itertools.count()
 
@@ -105,7 +105,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = request.getfixturevalue("postgres_url")
     from sqlalchemy import create_engine
 
-    from monitor.store import metadata
+    from agentwatch.store import metadata
 
     engine = create_engine(base)
     metadata.drop_all(engine)  # each test starts empty

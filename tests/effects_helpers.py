@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.effects import Effect
-from monitor.event import AuditEvent, from_mapping
+from agentwatch.detect.effects import Effect
+from agentwatch.events.audit_event import AuditEvent, from_mapping
 
 
 def find(effects: Iterable[Effect], op: str, resource: str | None = None, classes: Iterable[str] = (),

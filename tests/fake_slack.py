@@ -7,7 +7,7 @@ latest blocks and thread, and accepts ``response_url`` posts under ``/respond/``
 ``fail = "500"`` or ``"ratelimited"`` simulates an outage. Point slack-sdk's
 ``WebClient`` at it with ``base_url=fake.api_url``.
 
-:class:`WebhookReceiver` is the other end of :mod:`monitor.webhook`: it verifies the
+:class:`WebhookReceiver` is the other end of :mod:`agentwatch.respond.webhook`: it verifies the
 signature and records what it got.
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from monitor.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from agentwatch.respond.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 @dataclass

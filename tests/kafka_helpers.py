@@ -7,17 +7,17 @@ from collections.abc import Sequence
 
 import msgspec
 
-from monitor.config import Config
-from monitor.detector_spec import Detector, DetectorConfig, Finding
-from monitor.event import AuditEvent
-from monitor.kafka_runner import KafkaMonitor, recover_ledger
-from monitor.pipeline import Pipeline
-from monitor.plugins import ActiveDetector
-from monitor.policy import DetectorPolicy
-from monitor.session_state import SessionState, SessionTable
-from monitor.store import AlertLedger, open_store
-from monitor.topic_io import read_topic
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.config import Config
+from agentwatch.detect.detector_registry import ActiveDetector
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding
+from agentwatch.detect.pipeline import Pipeline
+from agentwatch.detect.policy import DetectorPolicy
+from agentwatch.detect.session_state import SessionState, SessionTable
+from agentwatch.events.audit_event import AuditEvent
+from agentwatch.ingest.kafka_runner import KafkaMonitor, recover_ledger
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.topic_io import read_topic
+from agentwatch.store import AlertLedger, open_store
 
 
 class MarkerDetector(Detector):

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor import simulator
-from monitor.broker import EmbeddedBroker, free_port
-from monitor.gateway import ReferenceGateway, drive_fleet
-from monitor.topics import ensure_topics
+from agentwatch.ingest.topics import ensure_topics
+from agentwatch.lab import simulator
+from agentwatch.lab.broker import EmbeddedBroker, free_port
+from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENTWATCH = [sys.executable, "-m", "monitor.cli"]
+AGENTWATCH = [sys.executable, "-m", "agentwatch.cli"]
 
 
 def prometheus_binary() -> str | None:

@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from monitor import approvals as ap
-from monitor.action_spec import ActionContext, ActionFailed, OutgoingMessage
-from monitor.errors import ConfigError
-from monitor.incident_store import load_incident
-from monitor.incidents import IncidentSettings, attach_alert, set_status
-from monitor.playbooks import discover_actions, load_playbook
-from monitor.slack_notifier import IdentityUnavailable, SlackNotifier
-from monitor.store import approval_votes, approvals, audit_log, open_store, timeline
+from agentwatch.approve import approvals as ap
+from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackNotifier
+from agentwatch.errors import ConfigError
+from agentwatch.respond.action_spec import ActionContext, ActionFailed, OutgoingMessage
+from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert, set_status
+from agentwatch.respond.incident_queries import load_incident
+from agentwatch.respond.playbook_engine import discover_actions, load_playbook
+from agentwatch.store import approval_votes, approvals, audit_log, open_store, timeline
 from tests.fake_slack import FakeSlack, WebhookReceiver
 from tests.test_store import alert
 
@@ -314,8 +314,8 @@ def test_unset_approver_variable_is_visible_and_nobody_can_approve(tmp_path: Pat
 # -- the responder and the CLI -------------------------------------------------------------
 def test_playbook_to_cli_approval_to_execution(tmp_path: Path, webhook: WebhookReceiver,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor.cli import main
-    from monitor.responder import Responder
+    from agentwatch.cli.main import main
+    from agentwatch.respond.responder import Responder
     from tests.test_responder import session_events
 
     for name in ("AGENTWATCH_SLACK_BOT_TOKEN", "AGENTWATCH_SLACK_CHANNEL"):
@@ -329,8 +329,8 @@ def test_playbook_to_cli_approval_to_execution(tmp_path: Path, webhook: WebhookR
     (data / "approvals.toml").write_text(f'[users.{APPROVER}]\nemail = "bob@example.com"\nnames = ["bob"]\n'
                                          f'[users.{ANA}]\nemail = "ana@example.com"\nnames = ["ana"]\n'
                                          f'[groups.{GROUP}]\nmembers = ["{ANA}"]\n')
-    from monitor.config import load_config
-    from monitor.playbooks import load_playbooks
+    from agentwatch.config import load_config
+    from agentwatch.respond.playbook_engine import load_playbooks
 
     engine = open_store(load_config().store_url)
     responder = Responder(engine, load_playbooks(), data.resolve(), "agent.control")  # wall clock, like the CLI
@@ -421,7 +421,7 @@ def test_slack_down_retries_later_nothing_lost_nothing_auto_approved(tmp_path: P
             row = conn.execute(select(approvals).where(approvals.c.approval_id == approval_id)).one()
         assert (row.status, row.slack_ts, row.slack_attempts) == ("pending", None, 1)
         assert "internal_error" in row.slack_error and row.slack_next_ms > clock.now
-        from monitor.cli_approvals import approval_rows
+        from agentwatch.cli.approvals import approval_rows
 
         with engine.connect() as conn:
             [shown] = approval_rows(conn, incident_id)  # what `incidents show` prints

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from monitor import audit_log
-from monitor.cli import main
-from monitor.config import Config, MonitorSettings
-from monitor.store import audit_log as audit_table
-from monitor.store import open_store
+from agentwatch.cli.main import main
+from agentwatch.config import Config, MonitorSettings
+from agentwatch.respond import audit_log
+from agentwatch.store import audit_log as audit_table
+from agentwatch.store import open_store
 from tests.conftest import write_config
 
 _canonical = msgspec.json.Encoder(order="sorted")

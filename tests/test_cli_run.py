@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.topic_io import publish_events, publish_raw
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.config import Config
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events, publish_raw
 from tests.conftest import write_config
 from tests.kafka_helpers import read_json
 
 pytestmark = pytest.mark.broker
 
-AGENTWATCH = [sys.executable, "-m", "monitor.cli"]
+AGENTWATCH = [sys.executable, "-m", "agentwatch.cli"]
 
 
 def topics(config: Config) -> tuple[str, str]:

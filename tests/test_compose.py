@@ -12,7 +12,7 @@ import click
 import pytest
 import yaml
 
-from monitor.cli import main
+from agentwatch.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -24,7 +24,7 @@ def agentwatch_commands() -> list[tuple[str, list[str]]]:
     """(service, argv after `agentwatch`) for every agentwatch invocation in compose.yaml."""
     out = []
     for name, service in SERVICES.items():
-        if service.get("image") != "agentwatch:latest":
+        if service.get("image") not in {"agentwatch:latest", "agentwatch-lab:latest"}:
             continue
         command = service["command"]
         if service.get("entrypoint"):  # a shell script: find its agentwatch lines
@@ -54,6 +54,16 @@ def test_every_agentwatch_service_command_parses_against_the_real_cli() -> None:
             if isinstance(param, click.Option) and param.required and param.envvar in env:
                 args += [param.opts[0], str(env[param.envvar])]
         command.make_context(command.name or "", args)  # raises on unknown options or bad values
+
+
+def test_only_the_demo_profile_uses_the_lab_image() -> None:
+    """The runtime image installs without the lab; the simulator builds the ``lab`` target."""
+    targets = {name: s["build"]["target"] for name, s in SERVICES.items() if "build" in s}
+    assert targets["simulator"] == "lab"
+    assert {targets[name] for name in targets if name != "simulator"} == {"runtime"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    last_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert last_stage.startswith("source AS runtime") and "[postgres]" in last_stage and "lab]" not in last_stage
 
 
 def test_referenced_files_exist() -> None:

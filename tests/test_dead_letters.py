@@ -16,13 +16,13 @@ import pytest
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-from monitor import dead_letter
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.errors import DecodeError
-from monitor.pipeline import build_pipeline
-from monitor.replay import replay_file
-from monitor.topic_io import publish_raw
+from agentwatch.config import Config
+from agentwatch.detect.pipeline import build_pipeline
+from agentwatch.errors import DecodeError
+from agentwatch.events import dead_letter
+from agentwatch.ingest.replay import replay_file
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_raw
 from tests.kafka_helpers import event, marker_monitor, read_json
 
 ORIGIN = dead_letter.Origin(topic="t", partition=0, offset=7, timestamp_ms=0)

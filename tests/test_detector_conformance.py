@@ -3,7 +3,8 @@
 Each detector found through the ``agentwatch.detectors`` entry point group — built-in
 or third-party — goes through the same checks: contract, typed config, fixture,
 determinism, checkpoint round-trip, missing and unknown fields, hostile strings,
-bounded session state and a declared cost that fits the pipeline's budget.
+bounded session state, and *declared* costs (``cost_us``) that fit the pipeline's budget
+together — the declarations are checked here; ``bench/detector_cost.py`` measures them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from collections.abc import Iterable
 import msgspec
 import pytest
 
-from monitor import simulator
-from monitor.detector_spec import CATEGORIES, Detector, Finding, validate_detector_class
-from monitor.event import AuditEvent, from_mapping
-from monitor.fixtures import fixture_path, load_cases, run_fixture
-from monitor.plugins import discover_detectors
-from monitor.session_state import SessionTable
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
+from agentwatch.detect.detector_registry import discover_detectors
+from agentwatch.detect.detector_spec import CATEGORIES, Detector, Finding, validate_detector_class
+from agentwatch.detect.session_state import SessionTable
+from agentwatch.events.audit_event import AuditEvent, from_mapping
+from agentwatch.lab import simulator
 
 DETECTORS = discover_detectors()
 #: Replay budget: ≥ 30,000 events/s on one core = 33 µs per event, of which decoding,
@@ -65,6 +66,7 @@ def test_the_built_in_library_is_registered() -> None:
 
 
 def test_declared_costs_fit_the_replay_budget() -> None:
+    """What detectors *declare* fits the budget (the pipeline plans with it); not a measurement."""
     total = sum(cls.cost_us for cls in DETECTORS.values())
     assert total <= DETECTOR_BUDGET_US, {name: cls.cost_us for name, cls in DETECTORS.items()}
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from agentwatch.detect.effects import effects_of
+from agentwatch.detect.effects.shell import analyse_shell
+from agentwatch.detect.session_state import SessionState
 from bench.corpus_art import load_tests
 from bench.corpus_tldr import load_examples
-from monitor.effects import effects_of
-from monitor.effects.shell import analyse_shell
-from monitor.session_state import SessionState
 from tests.effects_helpers import event
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"

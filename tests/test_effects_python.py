@@ -1,4 +1,4 @@
-"""Python source → effects (monitor.effects.python_code), inline, from heredocs and decoded payloads."""
+"""Python source → effects (agentwatch.detect.effects.python_code), inline, from heredocs and decoded payloads."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from monitor.effects.python_code import analyse_python
-from monitor.effects.shell import analyse_shell
+from agentwatch.detect.effects.python_code import analyse_python
+from agentwatch.detect.effects.shell import analyse_shell
 from tests.effects_helpers import assert_effect, find
 
 CRED = ("credential_store",)

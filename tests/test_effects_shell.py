@@ -1,10 +1,10 @@
-"""Shell command lines → effects (monitor.effects.shell and its command table), one feature per table."""
+"""Shell command lines → effects (agentwatch.detect.effects.shell and its command table), one feature per table."""
 
 from __future__ import annotations
 
 import pytest
 
-from monitor.effects.shell import analyse_shell
+from agentwatch.detect.effects.shell import analyse_shell
 from tests.effects_helpers import assert_effect, find
 
 CRED = ("credential_store",)

@@ -1,4 +1,6 @@
-"""Tool events → effects (monitor.effects.effects_of): structured tools, MCP tools, write-then-run, describe."""
+"""Tool events → effects (agentwatch.detect.effects.effects_of).
+
+Structured tools, MCP tools, write-then-run, describe."""
 
 from __future__ import annotations
 
@@ -6,10 +8,10 @@ import pickle
 
 import pytest
 
-from monitor.effects import describe, effects_of
-from monitor.effects.memory import MAX_ENTRIES, SCRATCH_KEY, WriteMemory
-from monitor.effects.model import OPS, Effect
-from monitor.session_state import SessionState
+from agentwatch.detect.effects import describe, effects_of
+from agentwatch.detect.effects.memory import MAX_ENTRIES, SCRATCH_KEY, WriteMemory
+from agentwatch.detect.effects.model import OPS, Effect
+from agentwatch.detect.session_state import SessionState
 from tests.effects_helpers import assert_effect, event, find
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.errors import DecodeError
-from monitor.event import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, TRUNCATION_MARK, parse_native, rfc3339_ms
-from monitor.formats import get_decoder
+from agentwatch.errors import DecodeError
+from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, TRUNCATION_MARK, parse_native, rfc3339_ms
+from agentwatch.formats import get_decoder
 
 BASE = b'"event_id": "e1", "session_id": "s1", "agent_id": "coder-1", "kind": "tool_call"'
 

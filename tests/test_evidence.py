@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from monitor.event import AuditEvent
-from monitor.evidence import (
+from agentwatch.events.audit_event import AuditEvent
+from agentwatch.respond.evidence import (
     CONTENT_FILES,
     MANIFEST,
     MANIFEST_DIGEST,
@@ -19,7 +19,7 @@ from monitor.evidence import (
     verify_bundle,
     write_bundle,
 )
-from monitor.incident_record import IncidentRecord, example_incident
+from agentwatch.respond.incident_record import IncidentRecord, example_incident
 
 ALL_FILES = {*CONTENT_FILES, MANIFEST, MANIFEST_DIGEST}
 GH = "gh" + "p_" + "Q9w8E7r6T5y4U3i2O1p0" * 2

@@ -21,14 +21,14 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from monitor.cli import main
-from monitor.config import Config, MonitorSettings
-from monitor.event import from_mapping
-from monitor.evidence import MANIFEST, MANIFEST_DIGEST, verify_bundle, write_bundle
-from monitor.incident_record import example_incident
-from monitor.playbooks import load_playbooks
-from monitor.responder import Responder
-from monitor.store import actions, open_store
+from agentwatch.cli.main import main
+from agentwatch.config import Config, MonitorSettings
+from agentwatch.events.audit_event import from_mapping
+from agentwatch.respond.evidence import MANIFEST, MANIFEST_DIGEST, verify_bundle, write_bundle
+from agentwatch.respond.incident_record import example_incident
+from agentwatch.respond.playbook_engine import load_playbooks
+from agentwatch.respond.responder import Responder
+from agentwatch.store import actions, open_store
 from tests.conftest import write_config
 from tests.test_store import alert
 
@@ -138,7 +138,7 @@ def staging(root: Path, name: str, age_s: float = 0.0) -> Path:
 
 
 def test_orphaned_staging_folders_are_removed_before_a_new_bundle(tmp_path: Path) -> None:
-    from monitor.evidence import staging_prefix
+    from agentwatch.respond.evidence import staging_prefix
 
     root = tmp_path / "evidence"
     old = staging(root, ".staging-legacy1234", age_s=3600)  # pre-owner naming, long abandoned
@@ -152,7 +152,7 @@ def test_orphaned_staging_folders_are_removed_before_a_new_bundle(tmp_path: Path
 
 
 def test_responder_start_up_cleans_orphaned_staging(tmp_path: Path) -> None:
-    from monitor.evidence import staging_prefix
+    from agentwatch.respond.evidence import staging_prefix
 
     data = tmp_path / "data"
     crashed = staging(data / "evidence", f"{staging_prefix(dead_pid())}abcd")

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from monitor.errors import DecodeError
-from monitor.event import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, TRUNCATION_MARK
-from monitor.formats import get_decoder
-from monitor.formats.claude_hook import decode_claude_hook, hook_input_to_event
+from agentwatch.errors import DecodeError
+from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, TRUNCATION_MARK
+from agentwatch.formats import get_decoder
+from agentwatch.formats.claude_hook import decode_claude_hook, hook_input_to_event
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude_hook"
 RECEIVED_MS = 1_772_442_900_000  # 2026-03-02T09:15:00Z

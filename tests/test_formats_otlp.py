@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from monitor.event import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, TRUNCATION_MARK
-from monitor.formats import DecodeResult, get_decoder
-from monitor.formats.otlp_json import MAX_BATCH_BYTES, decode_otlp_json
+from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, TRUNCATION_MARK
+from agentwatch.formats import DecodeResult, get_decoder
+from agentwatch.formats.otlp_json import MAX_BATCH_BYTES, decode_otlp_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "otlp" / "claude_code_session.json"
 RECEIVED_MS = 1_772_443_000_000  # 2026-03-02T09:16:40Z

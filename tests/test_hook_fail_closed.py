@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.broker import free_port
-from monitor.cli import main
-from monitor.store import open_store, session_status
+from agentwatch.cli.main import main
+from agentwatch.lab.broker import free_port
+from agentwatch.store import open_store, session_status
 
 TERMINATED, ACTIVE = "sess-dead", "sess-live"
 TOKEN = "t0ken-0123456789abcdef"
@@ -134,7 +134,7 @@ def hook_process(stdin: bytes, *args: str, config: Path, env: dict[str, str] | N
     import os
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWATCH_")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "monitor.cli", "--config", str(config), "hook", "claude-code",
+    return subprocess.run([sys.executable, "-m", "agentwatch.cli.main", "--config", str(config), "hook", "claude-code",
                            *args], input=stdin, capture_output=True, timeout=60, env=environ)
 
 
@@ -148,7 +148,7 @@ def test_an_unexpected_exception_still_blocks(config: Path, tmp_path: Path) -> N
     # A module that raises on import stands in for any bug: the top-level guard turns it into exit 2.
     (tmp_path / "sitecustomize.py").write_text(
         "import sys\nclass Boom:\n    def find_spec(self, name, *a):\n"
-        "        if name == 'monitor.session_guard':\n            raise ZeroDivisionError('boom')\n"
+        "        if name == 'agentwatch.respond.session_guard':\n            raise ZeroDivisionError('boom')\n"
         "sys.meta_path.insert(0, Boom())\n")
     done = hook_process(hook_input(ACTIVE), config=config, env={"PYTHONPATH": str(tmp_path)})
     assert done.returncode == 2 and done.stderr.decode().startswith("agentwatch: ") and b"ZeroDivisionError" \

@@ -16,18 +16,18 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.gateway import ReferenceGateway, drive_fleet
-from monitor.incident_store import list_incidents, load_incident
-from monitor.log_format import SafeFormatter
-from monitor.monitor_process import start_monitor
-from monitor.redaction import redact
-from monitor.session_guard import BLOCK, hook_decision
-from monitor.slack_text import mrkdwn
-from monitor.store import open_store
-from monitor.topic_io import read_topic
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.approve.slack.text import mrkdwn
+from agentwatch.config import Config
+from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
+from agentwatch.lab.topic_io import read_topic
+from agentwatch.log_format import SafeFormatter
+from agentwatch.respond.incident_queries import list_incidents, load_incident
+from agentwatch.respond.redaction import redact
+from agentwatch.respond.session_guard import BLOCK, hook_decision
+from agentwatch.store import open_store
 from tests.conftest import write_config
 from tests.fake_slack import FakeSlack
 
@@ -139,11 +139,11 @@ def test_secret_identifiers_never_leave_the_process_and_the_session_is_still_sto
 
     cfg = write_config(config, tmp_path / "agentwatch.toml")
     runner = CliRunner()
-    shown = runner.invoke(__import__("monitor.cli", fromlist=["main"]).main,
+    shown = runner.invoke(__import__("agentwatch.cli.main", fromlist=["main"]).main,
                           ["--config", str(cfg), "incidents", "show", record.incident_id])
-    shown_json = runner.invoke(__import__("monitor.cli", fromlist=["main"]).main,
+    shown_json = runner.invoke(__import__("agentwatch.cli.main", fromlist=["main"]).main,
                                ["--config", str(cfg), "incidents", "show", record.incident_id, "--json"])
-    listed = runner.invoke(__import__("monitor.cli", fromlist=["main"]).main,
+    listed = runner.invoke(__import__("agentwatch.cli.main", fromlist=["main"]).main,
                            ["--config", str(cfg), "incidents", "list", "--json"])
     assert shown.exit_code == 0 and shown_json.exit_code == 0 and listed.exit_code == 0, shown.output
 
@@ -165,8 +165,8 @@ def test_secret_identifiers_never_leave_the_process_and_the_session_is_still_sto
 
 
 def test_webhooks_carry_redacted_identifiers_and_their_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor.playbooks import discover_actions, load_playbook
-    from monitor.responder import Responder
+    from agentwatch.respond.playbook_engine import discover_actions, load_playbook
+    from agentwatch.respond.responder import Responder
     from tests.fake_slack import WebhookReceiver
     from tests.test_approvals import APPROVER, SECRET, Clock, open_incident, request, runtime, vote
     from tests.test_responder import session_events
@@ -203,6 +203,6 @@ def test_webhooks_carry_redacted_identifiers_and_their_keys(tmp_path: Path, monk
 
 
 def status_of(engine, session_id: str) -> str:  # type: ignore[no-untyped-def]
-    from monitor.session_guard import status_from_store
+    from agentwatch.respond.session_guard import status_from_store
 
     return status_from_store(engine, session_id).status

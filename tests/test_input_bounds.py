@@ -17,14 +17,14 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from monitor import metrics
-from monitor.cli import main
-from monitor.config import Config
-from monitor.event import MAX_NESTING, MAX_SAFE_INT, NESTED_MARK, parse_native
-from monitor.formats.claude_hook import decode_claude_hook
-from monitor.formats.otlp_json import decode_otlp_json
-from monitor.pipeline import EXPIRY_EVERY, build_pipeline
-from monitor.session_state import SessionTable
+from agentwatch.cli.main import main
+from agentwatch.config import Config
+from agentwatch.detect.pipeline import EXPIRY_EVERY, build_pipeline
+from agentwatch.detect.session_state import SessionTable
+from agentwatch.events.audit_event import MAX_NESTING, MAX_SAFE_INT, NESTED_MARK, parse_native
+from agentwatch.formats.claude_hook import decode_claude_hook
+from agentwatch.formats.otlp_json import decode_otlp_json
+from agentwatch.observe import metrics
 
 T0 = 1_767_225_600_000
 
@@ -132,7 +132,7 @@ def test_session_memory_estimate_failing_does_not_stop_ingest(
     def broken(self: SessionTable, sample: int = 100) -> int:
         raise RecursionError("maximum recursion depth exceeded while pickling an object")
 
-    from monitor import best_effort
+    from agentwatch import best_effort
 
     monkeypatch.setattr(SessionTable, "estimated_bytes", broken)
     monkeypatch.setattr(best_effort, "_last_logged", {})
@@ -150,7 +150,7 @@ def test_session_memory_estimate_failing_does_not_stop_ingest(
 
 
 def _native_decoder():  # type: ignore[no-untyped-def]
-    from monitor.formats import get_decoder
+    from agentwatch.formats import get_decoder
 
     return get_decoder("native")
 
@@ -220,7 +220,7 @@ def test_claude_hook_huge_reported_size_is_dropped_and_recorded() -> None:
 def test_rates_and_session_anomaly_do_not_raise_on_huge_numbers(fmt: str) -> None:
     config = Config()
     pipeline = build_pipeline(config, only=["rates", "session_anomaly"])
-    from monitor.formats import get_decoder
+    from agentwatch.formats import get_decoder
 
     decoder = get_decoder(fmt)
     for i in range(300):

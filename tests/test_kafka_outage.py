@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from monitor import metrics
-from monitor.broker import EmbeddedBroker, free_port
-from monitor.config import Config
-from monitor.topic_io import publish_events
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.config import Config
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker, free_port
+from agentwatch.lab.topic_io import publish_events
+from agentwatch.observe import metrics
 from tests.kafka_helpers import event, marker_monitor
 
 pytestmark = pytest.mark.broker
@@ -29,7 +29,7 @@ def test_a_broker_outage_is_logged_once_each_way_and_counted(
     isolated_config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.CRITICAL, logger="kafka")  # as the CLI runs it: kafka-python's own spam muted
-    caplog.set_level(logging.WARNING, logger="monitor.kafka_runner")  # last: it also sets the handler's level
+    caplog.set_level(logging.WARNING, logger="agentwatch.ingest.kafka_runner")  # last: it also sets the handler's level
     port = free_port()
     first = EmbeddedBroker(port=port).start()
     topic = next(t for t, f in isolated_config.monitor.inputs.items() if f == "native")

@@ -7,9 +7,9 @@ import base64
 import msgspec
 import pytest
 
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.topic_io import publish_events, publish_raw
+from agentwatch.config import Config
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events, publish_raw
 from tests.kafka_helpers import event, marker_monitor, read_json
 
 pytestmark = pytest.mark.broker
@@ -85,7 +85,7 @@ def test_alerts_published_before_a_crash_are_recovered_from_the_topic(
     """Crash between flush and ledger write: the ledger lost them, the alerts topic did not."""
     from sqlalchemy import delete
 
-    from monitor.store import alert_log_positions, open_store, published_alerts
+    from agentwatch.store import alert_log_positions, open_store, published_alerts
 
     bootstrap = broker.bootstrap_servers
     events = [event(i, session=f"s{i}", target="EVIL") for i in range(10)]
@@ -108,8 +108,8 @@ def test_the_loop_survives_the_broker_going_away_and_carries_on_when_it_returns(
     import threading
     import time
 
-    from monitor.broker import free_port
-    from monitor.topics import all_topics, ensure_topics
+    from agentwatch.ingest.topics import all_topics, ensure_topics
+    from agentwatch.lab.broker import free_port
 
     port = free_port()
     first = EmbeddedBroker(port=port).start()

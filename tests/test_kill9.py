@@ -23,11 +23,11 @@ import msgspec
 import pytest
 from kafka import KafkaAdminClient
 
-from monitor import simulator
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.topic_io import publish_events
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.config import Config
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab import simulator
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events
 from tests.conftest import write_config
 from tests.kafka_helpers import read_json
 
@@ -50,7 +50,7 @@ def _variant(config: Config, name: str, tmp_path: Path) -> Config:
 
 def _run(config_path: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "--config", str(config_path), "run", *args, "--quiet"],
+        [sys.executable, "-m", "agentwatch.cli.main", "--config", str(config_path), "run", *args, "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 

@@ -7,15 +7,15 @@ from collections.abc import Iterable
 
 import pytest
 
-from detectors.novelty import Novelty, NoveltyConfig
-from detectors.rates import Rates, RatesConfig
-from detectors.session_anomaly import SessionAnomaly, SessionAnomalyConfig
-from detectors.taint_flow import TaintFlow, TaintFlowConfig
-from monitor.detector_spec import Detector, Finding, validate_detector_class
-from monitor.event import AuditEvent, from_mapping
-from monitor.fixtures import fixture_path, load_cases, run_fixture
-from monitor.session_state import SessionState, SessionTable
-from monitor.simulator import simulate
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
+from agentwatch.detect.detector_spec import Detector, Finding, validate_detector_class
+from agentwatch.detect.session_state import SessionState, SessionTable
+from agentwatch.detectors.novelty import Novelty, NoveltyConfig
+from agentwatch.detectors.rates import Rates, RatesConfig
+from agentwatch.detectors.session_anomaly import SessionAnomaly, SessionAnomalyConfig
+from agentwatch.detectors.taint_flow import TaintFlow, TaintFlowConfig
+from agentwatch.events.audit_event import AuditEvent, from_mapping
+from agentwatch.lab.simulator import simulate
 
 LEARNED = (Novelty, TaintFlow, Rates, SessionAnomaly)
 T0 = 1_767_225_600_000

@@ -15,12 +15,12 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from monitor import simulator
-from monitor.config import Config
-from monitor.event import from_mapping
-from monitor.pipeline import Pipeline, build_pipeline
-from monitor.state_checkpoint import LearnedStateSync, PartitionCheckpoints, shares_learned
-from monitor.store import open_store
+from agentwatch.config import Config
+from agentwatch.detect.pipeline import Pipeline, build_pipeline
+from agentwatch.events.audit_event import from_mapping
+from agentwatch.ingest.state_checkpoint import LearnedStateSync, PartitionCheckpoints, shares_learned
+from agentwatch.lab import simulator
+from agentwatch.store import open_store
 
 SHARED = ("novelty", "rates", "session_anomaly", "taint_flow")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monitor.detector_spec import Detector, Finding
-from monitor.event import AuditEvent, from_mapping
-from monitor.pipeline import Pipeline
-from monitor.plugins import ActiveDetector
-from monitor.policy import DetectorPolicy
-from monitor.session_state import SessionState, SessionTable
+from agentwatch.detect.detector_registry import ActiveDetector
+from agentwatch.detect.detector_spec import Detector, Finding
+from agentwatch.detect.pipeline import Pipeline
+from agentwatch.detect.policy import DetectorPolicy
+from agentwatch.detect.session_state import SessionState, SessionTable
+from agentwatch.events.audit_event import AuditEvent, from_mapping
 from tests.kafka_helpers import MarkerDetector
 
 

@@ -11,11 +11,11 @@ import msgspec
 import pytest
 from jinja2.sandbox import SecurityError
 
-from monitor.alerts import Alert
-from monitor.event import AuditEvent, rfc3339_ms
-from monitor.evidence import write_bundle
-from monitor.incident_record import ActionRecord, IncidentRecord, TimelineEntry, example_incident
-from monitor.postmortem import (
+from agentwatch.detect.alerts import Alert
+from agentwatch.events.audit_event import AuditEvent, rfc3339_ms
+from agentwatch.respond.evidence import write_bundle
+from agentwatch.respond.incident_record import ActionRecord, IncidentRecord, TimelineEntry, example_incident
+from agentwatch.respond.postmortem import (
     MAX_TIMELINE_EVENTS,
     blast_radius,
     make_environment,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from agentwatch.config import load_config
+from agentwatch.formats import get_decoder
 from bench import claude_code_otlp, corpus_art, corpus_tldr, quality
-from monitor.config import load_config
-from monitor.formats import get_decoder
 
 CORPORA = quality.DEFAULT_CORPORA
 

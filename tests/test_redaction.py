@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.redaction import might_contain_secret, redact, redact_obj
+from agentwatch.respond.redaction import might_contain_secret, redact, redact_obj
 
 # Fake secrets, assembled from pieces so secret scanners do not flag this file.
 AWS_ID = "AKIA" + "IOSFODNN7EXAMPLE"

@@ -8,13 +8,13 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
-from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams
-from monitor.event import from_mapping
-from monitor.evidence import verify_bundle
-from monitor.playbooks import discover_actions, load_playbook, load_playbooks
-from monitor.responder import Responder
-from monitor.session_guard import status_from_store
-from monitor.store import actions, open_store
+from agentwatch.events.audit_event import from_mapping
+from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams
+from agentwatch.respond.evidence import verify_bundle
+from agentwatch.respond.playbook_engine import discover_actions, load_playbook, load_playbooks
+from agentwatch.respond.responder import Responder
+from agentwatch.respond.session_guard import status_from_store
+from agentwatch.store import actions, open_store
 from tests.test_store import alert
 
 
@@ -51,7 +51,7 @@ def test_enforce_alert_terminates_in_the_batch_then_bookkeeping_runs(responder: 
     assert status_from_store(responder.engine, "s1").status == "terminated"
     responder.confirm(prepared)
     assert responder.run_pending() == 4  # evidence, postmortem, then the two approval requests
-    from monitor.incident_store import load_incident
+    from agentwatch.respond.incident_queries import load_incident
 
     with responder.engine.connect() as conn:
         incident_id = conn.execute(select(actions.c.incident_id)).scalar()
@@ -140,7 +140,7 @@ def test_shadow_playbook_records_what_it_would_do(tmp_path: Path) -> None:
     ("name: [unclosed\n", "not valid YAML"),
 ])
 def test_bad_playbooks_are_refused_with_the_file_and_field_named(tmp_path: Path, text: str, message: str) -> None:
-    from monitor.errors import ConfigError
+    from agentwatch.errors import ConfigError
 
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -155,8 +155,8 @@ def test_terminate_calls_a_signed_webhook_and_a_dead_one_does_not_hold_the_comma
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from monitor.broker import free_port
-    from monitor.webhook import verify
+    from agentwatch.lab.broker import free_port
+    from agentwatch.respond.webhook import verify
 
     received: list[tuple[dict[str, str], bytes]] = []
 

@@ -21,15 +21,15 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
-from monitor.action_spec import OutgoingMessage
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.monitor_process import start_monitor
-from monitor.playbooks import load_playbooks
-from monitor.responder import Responder
-from monitor.store import actions, incidents, open_store
-from monitor.topic_io import publish_events, read_topic
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.config import Config
+from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events, read_topic
+from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.playbook_engine import load_playbooks
+from agentwatch.respond.responder import Responder
+from agentwatch.store import actions, incidents, open_store
 from tests.conftest import write_config
 from tests.test_responder import session_events
 from tests.test_response_e2e import exfiltration_session
@@ -49,10 +49,10 @@ steps:
 
 CHILD = r"""
 import os, sys
-from monitor.config import load_config
-from monitor.kafka_runner import KafkaMonitor
-from monitor.monitor_process import start_monitor
-from monitor.responder import Responder
+from agentwatch.config import load_config
+from agentwatch.ingest.kafka_runner import KafkaMonitor
+from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.respond.responder import Responder
 
 config_path, bootstrap, window = sys.argv[1:4]
 config = load_config(config_path)

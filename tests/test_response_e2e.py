@@ -12,16 +12,16 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.evidence import verify_bundle
-from monitor.gateway import ReferenceGateway, drive_fleet
-from monitor.incident_store import list_incidents, load_incident
-from monitor.monitor_process import start_monitor
-from monitor.session_guard import BLOCK, hook_decision
-from monitor.store import open_store
-from monitor.topic_io import publish_events, read_topic
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.config import Config
+from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
+from agentwatch.lab.topic_io import publish_events, read_topic
+from agentwatch.respond.evidence import verify_bundle
+from agentwatch.respond.incident_queries import list_incidents, load_incident
+from agentwatch.respond.session_guard import BLOCK, hook_decision
+from agentwatch.store import open_store
 
 pytestmark = pytest.mark.broker
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.broker import free_port
-from monitor.server import AgentwatchServer, ServeLimits, approval_service, make_server
-from monitor.store import audit_log, open_store, session_status
+from agentwatch.lab.broker import free_port
+from agentwatch.observe.server import AgentwatchServer, ServeLimits, approval_service, make_server
+from agentwatch.store import audit_log, open_store, session_status
 
 TOKEN = "serve-test-token-4f9c2a7d1e"
 FAST = ServeLimits(request_timeout_s=1.0, keep_alive_s=1, max_connections=400, worker_threads=4)
@@ -226,7 +226,7 @@ def serve_process(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess
     config = tmp_path / "c.toml"
     config.write_text(f'[monitor]\ndata_dir = "{tmp_path / "data"}"\n')
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWATCH_")} | env
-    return subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(config), "serve", *args],
+    return subprocess.Popen([sys.executable, "-m", "agentwatch.cli.main", "--config", str(config), "serve", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)
 
 
@@ -245,7 +245,7 @@ def test_serve_reads_the_token_file_and_the_hook_sends_the_token(tmp_path: Path)
             except OSError:
                 time.sleep(0.1)
         assert get(f"{url}/v1/sessions/s", TOKEN)[0] == 200 and get(f"{url}/v1/sessions/s")[0] == 401
-        hook = [sys.executable, "-m", "monitor.cli", "hook", "claude-code", "--server", url]
+        hook = [sys.executable, "-m", "agentwatch.cli.main", "hook", "claude-code", "--server", url]
         stdin = b'{"session_id": "s", "tool_name": "Bash"}'
         base = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWATCH_")}
         done = subprocess.run(hook, input=stdin, capture_output=True, timeout=60, env=base)

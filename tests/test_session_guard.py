@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.server import make_server
-from monitor.session_guard import BLOCK, hook_decision
-from monitor.store import open_store, session_status
+from agentwatch.observe.server import make_server
+from agentwatch.respond.session_guard import BLOCK, hook_decision
+from agentwatch.store import open_store, session_status
 
 TOKEN = "guard-test-token-0123456789"
 HOOK_INPUT = json.dumps({"session_id": "sess-1", "hook_event_name": "PreToolUse", "tool_name": "Bash",
@@ -77,7 +77,7 @@ def test_the_server_refuses_the_hook_without_the_token(server: str) -> None:
 
 @pytest.mark.parametrize("fail, expected", [("closed", BLOCK), ("open", 0)])
 def test_unreachable_monitor_fails_as_configured(fail: str, expected: int) -> None:
-    from monitor.broker import free_port
+    from agentwatch.lab.broker import free_port
 
     code, message = hook_decision(HOOK_INPUT, server_url=f"http://127.0.0.1:{free_port()}", store_url="",
                                   fail=fail, timeout_s=1)  # type: ignore[arg-type]
@@ -91,6 +91,6 @@ def test_garbage_on_stdin_fails_closed() -> None:
 def test_the_cli_hook_exit_code_and_stderr(store: str, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[monitor]\nstore_url = "{store}"\n')
-    done = subprocess.run([sys.executable, "-m", "monitor.cli", "--config", str(config), "hook", "claude-code"],
+    done = subprocess.run([sys.executable, "-m", "agentwatch.cli", "--config", str(config), "hook", "claude-code"],
                           input=HOOK_INPUT, capture_output=True, timeout=60)
     assert done.returncode == 2 and b"inc-1" in done.stderr

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from monitor.event import from_mapping, parse_native
-from monitor.simulator import (
+from agentwatch.events.audit_event import from_mapping, parse_native
+from agentwatch.lab.simulator import (
     AGENT_TYPES,
     CATEGORY_AGENT_TYPES,
     DEFAULT_START_MS,
@@ -23,9 +23,9 @@ from monitor.simulator import (
     simulate,
     write_fleet,
 )
-from monitor.simulator.attacks import SCENARIOS, SUPPORTED
-from monitor.simulator.content import HOSTILE_SNIPPETS
-from monitor.simulator.session import SessionBuilder
+from agentwatch.lab.simulator.attacks import SCENARIOS, SUPPORTED
+from agentwatch.lab.simulator.content import HOSTILE_SNIPPETS
+from agentwatch.lab.simulator.session import SessionBuilder
 
 ALL_TYPES = TUNED_AGENT_TYPES + HELD_OUT_AGENT_TYPES
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from monitor.server import approval_service, make_server
-from monitor.store import approval_votes, approvals, audit_log, open_store
+from agentwatch.observe.server import approval_service, make_server
+from agentwatch.store import approval_votes, approvals, audit_log, open_store
 from tests.fake_slack import FakeSlack, WebhookReceiver
 from tests.test_approvals import ANA, APPROVER, EMAILS, GROUP, OUTSIDER, SECOND, SECRET, open_incident, request
 

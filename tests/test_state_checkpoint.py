@@ -17,11 +17,11 @@ import msgspec
 import pytest
 from kafka.partitioner.default import murmur2
 
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.kafka_runner import KafkaMonitor
-from monitor.monitor_process import start_monitor
-from monitor.topic_io import publish_events
+from agentwatch.config import Config
+from agentwatch.ingest.kafka_runner import KafkaMonitor
+from agentwatch.ingest.monitor_process import start_monitor
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_events
 from tests.kafka_helpers import read_json
 
 pytestmark = pytest.mark.broker

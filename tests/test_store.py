@@ -6,12 +6,12 @@ import msgspec
 import pytest
 from sqlalchemy import update
 
-from monitor import audit_log
-from monitor.alerts import Alert, alert_id_for
-from monitor.incident_store import list_incidents, load_incident
-from monitor.incidents import IncidentSettings, attach_alert, set_status
-from monitor.store import AlertLedger, open_store
-from monitor.store import audit_log as audit_table
+from agentwatch.detect.alerts import Alert, alert_id_for
+from agentwatch.respond import audit_log
+from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert, set_status
+from agentwatch.respond.incident_queries import list_incidents, load_incident
+from agentwatch.store import AlertLedger, open_store
+from agentwatch.store import audit_log as audit_table
 
 
 def alert(session: str = "s1", detector: str = "secret_access", severity: str = "high", revision: int = 1,
@@ -28,7 +28,7 @@ def test_schema_is_created_and_versioned(store_url: str) -> None:
     engine = open_store(store_url)  # second open: no error, same version
     from sqlalchemy import select
 
-    from monitor.store import SCHEMA_VERSION, schema_version
+    from agentwatch.store import SCHEMA_VERSION, schema_version
 
     with engine.connect() as conn:
         assert conn.execute(select(schema_version.c.version)).scalar() == SCHEMA_VERSION

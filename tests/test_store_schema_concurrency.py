@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, select, text
 
-from monitor.store import SCHEMA_VERSION, metadata, open_store, schema_version
+from agentwatch.store import SCHEMA_VERSION, metadata, open_store, schema_version
 
 PROCESSES = 5
 TRIALS = 5

@@ -19,12 +19,12 @@ def test_installed_example_package_is_discovered_and_its_fixture_passes(tmp_path
         check=True, capture_output=True,
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    listed = subprocess.run([sys.executable, "-m", "monitor.cli", "detectors", "list", "--json"],
+    listed = subprocess.run([sys.executable, "-m", "agentwatch.cli", "detectors", "list", "--json"],
                             check=True, capture_output=True, env=env)
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     assert rows["paste_sites"]["module"] == "agentwatch_paste_sites.paste_sites"
     assert "secret_access" in rows  # built-ins come through the same entry point group
-    tested = subprocess.run([sys.executable, "-m", "monitor.cli", "detectors", "test", "paste_sites", "--json"],
+    tested = subprocess.run([sys.executable, "-m", "agentwatch.cli", "detectors", "test", "paste_sites", "--json"],
                             capture_output=True, env=env)
     results = json.loads(tested.stdout)
     assert tested.returncode == 0, results
@@ -32,6 +32,6 @@ def test_installed_example_package_is_discovered_and_its_fixture_passes(tmp_path
 
 
 def test_without_installing_it_is_not_there() -> None:
-    listed = subprocess.run([sys.executable, "-m", "monitor.cli", "detectors", "list", "--json"],
+    listed = subprocess.run([sys.executable, "-m", "agentwatch.cli", "detectors", "list", "--json"],
                             check=True, capture_output=True)
     assert "paste_sites" not in {row["name"] for row in json.loads(listed.stdout)}

@@ -1,4 +1,4 @@
-"""Input formats: raw message bytes → validated :class:`~monitor.event.AuditEvent` s.
+"""Input formats: raw message bytes → validated :class:`~agentwatch.events.audit_event.AuditEvent` s.
 
 One message may hold several events (an OTLP batch) and several bad records; a
 decoder returns both, so one bad record never costs its neighbours.
@@ -11,8 +11,8 @@ from typing import Final
 
 import msgspec
 
-from monitor.errors import DecodeError
-from monitor.event import AuditEvent
+from agentwatch.errors import DecodeError
+from agentwatch.events.audit_event import AuditEvent
 
 
 class DecodeResult(msgspec.Struct, gc=False):
@@ -28,7 +28,7 @@ Decoder = Callable[[bytes, int], DecodeResult]
 
 
 def _native(raw: bytes, received_ms: int) -> DecodeResult:
-    from monitor.event import parse_native
+    from agentwatch.events.audit_event import parse_native
 
     try:
         return DecodeResult([parse_native(raw)], [])
@@ -37,13 +37,13 @@ def _native(raw: bytes, received_ms: int) -> DecodeResult:
 
 
 def _otlp_json(raw: bytes, received_ms: int) -> DecodeResult:
-    from monitor.formats.otlp_json import decode_otlp_json
+    from agentwatch.formats.otlp_json import decode_otlp_json
 
     return decode_otlp_json(raw, received_ms)
 
 
 def _claude_hook(raw: bytes, received_ms: int) -> DecodeResult:
-    from monitor.formats.claude_hook import decode_claude_hook
+    from agentwatch.formats.claude_hook import decode_claude_hook
 
     return decode_claude_hook(raw, received_ms)
 

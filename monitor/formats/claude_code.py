@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import msgspec
 
-from monitor.event import MAX_ARGS_BYTES, MAX_ID_CHARS, MAX_TEXT_CHARS, TRUNCATION_MARK
+from agentwatch.events.audit_event import MAX_ARGS_BYTES, MAX_ID_CHARS, MAX_TEXT_CHARS, TRUNCATION_MARK
 
 #: ``agent_id`` when nothing better identifies the installation.
 DEFAULT_AGENT_ID: Final = "claude-code"
@@ -136,7 +136,7 @@ def cap_args(args: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Shorten long top-level strings so the object keeps its shape under the ``args`` cap.
 
     Without this, one huge value (a whole file in ``Write.content``, a padded ``old_string``)
-    would make :func:`monitor.event.from_wire` collapse ``args`` into a truncated JSON head
+    would make :func:`agentwatch.events.audit_event.from_wire` collapse ``args`` into a truncated JSON head
     and drop the keys after it — such as the ``new_string`` that carries an injected
     instruction. Long strings share a budget of half the cap; short ones are untouched.
 
@@ -169,7 +169,7 @@ def clip_attributes(attributes: dict[str, Any], truncated: list[str]) -> None:
     """Cap every top-level string attribute in place; ``content``/``prompt`` get the full text cap.
 
     Capping each value keeps the other attributes when one is huge (the object-level cap in
-    :mod:`monitor.event` would otherwise replace them all with a truncated JSON head).
+    :mod:`agentwatch.events.audit_event` would otherwise replace them all with a truncated JSON head).
     """
     for key, value in attributes.items():
         if isinstance(value, str) and len(value) > _ATTRIBUTE_CHARS:
@@ -180,9 +180,9 @@ def clip_attributes(attributes: dict[str, Any], truncated: list[str]) -> None:
 
 
 def clip_fields(native: dict[str, Any], truncated: list[str]) -> None:
-    """Cut ``tool`` and ``target`` to the caps of :mod:`monitor.event` in place.
+    """Cut ``tool`` and ``target`` to the caps of :mod:`agentwatch.events.audit_event` in place.
 
-    :func:`monitor.event.from_wire` would cut them too, but it replaces
+    :func:`agentwatch.events.audit_event.from_wire` would cut them too, but it replaces
     ``attributes["agentwatch.truncated"]`` with its own list; cutting here keeps one
     complete list.
     """

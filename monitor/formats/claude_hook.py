@@ -10,7 +10,7 @@ A Claude Code hook receives one JSON object on stdin (``session_id``, ``transcri
 ``hook_event_name``   ``kind``      fields
 ====================  ============  ======================================================
 PreToolUse            tool_call     ``tool_name``→tool; ``tool_input``→args; target from
-                                    the input (:mod:`monitor.formats.claude_code`);
+                                    the input (:mod:`agentwatch.formats.claude_code`);
                                     encoded input size→bytes_out
 PostToolUse           tool_result   as PreToolUse, plus outcome from ``tool_response``
                                     (``success``/``is_error``/``error``; ``ok`` if silent),
@@ -47,10 +47,10 @@ from typing import Any, Final
 
 import msgspec
 
-from monitor.errors import DecodeError
-from monitor.event import MAX_MESSAGE_BYTES, AuditEvent, from_mapping
-from monitor.formats import DecodeResult
-from monitor.formats.claude_code import (
+from agentwatch.errors import DecodeError
+from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, AuditEvent, from_mapping
+from agentwatch.formats import DecodeResult
+from agentwatch.formats.claude_code import (
     DEFAULT_AGENT_ID,
     camel_to_snake,
     cap_args,
@@ -91,7 +91,7 @@ def decode_claude_hook(raw: bytes, received_ms: int) -> DecodeResult:
     Returns
     -------
     DecodeResult
-        One event, or one :class:`~monitor.errors.DecodeError`.
+        One event, or one :class:`~agentwatch.errors.DecodeError`.
     """
     if len(raw) > MAX_MESSAGE_BYTES:
         return _fail("oversized", f"message is {len(raw)} bytes (cap {MAX_MESSAGE_BYTES})")

@@ -4,7 +4,7 @@ One Kafka message is what the OpenTelemetry Collector's Kafka exporter writes wi
 ``encoding: otlp_json``: a whole ``ExportLogsServiceRequest``
 (``{"resourceLogs": [{"resource": …, "scopeLogs": [{"scope": …, "logRecords": […]}]}]}``).
 Each log record Claude Code emits (``CLAUDE_CODE_ENABLE_TELEMETRY=1``, ``OTEL_LOGS_EXPORTER=otlp``)
-becomes one native event; one bad record becomes one :class:`~monitor.errors.DecodeError` and
+becomes one native event; one bad record becomes one :class:`~agentwatch.errors.DecodeError` and
 never costs its neighbours.
 
 Event mapping (the name comes from the ``event.name`` attribute, else the record's
@@ -20,7 +20,7 @@ Claude Code event  ``kind``      fields
                                  ``tool_input_size_bytes``→bytes_out; ``tool_input`` (JSON
                                  text, ``OTEL_LOG_TOOL_DETAILS=1``) else ``tool_parameters``
                                  (JSON text; Bash ``full_command``→``command``)→args;
-                                 target from args (:mod:`monitor.formats.claude_code`)
+                                 target from args (:mod:`agentwatch.formats.claude_code`)
 ``api_request``    model_call    ``model``→target; outcome ok; ``cost_usd``; ``duration_ms``;
                                  ``input_tokens``→tokens_in; ``output_tokens``→tokens_out
 ``api_error``      model_call    ``model``→target; outcome error; ``duration_ms``
@@ -36,7 +36,7 @@ Every record: ``session.id``→session_id (required); principal = ``user.email``
 attributes are kept flat in ``attributes`` (``key: value``; ``intValue`` strings become ints,
 numeric strings Claude Code sends for token counts become ints); resource attributes are kept
 as ``resource.<key>``. A JSON text that does not parse (``tool_parameters``, ``tool_input``)
-stays as text. Long strings are cut to the caps in :mod:`monitor.event` and listed in
+stays as text. Long strings are cut to the caps in :mod:`agentwatch.events.audit_event` and listed in
 ``attributes["agentwatch.truncated"]``.
 
 ``agent_id`` — the stable identity detectors learn normal behaviour for: the resource
@@ -77,10 +77,10 @@ from typing import Any, Final
 
 import msgspec
 
-from monitor.errors import DecodeError
-from monitor.event import MAX_MESSAGE_BYTES, AuditEvent, from_mapping, to_epoch_ms, validation_reason
-from monitor.formats import DecodeResult
-from monitor.formats.claude_code import (
+from agentwatch.errors import DecodeError
+from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, AuditEvent, from_mapping, to_epoch_ms, validation_reason
+from agentwatch.formats import DecodeResult
+from agentwatch.formats.claude_code import (
     DEFAULT_AGENT_ID,
     cap_args,
     clip_attributes,
@@ -563,7 +563,7 @@ def _pop_str(attrs: dict[str, Any], key: str) -> str | None:
 def _pop_number(attrs: dict[str, Any], key: str, kind: type[int] | type[float]) -> Any:
     """``attrs[key]`` as a number, moved out; left in place if it is not one.
 
-    The range (0 .. 2^53) is :func:`monitor.event.from_mapping`'s to check: a number out of
+    The range (0 .. 2^53) is :func:`agentwatch.events.audit_event.from_mapping`'s to check: a number out of
     it is dropped there and named in ``attributes["agentwatch.invalid"]``.
     """
     number = _number(attrs.get(key), kind)

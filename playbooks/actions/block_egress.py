@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from monitor.action_spec import ActionContext, ActionOutcome, ActionParams
-from monitor.approvals import ApprovalGrant, GatedAction, control_message
-from monitor.incident_record import IncidentRecord
+from agentwatch.approve.approvals import ApprovalGrant, GatedAction, control_message
+from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
+from agentwatch.respond.incident_record import IncidentRecord
 
 MAX_TARGETS = 20
 

@@ -1,14 +1,14 @@
 """``collect_evidence``: a tamper-evident bundle of what the session did and what we did.
 
-Writes ``<data_dir>/evidence/<incident>/`` (see :mod:`monitor.evidence`) and keeps the
+Writes ``<data_dir>/evidence/<incident>/`` (see :mod:`agentwatch.respond.evidence`) and keeps the
 bundle's manifest digest in the step's result, in the store — outside the bundle, where
 rewriting the bundle cannot reach it.
 """
 
 from __future__ import annotations
 
-from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams, data_path
-from monitor.evidence import write_bundle
+from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams, data_path
+from agentwatch.respond.evidence import write_bundle
 
 
 class EvidenceParams(ActionParams):

@@ -1,7 +1,7 @@
 """``draft_postmortem``: a Markdown draft for the humans who own the incident.
 
 Written from ``playbooks/templates/postmortem.md.j2`` in a sandboxed Jinja2 environment
-(see :mod:`monitor.postmortem`), to ``<data_dir>/postmortems/<incident>/postmortem.md``
+(see :mod:`agentwatch.respond.postmortem`), to ``<data_dir>/postmortems/<incident>/postmortem.md``
 with a ``timeline.svg`` beside it, quoting the evidence bundle collected earlier.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams, data_path
-from monitor.postmortem import write_postmortem
+from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams, data_path
+from agentwatch.respond.postmortem import write_postmortem
 
 
 class PostmortemParams(ActionParams):

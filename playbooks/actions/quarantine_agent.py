@@ -1,7 +1,7 @@
 """``quarantine_agent`` (gated): stop the agent identity everywhere, not just this session.
 
 Publishes ``{type: "quarantine_agent", …}`` on ``agent.control`` (a
-:class:`monitor.approvals.ContainmentCommand`, keyed by agent id) for gateways to refuse
+:class:`agentwatch.approve.approvals.ContainmentCommand`, keyed by agent id) for gateways to refuse
 every session of the agent, and — when a webhook is configured (``webhook_url`` or the
 environment variable ``webhook_url_env``) — tells the identity system through a signed
 webhook as well. Runs only from the approval executor.
@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from monitor.action_spec import ActionContext, ActionOutcome, ActionParams
-from monitor.approvals import ApprovalGrant, GatedAction, control_message
-from monitor.incident_record import IncidentRecord
-from monitor.webhook import OptionalWebhookConfig, post_signed
+from agentwatch.approve.approvals import ApprovalGrant, GatedAction, control_message
+from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
+from agentwatch.respond.incident_record import IncidentRecord
+from agentwatch.respond.webhook import OptionalWebhookConfig, post_signed
 
 
 class QuarantineParams(OptionalWebhookConfig):

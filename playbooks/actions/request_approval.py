@@ -1,11 +1,11 @@
 """``request_approval``: ask humans before a gated containment action runs.
 
-Records a pending approval (:mod:`monitor.approvals`) with exactly what the gated
+Records a pending approval (:mod:`agentwatch.approve.approvals`) with exactly what the gated
 action would contain — computed now, shown to the approvers, used as-is when it runs —
 and returns. The Slack message is sent by the approval outbox (the responder's worker
 and ``agentwatch serve``), so a Slack outage delays the message, never the record.
 Nothing is executed here: the approval executor runs the gated action once a quorum of
-authorised approvers said yes. See :class:`monitor.approvals.ApprovalRequest` for the
+authorised approvers said yes. See :class:`agentwatch.approve.approvals.ApprovalRequest` for the
 parameters::
 
   - name: approve_revoke_credentials
@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import msgspec
 
-from monitor import approvals
-from monitor.action_spec import Action, ActionContext, ActionFailed, ActionOutcome, ActionParams
-from monitor.playbooks import discover_actions
+from agentwatch.approve import approvals
+from agentwatch.respond.action_spec import Action, ActionContext, ActionFailed, ActionOutcome, ActionParams
+from agentwatch.respond.playbook_engine import discover_actions
 
 
 class RequestApproval(Action):

@@ -1,6 +1,6 @@
 """``revoke_credentials`` (gated): ask the identity system to revoke what the agent holds.
 
-A signed webhook (:mod:`monitor.webhook`) to the URL in ``url`` or the environment
+A signed webhook (:mod:`agentwatch.respond.webhook`) to the URL in ``url`` or the environment
 variable ``url_env``, with the HMAC secret read from the environment variable
 ``secret_env``. The body names the incident, agent, session and principal, the approval
 and who approved it; ``request_id`` (also ``X-Agentwatch-Request-Id``) is the same on
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.action_spec import ActionContext, ActionOutcome, ActionParams
-from monitor.approvals import ApprovalGrant, GatedAction
-from monitor.control import command_id_for, identity_key
-from monitor.event import rfc3339_ms
-from monitor.incident_record import IncidentRecord
-from monitor.redaction import redact
-from monitor.webhook import WebhookConfig, post_signed
+from agentwatch.approve.approvals import ApprovalGrant, GatedAction
+from agentwatch.events.audit_event import rfc3339_ms
+from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
+from agentwatch.respond.control import command_id_for, identity_key
+from agentwatch.respond.incident_record import IncidentRecord
+from agentwatch.respond.redaction import redact
+from agentwatch.respond.webhook import WebhookConfig, post_signed
 
 
 class RevokeParams(WebhookConfig):

@@ -18,12 +18,13 @@ from typing import Annotated
 import msgspec
 from sqlalchemy import select
 
-from monitor import audit_log, metrics
-from monitor.action_spec import Action, ActionContext, ActionOutcome, ActionParams, OutgoingMessage
-from monitor.control import ControlCommand, command_id_for, public_command
-from monitor.event import rfc3339_ms
-from monitor.store import session_status
-from monitor.webhook import OptionalWebhookConfig, WebhookError, post_signed
+from agentwatch.events.audit_event import rfc3339_ms
+from agentwatch.observe import metrics
+from agentwatch.respond import audit_log
+from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams, OutgoingMessage
+from agentwatch.respond.control import ControlCommand, command_id_for, public_command
+from agentwatch.respond.webhook import OptionalWebhookConfig, WebhookError, post_signed
+from agentwatch.store import session_status
 
 MAX_REASON_CHARS = 500
 

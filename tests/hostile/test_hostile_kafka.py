@@ -15,15 +15,15 @@ from collections import Counter
 import msgspec
 import pytest
 
-from monitor.broker import EmbeddedBroker
-from monitor.config import Config
-from monitor.errors import DECODE_REASONS
-from monitor.formats import get_decoder
-from monitor.kafka_runner import KafkaMonitor, RunStats
-from monitor.pipeline import build_pipeline
-from monitor.store import AlertLedger, open_store
-from monitor.topic_io import publish_raw, read_topic
-from monitor.topics import all_topics, ensure_topics
+from agentwatch.config import Config
+from agentwatch.detect.pipeline import build_pipeline
+from agentwatch.errors import DECODE_REASONS
+from agentwatch.formats import get_decoder
+from agentwatch.ingest.kafka_runner import KafkaMonitor, RunStats
+from agentwatch.ingest.topics import all_topics, ensure_topics
+from agentwatch.lab.broker import EmbeddedBroker
+from agentwatch.lab.topic_io import publish_raw, read_topic
+from agentwatch.store import AlertLedger, open_store
 from tests.hostile.corpus import SMALL, Message, corpus
 
 pytestmark = pytest.mark.broker

@@ -1,0 +1,1 @@
+"""Approve: humans decide gated containment (request, vote, execute, expire)."""

@@ -1,0 +1,1 @@
+"""Slack: one way to reach approvers — messages, the Web API, button clicks."""

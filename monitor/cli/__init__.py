@@ -1,0 +1,1 @@
+"""The ``agentwatch`` command line."""

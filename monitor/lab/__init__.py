@@ -1,0 +1,1 @@
+"""The lab (``pip install 'agentwatch[lab]'``): simulator, demo, embedded broker, reference gateway, evaluation."""

@@ -1,0 +1,1 @@
+"""Observe: Prometheus metrics and the HTTP side (``serve``)."""

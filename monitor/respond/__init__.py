@@ -1,0 +1,1 @@
+"""Respond: alerts → incidents → playbook steps; evidence, postmortems, the audit log."""
