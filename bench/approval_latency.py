@@ -61,19 +61,36 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def click_body(approval_id: str, n: int, response_url: str) -> bytes:
-    payload = {"type": "block_actions", "user": {"id": APPROVER}, "trigger_id": f"{n}.bench",
-               "response_url": response_url,
-               "actions": [{"type": "button", "action_id": "agentwatch_approve", "value": approval_id,
-                            "action_ts": f"{time.time():.6f}"}]}
+    payload = {
+        "type": "block_actions",
+        "user": {"id": APPROVER},
+        "trigger_id": f"{n}.bench",
+        "response_url": response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": "agentwatch_approve",
+                "value": approval_id,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 
 
 def signed_post(url: str, body: bytes) -> int:
     ts = str(int(time.time()))
     signature = "v0=" + hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    req = urllib.request.Request(url, data=body, method="POST", headers={
-        "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature,
-        "Content-Type": "application/x-www-form-urlencoded"})
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     with urllib.request.urlopen(req, timeout=10) as response:
         return response.status
 
@@ -92,24 +109,37 @@ def run(n: int, interval_ms: float, store_url: str | None) -> dict[str, object]:
     with EmbeddedBroker() as broker, FakeSlack(users={APPROVER: "approver@example.com"}) as fake:
         ensure_topics(broker.bootstrap_servers, [TOPIC], partitions=1)
         ids = []
-        spec = msgspec.convert({"action": "quarantine_agent", "approvers": [APPROVER], "quorum": 1,
-                                "timeout_s": 3600}, ApprovalRequest)
+        spec = msgspec.convert(
+            {"action": "quarantine_agent", "approvers": [APPROVER], "quorum": 1, "timeout_s": 3600}, ApprovalRequest
+        )
         now = int(time.time() * 1000)
         with engine.begin() as conn:
             for i in range(n):
-                change = attach_alert(conn, alert(session=f"bench-{i}", agent=f"agent-{i}"), IncidentSettings(),
-                                      now, now)
+                change = attach_alert(
+                    conn, alert(session=f"bench-{i}", agent=f"agent-{i}"), IncidentSettings(), now, now
+                )
                 record = load_incident(conn, change.incident_id)
-                approval_id, _ = request(conn, step_key=f"{change.incident_id}:bench:approve", incident=record,
-                                         params=spec, subject={"agent": record.agent_id}, now=now)
+                approval_id, _ = request(
+                    conn,
+                    step_key=f"{change.incident_id}:bench:approve",
+                    incident=record,
+                    params=spec,
+                    subject={"agent": record.agent_id},
+                    now=now,
+                )
                 ids.append(approval_id)
-        env = {"AGENTWATCH_SLACK_SIGNING_SECRET": SIGNING_SECRET, "AGENTWATCH_SLACK_BOT_TOKEN": "xoxb-bench",
-               "AGENTWATCH_SLACK_CHANNEL": "C0BENCH", "AGENTWATCH_SLACK_API_URL": fake.api_url}
+        env = {
+            "AGENTWATCH_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "AGENTWATCH_SLACK_BOT_TOKEN": "xoxb-bench",
+            "AGENTWATCH_SLACK_CHANNEL": "C0BENCH",
+            "AGENTWATCH_SLACK_API_URL": fake.api_url,
+        }
         service = approval_service(engine, tmp / "data", TOPIC, broker.bootstrap_servers, environ=env)
         server = make_server("127.0.0.1", 0, engine, service)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/slack/interactions"
         try:
+
             def all_synced() -> bool:
                 with engine.connect() as conn:
                     return all(r.slack_synced_rev == r.slack_rev for r in conn.execute(select(approvals)))
@@ -123,16 +153,22 @@ def run(n: int, interval_ms: float, store_url: str | None) -> dict[str, object]:
 
             def all_executed() -> bool:
                 with engine.connect() as conn:
-                    return conn.execute(select(approvals.c.status).where(approvals.c.status != "executed")).first() \
-                        is None
+                    return (
+                        conn.execute(select(approvals.c.status).where(approvals.c.status != "executed")).first() is None
+                    )
 
             wait_until(all_executed, 120, "every approved action to execute")
             elapsed = time.perf_counter() - started
             with engine.connect() as conn:
                 rows = conn.execute(select(approvals.c.received_ms, approvals.c.executed_ms)).all()
             latencies = [float(r.executed_ms - r.received_ms) for r in rows]
-            consumer = KafkaConsumer(TOPIC, bootstrap_servers=broker.bootstrap_servers, group_id=None,
-                                     auto_offset_reset="earliest", consumer_timeout_ms=3000)
+            consumer = KafkaConsumer(
+                TOPIC,
+                bootstrap_servers=broker.bootstrap_servers,
+                group_id=None,
+                auto_offset_reset="earliest",
+                consumer_timeout_ms=3000,
+            )
             commands = [msgspec.json.decode(m.value) for m in consumer]
             consumer.close()
         finally:
@@ -140,13 +176,19 @@ def run(n: int, interval_ms: float, store_url: str | None) -> dict[str, object]:
             server.server_close()
     published = [c for c in commands if c["type"] == "quarantine_agent"]
     return {
-        "approvals": n, "interval_ms": interval_ms, "store": engine.dialect.name,
-        "executed": len(latencies), "commands_published": len(published),
+        "approvals": n,
+        "interval_ms": interval_ms,
+        "store": engine.dialect.name,
+        "executed": len(latencies),
+        "commands_published": len(published),
         "distinct_commands": len({c["command_id"] for c in published}),
-        "p50_ms": percentile(latencies, 0.50), "p90_ms": percentile(latencies, 0.90),
-        "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies),
+        "p50_ms": percentile(latencies, 0.50),
+        "p90_ms": percentile(latencies, 0.90),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": max(latencies),
         "mean_ms": round(statistics.mean(latencies), 1),
-        "wall_s": round(elapsed, 2), "budget_p99_ms": BUDGET_P99_MS,
+        "wall_s": round(elapsed, 2),
+        "budget_p99_ms": BUDGET_P99_MS,
         "within_budget": percentile(latencies, 0.99) <= BUDGET_P99_MS,
     }
 

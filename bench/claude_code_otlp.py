@@ -109,8 +109,13 @@ class SessionBuilder:
 
     def api_request(self, input_tokens: int = 1800, output_tokens: int = 240) -> int:
         attrs = {
-            "model": MODEL, "cost_usd": "0.0121", "duration_ms": "3100", "input_tokens": str(input_tokens),
-            "output_tokens": str(output_tokens), "cache_read_tokens": "42000", "cache_creation_tokens": "0",
+            "model": MODEL,
+            "cost_usd": "0.0121",
+            "duration_ms": "3100",
+            "input_tokens": str(input_tokens),
+            "output_tokens": str(output_tokens),
+            "cache_read_tokens": "42000",
+            "cache_creation_tokens": "0",
             "speed": "normal",
         }
         return self._add("api_request", attrs)
@@ -137,8 +142,13 @@ class SessionBuilder:
         decision = self._add("tool_decision", {"decision": "accept", "source": "config", "tool_name": tool})
         self._clock += 200
         attrs = {
-            "tool_name": tool, "success": "true", "duration_ms": "215", **extra,
-            "tool_result_size_bytes": str(result_bytes), "decision_source": "config", "decision_type": "accept",
+            "tool_name": tool,
+            "success": "true",
+            "duration_ms": "215",
+            **extra,
+            "tool_result_size_bytes": str(result_bytes),
+            "decision_source": "config",
+            "decision_type": "accept",
             "tool_use_id": use_id,
         }
         result = self._add("tool_result", attrs)
@@ -180,12 +190,16 @@ class SessionBuilder:
             {"key": "host.name", "value": {"stringValue": self.identity.host}},
         ]
         request = {
-            "resourceLogs": [{
-                "resource": {"attributes": resource},
-                "scopeLogs": [{
-                    "scope": {"name": "com.anthropic.claude_code.events", "version": SERVICE_VERSION},
-                    "logRecords": self.records,
-                }],
-            }]
+            "resourceLogs": [
+                {
+                    "resource": {"attributes": resource},
+                    "scopeLogs": [
+                        {
+                            "scope": {"name": "com.anthropic.claude_code.events", "version": SERVICE_VERSION},
+                            "logRecords": self.records,
+                        }
+                    ],
+                }
+            ]
         }
         return json.dumps(request, separators=(",", ":")).encode()

@@ -30,8 +30,16 @@ from agentwatch.lab import simulator
 
 DETECTOR_BUDGET_US = 25.0
 PATHOLOGICAL_BUDGET_S = 0.05
-UNITS = ("A", "lorem ipsum dolor sit amet ", "=-", "\u00e9\u00e8\u00ea ", "rm -rf ", "pip install a ", "<!-- ",
-         "@x.io ")
+UNITS = (
+    "A",
+    "lorem ipsum dolor sit amet ",
+    "=-",
+    "\u00e9\u00e8\u00ea ",
+    "rm -rf ",
+    "pip install a ",
+    "<!-- ",
+    "@x.io ",
+)
 
 
 def typical_us(cls, events) -> float:  # type: ignore[no-untyped-def]
@@ -51,10 +59,22 @@ def worst_pathological_s(cls) -> float:  # type: ignore[no-untyped-def]
     detector, table, worst = cls(), SessionTable(), 0.0
     for n, unit in enumerate(UNITS):
         text = (unit * (8000 // len(unit) + 1))[:8000]
-        for i, raw in enumerate(({"tool": "Bash", "target": text, "args": {"command": text}},
-                                 {"kind": "tool_result", "tool": "Bash", "attributes": {"content": text}})):
-            event = from_mapping({"event_id": f"p{n}-{i}", "ts": 1_767_225_600_000 + n * 10 + i, "session_id": "p",
-                                  "agent_id": "a", "kind": "tool_call", **raw})
+        for i, raw in enumerate(
+            (
+                {"tool": "Bash", "target": text, "args": {"command": text}},
+                {"kind": "tool_result", "tool": "Bash", "attributes": {"content": text}},
+            )
+        ):
+            event = from_mapping(
+                {
+                    "event_id": f"p{n}-{i}",
+                    "ts": 1_767_225_600_000 + n * 10 + i,
+                    "session_id": "p",
+                    "agent_id": "a",
+                    "kind": "tool_call",
+                    **raw,
+                }
+            )
             session = table.touch(event)[0]
             started = time.perf_counter()
             detector.observe(event, session)
@@ -71,10 +91,19 @@ def main() -> None:
     events = [from_mapping(e) for e in fleet.events]
     rows = []
     for name, cls in discover_detectors().items():
-        rows.append({"detector": name, "declared_us": cls.cost_us, "measured_us": round(typical_us(cls, events), 2),
-                     "worst_pathological_ms": round(worst_pathological_s(cls) * 1e3, 2)})
-    total = {"declared_us": sum(r["declared_us"] for r in rows), "measured_us": sum(r["measured_us"] for r in rows),
-             "budget_us": DETECTOR_BUDGET_US}
+        rows.append(
+            {
+                "detector": name,
+                "declared_us": cls.cost_us,
+                "measured_us": round(typical_us(cls, events), 2),
+                "worst_pathological_ms": round(worst_pathological_s(cls) * 1e3, 2),
+            }
+        )
+    total = {
+        "declared_us": sum(r["declared_us"] for r in rows),
+        "measured_us": sum(r["measured_us"] for r in rows),
+        "budget_us": DETECTOR_BUDGET_US,
+    }
     if args.json:
         print(json.dumps({"events": len(events), "detectors": rows, "total": total}))
         return
@@ -84,10 +113,15 @@ def main() -> None:
         table.add_column(column)
     for r in rows:
         slow = r["worst_pathological_ms"] > PATHOLOGICAL_BUDGET_S * 1e3
-        table.add_row(r["detector"], f"{r['declared_us']:g}", f"{r['measured_us']:g}",
-                      f"[red]{r['worst_pathological_ms']:g}[/red]" if slow else f"{r['worst_pathological_ms']:g}")
-    table.add_row("total", f"{total['declared_us']:g}", f"{total['measured_us']:g}",
-                  f"budget {DETECTOR_BUDGET_US:g} µs")
+        table.add_row(
+            r["detector"],
+            f"{r['declared_us']:g}",
+            f"{r['measured_us']:g}",
+            f"[red]{r['worst_pathological_ms']:g}[/red]" if slow else f"{r['worst_pathological_ms']:g}",
+        )
+    table.add_row(
+        "total", f"{total['declared_us']:g}", f"{total['measured_us']:g}", f"budget {DETECTOR_BUDGET_US:g} µs"
+    )
     Console().print(table)
 
 

@@ -67,13 +67,32 @@ DEFAULT_CORPORA: Final = REPO.parent / "shared" / "corpora"
 START_MS: Final = 1_772_442_000_000
 #: ATT&CK's tactic order, and the tactics with a ≥ 90 % recall target (issue 11).
 TACTIC_ORDER: Final = (
-    "initial-access", "execution", "persistence", "privilege-escalation", "defense-evasion", "credential-access",
-    "discovery", "lateral-movement", "collection", "command-and-control", "exfiltration", "impact", "unmapped",
+    "initial-access",
+    "execution",
+    "persistence",
+    "privilege-escalation",
+    "defense-evasion",
+    "credential-access",
+    "discovery",
+    "lateral-movement",
+    "collection",
+    "command-and-control",
+    "exfiltration",
+    "impact",
+    "unmapped",
 )
-TARGET_TACTICS: Final = frozenset({
-    "credential-access", "exfiltration", "persistence", "privilege-escalation", "defense-evasion", "impact",
-    "command-and-control", "execution",
-})
+TARGET_TACTICS: Final = frozenset(
+    {
+        "credential-access",
+        "exfiltration",
+        "persistence",
+        "privilege-escalation",
+        "defense-evasion",
+        "impact",
+        "command-and-control",
+        "execution",
+    }
+)
 _alert_decoder = msgspec.json.Decoder(Alert)
 
 
@@ -157,18 +176,26 @@ class FindingRecorder:
     def __init__(self, pipeline: Pipeline) -> None:
         original = getattr(pipeline, "_decide", None)
         if original is None:
-            raise RuntimeError("agentwatch.detect.pipeline.Pipeline has no _decide step; "
-                               "update bench/quality.py's recorder")
+            raise RuntimeError(
+                "agentwatch.detect.pipeline.Pipeline has no _decide step; update bench/quality.py's recorder"
+            )
         self.findings: list[RecordedFinding] = []
 
         def recording(active: Any, found: Sequence[Any], session: Any, event: Any) -> list[Alert]:
             policy = active.policy
             for finding in found:
                 severity = policy.severity_for(finding.score) if policy.qualifies(finding.score) else None
-                self.findings.append(RecordedFinding(
-                    active.name, finding.rule or "-", severity, policy.mode, session.session_id,
-                    tuple(finding.event_ids) or (event.event_id,), event.event_id,
-                ))
+                self.findings.append(
+                    RecordedFinding(
+                        active.name,
+                        finding.rule or "-",
+                        severity,
+                        policy.mode,
+                        session.session_id,
+                        tuple(finding.event_ids) or (event.event_id,),
+                        event.event_id,
+                    )
+                )
             return original(active, found, session, event)
 
         pipeline._decide = recording  # type: ignore[method-assign]
@@ -210,8 +237,10 @@ def replay_and_score(
         decode_errors += len(decoded.errors)
         ids = [event.event_id for event in decoded.events]
         if len(ids) != session.events:
-            raise RuntimeError(f"{run.name}: session {session.session_id} decoded to {len(ids)} events, "
-                               f"built {session.events} ({[e.reason for e in decoded.errors]})")
+            raise RuntimeError(
+                f"{run.name}: session {session.session_id} decoded to {len(ids)} events, "
+                f"built {session.events} ({[e.reason for e in decoded.errors]})"
+            )
         for position, event_id in enumerate(ids):
             position_of[event_id] = position
         for item in session.items:
@@ -314,7 +343,9 @@ def _distribution(values: list[int]) -> dict[str, Any]:
         return {"n": 0}
     ordered = sorted(values)
     return {
-        "n": len(values), "median": statistics.median(ordered), "p90": ordered[int(0.9 * (len(ordered) - 1))],
+        "n": len(values),
+        "median": statistics.median(ordered),
+        "p90": ordered[int(0.9 * (len(ordered) - 1))],
         "max": ordered[-1],
     }
 
@@ -336,8 +367,11 @@ class AtomicRedTeamAdapter:
     def runs(self, options: Options) -> list[CorpusRun]:
         tests = corpus_art.load_tests(options.corpora / "atomic-red-team", options.limit)
         return [
-            CorpusRun(f"art_{variant}", "otlp-json",
-                      corpus_art.build_sessions(tests, variant, start_ms=START_MS, agents=options.agents))
+            CorpusRun(
+                f"art_{variant}",
+                "otlp-json",
+                corpus_art.build_sessions(tests, variant, start_ms=START_MS, agents=options.agents),
+            )
             for variant in corpus_art.VARIANTS
         ]
 
@@ -368,9 +402,13 @@ class AtomicRedTeamAdapter:
             "context_by_detector": item_counts(context)["by_detector"],
             "misses": len(misses),
             "misses_shown": [
-                {"guid": e.item.meta["guid"], "technique": e.item.meta["technique"],
-                 "tactics": e.item.meta["tactics"], "name": e.item.meta["name"],
-                 "command": _clip(e.item.meta["command"])}
+                {
+                    "guid": e.item.meta["guid"],
+                    "technique": e.item.meta["technique"],
+                    "tactics": e.item.meta["tactics"],
+                    "name": e.item.meta["name"],
+                    "command": _clip(e.item.meta["command"]),
+                }
                 for e in misses[: options.show_misses]
             ],
         } | {"run": scored.stats}
@@ -390,7 +428,10 @@ class TldrAdapter:
     def runs(self, options: Options) -> list[CorpusRun]:
         examples = corpus_tldr.load_examples(options.corpora / "tldr", options.limit, options.seed)
         sessions = corpus_tldr.build_sessions(
-            examples, start_ms=START_MS, per_session=options.tldr_per_session, agents=options.agents,
+            examples,
+            start_ms=START_MS,
+            per_session=options.tldr_per_session,
+            agents=options.agents,
             seed=options.seed,
         )
         return [CorpusRun("tldr", "otlp-json", sessions)]
@@ -416,8 +457,12 @@ class TldrAdapter:
                 "by_detector": counts["by_detector"],
                 "by_rule": counts["by_rule"],
                 "flagged_shown": [
-                    {"page": e.item.meta["page"], "command": _clip(e.item.meta["command"]),
-                     "detectors": dict(sorted(e.detectors.items())), "rules": sorted(e.rules)}
+                    {
+                        "page": e.item.meta["page"],
+                        "command": _clip(e.item.meta["command"]),
+                        "detectors": dict(sorted(e.detectors.items())),
+                        "rules": sorted(e.rules),
+                    }
                     for e in flagged[: options.show_flagged]
                 ],
             }
@@ -440,17 +485,23 @@ def check_corpora(options: Options, adapters: Iterable[CorpusAdapter]) -> None:
     """Raise :class:`CorporaMissing` with a one-line message and hint if anything is absent."""
     root = options.corpora
     if not root.is_dir():
-        raise CorporaMissing(f"corpora directory {root} not found; hint: the third-party corpora live beside the "
-                             f"repository in ../shared/corpora — pass --corpora DIR")
+        raise CorporaMissing(
+            f"corpora directory {root} not found; hint: the third-party corpora live beside the "
+            f"repository in ../shared/corpora — pass --corpora DIR"
+        )
     for adapter in adapters:
         for relative in adapter.required:
             if not (root / relative).exists():
-                raise CorporaMissing(f"{root / relative} not found ({adapter.name}); hint: pass --corpora DIR "
-                                     f"pointing at the shared corpora folder (see its README.md)")
+                raise CorporaMissing(
+                    f"{root / relative} not found ({adapter.name}); hint: pass --corpora DIR "
+                    f"pointing at the shared corpora folder (see its README.md)"
+                )
 
 
 def run_quality(
-    options: Options, names: Sequence[str] | None = None, config: Config | None = None,
+    options: Options,
+    names: Sequence[str] | None = None,
+    config: Config | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build, replay and score every selected corpus; the report as a plain dict."""
@@ -492,7 +543,7 @@ def run_quality(
         "events_per_cpu_second": round(total_events / total_cpu) if total_cpu else None,
         "wall_seconds_total": round(time.perf_counter() - started, 1),
         "how": "agentwatch.ingest.replay.replay_file over one OTLP/JSON request per session, default detectors, "
-               "one process on this machine",
+        "one process on this machine",
     }
     return report
 
@@ -504,13 +555,17 @@ def _pct(value: float | None) -> str:
 def render(report: dict[str, Any], out: Callable[[str], None] = print) -> None:
     """The report for people: recall per tactic, rule hits, flagged benign commands, misses."""
     sev = report["min_severity"]
-    out(f"agentwatch quality bench — corpora {report['corpora']}, alert ≥ {sev}, limit {report['limit']}"
-        + (f", ignoring {', '.join(report['ignored_rules'])}" if report["ignored_rules"] else ""))
+    out(
+        f"agentwatch quality bench — corpora {report['corpora']}, alert ≥ {sev}, limit {report['limit']}"
+        + (f", ignoring {', '.join(report['ignored_rules'])}" if report["ignored_rules"] else "")
+    )
     runs = report["corpus"]
     art = [r for r in runs.values() if r["corpus"] == "art"]
     if art:
-        out("\nAtomic Red Team: recall per ATT&CK tactic (a technique counts under each of its tactics; "
-            "* = target ≥ 90%)")
+        out(
+            "\nAtomic Red Team: recall per ATT&CK tactic (a technique counts under each of its tactics; "
+            "* = target ≥ 90%)"
+        )
         tactics = [t for t in TACTIC_ORDER if any(t in r["by_tactic"] for r in art)]
         header = f"  {'tactic':<24}" + "".join(f"{r['variant']:>22}" for r in art)
         out(header)
@@ -521,13 +576,17 @@ def render(report: dict[str, Any], out: Callable[[str], None] = print) -> None:
                 cells.append(f"{cell['detected']:>4}/{cell['tests']:<4}{_pct(cell['recall']):>8}" if cell else "-")
             mark = "*" if tactic in TARGET_TACTICS else " "
             out(f"  {mark}{tactic:<23}" + "".join(f"{c:>22}" for c in cells))
-        out(f"  {'all tests':<24}" + "".join(
-            f"{r['detected']:>4}/{r['tests']:<4}{_pct(r['recall']):>8}".rjust(22) for r in art))
+        out(
+            f"  {'all tests':<24}"
+            + "".join(f"{r['detected']:>4}/{r['tests']:<4}{_pct(r['recall']):>8}".rjust(22) for r in art)
+        )
         for r in art:
             out(f"\n  [{r['variant']}] detectors (tests detected): {_counts(r['by_detector'])}")
             out(f"  [{r['variant']}] rules (tests with a finding ≥ {sev} on own events): {_counts(r['by_rule'])}")
-            out(f"  [{r['variant']}] events to detect: {r['events_to_detect']}; context steps flagged: "
-                f"{r['context_flagged']} {_counts(r['context_by_detector'])}")
+            out(
+                f"  [{r['variant']}] events to detect: {r['events_to_detect']}; context steps flagged: "
+                f"{r['context_flagged']} {_counts(r['context_by_detector'])}"
+            )
             _render_run(r["run"], out)
             out(f"  [{r['variant']}] misses: {r['misses']} (showing {len(r['misses_shown'])})")
             for miss in r["misses_shown"]:
@@ -538,27 +597,35 @@ def render(report: dict[str, Any], out: Callable[[str], None] = print) -> None:
         out(f"\ntldr-pages: example commands alerting ≥ {sev} on their own events")
         for label in ("benign", "offensive"):
             g = tldr[label]
-            out(f"  {label:<10} {g['flagged']}/{g['commands']} commands ({_pct(g['rate'])}) from {g['pages']} pages; "
-                f"sessions flagged {g['sessions_flagged']}/{g['sessions']}")
+            out(
+                f"  {label:<10} {g['flagged']}/{g['commands']} commands ({_pct(g['rate'])}) from {g['pages']} pages; "
+                f"sessions flagged {g['sessions_flagged']}/{g['sessions']}"
+            )
             out(f"    detectors: {_counts(g['by_detector'])}")
             out(f"    rules: {_counts(g['by_rule'])}")
             for hit in g["flagged_shown"]:
-                out(f"    {hit['page']:<28} {','.join(f'{d}:{s}' for d, s in hit['detectors'].items()):<32} "
-                    f"$ {hit['command']}")
+                out(
+                    f"    {hit['page']:<28} {','.join(f'{d}:{s}' for d, s in hit['detectors'].items()):<32} "
+                    f"$ {hit['command']}"
+                )
         _render_run(tldr["run"], out)
     columns = [(name, run["by_rule"]) for name, run in runs.items() if "by_rule" in run]
     if tldr:
         columns += [(f"tldr_{g}", tldr[g]["by_rule"]) for g in ("benign", "offensive")]
-    rules = sorted({rule for _, counts in columns for rule in counts},
-                   key=lambda rule: -sum(counts.get(rule, 0) for _, counts in columns))
+    rules = sorted(
+        {rule for _, counts in columns for rule in counts},
+        key=lambda rule: -sum(counts.get(rule, 0) for _, counts in columns),
+    )
     if rules:
         out(f"\nrules: items with a finding ≥ {sev} on their own events, per run")
         out(f"  {'rule':<44}" + "".join(f"{name:>20}" for name, _ in columns))
         for rule in rules:
             out(f"  {rule:<44}" + "".join(f"{counts.get(rule, 0):>20}" for _, counts in columns))
     r = report["replay"]
-    out(f"\nreplay: {r['events']} events in {r['seconds']} s = {r['events_per_second']} events/s wall, "
-        f"{r['events_per_cpu_second']} events per CPU-second ({r['how']}); whole bench {r['wall_seconds_total']} s")
+    out(
+        f"\nreplay: {r['events']} events in {r['seconds']} s = {r['events_per_second']} events/s wall, "
+        f"{r['events_per_cpu_second']} events per CPU-second ({r['how']}); whole bench {r['wall_seconds_total']} s"
+    )
 
 
 def _counts(counter: dict[str, int], top: int = 12) -> str:
@@ -577,31 +644,51 @@ def _render_run(stats: dict[str, Any], out: Callable[[str], None]) -> None:
         problems.append(f"detector errors {stats['plugin_errors']}")
     if not stats["instrumented_pass_matches"]:
         problems.append("instrumented pass published different alerts")
-    out(f"    replay: {stats['sessions']} sessions, {stats['events']} events, {stats['alerts']} alerts "
+    out(
+        f"    replay: {stats['sessions']} sessions, {stats['events']} events, {stats['alerts']} alerts "
         f"{stats['alerts_by_severity']}, {stats['events_per_second']} events/s"
-        + (f"; PROBLEMS: {'; '.join(problems)}" if problems else ""))
+        + (f"; PROBLEMS: {'; '.join(problems)}" if problems else "")
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA,
-                        help=f"third-party corpora folder (default: {DEFAULT_CORPORA})")
-    parser.add_argument("--only", default=",".join(ADAPTERS),
-                        help=f"comma-separated corpora to run (default: all of {', '.join(ADAPTERS)})")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="quick run: the first N Atomic tests and N sampled tldr pages")
-    parser.add_argument("--min-severity", choices=SEVERITIES, default="medium",
-                        help="an alert counts at or above this severity (default: medium)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--corpora", type=Path, default=DEFAULT_CORPORA, help=f"third-party corpora folder (default: {DEFAULT_CORPORA})"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(ADAPTERS),
+        help=f"comma-separated corpora to run (default: all of {', '.join(ADAPTERS)})",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="quick run: the first N Atomic tests and N sampled tldr pages"
+    )
+    parser.add_argument(
+        "--min-severity",
+        choices=SEVERITIES,
+        default="medium",
+        help="an alert counts at or above this severity (default: medium)",
+    )
     parser.add_argument("--seed", type=int, default=1234, help="shuffling/sampling seed (default: 1234)")
     parser.add_argument("--agents", type=int, default=8, help="developers (agent ids) per corpus pool (default: 8)")
     parser.add_argument("--tldr-per-session", type=int, default=10, help="tldr commands per session (default: 10)")
     parser.add_argument("--show-misses", type=int, default=20, metavar="N", help="missed tests to list per variant")
     parser.add_argument("--show-flagged", type=int, default=25, metavar="N", help="flagged tldr commands to list")
-    parser.add_argument("--config", default=None,
-                        help="agentwatch TOML config (default: the shipped defaults; AGENTWATCH_CONFIG is ignored)")
-    parser.add_argument("--ignore-rule", action="append", default=[], metavar="DETECTOR/RULE",
-                        help="do not count this rule's findings (repeatable), e.g. privilege_changes/sudo")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="agentwatch TOML config (default: the shipped defaults; AGENTWATCH_CONFIG is ignored)",
+    )
+    parser.add_argument(
+        "--ignore-rule",
+        action="append",
+        default=[],
+        metavar="DETECTOR/RULE",
+        help="do not count this rule's findings (repeatable), e.g. privilege_changes/sudo",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -611,15 +698,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be ≥ 1")
     options = Options(
-        corpora=args.corpora, limit=args.limit, min_severity=args.min_severity, seed=args.seed, agents=args.agents,
-        tldr_per_session=args.tldr_per_session, show_misses=args.show_misses, show_flagged=args.show_flagged,
+        corpora=args.corpora,
+        limit=args.limit,
+        min_severity=args.min_severity,
+        seed=args.seed,
+        agents=args.agents,
+        tldr_per_session=args.tldr_per_session,
+        show_misses=args.show_misses,
+        show_flagged=args.show_flagged,
         ignore_rules=frozenset(args.ignore_rule),
     )
     saved = os.environ.pop("AGENTWATCH_CONFIG", None)  # the bench measures the defaults unless told otherwise
     try:
         config = load_config(args.config)
-        report = run_quality(options, names, config,
-                             progress=None if args.json else lambda m: print(m, file=sys.stderr))
+        report = run_quality(
+            options, names, config, progress=None if args.json else lambda m: print(m, file=sys.stderr)
+        )
     except (CorporaMissing, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -48,8 +48,15 @@ PARTITIONS = 4
 
 
 def bare_consumer_rate(bootstrap: str, topic: str, expected: int) -> float:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="bench-bare", enable_auto_commit=False,
-                             auto_offset_reset="earliest", max_poll_records=2000, **GROUP_TIMEOUTS)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id="bench-bare",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2000,
+        **GROUP_TIMEOUTS,
+    )
     seen = 0
     first = None
     try:
@@ -107,11 +114,26 @@ def latency(bootstrap: str, config: Config, events: list[dict], rate: float, wor
     config_path.write_text(
         f'[monitor]\ndata_dir = "{config.monitor.data_dir}"\ngroup_id = "{config.monitor.group_id}"\n'
         f'alerts_topic = "{config.monitor.alerts_topic}"\ndlq_topic = "{config.monitor.dlq_topic}"\n'
-        f'control_topic = "{config.monitor.control_topic}"\n[monitor.inputs]\n{inputs}\n')
+        f'control_topic = "{config.monitor.control_topic}"\n[monitor.inputs]\n{inputs}\n'
+    )
     ensure_topics(bootstrap, [config.monitor.alerts_topic, config.monitor.dlq_topic, config.monitor.control_topic])
-    monitor = subprocess.Popen([sys.executable, "-m", "agentwatch.cli", "--config", str(config_path), "run",
-                                "--bootstrap-servers", bootstrap, "--quiet", "--exit-on-idle", "5"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    monitor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agentwatch.cli",
+            "--config",
+            str(config_path),
+            "run",
+            "--bootstrap-servers",
+            bootstrap,
+            "--quiet",
+            "--exit-on-idle",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     time.sleep(6)  # consumer group join (no records yet, so the idle clock has not started)
     # Event time ends now, so incident and containment clocks read naturally.
     shift = int(time.time() * 1000) - max(e["ts"] for e in events)
@@ -129,18 +151,27 @@ def latency(bootstrap: str, config: Config, events: list[dict], rate: float, wor
         if a["mode"] == "enforce" and a["severity"] in ("high", "critical") and a["event_id"] in produced:
             if a["session_id"] not in trigger or t < trigger[a["session_id"]][0]:
                 trigger[a["session_id"]] = (t, a["event_id"])
-    to_terminate = sorted(t - produced[trigger[c["session_id"]][1]]
-                          for t, c in _records(bootstrap, config.monitor.control_topic)
-                          if c["type"] == "terminate_session" and c["session_id"] in trigger)
-    return {"rate": rate, "event_to_alert_ms": _percentiles(to_alert),
-            "event_to_terminate_ms": _percentiles(to_terminate)}
+    to_terminate = sorted(
+        t - produced[trigger[c["session_id"]][1]]
+        for t, c in _records(bootstrap, config.monitor.control_topic)
+        if c["type"] == "terminate_session" and c["session_id"] in trigger
+    )
+    return {
+        "rate": rate,
+        "event_to_alert_ms": _percentiles(to_alert),
+        "event_to_terminate_ms": _percentiles(to_terminate),
+    }
 
 
 def _percentiles(values: list[int]) -> dict[str, float]:
     if not values:
         return {"n": 0}
-    return {"n": len(values), "p50": values[len(values) // 2],
-            "p99": values[min(len(values) - 1, int(len(values) * 0.99))], "max": values[-1]}
+    return {
+        "n": len(values),
+        "p50": values[len(values) // 2],
+        "p99": values[min(len(values) - 1, int(len(values) * 0.99))],
+        "max": values[-1],
+    }
 
 
 def _records(bootstrap: str, topic: str) -> list[tuple[int, dict]]:  # type: ignore[type-arg]
@@ -152,22 +183,36 @@ def _timestamps(bootstrap: str, topic: str, key: str) -> dict[str, int]:
 
 
 def bench_config(name: str, data_dir: Path) -> Config:
-    return Config(monitor=MonitorSettings(
-        data_dir=str(data_dir / name), group_id=f"bench-{name}", inputs={f"bench.{name}": "native"},
-        alerts_topic=f"bench.{name}.alerts", dlq_topic=f"bench.{name}.dlq", control_topic=f"bench.{name}.control",
-    ))
+    return Config(
+        monitor=MonitorSettings(
+            data_dir=str(data_dir / name),
+            group_id=f"bench-{name}",
+            inputs={f"bench.{name}": "native"},
+            alerts_topic=f"bench.{name}.alerts",
+            dlq_topic=f"bench.{name}.dlq",
+            control_topic=f"bench.{name}.control",
+        )
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=4000, help="simulated sessions (≈20 events each)")
     parser.add_argument("--latency-sessions", type=int, default=1000)
-    parser.add_argument("--latency-attack-ratio", type=float, default=0.1,
-                        help="share of attack sessions in the latency run (more alerts to measure)")
+    parser.add_argument(
+        "--latency-attack-ratio",
+        type=float,
+        default=0.1,
+        help="share of attack sessions in the latency run (more alerts to measure)",
+    )
     parser.add_argument("--rate", type=float, default=2000.0, help="events/s for the latency run")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--attack-ratio", type=float, default=0.02,
-                        help="share of attack sessions (each opens an incident and runs playbooks)")
+    parser.add_argument(
+        "--attack-ratio",
+        type=float,
+        default=0.02,
+        help="share of attack sessions (each opens an incident and runs playbooks)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     console = Console(stderr=True)
@@ -185,14 +230,19 @@ def main() -> int:
         bare = bare_consumer_rate(bootstrap, topic, n)
         console.print("agentwatch run (all default detectors)…")
         ours, alerts = monitor_rate(bootstrap, config, n)
-        results["throughput"] = {"bare_events_per_s": round(bare), "run_events_per_s": round(ours),
-                                 "ratio": round(ours / bare, 3), "alerts": alerts}
+        results["throughput"] = {
+            "bare_events_per_s": round(bare),
+            "run_events_per_s": round(ours),
+            "ratio": round(ours / bare, 3),
+            "alerts": alerts,
+        }
         console.print("replay…")
         rate, replay_alerts = replay_rate(fleet.events, config)
         results["replay"] = {"events_per_s": round(rate), "alerts": replay_alerts}
         console.print(f"latency at {args.rate:g} events/s…")
-        small = simulator.simulate(seed=args.seed + 1, sessions=args.latency_sessions,
-                                   attack_ratio=args.latency_attack_ratio)
+        small = simulator.simulate(
+            seed=args.seed + 1, sessions=args.latency_sessions, attack_ratio=args.latency_attack_ratio
+        )
         lat_config = bench_config("latency", Path(tmp))
         ensure_topics(bootstrap, list(lat_config.monitor.inputs), partitions=PARTITIONS)
         results["latency"] = latency(bootstrap, lat_config, small.events, args.rate, Path(tmp))
@@ -209,8 +259,10 @@ def main() -> int:
     table.add_row("ratio run / bare", f"{t['ratio']:.2f}", "≥ 0.50")  # type: ignore[index]
     table.add_row("replay, events/s (one core)", f"{results['replay']['events_per_s']:,}", "≥ 30,000")  # type: ignore[index]
     lat = results["latency"]
-    for key, what, budget in (("event_to_alert_ms", "event → alert", "≤ 250"),
-                              ("event_to_terminate_ms", "event → terminate_session", "≤ 500")):
+    for key, what, budget in (
+        ("event_to_alert_ms", "event → alert", "≤ 250"),
+        ("event_to_terminate_ms", "event → terminate_session", "≤ 500"),
+    ):
         figures = lat[key]  # type: ignore[index]
         if figures.get("n"):
             table.add_row(f"{what} p50 ms @ {args.rate:g}/s (n={figures['n']})", f"{figures['p50']}", "")

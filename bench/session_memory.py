@@ -31,12 +31,28 @@ def rss_bytes() -> int:
 
 def session_events(n: int, start_ms: int) -> list[dict]:  # type: ignore[type-arg]
     sid, agent = f"mem-{n:07d}", f"coder-{n % 500}"
-    steps = [("session_start", None, None), ("prompt", None, None),
-             ("tool_call", "Read", f"/repo/src/module_{n % 97}.py"), ("tool_result", "Read", None),
-             ("tool_call", "Bash", "pytest -q tests/"), ("tool_result", "Bash", None)]
-    return [{"event_id": f"{sid}:{i}", "ts": start_ms + n * 10 + i, "session_id": sid, "agent_id": agent,
-             "principal": f"dev{n % 200}@acme.example", "kind": kind, "tool": tool, "target": target,
-             "outcome": "ok" if kind == "tool_result" else None} for i, (kind, tool, target) in enumerate(steps)]
+    steps = [
+        ("session_start", None, None),
+        ("prompt", None, None),
+        ("tool_call", "Read", f"/repo/src/module_{n % 97}.py"),
+        ("tool_result", "Read", None),
+        ("tool_call", "Bash", "pytest -q tests/"),
+        ("tool_result", "Bash", None),
+    ]
+    return [
+        {
+            "event_id": f"{sid}:{i}",
+            "ts": start_ms + n * 10 + i,
+            "session_id": sid,
+            "agent_id": agent,
+            "principal": f"dev{n % 200}@acme.example",
+            "kind": kind,
+            "tool": tool,
+            "target": target,
+            "outcome": "ok" if kind == "tool_result" else None,
+        }
+        for i, (kind, tool, target) in enumerate(steps)
+    ]
 
 
 def main() -> int:

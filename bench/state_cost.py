@@ -65,8 +65,9 @@ def main() -> int:
             for durable in (False, True):
                 name = f"state-{round_}-{'on' if durable else 'off'}"
                 config = bench_config(name, Path(tmp))
-                settings = msgspec.structs.replace(config.monitor, inputs={topic: "native"}, durable_state=durable,
-                                                   store_url=args.store_url)
+                settings = msgspec.structs.replace(
+                    config.monitor, inputs={topic: "native"}, durable_state=durable, store_url=args.store_url
+                )
                 config = msgspec.structs.replace(config, monitor=settings)
                 if args.store_url:
                     engine = create_engine(args.store_url)
@@ -85,8 +86,10 @@ def main() -> int:
                     rows = f"; live sessions saved {sessions:,}, learned rows {learned:,}"
                 print(f"{name}: {rate:,.0f} events/s{rows}", flush=True)
     off, on = statistics.median(results[False]), statistics.median(results[True])
-    print(f"{n:,} events; median of {args.rounds}: without durable state {off:,.0f} events/s, "
-          f"with {on:,.0f} events/s ({on / off:.0%}); checkpoint per batch median ≈ {checkpoint_median_ms():.1f} ms")
+    print(
+        f"{n:,} events; median of {args.rounds}: without durable state {off:,.0f} events/s, "
+        f"with {on:,.0f} events/s ({on / off:.0%}); checkpoint per batch median ≈ {checkpoint_median_ms():.1f} ms"
+    )
     return 0
 
 

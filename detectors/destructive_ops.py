@@ -308,9 +308,7 @@ _RULES: Final = (
         ("drop", "deletemany"),
         _rx(r"\.(?:dropdatabase\(\)|drop\(\)|deletemany\(\s*\{\s*\}\s*\))"),
     ),
-    Rule(
-        "redis_flush", 0.85, "flushes a Redis database", ("flush",), _rx(r"flush(?:all|db)\b"), _check_command
-    ),
+    Rule("redis_flush", 0.85, "flushes a Redis database", ("flush",), _rx(r"flush(?:all|db)\b"), _check_command),
     Rule(
         "git_force_push_protected",
         0.85,
@@ -434,9 +432,7 @@ _RULES: Final = (
         _check_reset_push,
     ),
 )
-_SQL_RULES: Final = frozenset(
-    {"drop_database", "truncate_table", "delete_without_where", "update_without_where"}
-)
+_SQL_RULES: Final = frozenset({"drop_database", "truncate_table", "delete_without_where", "update_without_where"})
 #: Rule families per tool class (file and data tools carry no command line).
 _TABLES: Final = {SHELL: gated(_RULES), SQL: gated([r for r in _RULES if r.rule in _SQL_RULES])}
 _BULK_WORDS: Final = ("delete", "trash", "remove", "purge", "destroy", "wipe", "empty", "erase")
@@ -524,9 +520,7 @@ class DestructiveOps(Detector):
     categories: ClassVar[frozenset[str]] = frozenset({"destructive"})
     config_type: ClassVar[type[DetectorConfig]] = DestructiveOpsConfig
     cost_us: ClassVar[float] = 3.3  # measured in the pipeline (bench/run_bench.py, replay)
-    summary: ClassVar[str] = (
-        "Irreversible deletions of files, history, databases, clusters and cloud resources."
-    )
+    summary: ClassVar[str] = "Irreversible deletions of files, history, databases, clusters and cloud resources."
 
     def __init__(self, config: DestructiveOpsConfig | None = None) -> None:
         super().__init__(config)

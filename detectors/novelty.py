@@ -98,9 +98,7 @@ KINDS: Final = ("tool", "domain", "recipient", "recipient_domain", "bucket", "cl
 #: Key prefix of the fleet-wide items of one kind in the shared learned state (``export_learned``).
 FLEET_KEY_PREFIX: Final = "fleet:"
 
-_URL_HOST: Final = re.compile(
-    r"(?:https?|ftps?|wss?|sftp)://(?:[^/\s@'\"<>]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-_]+)"
-)
+_URL_HOST: Final = re.compile(r"(?:https?|ftps?|wss?|sftp)://(?:[^/\s@'\"<>]*@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-_]+)")
 _BUCKET: Final = re.compile(r"\b(?:s3a?|gs|az|abfss?|wasbs?|oss|r2)://([A-Za-z0-9.\-_]{3,63})")
 _SQL_TABLE: Final = re.compile(
     r"\b(?:from|join|into|update|table)\s+(?:if\s+(?:not\s+)?exists\s+|only\s+)?"
@@ -224,7 +222,14 @@ def org_domain(principal: str | None) -> str | None:
 
 #: Host suffixes that are never "outside" (shared with taint_flow).
 DEFAULT_INTERNAL_SUFFIXES: Final = (
-    ".internal", ".local", ".localhost", ".corp", ".lan", ".home.arpa", ".svc.cluster.local", "localhost",
+    ".internal",
+    ".local",
+    ".localhost",
+    ".corp",
+    ".lan",
+    ".home.arpa",
+    ".svc.cluster.local",
+    "localhost",
 )
 
 
@@ -518,9 +523,7 @@ class Novelty(Detector):
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = NoveltyConfig
     cost_us: ClassVar[float] = 2.7  # measured in the pipeline (bench/run_bench.py, replay)
-    summary: ClassVar[str] = (
-        "A tool, destination, recipient, bucket or table never used before by this agent."
-    )
+    summary: ClassVar[str] = "A tool, destination, recipient, bucket or table never used before by this agent."
 
     config: NoveltyConfig
 
@@ -559,9 +562,7 @@ class Novelty(Detector):
             internal = (*internal, org)
             if cfg.infer_org_bucket_prefix:
                 prefixes = (*prefixes, org.split(".", 1)[0] + "-")
-        ready = (
-            agent.sessions >= cfg.min_sessions_for_baseline and agent.events >= cfg.min_events_for_baseline
-        )
+        ready = agent.sessions >= cfg.min_sessions_for_baseline and agent.events >= cfg.min_events_for_baseline
         return _SessionNovelty(agent, principal, principal_key, internal, prefixes, ready)
 
     # -- learned state shared across the group (agentwatch.detect.detector_spec) -------------------

@@ -126,9 +126,7 @@ def _check_chmod(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
         return None
     if any(t.startswith("/etc") for t in sensitive):
         return 0.7, "sensitive_chmod", "changes permissions under /etc"
-    loosening = (
-        (digits and len(digits) >= 3 and digits[-2:] != "00") or "o+" in mode or "g+" in mode or "a+" in mode
-    )
+    loosening = (digits and len(digits) >= 3 and digits[-2:] != "00") or "o+" in mode or "g+" in mode or "a+" in mode
     if loosening and not all(t.endswith(".pub") for t in sensitive):
         return 0.7, "sensitive_chmod", "loosens permissions on SSH keys"
     return None
@@ -208,10 +206,7 @@ def _check_sql(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
 
 def _check_no_sandbox(low: str, m: re.Match[str], event: AuditEvent) -> Verdict:
     window = low[max(0, m.start() - 300) : m.end() + 100]
-    if any(
-        b in window
-        for b in ("chrome", "chromium", "puppeteer", "playwright", "electron", "headless", "karma")
-    ):
+    if any(b in window for b in ("chrome", "chromium", "puppeteer", "playwright", "electron", "headless", "karma")):
         return None  # headless browsers in containers routinely run without their own sandbox
     return RULE_SCORE
 
@@ -248,9 +243,7 @@ _RULES: Final = (
         ("dangerously", "bypass"),
         _rx(r"--dangerously-(?:skip-permissions|bypass-approvals-and-sandbox)|bypasspermissions"),
     ),
-    _rule(
-        "sudoers_edit", PRIV, 0.9, "edits the sudoers file", ("sudo",), _rx(r"/etc/sudoers"), _check_sudoers
-    ),
+    _rule("sudoers_edit", PRIV, 0.9, "edits the sudoers file", ("sudo",), _rx(r"/etc/sudoers"), _check_sudoers),
     _rule("sudoers_edit", PRIV, 0.9, "edits the sudoers file", ("sudo",), _rx(r"visudo\b"), _check_command),
     _rule(
         "cloud_admin_grant",
@@ -333,9 +326,7 @@ _RULES: Final = (
         "stops a security agent",
         ("kill", "stop", "disable", "mask", "unload", "bootout", "remove", "uninstall", "purge"),
         _rx(
-            r"(?:kill|pkill|killall|stop|disable|mask|unload|bootout|remove|uninstall|purge)\s"
-            + CMD
-            + _SECURITY_AGENTS
+            r"(?:kill|pkill|killall|stop|disable|mask|unload|bootout|remove|uninstall|purge)\s" + CMD + _SECURITY_AGENTS
         ),
     ),
     _rule("setuid_chmod", PRIV, 0.85, "changes file modes", ("chmod",), _rx(r"chmod\s"), _check_chmod),
@@ -387,9 +378,7 @@ _RULES: Final = (
         "disables its hooks",
         ("hook", "husky", "pre-commit"),
         _rx(
-            r"(?:rm|mv|truncate|unlink)\s"
-            + CMD
-            + r"(?:\.claude/hooks|\.husky|\.git/hooks|\.pre-commit-config)"
+            r"(?:rm|mv|truncate|unlink)\s" + CMD + r"(?:\.claude/hooks|\.husky|\.git/hooks|\.pre-commit-config)"
             r"|disableallhooks\"?\s*[:=]\s*true|core\.hookspath[\s=]+(?:/dev/null|\"\"|'')"
         ),
     ),
@@ -512,9 +501,7 @@ _RULES: Final = (
         0.8,
         "hides its shell history",
         ("hist", "history"),
-        _rx(
-            r"set\s+\+o\s+history|unset\s+histfile|histfile=/dev/null|history\s+-c\b|histsize=0|histfilesize=0"
-        ),
+        _rx(r"set\s+\+o\s+history|unset\s+histfile|histfile=/dev/null|history\s+-c\b|histsize=0|histfilesize=0"),
     ),
     _rule(
         "firewall_disabled",
@@ -696,9 +683,7 @@ class PrivilegeChanges(Detector):
     categories: ClassVar[frozenset[str]] = frozenset({PRIV, GUARD})
     config_type: ClassVar[type[DetectorConfig]] = PrivilegeChangesConfig
     cost_us: ClassVar[float] = 2.5  # measured in the pipeline (bench/run_bench.py, replay)
-    summary: ClassVar[str] = (
-        "sudo, setuid, admin grants, self-granted permissions, sandbox/hook/proxy bypasses."
-    )
+    summary: ClassVar[str] = "sudo, setuid, admin grants, self-granted permissions, sandbox/hook/proxy bypasses."
 
     def __init__(self, config: PrivilegeChangesConfig | None = None) -> None:
         super().__init__(config)
@@ -764,9 +749,7 @@ class PrivilegeChanges(Detector):
         if len(denied) > self._max_denied:
             del denied[0]
 
-    def _denied_retry(
-        self, event: AuditEvent, session: SessionState, low: str, surface: str
-    ) -> tuple[Hit, str] | None:
+    def _denied_retry(self, event: AuditEvent, session: SessionState, low: str, surface: str) -> tuple[Hit, str] | None:
         """The retry of a denied action through another tool or a wrapper, and the denied event's id."""
         tool = (event.tool or "").lower()
         for denied_tool, target, denied_id in session.scratch[self.name]:

@@ -113,9 +113,7 @@ def _check_comment(text: str, m: re.Match[str]) -> float | None:
 
 
 _ADDRESS_LEAD: Final = re.compile(r"(?:^|[\n>.!\[(]|<!--)\s*(?:ai\s+)?$")
-_PROBE_VERB: Final = re.compile(
-    r"(?:reveal|print|show|output|repeat|ignore|disregard)\s+(?:your\s+|the\s+)?$"
-)
+_PROBE_VERB: Final = re.compile(r"(?:reveal|print|show|output|repeat|ignore|disregard)\s+(?:your\s+|the\s+)?$")
 
 
 def _check_addressed(text: str, m: re.Match[str]) -> float | None:
@@ -237,9 +235,7 @@ _MARKERS: Final = (
         "tells the agent it is in a special mode",
         _anchored("jailbreak|dan mode", "")
         + _anchored("developer mode", r"\s+(?:enabled|on|activated)")
-        + _anchored(
-            "you are now", r"\s+(?:(?:in\s+)?(?:an?\s+)?[\w-]+\s+mode|(?:a|an|the|my|no\s+longer)\b)"
-        ),
+        + _anchored("you are now", r"\s+(?:(?:in\s+)?(?:an?\s+)?[\w-]+\s+mode|(?:a|an|the|my|no\s+longer)\b)"),
     ),
     _Marker(
         "approval_bypass",
@@ -482,9 +478,7 @@ class PromptInjection(Detector):
     categories: ClassVar[frozenset[str]] = frozenset({INJECTION, POISONING})
     config_type: ClassVar[type[DetectorConfig]] = PromptInjectionConfig
     cost_us: ClassVar[float] = 3.3  # measured in the pipeline (bench/run_bench.py, replay)
-    summary: ClassVar[str] = (
-        "Injected instructions in tool output, egress after them, and poisoned agent memory."
-    )
+    summary: ClassVar[str] = "Injected instructions in tool output, egress after them, and poisoned agent memory."
 
     def __init__(self, config: PromptInjectionConfig | None = None) -> None:
         super().__init__(config)
@@ -612,10 +606,7 @@ class PromptInjection(Detector):
         if not tool or not event.args or tool.rpartition("__")[2].lower() not in WRITE_TOOLS:
             return ()
         target = (event.target or _arg_str(event.args, "file_path") or "").lower()
-        if not (
-            _MEMORY_FILE.search(target)
-            or (self._extra_memory and any(p in target for p in self._extra_memory))
-        ):
+        if not (_MEMORY_FILE.search(target) or (self._extra_memory and any(p in target for p in self._extra_memory))):
             return ()
         return self._memory(event, session, _memory_text(event))
 

@@ -112,9 +112,7 @@ def _check_key_file(low: str, m: re.Match[str], event: AuditEvent) -> float | No
     name = low[begin : m.end()]
     if begin == start or any(w in name for w in _PUBLIC_KEY_WORDS):
         return None
-    if name.endswith(".key") and (
-        (begin and low[begin - 1] in "([{,") or low[m.end() : m.end() + 1] in (")", "]")
-    ):
+    if name.endswith(".key") and ((begin and low[begin - 1] in "([{,") or low[m.end() : m.end() + 1] in (")", "]")):
         return None  # `cfg.key` in code, not a file
     return 0.85 if _not_used_as_option(low, m) else None
 
@@ -227,9 +225,7 @@ _PATH_RULES: Final = (
         ("metadata.google.internal",),
         _rx(r"metadata\.google\.internal"),
     ),
-    Rule(
-        "cloud_metadata", 0.9, "queries a cloud metadata endpoint", ("fd00:ec2::254",), _rx(r"fd00:ec2::254")
-    ),
+    Rule("cloud_metadata", 0.9, "queries a cloud metadata endpoint", ("fd00:ec2::254",), _rx(r"fd00:ec2::254")),
     Rule(
         "shadow_file",
         0.9,
@@ -251,9 +247,7 @@ _PATH_RULES: Final = (
         0.85,
         "reads a browser cookie or password store",
         ("cookies", "login", " data", "key", "logins"),
-        _rx(
-            r"/(?:cookies(?:\.sqlite)?|login(?:\\)? data|web(?:\\)? data|key[34]\.db|logins\.json)(?![\w.-])"
-        ),
+        _rx(r"/(?:cookies(?:\.sqlite)?|login(?:\\)? data|web(?:\\)? data|key[34]\.db|logins\.json)(?![\w.-])"),
     ),
     Rule(
         "kube_config",
@@ -286,9 +280,7 @@ _PATH_RULES: Final = (
         _rx(r"\.(?:netrc|git-credentials|docker/config\.json|pgpass|pypirc)(?![\w-])"),
         _check_bounded(0.85),
     ),
-    Rule(
-        "credential_file", 0.85, "asks git for stored credentials", ("cred",), _rx(r"git\s+credential\s+fill")
-    ),
+    Rule("credential_file", 0.85, "asks git for stored credentials", ("cred",), _rx(r"git\s+credential\s+fill")),
     Rule(
         "private_key_file",
         0.85,
@@ -341,9 +333,7 @@ _PATH_RULES: Final = (
         _rx(r"\.env(?:\.[a-z0-9_-]+)*(?![a-z0-9_.-])"),
         _check_env_file,
     ),
-    Rule(
-        "env_dump", 0.8, "dumps the environment", ("env", "set"), _rx(r"(?:env|set)\s*[|>]"), _check_env_dump
-    ),
+    Rule("env_dump", 0.8, "dumps the environment", ("env", "set"), _rx(r"(?:env|set)\s*[|>]"), _check_env_dump),
     Rule(
         "env_dump",
         0.75,
@@ -423,9 +413,7 @@ def _check_token(score: float) -> Check:
 
 def _check_api_key(text: str, m: re.Match[str], event: AuditEvent) -> float | None:
     body = m.group()[3:]
-    if not (
-        any(c.isdigit() for c in body) and any(c.isupper() for c in body) and any(c.islower() for c in body)
-    ):
+    if not (any(c.isdigit() for c in body) and any(c.isupper() for c in body) and any(c.islower() for c in body)):
         return None  # kebab-case names are not keys
     return _check_token(0.75)(text, m, event)
 

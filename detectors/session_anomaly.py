@@ -160,10 +160,7 @@ class SessionAnomalyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=T
             raise ValueError("n_trees must be ≥ 1 and height within 1..12 (memory grows as 2**height)")
         if self.min_windows < self.agent_window_size or self.min_fleet_windows < self.fleet_window_size:
             raise ValueError("min_windows/min_fleet_windows must be ≥ the model's window size")
-        if (
-            min(self.max_agent_models, self.max_pending_agents, self.max_distinct, self.fleet_sample_every)
-            < 1
-        ):
+        if min(self.max_agent_models, self.max_pending_agents, self.max_distinct, self.fleet_sample_every) < 1:
             raise ValueError("caps must be ≥ 1")
         if not 0 < self.score_fading <= 1:
             raise ValueError("score_fading must be in (0, 1]")
@@ -175,9 +172,7 @@ class _Model:
     __slots__ = ("hst", "learned", "scored", "mean", "var")
 
     def __init__(self, cfg: SessionAnomalyConfig, n_trees: int, height: int, window_size: int) -> None:
-        self.hst = anomaly.HalfSpaceTrees(
-            n_trees=n_trees, height=height, window_size=window_size, seed=cfg.seed
-        )
+        self.hst = anomaly.HalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=cfg.seed)
         self.learned = 0
         #: raw scores folded into mean/var
         self.scored = 0
@@ -300,9 +295,7 @@ class SessionAnomaly(Detector):
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = SessionAnomalyConfig
     cost_us: ClassVar[float] = 2.5  # measured in the pipeline (bench/run_bench.py, replay)
-    summary: ClassVar[str] = (
-        "Session windows unlike the agent's usual ones (HalfSpaceTrees; roll out in shadow)."
-    )
+    summary: ClassVar[str] = "Session windows unlike the agent's usual ones (HalfSpaceTrees; roll out in shadow)."
 
     config: SessionAnomalyConfig
 
@@ -341,8 +334,10 @@ class SessionAnomaly(Detector):
             fleet, windows = remote
             mine = (self._fleet, self.windows_learned)
             take, extra = better_of(
-                (self._fleet.learned, self.windows_learned), (fleet.learned, windows),
-                lambda: pickle.dumps(mine, protocol=5), state,
+                (self._fleet.learned, self.windows_learned),
+                (fleet.learned, windows),
+                lambda: pickle.dumps(mine, protocol=5),
+                state,
             )
             if take:
                 self._fleet, self.windows_learned = fleet, windows

@@ -196,9 +196,7 @@ class PopularIndex:
     (('requests', 1), None, None)
     """
 
-    def __init__(
-        self, names: Iterable[str], known: Iterable[str] = (), min_len: int = 5, long_len: int = 8
-    ) -> None:
+    def __init__(self, names: Iterable[str], known: Iterable[str] = (), min_len: int = 5, long_len: int = 8) -> None:
         self.names = frozenset(names)
         self._max_len = max((len(n) for n in self.names), default=0) + 2
         #: Legitimate names that are never reported (popular ones are never reported either).
@@ -293,12 +291,7 @@ def install_targets(low: str, m: re.Match[str], npm: bool) -> list[str]:
         if len(names) >= _MAX_NAMES or (npm and names and m.group().startswith("npx")):
             continue
         word = word.strip("'\"")
-        if (
-            not word
-            or word.startswith((".", "/", "~", "$"))
-            or "://" in word
-            or word.endswith(_FILE_SUFFIXES)
-        ):
+        if not word or word.startswith((".", "/", "~", "$")) or "://" in word or word.endswith(_FILE_SUFFIXES):
             continue
         if npm:
             if word.startswith("@"):
@@ -412,14 +405,7 @@ _RULES: Final = (
         0.85,
         "pipes a downloaded script into a shell",
         ("curl", "wget", "fetch", "iwr", "irm", "invoke-", "http", "aria2c"),
-        _rx(
-            _FETCH
-            + r"\b"
-            + CMD
-            + r"\|\s*"
-            + _RUNNER
-            + r"(?:\s+-s\b[^|;&\n]*|\s+-\s*)?(?=$|[\s;&|)])(?!\s*-[cme]\b)"
-        ),
+        _rx(_FETCH + r"\b" + CMD + r"\|\s*" + _RUNNER + r"(?:\s+-s\b[^|;&\n]*|\s+-\s*)?(?=$|[\s;&|)])(?!\s*-[cme]\b)"),
         _check_pipe,
     ),
     Rule(
@@ -491,9 +477,7 @@ _RULES: Final = (
         "adds a package source over plain HTTP",
         ("sources.list", "apt-key"),
         _rx(
-            r"deb\s+(?:\[[^]]*\]\s+)?http://\S+"
-            + CMD
-            + r"sources\.list|apt-key\s+adv\b|\|\s*(?:sudo\s+)?apt-key\s+add"
+            r"deb\s+(?:\[[^]]*\]\s+)?http://\S+" + CMD + r"sources\.list|apt-key\s+adv\b|\|\s*(?:sudo\s+)?apt-key\s+add"
         ),
     ),
 )

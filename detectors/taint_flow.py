@@ -383,9 +383,7 @@ class _SessionTaint:
 
     __slots__ = ("agent", "taint", "sources", "prev", "best", "contacts", "pending", "internal", "prefixes")
 
-    def __init__(
-        self, agent: _AgentFlow | None, internal: tuple[str, ...], prefixes: tuple[str, ...]
-    ) -> None:
+    def __init__(self, agent: _AgentFlow | None, internal: tuple[str, ...], prefixes: tuple[str, ...]) -> None:
         self.agent = agent
         self.taint = 0
         #: taint bit → (event id, short description) of its first source
@@ -434,9 +432,7 @@ class TaintFlow(Detector):
     categories: ClassVar[frozenset[str]] = frozenset({"injection_exfiltration"})
     config_type: ClassVar[type[DetectorConfig]] = TaintFlowConfig
     cost_us: ClassVar[float] = 2.8  # measured in the pipeline (bench/run_bench.py, replay)
-    summary: ClassVar[str] = (
-        "Secret, sensitive or untrusted data in, then egress to an unfamiliar destination."
-    )
+    summary: ClassVar[str] = "Secret, sensitive or untrusted data in, then egress to an unfamiliar destination."
 
     config: TaintFlowConfig
 
@@ -585,16 +581,10 @@ class TaintFlow(Detector):
         fleet = self._fleet
         contacts = st.contacts
         for key, label, internal in candidates:
-            domain_key = (
-                "rcpt@" + label.rsplit("@", 1)[1] if not internal and key.startswith("rcpt:") else None
-            )
+            domain_key = "rcpt@" + label.rsplit("@", 1)[1] if not internal and key.startswith("rcpt:") else None
             if internal:
                 cls = INTERNAL
-            elif (
-                key in agent_known
-                or label in contacts
-                or (domain_key is not None and domain_key[5:] in contacts)
-            ):
+            elif key in agent_known or label in contacts or (domain_key is not None and domain_key[5:] in contacts):
                 cls = KNOWN
             elif key in fleet:
                 cls = FLEET
@@ -659,9 +649,7 @@ class TaintFlow(Detector):
         action = self._action(tool, is_shell, target)
         pair = (st.prev or "", action)
         st.prev = action
-        found = self._call(
-            event, st, tool, target, is_shell, sensitive_tool, untrusted_tool, sends, is_sql, pair
-        )
+        found = self._call(event, st, tool, target, is_shell, sensitive_tool, untrusted_tool, sends, is_sql, pair)
         if found is None:
             self._learn_transition(agent, pair)
             return NO_FINDINGS
@@ -730,9 +718,7 @@ class TaintFlow(Detector):
             sink = True
         if not sink and "://" in low:
             q = low.find("?")
-            if q >= 0 and (
-                len(low) - q >= cfg.query_data_min_chars or _QUERY_DATA.search(low, q) is not None
-            ):
+            if q >= 0 and (len(low) - q >= cfg.query_data_min_chars or _QUERY_DATA.search(low, q) is not None):
                 sink = True
         if not sink and (event.bytes_out or 0) >= cfg.egress_bytes_min and ("://" in low or args):
             sink = True
@@ -770,9 +756,7 @@ class TaintFlow(Detector):
                 st.contacts.add(addr)
         return findings
 
-    def _sink(
-        self, event: AuditEvent, st: _SessionTaint, low: str, pair: tuple[str, str]
-    ) -> list[Finding] | None:
+    def _sink(self, event: AuditEvent, st: _SessionTaint, low: str, pair: tuple[str, str]) -> list[Finding] | None:
         cfg = self.config
         dest = Destinations.of(event)
         cls, shown, keys = self._classify(st, dest)

@@ -359,8 +359,9 @@ class AlertLedger:
                 key = (alert_log_positions.c.topic == topic, alert_log_positions.c.partition == partition)
                 stored = conn.execute(select(alert_log_positions.c.next_offset).where(*key)).scalar()
                 if stored is None:
-                    conn.execute(alert_log_positions.insert().values(
-                        topic=topic, partition=partition, next_offset=next_offset))
+                    conn.execute(
+                        alert_log_positions.insert().values(topic=topic, partition=partition, next_offset=next_offset)
+                    )
                 elif stored < next_offset:
                     conn.execute(alert_log_positions.update().where(*key).values(next_offset=next_offset))
             for alert_id, (revision, rank) in entries.items():
@@ -429,8 +430,9 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], update: t
         stmt = insert(table)
         keys = [c.name for c in table.primary_key.columns]
         # executemany: SQLAlchemy batches the rows into multi-row VALUES ("insertmanyvalues")
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys,
-                                                set_={name: stmt.excluded[name] for name in update}), rows)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=keys, set_={name: stmt.excluded[name] for name in update}), rows
+        )
         return
     for row in rows:  # other dialects: update, insert when nothing matched
         where = [table.c[c.name] == row[c.name] for c in table.primary_key.columns]

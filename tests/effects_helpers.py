@@ -9,8 +9,14 @@ from agentwatch.detect.effects import Effect
 from agentwatch.events.audit_event import AuditEvent, from_mapping
 
 
-def find(effects: Iterable[Effect], op: str, resource: str | None = None, classes: Iterable[str] = (),
-         detail: str | None = None, via: str | None = None) -> Effect | None:
+def find(
+    effects: Iterable[Effect],
+    op: str,
+    resource: str | None = None,
+    classes: Iterable[str] = (),
+    detail: str | None = None,
+    via: str | None = None,
+) -> Effect | None:
     """The first effect with ``op`` (and ``resource``, all of ``classes``, ``detail`` substring, ``via`` prefix)."""
     want = frozenset(classes)
     for e in effects:
@@ -24,14 +30,30 @@ def find(effects: Iterable[Effect], op: str, resource: str | None = None, classe
     return None
 
 
-def assert_effect(effects: tuple[Effect, ...], op: str, resource: str | None = None, classes: Iterable[str] = (),
-                  detail: str | None = None, via: str | None = None) -> Effect:
+def assert_effect(
+    effects: tuple[Effect, ...],
+    op: str,
+    resource: str | None = None,
+    classes: Iterable[str] = (),
+    detail: str | None = None,
+    via: str | None = None,
+) -> Effect:
     found = find(effects, op, resource, classes, detail, via)
     assert found is not None, f"no {op} {resource} {sorted(classes)} {detail} {via} in:\n" + "\n".join(
-        f"  {e.op} {e.resource} {sorted(e.classes)} {e.via} {e.detail}" for e in effects)
+        f"  {e.op} {e.resource} {sorted(e.classes)} {e.via} {e.detail}" for e in effects
+    )
     return found
 
 
 def event(n: int, tool: str | None, kind: str = "tool_result", **args: Any) -> AuditEvent:
-    return from_mapping({"event_id": f"e{n}", "ts": 1767225600000 + n, "session_id": "s1", "agent_id": "coder",
-                         "kind": kind, "tool": tool, "args": args or None})
+    return from_mapping(
+        {
+            "event_id": f"e{n}",
+            "ts": 1767225600000 + n,
+            "session_id": "s1",
+            "agent_id": "coder",
+            "kind": kind,
+            "tool": tool,
+            "args": args or None,
+        }
+    )

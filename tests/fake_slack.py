@@ -41,8 +41,7 @@ class Message:
 
 
 class FakeSlack:
-    def __init__(self, users: dict[str, str | None] | None = None,
-                 groups: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, users: dict[str, str | None] | None = None, groups: dict[str, list[str]] | None = None) -> None:
         self.users: dict[str, str | None] = dict(users or {})
         self.groups: dict[str, list[str]] = dict(groups or {})
         self.calls: list[Call] = []
@@ -116,8 +115,9 @@ class FakeSlack:
             return [c for c in self.calls if c.method == method]
 
     # -- the API ----------------------------------------------------------------------
-    def dispatch(self, path: str, params: dict[str, Any], auth: str | None
-                 ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def dispatch(
+        self, path: str, params: dict[str, Any], auth: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if path.startswith("/respond/"):
             with self._lock:
                 self.responses.append(params)
@@ -194,10 +194,16 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                valid = verify(receiver.secret, self.headers.get(TIMESTAMP_HEADER), body,
-                               self.headers.get(SIGNATURE_HEADER))
-                receiver.requests.append({"body": json.loads(body), "valid": valid,
-                                          "request_id": self.headers.get("X-Agentwatch-Request-Id")})
+                valid = verify(
+                    receiver.secret, self.headers.get(TIMESTAMP_HEADER), body, self.headers.get(SIGNATURE_HEADER)
+                )
+                receiver.requests.append(
+                    {
+                        "body": json.loads(body),
+                        "valid": valid,
+                        "request_id": self.headers.get("X-Agentwatch-Request-Id"),
+                    }
+                )
                 receiver.arrived.set()
                 self.send_response(receiver.status if valid else 401)
                 self.send_header("Content-Length", "2")

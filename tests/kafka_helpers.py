@@ -53,5 +53,13 @@ def read_json(bootstrap: str, topic: str) -> list[dict]:  # type: ignore[type-ar
 
 
 def event(n: int, session: str = "s1", target: str = "ls", **extra: object) -> dict:  # type: ignore[type-arg]
-    return {"event_id": f"{session}:{n}", "ts": 1_767_225_600_000 + n * 1000, "session_id": session,
-            "agent_id": "coder-1", "kind": "tool_call", "tool": "Bash", "target": target, **extra}
+    return {
+        "event_id": f"{session}:{n}",
+        "ts": 1_767_225_600_000 + n * 1000,
+        "session_id": session,
+        "agent_id": "coder-1",
+        "kind": "tool_call",
+        "tool": "Bash",
+        "target": target,
+        **extra,
+    }

@@ -57,8 +57,7 @@ class LiveStack:
     def _start(self) -> LiveStack:
         self.broker.start()
         bootstrap = self.broker.bootstrap_servers
-        ensure_topics(bootstrap, ["agent.audit", "otlp_logs", "agentwatch.alerts", "agentwatch.dlq",
-                                  "agent.control"])
+        ensure_topics(bootstrap, ["agent.audit", "otlp_logs", "agentwatch.alerts", "agentwatch.dlq", "agent.control"])
         config = self.workdir / "agentwatch.toml"
         config.write_text(f'[monitor]\ndata_dir = "{self.workdir / "data"}"\n')
         self.metrics_port, self.serve_port, prom_port = free_port(), free_port(), free_port()
@@ -67,30 +66,72 @@ class LiveStack:
         token_file.chmod(0o600)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = open(self.workdir / "agentwatch.log", "wb")  # noqa: SIM115 - closed with the processes
-        self.processes.append(subprocess.Popen(
-            [*AGENTWATCH, "--config", str(config), "run", "--bootstrap-servers", bootstrap, "--quiet",
-             "--metrics-port", str(self.metrics_port)], stdout=log, stderr=log, env=env))
-        self.processes.append(subprocess.Popen(
-            [*AGENTWATCH, "--config", str(config), "serve", "--port", str(self.serve_port)],
-            stdout=log, stderr=log, env={**env, "AGENTWATCH_API_TOKEN_FILE": str(token_file)}))
+        self.processes.append(
+            subprocess.Popen(
+                [
+                    *AGENTWATCH,
+                    "--config",
+                    str(config),
+                    "run",
+                    "--bootstrap-servers",
+                    bootstrap,
+                    "--quiet",
+                    "--metrics-port",
+                    str(self.metrics_port),
+                ],
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+        )
+        self.processes.append(
+            subprocess.Popen(
+                [*AGENTWATCH, "--config", str(config), "serve", "--port", str(self.serve_port)],
+                stdout=log,
+                stderr=log,
+                env={**env, "AGENTWATCH_API_TOKEN_FILE": str(token_file)},
+            )
+        )
         prom_dir = self.workdir / "prometheus"
         prom_dir.mkdir(exist_ok=True)
         shutil.copy(ROOT / "prometheus" / "rules.yml", prom_dir / "rules.yml")
-        (prom_dir / "prometheus.yml").write_text(json.dumps({
-            "global": {"scrape_interval": f"{int(self.scrape_interval_s * 1000)}ms", "evaluation_interval": "1s"},
-            "rule_files": ["rules.yml"],
-            "scrape_configs": [
-                {"job_name": "agentwatch-monitor", "static_configs": [{"targets": [f"127.0.0.1:{self.metrics_port}"]}]},
-                {"job_name": "agentwatch-server", "static_configs": [{"targets": [f"127.0.0.1:{self.serve_port}"]}],
-                 "authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
-            ],
-        }))
+        (prom_dir / "prometheus.yml").write_text(
+            json.dumps(
+                {
+                    "global": {
+                        "scrape_interval": f"{int(self.scrape_interval_s * 1000)}ms",
+                        "evaluation_interval": "1s",
+                    },
+                    "rule_files": ["rules.yml"],
+                    "scrape_configs": [
+                        {
+                            "job_name": "agentwatch-monitor",
+                            "static_configs": [{"targets": [f"127.0.0.1:{self.metrics_port}"]}],
+                        },
+                        {
+                            "job_name": "agentwatch-server",
+                            "static_configs": [{"targets": [f"127.0.0.1:{self.serve_port}"]}],
+                            "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+                        },
+                    ],
+                }
+            )
+        )
         binary = prometheus_binary()
         if binary is None:
             raise RuntimeError("no prometheus binary (Debian package `prometheus`; .ci/run installs it)")
-        self.processes.append(subprocess.Popen(
-            [binary, f"--config.file={prom_dir / 'prometheus.yml'}", f"--storage.tsdb.path={prom_dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=log, stderr=log))
+        self.processes.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={prom_dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={prom_dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        )
         self.prometheus_url = f"http://127.0.0.1:{prom_port}"
         self.wait_for(lambda: self._ready(), 60, "prometheus ready")
         return self
@@ -113,8 +154,9 @@ class LiveStack:
 
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
         params = {"query": expr} | ({"time": str(at)} if at else {})
-        with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}",
-                                    timeout=10) as response:
+        with urllib.request.urlopen(
+            f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}", timeout=10
+        ) as response:
             body = json.loads(response.read())
         if body["status"] != "success":
             raise RuntimeError(f"{expr}: {body}")
@@ -122,8 +164,9 @@ class LiveStack:
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
         params = {"query": expr, "start": str(start), "end": str(end), "step": str(step)}
-        with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/query_range?{urllib.parse.urlencode(params)}",
-                                    timeout=20) as response:
+        with urllib.request.urlopen(
+            f"{self.prometheus_url}/api/v1/query_range?{urllib.parse.urlencode(params)}", timeout=20
+        ) as response:
             body = json.loads(response.read())
         if body["status"] != "success":
             raise RuntimeError(f"{expr}: {body}")
@@ -139,7 +182,7 @@ class LiveStack:
         return text
 
     def scrapes(self) -> int:
-        result = self.query('min(count_over_time(up[10m]))')
+        result = self.query("min(count_over_time(up[10m]))")
         return int(float(result[0]["value"][1])) if result else 0
 
     def _ready(self) -> bool:

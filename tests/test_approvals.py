@@ -27,8 +27,13 @@ from tests.test_store import alert
 T0 = 1_767_225_600_000
 APPROVER, SECOND, LEAD, OUTSIDER, ANA = "UAPPROVER1", "UAPPROVER2", "ULEAD00001", "UOUTSIDER1", "UANA000001"
 GROUP, LEADS = "SSECOPS001", "SLEADS0001"
-EMAILS = {APPROVER: "bob@example.com", SECOND: "carol@example.com", LEAD: "lead@example.com",
-          OUTSIDER: "mallory@example.com", ANA: "Ana@Example.com"}
+EMAILS = {
+    APPROVER: "bob@example.com",
+    SECOND: "carol@example.com",
+    LEAD: "lead@example.com",
+    OUTSIDER: "mallory@example.com",
+    ANA: "Ana@Example.com",
+}
 SECRET = b"webhook-secret"
 
 
@@ -73,16 +78,35 @@ def request(engine: Any, incident_id: str, clock: Clock, action: str = "revoke_c
     with engine.begin() as conn:
         record = load_incident(conn, incident_id)
         subject = cls().plan(record, msgspec.convert(spec.action_params, cls.params_type))
-        approval_id, created = ap.request(conn, step_key=f"{incident_id}:book:approve_{action}", incident=record,
-                                          params=spec, subject=subject, now=clock.now)
+        approval_id, created = ap.request(
+            conn,
+            step_key=f"{incident_id}:book:approve_{action}",
+            incident=record,
+            params=spec,
+            subject=subject,
+            now=clock.now,
+        )
     assert created
     return approval_id
 
 
-def vote(engine: Any, approval_id: str, user: str, decision: str = "approve", clock: Clock | None = None,
-         directory: Any = None) -> ap.VoteResult:
-    return ap.cast_vote(engine, approval_id, user, decision, directory=directory or StaticDirectory(),  # type: ignore[arg-type]
-                        channel="slack", now=clock.now if clock else None)
+def vote(
+    engine: Any,
+    approval_id: str,
+    user: str,
+    decision: str = "approve",
+    clock: Clock | None = None,
+    directory: Any = None,
+) -> ap.VoteResult:
+    return ap.cast_vote(
+        engine,
+        approval_id,
+        user,
+        decision,
+        directory=directory or StaticDirectory(),  # type: ignore[arg-type]
+        channel="slack",
+        now=clock.now if clock else None,
+    )
 
 
 def status(engine: Any, approval_id: str) -> str:
@@ -103,15 +127,27 @@ def webhook(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         yield receiver
 
 
-def runtime(engine: Any, tmp_path: Path, clock: Clock, sent: list[OutgoingMessage] | None = None,
-            notifier: SlackNotifier | None = None) -> ap.ApprovalRuntime:
-    return ap.ApprovalRuntime(engine, tmp_path / "data", "agent.control",
-                              send=None if sent is None else sent.extend, notifier=notifier, clock=clock)
+def runtime(
+    engine: Any,
+    tmp_path: Path,
+    clock: Clock,
+    sent: list[OutgoingMessage] | None = None,
+    notifier: SlackNotifier | None = None,
+) -> ap.ApprovalRuntime:
+    return ap.ApprovalRuntime(
+        engine,
+        tmp_path / "data",
+        "agent.control",
+        send=None if sent is None else sent.extend,
+        notifier=notifier,
+        clock=clock,
+    )
 
 
 # -- decisions ------------------------------------------------------------------------
-def test_approve_runs_the_gated_action_once_and_records_everything(store_url: str, tmp_path: Path,
-                                                                    webhook: WebhookReceiver) -> None:
+def test_approve_runs_the_gated_action_once_and_records_everything(
+    store_url: str, tmp_path: Path, webhook: WebhookReceiver
+) -> None:
     engine, clock = open_store(store_url), Clock()
     incident_id = open_incident(engine)
     approval_id = request(engine, incident_id, clock)
@@ -127,15 +163,20 @@ def test_approve_runs_the_gated_action_once_and_records_everything(store_url: st
     assert webhook.requests[0]["request_id"] == body["request_id"]
     with engine.connect() as conn:
         row = conn.execute(select(approvals).where(approvals.c.approval_id == approval_id)).one()
-        entries = conn.execute(select(timeline).where(timeline.c.incident_id == incident_id,
-                                                      timeline.c.kind == "decision")).all()
+        entries = conn.execute(
+            select(timeline).where(timeline.c.incident_id == incident_id, timeline.c.kind == "decision")
+        ).all()
     assert row.status == "executed" and row.executed_ms is not None and row.result["http_status"] == 200
     vote_entry = next(e for e in entries if e.data.get("decision") == "approve")
     assert vote_entry.data["elapsed_s"] == 30.0 and vote_entry.data["faster_than_reading_time"] is False
     closing = [e for e in entries if e.data.get("outcome") == "executed"]
     assert closing and closing[0].data["time_to_decision_s"] >= 30 and "reading time" in closing[0].text
     assert [a for a, _ in audit_actions(engine) if a.startswith("approval.")] == [
-        "approval.requested", "approval.vote", "approval.approved", "approval.executed"]
+        "approval.requested",
+        "approval.vote",
+        "approval.approved",
+        "approval.executed",
+    ]
 
 
 def test_concurrent_executors_run_the_action_exactly_once(store_url: str, tmp_path: Path) -> None:
@@ -194,12 +235,15 @@ def test_four_eyes_needs_two_different_people(store_url: str, tmp_path: Path) ->
         assert len(conn.execute(select(approval_votes)).all()) == 2
 
 
-@pytest.mark.parametrize("user, directory, reason", [
-    (OUTSIDER, None, "not_an_approver"),
-    (ANA, None, "self_approval"),  # in the group, but the incident's principal (ana@example.com, any case)
-    (APPROVER, StaticDirectory(emails={}), "identity_unavailable"),  # no e-mail: fail closed
-    (SECOND, StaticDirectory(groups={}), "identity_unavailable"),  # group lookup failed: fail closed
-])
+@pytest.mark.parametrize(
+    "user, directory, reason",
+    [
+        (OUTSIDER, None, "not_an_approver"),
+        (ANA, None, "self_approval"),  # in the group, but the incident's principal (ana@example.com, any case)
+        (APPROVER, StaticDirectory(emails={}), "identity_unavailable"),  # no e-mail: fail closed
+        (SECOND, StaticDirectory(groups={}), "identity_unavailable"),  # group lookup failed: fail closed
+    ],
+)
 def test_refused_votes_are_audited_with_the_reason(store_url: str, user: str, directory: Any, reason: str) -> None:
     engine, clock = open_store(store_url), Clock()
     incident_id = open_incident(engine)
@@ -228,8 +272,9 @@ def test_no_decision_after_expiry_resolution_or_for_unknown_approvals(store_url:
     assert reasons == ["expired", "incident_resolved", "unknown_approval"]
 
 
-def test_timeout_escalates_to_the_next_group_then_expires_and_never_executes(store_url: str, tmp_path: Path,
-                                                                             webhook: WebhookReceiver) -> None:
+def test_timeout_escalates_to_the_next_group_then_expires_and_never_executes(
+    store_url: str, tmp_path: Path, webhook: WebhookReceiver
+) -> None:
     engine, clock = open_store(store_url), Clock()
     incident_id = open_incident(engine)
     approval_id = request(engine, incident_id, clock, approvers=[APPROVER], escalate_to=[LEADS])
@@ -246,8 +291,13 @@ def test_timeout_escalates_to_the_next_group_then_expires_and_never_executes(sto
     assert vote(engine, approval_id, LEAD, clock=clock).reason == "closed"
     assert rt.tick().executed == 0 and webhook.requests == []
     names = [a for a, _ in audit_actions(engine) if a.startswith("approval.")]
-    assert names == ["approval.requested", "approval.refused", "approval.escalated", "approval.expired",
-                     "approval.refused"]
+    assert names == [
+        "approval.requested",
+        "approval.refused",
+        "approval.escalated",
+        "approval.expired",
+        "approval.refused",
+    ]
 
 
 def test_escalated_group_may_decide(store_url: str) -> None:
@@ -278,11 +328,19 @@ def test_gated_actions_refuse_to_run_without_a_claimed_approval(tmp_path: Path) 
     for name in ("revoke_credentials", "quarantine_agent", "block_egress", "disable_tool"):
         cls = discover_actions()[name]
         assert cls.gated
-        params = msgspec.convert({"url": "http://127.0.0.1:9/x", "secret_env": "X"} if name == "revoke_credentials"
-                                 else {}, cls.params_type)
+        params = msgspec.convert(
+            {"url": "http://127.0.0.1:9/x", "secret_env": "X"} if name == "revoke_credentials" else {}, cls.params_type
+        )
         for settings in ({}, {"approval_id": approval_id}):  # none; pending, not approved
-            ctx = ActionContext(incident=record, action_key="k", engine=engine, data_dir=tmp_path,
-                                control_topic="agent.control", now_ms=clock.now, settings=settings)
+            ctx = ActionContext(
+                incident=record,
+                action_key="k",
+                engine=engine,
+                data_dir=tmp_path,
+                control_topic="agent.control",
+                now_ms=clock.now,
+                settings=settings,
+            )
             with pytest.raises(ActionFailed, match="gated|refused"):
                 cls().execute(ctx, params)
 
@@ -312,8 +370,9 @@ def test_unset_approver_variable_is_visible_and_nobody_can_approve(tmp_path: Pat
 
 
 # -- the responder and the CLI -------------------------------------------------------------
-def test_playbook_to_cli_approval_to_execution(tmp_path: Path, webhook: WebhookReceiver,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_playbook_to_cli_approval_to_execution(
+    tmp_path: Path, webhook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from agentwatch.cli.main import main
     from agentwatch.respond.responder import Responder
     from tests.test_responder import session_events
@@ -326,9 +385,11 @@ def test_playbook_to_cli_approval_to_execution(tmp_path: Path, webhook: WebhookR
     data = tmp_path / "data"
     monkeypatch.setenv("AGENTWATCH_DATA_DIR", str(data))
     data.mkdir()
-    (data / "approvals.toml").write_text(f'[users.{APPROVER}]\nemail = "bob@example.com"\nnames = ["bob"]\n'
-                                         f'[users.{ANA}]\nemail = "ana@example.com"\nnames = ["ana"]\n'
-                                         f'[groups.{GROUP}]\nmembers = ["{ANA}"]\n')
+    (data / "approvals.toml").write_text(
+        f'[users.{APPROVER}]\nemail = "bob@example.com"\nnames = ["bob"]\n'
+        f'[users.{ANA}]\nemail = "ana@example.com"\nnames = ["ana"]\n'
+        f'[groups.{GROUP}]\nmembers = ["{ANA}"]\n'
+    )
     from agentwatch.config import load_config
     from agentwatch.respond.playbook_engine import load_playbooks
 
@@ -337,10 +398,15 @@ def test_playbook_to_cli_approval_to_execution(tmp_path: Path, webhook: WebhookR
     responder.confirm(responder.prepare(session_events(), [alert()]))
     responder.run_pending()
     with engine.connect() as conn:
-        rows = conn.execute(select(approvals.c.action, approvals.c.status, approvals.c.quorum,
-                                   approvals.c.incident_id).order_by(approvals.c.action)).all()
-    assert [(r.action, r.status, r.quorum) for r in rows] == [("quarantine_agent", "pending", 2),
-                                                              ("revoke_credentials", "pending", 1)]
+        rows = conn.execute(
+            select(approvals.c.action, approvals.c.status, approvals.c.quorum, approvals.c.incident_id).order_by(
+                approvals.c.action
+            )
+        ).all()
+    assert [(r.action, r.status, r.quorum) for r in rows] == [
+        ("quarantine_agent", "pending", 2),
+        ("revoke_credentials", "pending", 1),
+    ]
     incident_id = rows[0].incident_id
     runner = CliRunner()
     listed = runner.invoke(main, ["incidents", "list", "--json"])
@@ -366,8 +432,9 @@ def test_playbook_to_cli_approval_to_execution(tmp_path: Path, webhook: WebhookR
     cli_audit = [d for a, d in audit_actions(engine) if a in ("approval.vote", "approval.refused")]
     assert all("os_user" in d for d in cli_audit) and len(cli_audit) == 4
     with engine.connect() as conn:
-        postmortem = next(Path(a.result["path"]) for a in load_incident(conn, incident_id).actions
-                          if a.action == "draft_postmortem")
+        postmortem = next(
+            Path(a.result["path"]) for a in load_incident(conn, incident_id).actions if a.action == "draft_postmortem"
+        )
     assert "approval of revoke\\_credentials executed" in postmortem.read_text()  # the draft was refreshed
 
 
@@ -393,12 +460,16 @@ def test_one_message_per_incident_updated_in_place_with_votes_in_the_thread(tmp_
         assert fake.methods().count("chat.postMessage") == 1 + len(next(iter(fake.messages.values())).thread)
         [message] = fake.messages.values()  # one message for the incident
         assert message.updates >= 3
-        cards = [b["text"]["text"] for b in message.blocks if b["type"] == "section" and "Approval:" in
-                 b.get("text", {}).get("text", "")]
+        cards = [
+            b["text"]["text"]
+            for b in message.blocks
+            if b["type"] == "section" and "Approval:" in b.get("text", {}).get("text", "")
+        ]
         assert len(cards) == 2 and "quarantine agent* — executed" in cards[0] and "disable tool* — pending" in cards[1]
         actions = [b for b in message.blocks if b["type"] == "actions"]
         assert [[e["action_id"] for e in b["elements"]] for b in actions] == [
-            ["agentwatch_approve", "agentwatch_deny", "agentwatch_details"]]  # only the pending one has buttons
+            ["agentwatch_approve", "agentwatch_deny", "agentwatch_details"]
+        ]  # only the pending one has buttons
         assert actions[0]["elements"][0]["value"] == second
         context = " ".join(e["text"] for b in message.blocks if b["type"] == "context" for e in b["elements"])
         assert f"Approved by <@{APPROVER}>" in context and f"Approved by <@{SECOND}>" in context
@@ -442,16 +513,19 @@ def test_slack_down_retries_later_nothing_lost_nothing_auto_approved(tmp_path: P
         assert len(notes) == 1 and "Slack unreachable" in notes[0]  # one line per outage, not per retry
 
 
-HOSTILE = ("<!channel> <!here> <!everyone> @here @channel <@U0ATTACKER> <#C0SECRET> <!subteam^S0ALL> "
-           "<https://evil.example/login|click to approve> *APPROVE NOW* _x_ ~y~ `rm -rf /` &amp; > quote "
-           "AWS key AKIAIOSFODNN7EXAMPLE token=ghp_" + "A" * 36 + " " + "z" * 4000)
+HOSTILE = (
+    "<!channel> <!here> <!everyone> @here @channel <@U0ATTACKER> <#C0SECRET> <!subteam^S0ALL> "
+    "<https://evil.example/login|click to approve> *APPROVE NOW* _x_ ~y~ `rm -rf /` &amp; > quote "
+    "AWS key AKIAIOSFODNN7EXAMPLE token=ghp_" + "A" * 36 + " " + "z" * 4000
+)
 
 
 def test_hostile_agent_text_is_inert_in_the_posted_blocks(tmp_path: Path) -> None:
     engine, clock = open_store(f"sqlite:///{tmp_path / 's.db'}"), Clock()
     with engine.begin() as conn:
-        hostile = msgspec.structs.replace(alert(agent="<!everyone> agent*x*"), summary=HOSTILE, reasons=[HOSTILE],
-                                          principal="<#C0PRINCIPAL> @here")
+        hostile = msgspec.structs.replace(
+            alert(agent="<!everyone> agent*x*"), summary=HOSTILE, reasons=[HOSTILE], principal="<#C0PRINCIPAL> @here"
+        )
         incident_id = attach_alert(conn, hostile, IncidentSettings(), T0, T0).incident_id
     approval_id = request(engine, incident_id, clock, action="disable_tool")
     with FakeSlack() as fake:
@@ -460,8 +534,10 @@ def test_hostile_agent_text_is_inert_in_the_posted_blocks(tmp_path: Path) -> Non
         vote(engine, approval_id, OUTSIDER, clock=clock)  # refused, audited; the message stays
         [message] = fake.messages.values()
         texts = [message.text, *[t["text"] for t in message.thread], *_texts(message.blocks)]
-    allowed = re.compile(r"<(@UAPPROVER1|!subteam\^SSECOPS001"
-                         r"|!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[0-9TZ:.-]+)>")
+    allowed = re.compile(
+        r"<(@UAPPROVER1|!subteam\^SSECOPS001"
+        r"|!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[0-9TZ:.-]+)>"
+    )
     for text in texts:
         assert len(text) <= 3000
         assert "<" not in allowed.sub("", text), text
@@ -496,6 +572,7 @@ def test_fatigue_metrics_count_hasty_votes() -> None:
     assert sample("agentwatch_approvals_fast_votes_total", action="disable_tool", outcome="approve") == before + 1
     assert sample("agentwatch_approvals_decisions_total", action="disable_tool", outcome="approved") == decided + 1
     with engine.connect() as conn:
-        entry = conn.execute(select(timeline).where(timeline.c.kind == "decision",
-                                                    timeline.c.actor == f"human:{APPROVER}")).one()
+        entry = conn.execute(
+            select(timeline).where(timeline.c.kind == "decision", timeline.c.actor == f"human:{APPROVER}")
+        ).one()
     assert entry.data["faster_than_reading_time"] is True and "faster than the 10 s reading time" in entry.text

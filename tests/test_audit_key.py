@@ -81,8 +81,9 @@ def test_the_key_is_generated_once_outside_the_database_with_0600(tmp_path: Path
     assert not verdict.ok and "audit key" in (verdict.problem or "") and "AGENTWATCH_AUDIT_KEY" in verdict.problem
 
 
-def test_a_configured_key_is_used_and_another_key_does_not_verify(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_configured_key_is_used_and_another_key_does_not_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = open_store(f"sqlite:///{tmp_path / 'agentwatch.db'}")
     monkeypatch.setenv("AGENTWATCH_AUDIT_KEY", "k" * 40)
     fill(engine)
@@ -111,9 +112,18 @@ def test_cli_verify_fails_on_a_rechained_edit_and_seal_migrates_an_unkeyed_chain
             data = {"n": seq}
             body = _canonical.encode([seq, 1000 + seq, "agentwatch", "incident.opened", f"inc-{seq}", data])
             digest = unkeyed(prev, body)
-            conn.execute(audit_table.insert().values(seq=seq, ts_ms=1000 + seq, actor="agentwatch",
-                                                     action="incident.opened", subject=f"inc-{seq}", data=data,
-                                                     prev_hash=prev, hash=digest))
+            conn.execute(
+                audit_table.insert().values(
+                    seq=seq,
+                    ts_ms=1000 + seq,
+                    actor="agentwatch",
+                    action="incident.opened",
+                    subject=f"inc-{seq}",
+                    data=data,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
             prev = digest
     fill(engine, 2)  # the upgraded monitor keeps appending, keyed, onto the old chain
     runner = CliRunner()

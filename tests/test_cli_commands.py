@@ -30,13 +30,15 @@ def test_detectors_list_as_typed() -> None:
     assert "taint_flow" in result.output
 
 
-@pytest.mark.parametrize(("argv", "module"), [
-    (["simulate", "--sessions", "2"], "agentwatch.lab.simulator"),
-    (["demo"], "agentwatch.lab.demo"),
-    (["broker"], "agentwatch.lab.broker"),
-])
-def test_lab_commands_say_how_to_install_the_lab(monkeypatch: pytest.MonkeyPatch, argv: list[str],
-                                                 module: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [
+        (["simulate", "--sessions", "2"], "agentwatch.lab.simulator"),
+        (["demo"], "agentwatch.lab.demo"),
+        (["broker"], "agentwatch.lab.broker"),
+    ],
+)
+def test_lab_commands_say_how_to_install_the_lab(monkeypatch: pytest.MonkeyPatch, argv: list[str], module: str) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if the lab were not installed
     result = CliRunner().invoke(main, argv)
     assert result.exit_code != 0

@@ -39,7 +39,9 @@ def topics(config: Config) -> tuple[str, str]:
 def agentwatch(config_path: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*AGENTWATCH, "--config", str(config_path), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 
@@ -51,16 +53,28 @@ def otlp_batch(session: str, command: str, n: int) -> bytes:
         "timeUnixNano": str(1_767_225_600_000_000_000 + n * 1_000_000_000),
         "body": {"stringValue": "claude_code.tool_result"},
         "attributes": [
-            attr("event.name", "tool_result"), attr("session.id", session), attr("user.email", "dev@example.com"),
-            attr("event.timestamp", f"2026-01-01T00:00:{n:02d}.000Z"), attr("tool_name", "Bash"),
-            attr("success", "true"), {"key": "duration_ms", "value": {"intValue": "12"}},
+            attr("event.name", "tool_result"),
+            attr("session.id", session),
+            attr("user.email", "dev@example.com"),
+            attr("event.timestamp", f"2026-01-01T00:00:{n:02d}.000Z"),
+            attr("tool_name", "Bash"),
+            attr("success", "true"),
+            {"key": "duration_ms", "value": {"intValue": "12"}},
             attr("tool_parameters", json.dumps({"bash_command": command, "full_command": command})),
         ],
     }
-    return json.dumps({"resourceLogs": [{
-        "resource": {"attributes": [attr("service.name", "claude-code"), attr("user.account_uuid", "acc-1")]},
-        "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code"}, "logRecords": [record]}],
-    }]}).encode()
+    return json.dumps(
+        {
+            "resourceLogs": [
+                {
+                    "resource": {
+                        "attributes": [attr("service.name", "claude-code"), attr("user.account_uuid", "acc-1")]
+                    },
+                    "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code"}, "logRecords": [record]}],
+                }
+            ]
+        }
+    ).encode()
 
 
 def test_native_and_claude_code_events_come_out_as_alerts(
@@ -69,10 +83,21 @@ def test_native_and_claude_code_events_come_out_as_alerts(
     bootstrap = broker.bootstrap_servers
     native, otlp = topics(isolated_config)
     ensure_topics(bootstrap, all_topics(isolated_config.monitor))
-    publish_events(bootstrap, native, [
-        {"event_id": "n1", "ts": "2026-01-01T00:00:00Z", "session_id": "native-1", "agent_id": "coder-1",
-         "kind": "tool_call", "tool": "Bash", "target": "cat ~/.aws/credentials"},
-    ])
+    publish_events(
+        bootstrap,
+        native,
+        [
+            {
+                "event_id": "n1",
+                "ts": "2026-01-01T00:00:00Z",
+                "session_id": "native-1",
+                "agent_id": "coder-1",
+                "kind": "tool_call",
+                "tool": "Bash",
+                "target": "cat ~/.aws/credentials",
+            },
+        ],
+    )
     publish_raw(bootstrap, otlp, [(b"cc-1", otlp_batch("cc-session-1", "cat ~/.ssh/id_rsa", 1))])
     config_path = write_config(isolated_config, tmp_path / "agentwatch.toml")
     proc = agentwatch(config_path, "run", "--bootstrap-servers", bootstrap, "--exit-on-idle", "3", "--quiet")
@@ -104,9 +129,17 @@ def test_killed_mid_stream_and_restarted_loses_nothing_and_duplicates_nothing(
     sessions = 3000
     events = []
     for i in range(sessions):  # every session's one event raises exactly one secret_access alert
-        events.append({"event_id": f"k{i}", "ts": 1_767_225_600_000 + i, "session_id": f"kill-{i}",
-                       "agent_id": f"coder-{i % 7}", "kind": "tool_call", "tool": "Read",
-                       "target": f"/home/dev/project-{i}/.env"})
+        events.append(
+            {
+                "event_id": f"k{i}",
+                "ts": 1_767_225_600_000 + i,
+                "session_id": f"kill-{i}",
+                "agent_id": f"coder-{i % 7}",
+                "kind": "tool_call",
+                "tool": "Read",
+                "target": f"/home/dev/project-{i}/.env",
+            }
+        )
     publish_events(bootstrap, native, events)
     # A small poll batch, so the kill lands between many batches, mid-stream; detection
     # only — this test is about events and alerts, not about 3,000 incident bundles.

@@ -73,8 +73,13 @@ def test_referenced_files_exist() -> None:
             source = volume.split(":", 1)[0]
             if source.startswith("."):
                 assert (ROOT / source).exists(), source
-    for path in ("prometheus/prometheus.yml", "prometheus/rules.yml", "grafana/provisioning/datasources/prometheus.yml",
-                 "grafana/provisioning/dashboards/agentwatch.yml", "grafana/dashboards/soc-overview.json"):
+    for path in (
+        "prometheus/prometheus.yml",
+        "prometheus/rules.yml",
+        "grafana/provisioning/datasources/prometheus.yml",
+        "grafana/provisioning/dashboards/agentwatch.yml",
+        "grafana/dashboards/soc-overview.json",
+    ):
         assert (ROOT / path).is_file(), path
 
 

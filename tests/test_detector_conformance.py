@@ -38,8 +38,9 @@ def fleet_events(seed: int = 5, sessions: int = 80) -> list[AuditEvent]:
 EVENTS = fleet_events()
 
 
-def drive(detector: Detector, events: Iterable[AuditEvent], table: SessionTable | None = None
-          ) -> tuple[list[tuple[str, float, str, tuple[str, ...]]], SessionTable]:
+def drive(
+    detector: Detector, events: Iterable[AuditEvent], table: SessionTable | None = None
+) -> tuple[list[tuple[str, float, str, tuple[str, ...]]], SessionTable]:
     """Feed events as the pipeline does; return every finding (comparable) and the table."""
     table = table or SessionTable()
     found: list[tuple[str, float, str, tuple[str, ...]]] = []
@@ -61,8 +62,17 @@ def drive(detector: Detector, events: Iterable[AuditEvent], table: SessionTable 
 
 
 def test_the_built_in_library_is_registered() -> None:
-    assert {"secret_access", "destructive_ops", "privilege_changes", "supply_chain", "prompt_injection",
-            "novelty", "taint_flow", "rates", "session_anomaly"} <= set(DETECTORS)
+    assert {
+        "secret_access",
+        "destructive_ops",
+        "privilege_changes",
+        "supply_chain",
+        "prompt_injection",
+        "novelty",
+        "taint_flow",
+        "rates",
+        "session_anomaly",
+    } <= set(DETECTORS)
 
 
 def test_declared_costs_fit_the_replay_budget() -> None:
@@ -121,14 +131,24 @@ def test_checkpoint_round_trip(cls: type[Detector]) -> None:
     assert drive(original, EVENTS[half:], table)[0] == drive(restored, EVENTS[half:], table_copy)[0]
 
 
-MINIMAL_KINDS = ["tool_call", "tool_result", "model_call", "prompt", "permission", "session_start",
-                 "session_end", "memory_write", "message", "some_future_kind"]
+MINIMAL_KINDS = [
+    "tool_call",
+    "tool_result",
+    "model_call",
+    "prompt",
+    "permission",
+    "session_start",
+    "session_end",
+    "memory_write",
+    "message",
+    "some_future_kind",
+]
 HOSTILE = [
     "<!channel> <!here> @everyone <https://evil.example|click here>",
     "{{ 7*7 }} {% for x in y %} ${jndi:ldap://x} \x1b[31mred\x1b[0m \u202eevil\u200b",
     "'); DROP TABLE students;-- <script>alert(1)</script>",
     "A" * 8192,
-    "\U0001F4A9" * 1000,
+    "\U0001f4a9" * 1000,
 ]
 
 
@@ -137,15 +157,37 @@ def test_missing_fields_unknown_tools_and_hostile_strings(cls: type[Detector]) -
     detector = cls()
     events = []
     for i, kind in enumerate(MINIMAL_KINDS):
-        events.append(from_mapping({"event_id": f"m{i}", "ts": 1_767_225_600_000 + i, "session_id": "min",
-                                    "agent_id": "bare", "kind": kind}))
+        events.append(
+            from_mapping(
+                {
+                    "event_id": f"m{i}",
+                    "ts": 1_767_225_600_000 + i,
+                    "session_id": "min",
+                    "agent_id": "bare",
+                    "kind": kind,
+                }
+            )
+        )
     for i, text in enumerate(HOSTILE):
-        events.append(from_mapping({
-            "event_id": f"h{i}", "ts": 1_767_225_700_000 + i, "session_id": "hostile", "agent_id": text[:200],
-            "principal": text[:200], "kind": ["tool_call", "tool_result", "message", "memory_write", "prompt"][i],
-            "tool": f"mcp__{text[:50]}", "target": text, "args": {"x": text, "nested": {"y": [text, 1, None]}},
-            "attributes": {"content": text}, "bytes_out": 10**12, "tokens_in": 10**9, "cost_usd": 1e9,
-        }))
+        events.append(
+            from_mapping(
+                {
+                    "event_id": f"h{i}",
+                    "ts": 1_767_225_700_000 + i,
+                    "session_id": "hostile",
+                    "agent_id": text[:200],
+                    "principal": text[:200],
+                    "kind": ["tool_call", "tool_result", "message", "memory_write", "prompt"][i],
+                    "tool": f"mcp__{text[:50]}",
+                    "target": text,
+                    "args": {"x": text, "nested": {"y": [text, 1, None]}},
+                    "attributes": {"content": text},
+                    "bytes_out": 10**12,
+                    "tokens_in": 10**9,
+                    "cost_usd": 1e9,
+                }
+            )
+        )
     found, table = drive(detector, events)
     for old in table.drain():
         detector.close_session(old)
@@ -160,9 +202,18 @@ def test_session_state_stays_small(cls: type[Detector]) -> None:
     table = SessionTable()
     session = None
     for i in range(3000):
-        event = from_mapping({"event_id": f"b{i}", "ts": 1_767_225_600_000 + i * 50, "session_id": "busy",
-                              "agent_id": "loop", "kind": "tool_call", "tool": f"tool{i % 40}",
-                              "target": f"https://host{i}.example/path/{i}", "bytes_out": 100})
+        event = from_mapping(
+            {
+                "event_id": f"b{i}",
+                "ts": 1_767_225_600_000 + i * 50,
+                "session_id": "busy",
+                "agent_id": "loop",
+                "kind": "tool_call",
+                "tool": f"tool{i % 40}",
+                "target": f"https://host{i}.example/path/{i}",
+                "bytes_out": 100,
+            }
+        )
         session, _ = table.touch(event)
         detector.observe(event, session)
     assert session is not None

@@ -19,8 +19,9 @@ from bench.corpus_tldr import load_examples
 from tests.effects_helpers import event
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
-pytestmark = pytest.mark.skipif(not (CORPORA / "atomic-red-team" / "SELECTED_TESTS.tsv").is_file(),
-                                reason="../shared/corpora is not present")
+pytestmark = pytest.mark.skipif(
+    not (CORPORA / "atomic-red-team" / "SELECTED_TESTS.tsv").is_file(), reason="../shared/corpora is not present"
+)
 
 
 def _telling(effects):
@@ -32,8 +33,10 @@ def test_every_atomic_red_team_command_is_analysed():
     assert len(tests) == 503
     unparsed = sum(not analyse_shell(t.command).parsed for t in tests)
     with_effects = sum(bool(_telling(analyse_shell(t.command).effects)) for t in tests)
-    print(f"\nART: {len(tests)} commands, {unparsed} ({unparsed / len(tests):.1%}) not fully parsed, "
-          f"{with_effects} with effects beyond running a program")
+    print(
+        f"\nART: {len(tests)} commands, {unparsed} ({unparsed / len(tests):.1%}) not fully parsed, "
+        f"{with_effects} with effects beyond running a program"
+    )
     assert unparsed / len(tests) < 0.03
     assert with_effects / len(tests) > 0.85
 
@@ -54,8 +57,11 @@ def test_atomic_red_team_write_then_run_carries_the_inline_effects():
             continue
         session = SessionState(event(0, None, kind="session_start"), recent_size=4)
         effects_of(event(1, "Write", file_path="/w/t.sh", content=test.command), session)
-        carried = {(e.op, e.resource) for e in effects_of(event(2, "Bash", command="bash /w/t.sh"), session)
-                   if e.via == "script:/w/t.sh"}
+        carried = {
+            (e.op, e.resource)
+            for e in effects_of(event(2, "Bash", command="bash /w/t.sh"), session)
+            if e.via == "script:/w/t.sh"
+        }
         total += 1
         kept += bool(inline & carried)
     print(f"\nART write-then-run: {kept}/{total} carry the inline effects")

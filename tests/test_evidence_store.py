@@ -35,11 +35,25 @@ from tests.test_store import alert
 
 def events(session: str) -> list:  # type: ignore[type-arg]
     base = 1_767_225_600_000
-    rows = [("session_start", None, None), ("tool_call", "Read", "/home/dev/.ssh/id_rsa"),
-            ("tool_call", "Read", "README.md")]
-    return [from_mapping({"event_id": f"{session}:e{i}", "ts": base + i * 1000, "session_id": session,
-                          "agent_id": "coder-1", "kind": kind, "tool": tool, "target": target})
-            for i, (kind, tool, target) in enumerate(rows)]
+    rows = [
+        ("session_start", None, None),
+        ("tool_call", "Read", "/home/dev/.ssh/id_rsa"),
+        ("tool_call", "Read", "README.md"),
+    ]
+    return [
+        from_mapping(
+            {
+                "event_id": f"{session}:e{i}",
+                "ts": base + i * 1000,
+                "session_id": session,
+                "agent_id": "coder-1",
+                "kind": kind,
+                "tool": tool,
+                "target": target,
+            }
+        )
+        for i, (kind, tool, target) in enumerate(rows)
+    ]
 
 
 @pytest.fixture
@@ -51,8 +65,9 @@ def deployment(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
         responder.confirm(responder.prepare(events(session), [alert(session=session)]))
     responder.run_pending()
     with responder.engine.connect() as conn:
-        rows = conn.execute(select(actions.c.incident_id, actions.c.result)
-                            .where(actions.c.action == "collect_evidence")).all()
+        rows = conn.execute(
+            select(actions.c.incident_id, actions.c.result).where(actions.c.action == "collect_evidence")
+        ).all()
     bundles = {row.incident_id: Path(row.result["path"]) for row in rows}
     assert len(bundles) == 2
     return write_config(config, tmp_path / "agentwatch.toml"), bundles
@@ -105,8 +120,9 @@ def test_another_incidents_intact_bundle_swapped_in_is_caught(deployment: tuple[
     assert first in result.output and second in result.output
 
 
-def test_a_bundle_the_store_has_no_record_of_says_so_in_one_line(deployment: tuple[Path, dict[str, Path]],
-                                                                tmp_path: Path) -> None:
+def test_a_bundle_the_store_has_no_record_of_says_so_in_one_line(
+    deployment: tuple[Path, dict[str, Path]], tmp_path: Path
+) -> None:
     _config_path, bundles = deployment
     other = write_config(Config(monitor=MonitorSettings(data_dir=str(tmp_path / "other"))), tmp_path / "other.toml")
     open_store(Config(monitor=MonitorSettings(data_dir=str(tmp_path / "other"))).store_url)

@@ -224,9 +224,7 @@ def test_session_start_fixture() -> None:
 
 
 def test_identity_from_wrapper_keys_and_arguments() -> None:
-    wrapped = to_event(
-        hook("UserPromptSubmit", prompt="hi", agent_id="billing-bot", user="alice@example.com")
-    )
+    wrapped = to_event(hook("UserPromptSubmit", prompt="hi", agent_id="billing-bot", user="alice@example.com"))
     assert (wrapped.agent_id, wrapped.principal) == ("billing-bot", "alice@example.com")
     assert "agent_id" not in wrapped.attributes and "user" not in wrapped.attributes
     principal = to_event(hook("UserPromptSubmit", prompt="hi", principal="bob"))
@@ -284,9 +282,7 @@ def test_tool_input_that_is_not_an_object_is_kept_in_attributes() -> None:
 
 
 def test_overlong_tool_use_id_falls_back_to_a_hash() -> None:
-    event = to_event(
-        hook("PreToolUse", tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="t" * 300)
-    )
+    event = to_event(hook("PreToolUse", tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="t" * 300))
     assert event.event_id.startswith("cc-hook-")
 
 

@@ -65,9 +65,7 @@ def batch(*records: dict[str, Any], resource: list[dict[str, Any]] | None = None
             "resourceLogs": [
                 {
                     "resource": {"attributes": resource},
-                    "scopeLogs": [
-                        {"scope": {"name": "com.anthropic.claude_code.events"}, "logRecords": list(records)}
-                    ],
+                    "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code.events"}, "logRecords": list(records)}],
                 }
             ]
         }
@@ -244,9 +242,7 @@ def test_other_any_values_are_flattened() -> None:
                 ratio={"doubleValue": "NaN"},
                 blob={"bytesValue": "aGVsbG8="},
                 nested={
-                    "kvlistValue": {
-                        "values": [kv("a", 1), kv("b", {"arrayValue": {"values": [{"boolValue": True}]}})]
-                    }
+                    "kvlistValue": {"values": [kv("a", 1), kv("b", {"arrayValue": {"values": [{"boolValue": True}]}})]}
                 },
                 empty={},
             )
@@ -259,9 +255,7 @@ def test_other_any_values_are_flattened() -> None:
 
 
 def test_malformed_numbers_are_not_mapped_but_kept() -> None:
-    event = one(
-        batch(record("api_request", model="m", input_tokens="lots", duration_ms="-5", cost_usd="inf"))
-    )
+    event = one(batch(record("api_request", model="m", input_tokens="lots", duration_ms="-5", cost_usd="inf")))
     assert (event.tokens_in, event.duration_ms, event.cost_usd) == (None, None, None)
     assert (event.attributes["input_tokens"], event.attributes["duration_ms"]) == ("lots", "-5")
 
@@ -345,9 +339,7 @@ def test_a_record_of_the_wrong_shape_is_isolated() -> None:
     wrong = record("tool_result", 1)
     wrong["attributes"] = "not a list"
     not_an_object = "just a string"
-    result = decode(
-        batch(record("user_prompt", 0), wrong, not_an_object, record("api_request", 2, model="m"))
-    )
+    result = decode(batch(record("user_prompt", 0), wrong, not_an_object, record("api_request", 2, model="m")))
     assert [e.kind for e in result.events] == ["prompt", "model_call"]
     assert [e.reason for e in result.errors] == ["invalid_field", "invalid_field"]
     assert "logRecords[1]" in result.errors[0].detail and "logRecords[2]" in result.errors[1].detail
@@ -391,8 +383,7 @@ def test_a_traces_payload_is_not_an_empty_batch() -> None:
         (b'{"resourceLogs": [', "invalid_json"),
         (b"", "invalid_json"),
         (
-            b'{"resourceLogs": [{"resource": {"attributes": [{"key": "k",'
-            b' "value": {"stringValue": "\xff"}}]}}]}',
+            b'{"resourceLogs": [{"resource": {"attributes": [{"key": "k", "value": {"stringValue": "\xff"}}]}}]}',
             "invalid_utf8",
         ),
         (b"\xfe\xff{}", "invalid_utf8"),

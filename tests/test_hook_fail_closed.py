@@ -29,8 +29,15 @@ TOKEN = "t0ken-0123456789abcdef"
 
 
 def hook_input(session_id: object = TERMINATED, **extra: object) -> bytes:
-    return json.dumps({"session_id": session_id, "hook_event_name": "PreToolUse", "tool_name": "Bash",
-                       "tool_input": {"command": "ls"}, **extra}).encode()
+    return json.dumps(
+        {
+            "session_id": session_id,
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": "ls"},
+            **extra,
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -38,17 +45,25 @@ def config(tmp_path: Path) -> Path:
     """A config whose store has one terminated session."""
     data = tmp_path / "data"
     with open_store(f"sqlite:///{data / 'agentwatch.db'}").begin() as conn:
-        conn.execute(session_status.insert().values(
-            session_id=TERMINATED, agent_id="coder-1", status="terminated",
-            reason="agentwatch: session terminated by incident inc-7 (critical; secret_access)",
-            incident_id="inc-7", command_id="cmd-7", updated_ms=1))
+        conn.execute(
+            session_status.insert().values(
+                session_id=TERMINATED,
+                agent_id="coder-1",
+                status="terminated",
+                reason="agentwatch: session terminated by incident inc-7 (critical; secret_access)",
+                incident_id="inc-7",
+                command_id="cmd-7",
+                updated_ms=1,
+            )
+        )
     path = tmp_path / "agentwatch.toml"
     path.write_text(f'[monitor]\ndata_dir = "{data}"\n')
     return path
 
 
-def run_hook(stdin: bytes, *args: str, config: Path | None = None, env: dict[str, str] | None = None
-             ) -> tuple[int, str]:
+def run_hook(
+    stdin: bytes, *args: str, config: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str]:
     argv = (["--config", str(config)] if config else []) + ["hook", "claude-code", *args]
     result = CliRunner().invoke(main, argv, input=stdin, env={"AGENTWATCH_API_TOKEN": None, **(env or {})})
     return result.exit_code, result.stderr
@@ -66,7 +81,10 @@ def assert_blocked(outcome: tuple[int, str], *words: str) -> None:
 # -- the store path ----------------------------------------------------------------------
 def test_terminated_session_with_tool_input_nested_1500_deep_is_blocked(config: Path) -> None:
     deep = b'{"session_id": "%s", "tool_name": "Bash", "tool_input": %s%s}' % (
-        TERMINATED.encode(), b'{"a": ' * 1500 + b"1", b"}" * 1500)
+        TERMINATED.encode(),
+        b'{"a": ' * 1500 + b"1",
+        b"}" * 1500,
+    )
     assert_blocked(run_hook(deep, config=config), "inc-7")
     assert_blocked(run_hook(deep, "--fail", "open", config=config), "inc-7")  # terminated beats fail-open
     shallow_active = b'{"tool_input": %s, "session_id": "%s"}' % (b"[" * 1500 + b"]" * 1500, ACTIVE.encode())
@@ -96,8 +114,11 @@ def test_a_store_without_the_schema_is_unreachable_not_empty(tmp_path: Path) -> 
     assert (tmp_path / "data" / "agentwatch.db").read_bytes() == b""  # no schema was created
 
 
-@pytest.mark.parametrize("session_id", [None, {"id": TERMINATED}, [TERMINATED], 7, "", "x" * 257, "a\nb"],
-                         ids=["null", "object", "list", "number", "empty", "over-long", "newline"])
+@pytest.mark.parametrize(
+    "session_id",
+    [None, {"id": TERMINATED}, [TERMINATED], 7, "", "x" * 257, "a\nb"],
+    ids=["null", "object", "list", "number", "empty", "over-long", "newline"],
+)
 def test_bad_session_id_blocks(config: Path, session_id: object) -> None:
     assert_blocked(run_hook(hook_input(session_id), config=config), "session_id", "fail closed")
 
@@ -111,9 +132,20 @@ def test_duplicate_session_id_keys_block(config: Path) -> None:
     assert_blocked(run_hook(two, config=config), "session_id")
 
 
-@pytest.mark.parametrize("stdin", [b"not json", b"", b"   ", b"[]", b'"sess"', b"{", b'{"session_id": "s1"} x',
-                                   b'{"session_id": "s1", "tool_input": [}'],
-                         ids=["text", "empty", "blank", "array", "string", "truncated", "trailing", "broken-nested"])
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        b"not json",
+        b"",
+        b"   ",
+        b"[]",
+        b'"sess"',
+        b"{",
+        b'{"session_id": "s1"} x',
+        b'{"session_id": "s1", "tool_input": [}',
+    ],
+    ids=["text", "empty", "blank", "array", "string", "truncated", "trailing", "broken-nested"],
+)
 def test_stdin_that_is_not_a_hook_object_blocks(config: Path, stdin: bytes) -> None:
     assert_blocked(run_hook(stdin, config=config), "fail closed")
 
@@ -129,13 +161,19 @@ def test_bad_config_blocks_instead_of_exit_1(tmp_path: Path) -> None:
 
 
 # -- the process as Claude Code starts it ---------------------------------------------------
-def hook_process(stdin: bytes, *args: str, config: Path, env: dict[str, str] | None = None
-                 ) -> subprocess.CompletedProcess[bytes]:
+def hook_process(
+    stdin: bytes, *args: str, config: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     import os
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWATCH_")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "agentwatch.cli.main", "--config", str(config), "hook", "claude-code",
-                           *args], input=stdin, capture_output=True, timeout=60, env=environ)
+    return subprocess.run(
+        [sys.executable, "-m", "agentwatch.cli.main", "--config", str(config), "hook", "claude-code", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env=environ,
+    )
 
 
 def test_huge_stdin_is_capped_and_blocks(config: Path) -> None:
@@ -149,10 +187,15 @@ def test_an_unexpected_exception_still_blocks(config: Path, tmp_path: Path) -> N
     (tmp_path / "sitecustomize.py").write_text(
         "import sys\nclass Boom:\n    def find_spec(self, name, *a):\n"
         "        if name == 'agentwatch.respond.session_guard':\n            raise ZeroDivisionError('boom')\n"
-        "sys.meta_path.insert(0, Boom())\n")
+        "sys.meta_path.insert(0, Boom())\n"
+    )
     done = hook_process(hook_input(ACTIVE), config=config, env={"PYTHONPATH": str(tmp_path)})
-    assert done.returncode == 2 and done.stderr.decode().startswith("agentwatch: ") and b"ZeroDivisionError" \
-        in done.stderr and len(done.stderr.splitlines()) == 1
+    assert (
+        done.returncode == 2
+        and done.stderr.decode().startswith("agentwatch: ")
+        and b"ZeroDivisionError" in done.stderr
+        and len(done.stderr.splitlines()) == 1
+    )
     done = hook_process(hook_input(ACTIVE), "--fail", "open", config=config, env={"PYTHONPATH": str(tmp_path)})
     assert done.returncode == 0 and b"fail open" in done.stderr
 
@@ -193,18 +236,36 @@ def canned() -> Iterator[tuple[str, type[Canned]]]:
         httpd.server_close()
 
 
-@pytest.mark.parametrize("status, body", [
-    (200, b"null"), (200, b"[]"), (200, b'"terminated"'), (200, b"{not json"), (200, b""),
-    (200, b'{"status": "paused", "session_id": "sess-live"}'),  # not an explicit allow
-    (200, b'{"status": "active", "session_id": "someone-else"}'),  # an answer about another session
-    (200, b'{"status": "active"}'),
-    (500, b'{"status": "active", "session_id": "sess-live"}'),
-    (401, b'{"error": "unauthorized"}'),
-    (302, b""),
-], ids=["null", "list", "string", "malformed", "empty", "unknown-status", "other-session", "no-session-id",
-        "500", "401", "redirect"])
-def test_server_answers_that_are_not_an_allow_block(canned: tuple[str, type[Canned]], status: int,
-                                                    body: bytes) -> None:
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (200, b"null"),
+        (200, b"[]"),
+        (200, b'"terminated"'),
+        (200, b"{not json"),
+        (200, b""),
+        (200, b'{"status": "paused", "session_id": "sess-live"}'),  # not an explicit allow
+        (200, b'{"status": "active", "session_id": "someone-else"}'),  # an answer about another session
+        (200, b'{"status": "active"}'),
+        (500, b'{"status": "active", "session_id": "sess-live"}'),
+        (401, b'{"error": "unauthorized"}'),
+        (302, b""),
+    ],
+    ids=[
+        "null",
+        "list",
+        "string",
+        "malformed",
+        "empty",
+        "unknown-status",
+        "other-session",
+        "no-session-id",
+        "500",
+        "401",
+        "redirect",
+    ],
+)
+def test_server_answers_that_are_not_an_allow_block(canned: tuple[str, type[Canned]], status: int, body: bytes) -> None:
     url, handler = canned
     handler.status, handler.body = status, body
     assert_blocked(run_hook(hook_input(ACTIVE), "--server", url), "cannot verify", "fail closed")
@@ -217,8 +278,14 @@ def test_server_allow_and_terminated(canned: tuple[str, type[Canned]]) -> None:
     handler.body = b'{"status": "active", "session_id": "sess-live", "reason": "", "incident_id": null}'
     assert run_hook(hook_input(ACTIVE), "--server", url, env={"AGENTWATCH_API_TOKEN": TOKEN}) == (0, "")
     assert handler.seen_auth == [f"Bearer {TOKEN}"]  # the hook authenticates to serve
-    handler.body = json.dumps({"status": "terminated", "session_id": ACTIVE, "incident_id": "inc-9",
-                               "reason": "agentwatch: session terminated by incident inc-9\n\x1b[31mfake"}).encode()
+    handler.body = json.dumps(
+        {
+            "status": "terminated",
+            "session_id": ACTIVE,
+            "incident_id": "inc-9",
+            "reason": "agentwatch: session terminated by incident inc-9\n\x1b[31mfake",
+        }
+    ).encode()
     for fail in ("closed", "open"):
         code, stderr = run_hook(hook_input(ACTIVE), "--server", url, "--fail", fail)
         assert_blocked((code, stderr), "inc-9")

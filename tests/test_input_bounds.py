@@ -30,8 +30,16 @@ T0 = 1_767_225_600_000
 
 
 def native(n: int, session: str = "s1", **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"{session}:{n}", "ts": T0 + n * 1000, "session_id": session, "agent_id": "coder",
-            "kind": "tool_call", "tool": "Bash", "target": "ls", **extra}
+    return {
+        "event_id": f"{session}:{n}",
+        "ts": T0 + n * 1000,
+        "session_id": session,
+        "agent_id": "coder",
+        "kind": "tool_call",
+        "tool": "Bash",
+        "target": "ls",
+        **extra,
+    }
 
 
 def nested(depth: int) -> Any:
@@ -57,8 +65,12 @@ def otlp(attributes: dict[str, Any], body: Any = None) -> bytes:
 
 
 def otlp_attrs(name: str, **extra: Any) -> dict[str, Any]:
-    return {"event.name": {"stringValue": name}, "session.id": {"stringValue": "s1"},
-            "event.timestamp": {"stringValue": "2026-01-01T00:00:00.000Z"}, **extra}
+    return {
+        "event.name": {"stringValue": name},
+        "session.id": {"stringValue": "s1"},
+        "event.timestamp": {"stringValue": "2026-01-01T00:00:00.000Z"},
+        **extra,
+    }
 
 
 # -- item 1: nesting depth ---------------------------------------------------------------
@@ -95,8 +107,14 @@ def test_otlp_tool_input_nested_deep_is_cut() -> None:
 
 
 def test_claude_hook_tool_input_nested_deep_is_cut() -> None:
-    raw = json.dumps({"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Bash",
-                      "tool_input": {"command": "cat ~/.aws/credentials", "deep": nested(900)}}).encode()
+    raw = json.dumps(
+        {
+            "session_id": "s1",
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": "cat ~/.aws/credentials", "deep": nested(900)},
+        }
+    ).encode()
     result = decode_claude_hook(raw, T0)
     assert not result.errors
     ev = result.events[0]
@@ -109,8 +127,13 @@ def test_replay_with_one_event_nested_900_deep_exits_0_and_alerts_as_normal(
 ) -> None:
     """The reproduction from the issue: 1,023 ordinary events and one nested 900 deep."""
     lines = [native(i, session=f"s{i % 7}") for i in range(1023)]
-    lines[500] = native(500, session="s3", tool="Read", target="/home/dev/.aws/credentials",
-                        args={"file_path": "/home/dev/.aws/credentials"})
+    lines[500] = native(
+        500,
+        session="s3",
+        tool="Read",
+        target="/home/dev/.aws/credentials",
+        args={"file_path": "/home/dev/.aws/credentials"},
+    )
     lines.append(native(2000, session="deep", args={"x": nested(900)}))
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(msgspec.json.encode(line) for line in lines) + b"\n")
@@ -192,8 +215,15 @@ def test_native_largest_allowed_number_passes() -> None:
 
 @pytest.mark.parametrize("text", [str(10**400), str(2**64), "1" * 5000])
 def test_otlp_out_of_range_token_count_is_dropped_and_recorded(text: str) -> None:
-    raw = otlp(otlp_attrs("api_request", input_tokens={"intValue": text}, output_tokens={"intValue": "7"},
-                          cost_usd={"doubleValue": 1e308}, huge_attr={"intValue": text}))
+    raw = otlp(
+        otlp_attrs(
+            "api_request",
+            input_tokens={"intValue": text},
+            output_tokens={"intValue": "7"},
+            cost_usd={"doubleValue": 1e308},
+            huge_attr={"intValue": text},
+        )
+    )
     result = decode_otlp_json(raw, T0)
     assert not result.errors
     ev = result.events[0]
@@ -210,8 +240,15 @@ def test_otlp_malformed_number_in_the_body_is_not_an_exception() -> None:
 
 
 def test_claude_hook_huge_reported_size_is_dropped_and_recorded() -> None:
-    raw = json.dumps({"session_id": "s1", "hook_event_name": "PostToolUse", "tool_name": "WebFetch",
-                      "tool_input": {"url": "https://x.io"}, "tool_response": {"result": "ok", "bytes": 2**64}})
+    raw = json.dumps(
+        {
+            "session_id": "s1",
+            "hook_event_name": "PostToolUse",
+            "tool_name": "WebFetch",
+            "tool_input": {"url": "https://x.io"},
+            "tool_response": {"result": "ok", "bytes": 2**64},
+        }
+    )
     ev = decode_claude_hook(raw.encode(), T0).events[0]
     assert ev.bytes_in is None and ev.attributes["agentwatch.invalid"] == ["bytes_in"]
 
@@ -225,12 +262,25 @@ def test_rates_and_session_anomaly_do_not_raise_on_huge_numbers(fmt: str) -> Non
     decoder = get_decoder(fmt)
     for i in range(300):
         if fmt == "native":
-            raw = msgspec.json.encode(native(i, kind="tool_result", bytes_out=2**64 if i % 2 else MAX_SAFE_INT,
-                                             tokens_in=10**400, tokens_out=MAX_SAFE_INT, cost_usd=2.0**62))
+            raw = msgspec.json.encode(
+                native(
+                    i,
+                    kind="tool_result",
+                    bytes_out=2**64 if i % 2 else MAX_SAFE_INT,
+                    tokens_in=10**400,
+                    tokens_out=MAX_SAFE_INT,
+                    cost_usd=2.0**62,
+                )
+            )
         else:
-            raw = otlp(otlp_attrs("api_request", input_tokens={"intValue": str(10**400)},
-                                  output_tokens={"intValue": str(MAX_SAFE_INT)},
-                                  cost_usd={"doubleValue": 2.0**62}))
+            raw = otlp(
+                otlp_attrs(
+                    "api_request",
+                    input_tokens={"intValue": str(10**400)},
+                    output_tokens={"intValue": str(MAX_SAFE_INT)},
+                    cost_usd={"doubleValue": 2.0**62},
+                )
+            )
             raw = raw.replace(b"2026-01-01T00:00:00.000Z", f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.000Z".encode())
         result = pipeline.ingest(raw, decoder, T0)
         assert result.events and not result.errors
@@ -239,7 +289,9 @@ def test_rates_and_session_anomaly_do_not_raise_on_huge_numbers(fmt: str) -> Non
 
 
 def test_claude_hook_float_literal_out_of_range_is_not_a_rejection() -> None:
-    raw = (b'{"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Bash",'
-           b' "tool_input": {"command": "cat ~/.aws/credentials", "timeout": 1e400}}')
+    raw = (
+        b'{"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Bash",'
+        b' "tool_input": {"command": "cat ~/.aws/credentials", "timeout": 1e400}}'
+    )
     result = decode_claude_hook(raw, T0)
     assert not result.errors and result.events[0].target == "cat ~/.aws/credentials"

@@ -39,12 +39,12 @@ def test_malformed_input_goes_to_the_dlq_and_the_loop_keeps_going(
     bootstrap = broker.bootstrap_servers
     topic = native_topic(isolated_config)
     bad = [
-        (b"k1", b'{"event_id": "x"'),                        # invalid JSON
-        (b"k2", b'\xff\xfe\x00garbage'),                     # invalid UTF-8
+        (b"k1", b'{"event_id": "x"'),  # invalid JSON
+        (b"k2", b"\xff\xfe\x00garbage"),  # invalid UTF-8
         (b"k3", msgspec.json.encode({**event(1), "kind": 5})),  # wrong type (a bad *optional* number is dropped)
         (b"k4", msgspec.json.encode({k: v for k, v in event(2).items() if k != "session_id"})),  # missing field
         (b"k5", msgspec.json.encode({**event(3), "target": "x" * 1_100_000})),  # oversized
-        (b"k6", b""),                                        # empty / tombstone
+        (b"k6", b""),  # empty / tombstone
     ]
     good = [(b"s9", msgspec.json.encode(event(10, session="s9", target="EVIL")))]
     publish_raw(bootstrap, topic, bad + good)
@@ -118,8 +118,11 @@ def test_the_loop_survives_the_broker_going_away_and_carries_on_when_it_returns(
     thread.start()
     second = None
     try:
-        publish_events(first.bootstrap_servers, native_topic(isolated_config),
-                       [event(i, session=f"before{i}", target="EVIL") for i in range(5)])
+        publish_events(
+            first.bootstrap_servers,
+            native_topic(isolated_config),
+            [event(i, session=f"before{i}", target="EVIL") for i in range(5)],
+        )
         deadline = time.monotonic() + 60
         while monitor.stats.events < 5:
             assert time.monotonic() < deadline, "nothing processed before the outage"
@@ -129,8 +132,11 @@ def test_the_loop_survives_the_broker_going_away_and_carries_on_when_it_returns(
         assert thread.is_alive()
         second = EmbeddedBroker(port=port).start()
         ensure_topics(second.bootstrap_servers, all_topics(isolated_config.monitor), partitions=3)
-        publish_events(second.bootstrap_servers, native_topic(isolated_config),
-                       [event(i, session=f"after{i}", target="EVIL") for i in range(5)])
+        publish_events(
+            second.bootstrap_servers,
+            native_topic(isolated_config),
+            [event(i, session=f"after{i}", target="EVIL") for i in range(5)],
+        )
         deadline = time.monotonic() + 90
         while monitor.stats.events < 10:
             assert thread.is_alive() and time.monotonic() < deadline, "the monitor did not carry on"

@@ -41,9 +41,13 @@ def _variant(config: Config, name: str, tmp_path: Path) -> Config:
     """Same input topics; its own group, store and output topics."""
     m = config.monitor
     settings = msgspec.structs.replace(
-        m, group_id=f"{m.group_id}-{name}", data_dir=str(tmp_path / name),
-        alerts_topic=f"{m.alerts_topic}-{name}", dlq_topic=f"{m.dlq_topic}-{name}",
-        control_topic=f"{m.control_topic}-{name}", max_poll_records=100,
+        m,
+        group_id=f"{m.group_id}-{name}",
+        data_dir=str(tmp_path / name),
+        alerts_topic=f"{m.alerts_topic}-{name}",
+        dlq_topic=f"{m.dlq_topic}-{name}",
+        control_topic=f"{m.control_topic}-{name}",
+        max_poll_records=100,
     )
     return msgspec.structs.replace(config, monitor=settings)
 
@@ -51,7 +55,9 @@ def _variant(config: Config, name: str, tmp_path: Path) -> Config:
 def _run(config_path: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "agentwatch.cli.main", "--config", str(config_path), "run", *args, "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 
@@ -83,8 +89,9 @@ def test_ten_random_kills_detect_what_an_uninterrupted_run_detects(
     publish_events(bootstrap, native, fleet.events)
     total = len(fleet.events)
 
-    uninterrupted = _run(write_config(calm, tmp_path / "calm.toml"), "--bootstrap-servers", bootstrap,
-                         "--exit-on-idle", "2")
+    uninterrupted = _run(
+        write_config(calm, tmp_path / "calm.toml"), "--bootstrap-servers", bootstrap, "--exit-on-idle", "2"
+    )
     killed_path = write_config(killed, tmp_path / "killed.toml")
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
@@ -113,9 +120,11 @@ def test_ten_random_kills_detect_what_an_uninterrupted_run_detects(
     expected, _ = _detections(bootstrap, calm, attacks)
     found, alerts = _detections(bootstrap, killed, attacks)
     detected = {s for s, _ in found}
-    print(f"\nattack sessions detected: {len({s for s, _ in expected})}/{len(attacks)} uninterrupted, "
-          f"{len(detected)}/{len(attacks)} with {KILLS} SIGKILLs; (session, detector) alerts: "
-          f"{len(expected)} vs {len(found)}")
+    print(
+        f"\nattack sessions detected: {len({s for s, _ in expected})}/{len(attacks)} uninterrupted, "
+        f"{len(detected)}/{len(attacks)} with {KILLS} SIGKILLs; (session, detector) alerts: "
+        f"{len(expected)} vs {len(found)}"
+    )
     assert found - expected == set(), "detected only with kills"
     assert expected - found == set(), "missed because of the kills"
     copies = Counter((a["alert_id"], a["revision"]) for a in alerts)

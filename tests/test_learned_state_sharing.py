@@ -45,16 +45,28 @@ def baselines(detector: Any) -> dict[str, Any]:
     """What each built-in shares, as comparable values."""
     name = detector.name
     if name == "taint_flow":
-        return {"fleet": set(detector._fleet), **{
-            a: (f.sessions, f.total, f.transitions, set(f.destinations)) for a, f in detector._agents.items()}}
+        return {
+            "fleet": set(detector._fleet),
+            **{a: (f.sessions, f.total, f.transitions, set(f.destinations)) for a, f in detector._agents.items()},
+        }
     if name == "novelty":
-        return {"fleet": {k: set(v) for k, v in detector._fleet.items()}, **{
-            k: (p.sessions, p.events, {kind: set(i) for kind, i in p.items.items()}, p.rates, p.external_rates)
-            for k, p in detector._profiles.items()}}
+        return {
+            "fleet": {k: set(v) for k, v in detector._fleet.items()},
+            **{
+                k: (p.sessions, p.events, {kind: set(i) for kind, i in p.items.items()}, p.rates, p.external_rates)
+                for k, p in detector._profiles.items()
+            },
+        }
     if name == "rates":
         return {a: pickle.dumps(b) for a, b in [("fleet", detector._fleet), *detector._agents.items()]}
-    return {a: pickle.dumps(m) for a, m in [("fleet", (detector._fleet, detector.windows_learned)),
-                                            *detector._agents.items(), *detector._pending.items()]}
+    return {
+        a: pickle.dumps(m)
+        for a, m in [
+            ("fleet", (detector._fleet, detector.windows_learned)),
+            *detector._agents.items(),
+            *detector._pending.items(),
+        ]
+    }
 
 
 def test_built_in_detectors_share_learned_state_per_key() -> None:
@@ -111,9 +123,9 @@ def test_a_monitor_that_lost_its_partition_cannot_overwrite_its_successors_state
     engine = open_store(store_url)
     tp = TopicPartition("agent.audit", 3)
     old, new = PartitionCheckpoints(engine, "g"), PartitionCheckpoints(engine, "g")
-    (_, old_epoch), = old.claim([tp]).values()
+    ((_, old_epoch),) = old.claim([tp]).values()
     assert old.save({tp: (old_epoch, 10)}, [(3, "s1", b"old")], [])
-    (offset, new_epoch), = new.claim([tp]).values()
+    ((offset, new_epoch),) = new.claim([tp]).values()
     assert offset == 10 and new_epoch == old_epoch + 1
     assert new.save({tp: (new_epoch, 12)}, [(3, "s1", b"new")], [])
     assert not old.save({tp: (old_epoch, 15)}, [(3, "s1", b"zombie")], [(3, "s2")])  # fenced: nothing written

@@ -14,8 +14,19 @@ from tests.kafka_helpers import MarkerDetector
 
 
 def marker_events(times_s: list[int], session: str = "s1") -> list[AuditEvent]:
-    return [from_mapping({"event_id": f"{session}:{i}", "ts": 1_767_225_600_000 + t * 1000, "session_id": session,
-                          "agent_id": "a", "kind": "tool_call", "target": "EVIL"}) for i, t in enumerate(times_s)]
+    return [
+        from_mapping(
+            {
+                "event_id": f"{session}:{i}",
+                "ts": 1_767_225_600_000 + t * 1000,
+                "session_id": session,
+                "agent_id": "a",
+                "kind": "tool_call",
+                "target": "EVIL",
+            }
+        )
+        for i, t in enumerate(times_s)
+    ]
 
 
 def run(policy: DetectorPolicy, events: list[AuditEvent], *extra: ActiveDetector) -> tuple[Pipeline, list]:  # type: ignore[type-arg]

@@ -63,9 +63,7 @@ def hostile_incident() -> IncidentRecord:
         principal="mallory<@U123>",
         args={"to": "exfil@evil.example", "body": HOSTILE},
     )
-    alert = msgspec.structs.replace(
-        base.alerts[0], reasons=[*base.alerts[0].reasons, HOSTILE], detector="det|`x`"
-    )
+    alert = msgspec.structs.replace(base.alerts[0], reasons=[*base.alerts[0].reasons, HOSTILE], detector="det|`x`")
     action = ActionRecord(
         action_key="k",
         step="notify",
@@ -208,9 +206,7 @@ def test_detections_and_actions_tables() -> None:
     assert actions[1][5] == "—"
 
 
-@pytest.mark.parametrize(
-    "needle", ["<!channel>", "<script>", "](javascript:", "`rm -rf`", "[x]", "\n| forged"]
-)
+@pytest.mark.parametrize("needle", ["<!channel>", "<script>", "](javascript:", "`rm -rf`", "[x]", "\n| forged"])
 def test_hostile_strings_are_inert(needle: str) -> None:
     text = render_postmortem(hostile_incident(), None)
     assert needle not in text
@@ -250,9 +246,7 @@ def test_sandbox_blocks_attribute_escapes_and_undefined_is_strict() -> None:
 
 
 def test_custom_template_dir_is_sandboxed_too(tmp_path: Path) -> None:
-    (tmp_path / "postmortem.md.j2").write_text(
-        "{{ incident.incident_id|md }} {{ incident.__class__.__init__ }}"
-    )
+    (tmp_path / "postmortem.md.j2").write_text("{{ incident.incident_id|md }} {{ incident.__class__.__init__ }}")
     with pytest.raises(SecurityError):
         render_postmortem(example_incident(), None, template_dir=tmp_path)
     (tmp_path / "postmortem.md.j2").write_text("id={{ incident.incident_id|md }}\n")
@@ -305,9 +299,7 @@ def test_write_postmortem_is_idempotent_and_quotes_evidence(tmp_path: Path) -> N
     assert "**Verification:** ok" in text
     assert sorted(p.name for p in out.parent.iterdir()) == ["postmortem.md", "timeline.svg"]
     # a moved incident overwrites the draft
-    resolved = msgspec.structs.replace(
-        example_incident(), status="resolved", resolved_ms=example_incident().opened_ms
-    )
+    resolved = msgspec.structs.replace(example_incident(), status="resolved", resolved_ms=example_incident().opened_ms)
     write_postmortem(resolved, tmp_path / "pm", bundle.path)
     assert "**Status:** resolved" in out.read_text()
 

@@ -36,8 +36,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     try:
         live.feed(sessions=120, rate=600.0)
         live.wait_for(lambda: live.scrapes() >= 8, 60, "eight scrapes")
-        live.wait_for(lambda: bool(live.query("sum(agentwatch_time_to_contain_seconds_count) > 0")), 60,
-                      "a containment to be scraped")
+        live.wait_for(
+            lambda: bool(live.query("sum(agentwatch_time_to_contain_seconds_count) > 0")),
+            60,
+            "a containment to be scraped",
+        )
         time.sleep(3)
         yield live
     finally:
@@ -48,16 +51,23 @@ def test_dashboards_are_generated_from_code_and_fresh() -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, str(ROOT / "grafana" / "build_dashboards.py"), "--check"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "grafana" / "build_dashboards.py"), "--check"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
 def test_every_panel_names_only_exported_metrics(stack: LiveStack) -> None:
     exposition = stack.exposition()
     exported = set(re.findall(r"^(agentwatch_[a-z_]+)", exposition, flags=re.M))
-    missing = sorted({(board, name) for board, _title, expr in panel_queries() for name in METRIC.findall(expr)
-                      if name not in exported})
+    missing = sorted(
+        {
+            (board, name)
+            for board, _title, expr in panel_queries()
+            for name in METRIC.findall(expr)
+            if name not in exported
+        }
+    )
     assert missing == []
 
 
@@ -72,5 +82,9 @@ def test_rules_load_into_prometheus(stack: LiveStack) -> None:
     with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/rules", timeout=10) as response:
         groups = json.loads(response.read())["data"]["groups"]
     assert {rule["name"] for group in groups for rule in group["rules"]} >= {
-        "AgentwatchMonitorDown", "AgentwatchConsumerLagGrowing", "AgentwatchDeadLetters", "AgentwatchPluginErrors",
-        "AgentwatchContainmentSLOFastBurn"}
+        "AgentwatchMonitorDown",
+        "AgentwatchConsumerLagGrowing",
+        "AgentwatchDeadLetters",
+        "AgentwatchPluginErrors",
+        "AgentwatchContainmentSLOFastBurn",
+    }

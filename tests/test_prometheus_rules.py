@@ -25,8 +25,7 @@ def test_rules_are_valid(promtool: str) -> None:
 
 
 def test_rule_unit_tests_pass(promtool: str) -> None:
-    done = subprocess.run([promtool, "test", "rules", "rules_test.yml"], cwd=PROMETHEUS, capture_output=True,
-                          text=True)
+    done = subprocess.run([promtool, "test", "rules", "rules_test.yml"], cwd=PROMETHEUS, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -39,6 +38,5 @@ def test_scrape_config_is_valid(promtool: str, tmp_path: Path) -> None:
     (tmp_path / "token").write_text("t" * 32)
     shutil.copy(PROMETHEUS / "rules.yml", tmp_path / "rules.yml")
     (tmp_path / "prometheus.yml").write_text(config.replace(secret, str(tmp_path / "token")))
-    done = subprocess.run([promtool, "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True,
-                          text=True)
+    done = subprocess.run([promtool, "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

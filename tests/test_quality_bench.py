@@ -76,8 +76,14 @@ def test_report_has_every_run_and_the_counts_add_up(report: dict, corpora: Path)
 
 def test_a_detected_attack_and_a_clean_benign_step_are_told_apart() -> None:
     """The harness credits an alert to the attack's own events and not to the context around it."""
-    test = corpus_art.AtomicTest("guid-shadow", "T1003.008", "Access /etc/shadow", "bash",
-                                 "sudo cat /etc/shadow > /tmp/T1003.008.txt\ncat /tmp/T1003.008.txt", True)
+    test = corpus_art.AtomicTest(
+        "guid-shadow",
+        "T1003.008",
+        "Access /etc/shadow",
+        "bash",
+        "sudo cat /etc/shadow > /tmp/T1003.008.txt\ncat /tmp/T1003.008.txt",
+        True,
+    )
     sessions = corpus_art.build_sessions([test], "inline", start_ms=quality.START_MS)
     scored = quality.replay_and_score(quality.CorpusRun("probe", "otlp-json", sessions), load_config(), "medium")
     attack, context = scored.items
@@ -87,8 +93,9 @@ def test_a_detected_attack_and_a_clean_benign_step_are_told_apart() -> None:
     assert context.item.kind == "context" and not context.hit
     assert scored.stats["instrumented_pass_matches"] is True
     # ignoring every rule that fired leaves the same alerts published but nothing credited
-    ignored = quality.replay_and_score(quality.CorpusRun("probe", "otlp-json", sessions), load_config(), "medium",
-                                       frozenset(attack.rules))
+    ignored = quality.replay_and_score(
+        quality.CorpusRun("probe", "otlp-json", sessions), load_config(), "medium", frozenset(attack.rules)
+    )
     assert not ignored.items[0].hit and ignored.stats["alerts"] == scored.stats["alerts"]
 
 

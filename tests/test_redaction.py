@@ -143,6 +143,4 @@ def test_redact_obj_by_key_and_by_value() -> None:
 
 def test_redact_obj_recurses_under_secret_keys() -> None:
     assert redact_obj({"secrets": {"name": "x"}}) == {"secrets": {"name": "x"}}
-    assert redact_obj({"credentials": {"password": "p"}}) == {
-        "credentials": {"password": "[REDACTED:password]"}
-    }
+    assert redact_obj({"credentials": {"password": "p"}}) == {"credentials": {"password": "[REDACTED:password]"}}

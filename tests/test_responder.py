@@ -29,11 +29,25 @@ class Clock:
 
 def session_events(session: str = "s1") -> list:  # type: ignore[type-arg]
     base = 1_767_225_600_000
-    rows = [("session_start", None, None), ("tool_call", "Read", "/home/dev/.ssh/id_rsa"),
-            ("tool_call", "Read", "README.md")]
-    return [from_mapping({"event_id": f"{session}:e{i}", "ts": base + i * 1000,
-                          "session_id": session, "agent_id": "coder-1", "kind": kind, "tool": tool, "target": target})
-            for i, (kind, tool, target) in enumerate(rows)]
+    rows = [
+        ("session_start", None, None),
+        ("tool_call", "Read", "/home/dev/.ssh/id_rsa"),
+        ("tool_call", "Read", "README.md"),
+    ]
+    return [
+        from_mapping(
+            {
+                "event_id": f"{session}:e{i}",
+                "ts": base + i * 1000,
+                "session_id": session,
+                "agent_id": "coder-1",
+                "kind": kind,
+                "tool": tool,
+                "target": target,
+            }
+        )
+        for i, (kind, tool, target) in enumerate(rows)
+    ]
 
 
 @pytest.fixture
@@ -58,8 +72,12 @@ def test_enforce_alert_terminates_in_the_batch_then_bookkeeping_runs(responder: 
         record = load_incident(conn, incident_id)
     assert record.status == "contained"
     assert [(a.step, a.status) for a in record.actions] == [
-        ("terminate", "done"), ("evidence", "done"), ("postmortem", "done"),
-        ("approve_revoke_credentials", "done"), ("approve_quarantine_agent", "done")]
+        ("terminate", "done"),
+        ("evidence", "done"),
+        ("postmortem", "done"),
+        ("approve_revoke_credentials", "done"),
+        ("approve_quarantine_agent", "done"),
+    ]
     bundle = Path(record.actions[1].result["path"])
     assert verify_bundle(bundle).ok
     assert [e.event_id for e in record.events] == ["s1:e0", "s1:e1", "s1:e2"]  # the look-back journal
@@ -97,9 +115,11 @@ class Flaky(Action):
 
 def test_a_failing_step_is_retried_then_failed_visibly_and_later_steps_still_run(tmp_path: Path) -> None:
     book = tmp_path / "book.yaml"
-    book.write_text("name: flaky_book\nmatch: {min_severity: low}\nsteps:\n"
-                    "  - {name: call, action: flaky, max_attempts: 2}\n"
-                    "  - {name: evidence, action: collect_evidence}\n")
+    book.write_text(
+        "name: flaky_book\nmatch: {min_severity: low}\nsteps:\n"
+        "  - {name: call, action: flaky, max_attempts: 2}\n"
+        "  - {name: evidence, action: collect_evidence}\n"
+    )
     registry = {**discover_actions(), "flaky": Flaky}
     clock = Clock()
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -118,11 +138,14 @@ def test_a_failing_step_is_retried_then_failed_visibly_and_later_steps_still_run
 
 def test_shadow_playbook_records_what_it_would_do(tmp_path: Path) -> None:
     book = tmp_path / "shadow.yaml"
-    book.write_text("name: shadow_book\nmode: shadow\nmatch: {min_severity: low}\nsteps:\n"
-                    "  - {name: terminate, action: terminate_session}\n")
+    book.write_text(
+        "name: shadow_book\nmode: shadow\nmatch: {min_severity: low}\nsteps:\n"
+        "  - {name: terminate, action: terminate_session}\n"
+    )
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    responder = Responder(engine, [load_playbook(book, discover_actions())], tmp_path / "d", "agent.control",
-                          clock=Clock())
+    responder = Responder(
+        engine, [load_playbook(book, discover_actions())], tmp_path / "d", "agent.control", clock=Clock()
+    )
     prepared = responder.prepare(session_events(), [alert()])
     assert prepared.messages == []
     with engine.connect() as conn:
@@ -130,15 +153,20 @@ def test_shadow_playbook_records_what_it_would_do(tmp_path: Path) -> None:
     assert status_from_store(engine, "s1").status == "active"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\nsteps: []\n", "at least one step"),
-    ("name: x\nsteps:\n  - {name: a, action: nope}\n", "unknown action 'nope'"),
-    ("name: x\nsteps:\n  - {name: a, action: terminate_session, params: {bogus: 1}}\n", "bogus"),
-    ("name: x\ncolour: red\nsteps:\n  - {name: a, action: terminate_session}\n", "colour"),
-    ("name: x\nsteps:\n  - {name: a, action: terminate_session}\n  - {name: a, action: collect_evidence}\n",
-     "used twice"),
-    ("name: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\nsteps: []\n", "at least one step"),
+        ("name: x\nsteps:\n  - {name: a, action: nope}\n", "unknown action 'nope'"),
+        ("name: x\nsteps:\n  - {name: a, action: terminate_session, params: {bogus: 1}}\n", "bogus"),
+        ("name: x\ncolour: red\nsteps:\n  - {name: a, action: terminate_session}\n", "colour"),
+        (
+            "name: x\nsteps:\n  - {name: a, action: terminate_session}\n  - {name: a, action: collect_evidence}\n",
+            "used twice",
+        ),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_playbooks_are_refused_with_the_file_and_field_named(tmp_path: Path, text: str, message: str) -> None:
     from agentwatch.errors import ConfigError
 
@@ -173,15 +201,20 @@ def test_terminate_calls_a_signed_webhook_and_a_dead_one_does_not_hold_the_comma
     httpd = HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     monkeypatch.setenv("TERMINATE_HOOK_SECRET", "s3cret")
-    for url, expect in ((f"http://127.0.0.1:{httpd.server_address[1]}/terminate", "delivered"),
-                        (f"http://127.0.0.1:{free_port()}/nobody-home", "failed")):
+    for url, expect in (
+        (f"http://127.0.0.1:{httpd.server_address[1]}/terminate", "delivered"),
+        (f"http://127.0.0.1:{free_port()}/nobody-home", "failed"),
+    ):
         book = tmp_path / f"{expect}.yaml"
-        book.write_text(f"name: t_{expect}\nmatch: {{min_severity: low}}\nsteps:\n"
-                        f"  - {{name: terminate, action: terminate_session, params: "
-                        f"{{webhook_url: '{url}', secret_env: TERMINATE_HOOK_SECRET, timeout_s: 1}}}}\n")
+        book.write_text(
+            f"name: t_{expect}\nmatch: {{min_severity: low}}\nsteps:\n"
+            f"  - {{name: terminate, action: terminate_session, params: "
+            f"{{webhook_url: '{url}', secret_env: TERMINATE_HOOK_SECRET, timeout_s: 1}}}}\n"
+        )
         engine = open_store(f"sqlite:///{tmp_path / expect}.db")
-        responder = Responder(engine, [load_playbook(book, discover_actions())], tmp_path / expect, "agent.control",
-                              clock=Clock())
+        responder = Responder(
+            engine, [load_playbook(book, discover_actions())], tmp_path / expect, "agent.control", clock=Clock()
+        )
         prepared = responder.prepare(session_events(), [alert()])
         assert [msgspec.json.decode(m.value)["type"] for m in prepared.messages] == ["terminate_session"]
         assert prepared.inline[0].outcome.result["webhook"].startswith(expect)

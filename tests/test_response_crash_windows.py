@@ -117,8 +117,14 @@ def test_a_crash_in_the_response_path_neither_delays_nor_duplicates_the_command(
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("AGENTWATCH_STORE_URL", None)
-    child = subprocess.run([sys.executable, "-c", CHILD, str(path), bootstrap, window], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=90)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), bootstrap, window],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert child.returncode == 9, child.stderr[-3000:]
 
     engine = open_store(store_url)

@@ -39,9 +39,17 @@ def start(engine: object, **kwargs: object) -> AgentwatchServer:
 def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     with engine.begin() as conn:
-        conn.execute(session_status.insert().values(
-            session_id="sess-1", agent_id="a", status="terminated", reason="agentwatch: terminated by inc-1",
-            incident_id="inc-1", command_id="c", updated_ms=1))
+        conn.execute(
+            session_status.insert().values(
+                session_id="sess-1",
+                agent_id="a",
+                status="terminated",
+                reason="agentwatch: terminated by inc-1",
+                incident_id="inc-1",
+                command_id="c",
+                updated_ms=1,
+            )
+        )
     return engine
 
 
@@ -92,9 +100,11 @@ def test_300_stalled_connections_hold_no_threads_and_are_freed(served: tuple[str
     port = server.server_address[1]
     assert get(f"{url}/healthz")[0] == 200
     threads_before = threading.active_count()
-    socks = (stalled(port, 100)  # nothing at all
-             + stalled(port, 100, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never finished
-             + stalled(port, 100, b"POST /slack/interactions HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nab"))
+    socks = (
+        stalled(port, 100)  # nothing at all
+        + stalled(port, 100, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        + stalled(port, 100, b"POST /slack/interactions HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nab")
+    )
     try:
         time.sleep(0.3)
         assert len(server.uvicorn.server_state.connections) == 300
@@ -204,8 +214,11 @@ def test_a_slow_slack_body_is_cut_and_audited(engine, tmp_path: Path) -> None:  
     env = {"AGENTWATCH_SLACK_SIGNING_SECRET": "s3cret-s3cret-s3cret"}
     server = start(engine, approvals=approval_service(engine, tmp_path, "agent.control", environ=env), limits=FAST)
     try:
-        [sock] = stalled(server.server_address[1], 1,
-                         b"POST /slack/interactions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npayload=")
+        [sock] = stalled(
+            server.server_address[1],
+            1,
+            b"POST /slack/interactions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npayload=",
+        )
         assert closed_by_server(sock, 5.0)
         sock.close()
         deadline = time.monotonic() + 5
@@ -226,8 +239,12 @@ def serve_process(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess
     config = tmp_path / "c.toml"
     config.write_text(f'[monitor]\ndata_dir = "{tmp_path / "data"}"\n')
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWATCH_")} | env
-    return subprocess.Popen([sys.executable, "-m", "agentwatch.cli.main", "--config", str(config), "serve", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentwatch.cli.main", "--config", str(config), "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environ,
+    )
 
 
 def test_serve_reads_the_token_file_and_the_hook_sends_the_token(tmp_path: Path) -> None:
@@ -250,8 +267,9 @@ def test_serve_reads_the_token_file_and_the_hook_sends_the_token(tmp_path: Path)
         base = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWATCH_")}
         done = subprocess.run(hook, input=stdin, capture_output=True, timeout=60, env=base)
         assert done.returncode == 2 and b"HTTP 401" in done.stderr  # no token: refused, so blocked
-        done = subprocess.run(hook, input=stdin, capture_output=True, timeout=60,
-                              env=base | {"AGENTWATCH_API_TOKEN": TOKEN})
+        done = subprocess.run(
+            hook, input=stdin, capture_output=True, timeout=60, env=base | {"AGENTWATCH_API_TOKEN": TOKEN}
+        )
         assert (done.returncode, done.stderr) == (0, b"")
     finally:
         proc.terminate()

@@ -18,18 +18,32 @@ from agentwatch.respond.session_guard import BLOCK, hook_decision
 from agentwatch.store import open_store, session_status
 
 TOKEN = "guard-test-token-0123456789"
-HOOK_INPUT = json.dumps({"session_id": "sess-1", "hook_event_name": "PreToolUse", "tool_name": "Bash",
-                         "tool_input": {"command": "ls"}, "cwd": "/repo"}).encode()
+HOOK_INPUT = json.dumps(
+    {
+        "session_id": "sess-1",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": "ls"},
+        "cwd": "/repo",
+    }
+).encode()
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     with open_store(url).begin() as conn:
-        conn.execute(session_status.insert().values(
-            session_id="sess-1", agent_id="coder-1", status="terminated",
-            reason="agentwatch: session terminated by incident inc-1 (critical; secret_access)",
-            incident_id="inc-1", command_id="cmd-1", updated_ms=1))
+        conn.execute(
+            session_status.insert().values(
+                session_id="sess-1",
+                agent_id="coder-1",
+                status="terminated",
+                reason="agentwatch: session terminated by incident inc-1 (critical; secret_access)",
+                incident_id="inc-1",
+                command_id="cmd-1",
+                updated_ms=1,
+            )
+        )
     return url
 
 
@@ -79,8 +93,9 @@ def test_the_server_refuses_the_hook_without_the_token(server: str) -> None:
 def test_unreachable_monitor_fails_as_configured(fail: str, expected: int) -> None:
     from agentwatch.lab.broker import free_port
 
-    code, message = hook_decision(HOOK_INPUT, server_url=f"http://127.0.0.1:{free_port()}", store_url="",
-                                  fail=fail, timeout_s=1)  # type: ignore[arg-type]
+    code, message = hook_decision(
+        HOOK_INPUT, server_url=f"http://127.0.0.1:{free_port()}", store_url="", fail=fail, timeout_s=1
+    )  # type: ignore[arg-type]
     assert code == expected and "cannot verify" in message
 
 
@@ -91,6 +106,10 @@ def test_garbage_on_stdin_fails_closed() -> None:
 def test_the_cli_hook_exit_code_and_stderr(store: str, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[monitor]\nstore_url = "{store}"\n')
-    done = subprocess.run([sys.executable, "-m", "agentwatch.cli", "--config", str(config), "hook", "claude-code"],
-                          input=HOOK_INPUT, capture_output=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "agentwatch.cli", "--config", str(config), "hook", "claude-code"],
+        input=HOOK_INPUT,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and b"inc-1" in done.stderr

@@ -159,8 +159,7 @@ def test_attacks_follow_benign_steps(mixed_fleet: Fleet) -> None:
         before = [
             ev
             for ev in sessions[lb["session_id"]]
-            if ev["ts"] < lb["first_malicious_ts"]
-            and ev["kind"] in ("tool_call", "permission", "memory_write")
+            if ev["ts"] < lb["first_malicious_ts"] and ev["kind"] in ("tool_call", "permission", "memory_write")
         ]
         assert len(before) >= 3, lb
 
@@ -171,11 +170,7 @@ def test_some_attacks_are_followed_by_benign_steps(mixed_fleet: Fleet) -> None:
     for lb in mixed_fleet.labels:
         if lb["label"] == "attack" and lb["category"] != "runaway_cost":
             last_mal = lb["malicious_event_ids"][-1]
-            after = [
-                ev
-                for ev in sessions[lb["session_id"]]
-                if ev["event_id"] > last_mal and ev["kind"] == "tool_call"
-            ]
+            after = [ev for ev in sessions[lb["session_id"]] if ev["event_id"] > last_mal and ev["kind"] == "tool_call"]
             trailing += bool(after)
     assert trailing >= 10
 
@@ -355,9 +350,7 @@ def test_egress_carries_bytes_out(mixed_fleet: Fleet) -> None:
         if lb["category"] != "injection_exfiltration":
             continue
         mal = set(lb["malicious_event_ids"])
-        sends = [
-            ev for ev in sessions[lb["session_id"]] if ev["event_id"] in mal and ev["kind"] == "tool_call"
-        ]
+        sends = [ev for ev in sessions[lb["session_id"]] if ev["event_id"] in mal and ev["kind"] == "tool_call"]
         assert sends[-1].get("bytes_out", 0) > 0, lb
         assert sends[-1]["target"]
 
@@ -367,9 +360,7 @@ def test_injected_content_in_tool_result(mixed_fleet: Fleet) -> None:
     n = 0
     for lb in mixed_fleet.labels:
         if lb["category"] == "injection_exfiltration":
-            ev = next(
-                e for e in sessions[lb["session_id"]] if e["event_id"] == lb["first_malicious_event_id"]
-            )
+            ev = next(e for e in sessions[lb["session_id"]] if e["event_id"] == lb["first_malicious_event_id"])
             assert ev["kind"] == "tool_result"
             assert len(ev["attributes"]["content"]) <= 2_000
             n += 1

@@ -44,9 +44,17 @@ class Stack:
     fake: FakeSlack
     webhook: WebhookReceiver
 
-    def click(self, approval_id: str, user: str, action_id: str = "agentwatch_approve", *,
-              timestamp: int | None = None, secret: str = SIGNING_SECRET, body: bytes | None = None,
-              headers: dict[str, str] | None = None) -> tuple[int, bytes, bytes, dict[str, str]]:
+    def click(
+        self,
+        approval_id: str,
+        user: str,
+        action_id: str = "agentwatch_approve",
+        *,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, bytes, dict[str, str]]:
         """POST one signed block_actions payload; returns (status, answer, body, headers) for replays."""
         if body is None:
             body = block_actions_body(approval_id, user, action_id, self.fake.response_url(next(_triggers)))
@@ -77,22 +85,35 @@ class Stack:
 
     def audit(self, action: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [r.data for r in conn.execute(select(audit_log).where(audit_log.c.action == action)
-                                                 .order_by(audit_log.c.seq))]
+            return [
+                r.data
+                for r in conn.execute(select(audit_log).where(audit_log.c.action == action).order_by(audit_log.c.seq))
+            ]
 
 
 def block_actions_body(approval_id: str, user: str, action_id: str, response_url: str) -> bytes:
     """Form-encoded ``payload=<json>`` as Slack sends a button click."""
     n = next(_triggers)
     payload = {
-        "type": "block_actions", "team": {"id": "T0TEAM", "domain": "acme"},
+        "type": "block_actions",
+        "team": {"id": "T0TEAM", "domain": "acme"},
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0TEAM"},
-        "api_app_id": "A0APP", "token": "legacy-verification-token", "trigger_id": f"{n}.123.abcdef",
+        "api_app_id": "A0APP",
+        "token": "legacy-verification-token",
+        "trigger_id": f"{n}.123.abcdef",
         "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C0INCIDENTS"},
-        "channel": {"id": "C0INCIDENTS", "name": "incidents"}, "response_url": response_url,
-        "actions": [{"type": "button", "action_id": action_id, "block_id": f"approval:{approval_id}:1",
-                     "text": {"type": "plain_text", "text": "Approve"}, "value": approval_id,
-                     "action_ts": f"{time.time():.6f}"}],
+        "channel": {"id": "C0INCIDENTS", "name": "incidents"},
+        "response_url": response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": f"approval:{approval_id}:1",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": approval_id,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 
@@ -100,8 +121,11 @@ def block_actions_body(approval_id: str, user: str, action_id: str, response_url
 def slack_headers(body: bytes, timestamp: int, secret: str = SIGNING_SECRET) -> dict[str, str]:
     base = b"v0:" + str(timestamp).encode() + b":" + body
     signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": signature,
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -117,11 +141,17 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("TEST_WEBHOOK_SECRET", SECRET.decode())
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    with FakeSlack(users={**EMAILS, "UNOEMAIL01": None}, groups={GROUP: [SECOND, ANA]}) as fake, \
-            WebhookReceiver(SECRET) as webhook:
+    with (
+        FakeSlack(users={**EMAILS, "UNOEMAIL01": None}, groups={GROUP: [SECOND, ANA]}) as fake,
+        WebhookReceiver(SECRET) as webhook,
+    ):
         monkeypatch.setenv("TEST_REVOKE_URL", webhook.url)
-        env = {"AGENTWATCH_SLACK_SIGNING_SECRET": SIGNING_SECRET, "AGENTWATCH_SLACK_BOT_TOKEN": "xoxb-test",
-               "AGENTWATCH_SLACK_CHANNEL": "C0INCIDENTS", "AGENTWATCH_SLACK_API_URL": fake.api_url}
+        env = {
+            "AGENTWATCH_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "AGENTWATCH_SLACK_BOT_TOKEN": "xoxb-test",
+            "AGENTWATCH_SLACK_CHANNEL": "C0INCIDENTS",
+            "AGENTWATCH_SLACK_API_URL": fake.api_url,
+        }
         service = approval_service(engine, tmp_path / "data", "agent.control", environ=env)
         service.runtime.send = lambda messages: None  # quarantine's control command: acked by nobody here
         server = make_server("127.0.0.1", 0, engine, service)
@@ -187,10 +217,13 @@ def test_quorum_of_two_and_a_double_click(stack: Stack) -> None:
         assert sorted(r.user_id for r in conn.execute(select(approval_votes))) == [APPROVER, SECOND]
 
 
-@pytest.mark.parametrize("user, reason", [
-    (OUTSIDER, "not_an_approver"),
-    (ANA, "self_approval"),  # the principal the agent acted for (ana@example.com, by users.info)
-])
+@pytest.mark.parametrize(
+    "user, reason",
+    [
+        (OUTSIDER, "not_an_approver"),
+        (ANA, "self_approval"),  # the principal the agent acted for (ana@example.com, by users.info)
+    ],
+)
 def test_unauthorised_clicks_are_refused_and_audited(stack: Stack, user: str, reason: str) -> None:
     approval_id = pending(stack)
     assert stack.click(approval_id, user)[0] == 200
@@ -249,8 +282,11 @@ def test_without_a_signing_secret_the_route_is_off(tmp_path: Path) -> None:
     thread.start()
     try:
         body = b"payload=%7B%7D"
-        status, _ = post(f"http://127.0.0.1:{server.server_address[1]}/slack/interactions", body,
-                         slack_headers(body, int(time.time())))
+        status, _ = post(
+            f"http://127.0.0.1:{server.server_address[1]}/slack/interactions",
+            body,
+            slack_headers(body, int(time.time())),
+        )
         assert status == 404
     finally:
         server.shutdown()
@@ -288,8 +324,13 @@ def test_oversize_chunked_body_without_a_length_is_refused_and_audited(stack: St
     host, port = urllib.parse.urlsplit(stack.url).netloc.split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     chunks = iter([b"payload=" + b"A" * 600_000, b"A" * 600_000])
-    conn.request("POST", "/slack/interactions", body=chunks, encode_chunked=True,
-                 headers={"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=00"})
+    conn.request(
+        "POST",
+        "/slack/interactions",
+        body=chunks,
+        encode_chunked=True,
+        headers={"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=00"},
+    )
     response = conn.getresponse()
     assert response.status == 413
     conn.close()
@@ -297,9 +338,13 @@ def test_oversize_chunked_body_without_a_length_is_refused_and_audited(stack: St
 
 
 def test_malformed_signed_payloads_are_refused_and_audited(stack: Stack) -> None:
-    bodies = [b"payload=%7Bnot-json", b"nopayload=1", urllib.parse.urlencode({"payload": "[]"}).encode(),
-              urllib.parse.urlencode({"payload": json.dumps({"type": "block_actions", "actions": "x"})}).encode(),
-              b"payload=\xff\xfe"]
+    bodies = [
+        b"payload=%7Bnot-json",
+        b"nopayload=1",
+        urllib.parse.urlencode({"payload": "[]"}).encode(),
+        urllib.parse.urlencode({"payload": json.dumps({"type": "block_actions", "actions": "x"})}).encode(),
+        b"payload=\xff\xfe",
+    ]
     for body in bodies:
         status, answer = post(stack.url, body, slack_headers(body, int(time.time())))
         assert (status, json.loads(answer)) == (400, {"error": "malformed"}), body
@@ -315,8 +360,9 @@ def test_every_kind_of_refusal_is_in_the_audit_log(stack: Stack) -> None:
     post(stack.url, body, headers)
     big = b"payload=" + b"A" * (2 << 20)
     post(stack.url, big, slack_headers(big, int(time.time())))
-    click = json.loads(urllib.parse.parse_qs(block_actions_body(approval_id, "", "agentwatch_approve", "")
-                                             .decode())["payload"][0])
+    click = json.loads(
+        urllib.parse.parse_qs(block_actions_body(approval_id, "", "agentwatch_approve", "").decode())["payload"][0]
+    )
     post(stack.url, *signed_payload(click))
     post(stack.url, b"payload=%7B", slack_headers(b"payload=%7B", int(time.time())))
     stack.click(approval_id, OUTSIDER)

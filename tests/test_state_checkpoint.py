@@ -40,8 +40,17 @@ def partition_of(session_id: str) -> int:
 
 
 def call(session: str, n: int, tool: str, target: str, agent: str = "coder-1", **extra: object) -> dict:  # type: ignore[type-arg]
-    return {"event_id": f"{session}:{n}", "ts": T0 + n * 1000, "session_id": session, "agent_id": agent,
-            "principal": "ann@acme.example", "kind": "tool_call", "tool": tool, "target": target, **extra}
+    return {
+        "event_id": f"{session}:{n}",
+        "ts": T0 + n * 1000,
+        "session_id": session,
+        "agent_id": agent,
+        "principal": "ann@acme.example",
+        "kind": "tool_call",
+        "tool": tool,
+        "target": target,
+        **extra,
+    }
 
 
 def secret_read(session: str) -> dict:  # type: ignore[type-arg]
@@ -149,17 +158,35 @@ def test_every_monitor_of_the_group_sees_an_agent_baseline_learned_on_another_pa
         baseline = [s for s in (f"base-{i}" for i in range(40)) if partition_of(s) in mine][:4]
         events = []
         for s in baseline:  # ordinary sessions: an upload to a partner, then the session ends
-            events.append(call(s, 1, "Bash", "curl -s -F file=@report.pdf https://upload.partner-co.example/in",
-                               agent="shared-agent", bytes_out=9000))
-            events.append({"event_id": f"{s}:2", "ts": T0 + 2000, "session_id": s, "agent_id": "shared-agent",
-                           "kind": "session_end"})
+            events.append(
+                call(
+                    s,
+                    1,
+                    "Bash",
+                    "curl -s -F file=@report.pdf https://upload.partner-co.example/in",
+                    agent="shared-agent",
+                    bytes_out=9000,
+                )
+            )
+            events.append(
+                {
+                    "event_id": f"{s}:2",
+                    "ts": T0 + 2000,
+                    "session_id": s,
+                    "agent_id": "shared-agent",
+                    "kind": "session_end",
+                }
+            )
         publish_events(bootstrap, topic, events)
 
         def learned_by_two() -> bool:
             taint = next(d.detector for d in two.monitor.pipeline.detectors if d.name == "taint_flow")
             agent = taint._agents.get("shared-agent")  # type: ignore[attr-defined]
-            return agent is not None and agent.sessions == len(baseline) and \
-                "host:upload.partner-co.example" in agent.destinations
+            return (
+                agent is not None
+                and agent.sessions == len(baseline)
+                and "host:upload.partner-co.example" in agent.destinations
+            )
 
         wait_for("the other monitor to see the baseline", learned_by_two, timeout=20)
         assert two.monitor.stats.events == 0, "the baseline reached the second monitor through its own partitions"
@@ -196,8 +223,10 @@ def test_a_partition_handed_over_after_its_owner_died_publishes_no_duplicate_rev
         doomed.thread.join(timeout=30)
         assert isinstance(doomed.error, SystemExit) and doomed.monitor.stats.alerts_published > 0
         wait_for("the survivor to take every partition", lambda: len(survivor.assignment()) == PARTITIONS)
-        wait_for("every session's alert", lambda: {
-            a["session_id"] for a in read_json(bootstrap, config.monitor.alerts_topic)} >= set(sessions))
+        wait_for(
+            "every session's alert",
+            lambda: {a["session_id"] for a in read_json(bootstrap, config.monitor.alerts_topic)} >= set(sessions),
+        )
         time.sleep(1.0)  # the survivor re-reads the dead monitor's batch; give a duplicate time to show
     finally:
         survivor.stop()

@@ -14,13 +14,35 @@ from agentwatch.store import AlertLedger, open_store
 from agentwatch.store import audit_log as audit_table
 
 
-def alert(session: str = "s1", detector: str = "secret_access", severity: str = "high", revision: int = 1,
-          agent: str = "coder-1", ts: int = 1_767_225_600_000) -> Alert:
-    return Alert(alert_id=alert_id_for(detector, session), revision=revision, session_id=session, agent_id=agent,
-                 principal="ana@example.com", detector=detector, category="secret_access", severity=severity,
-                 score=0.8, mode="enforce", event_id=f"{session}:e1", ts="2026-01-01T00:00:00.000Z",
-                 summary="read ~/.ssh/id_rsa", reasons=["read ~/.ssh/id_rsa"], event_ids=[f"{session}:e1"],
-                 finding_count=1, first_ts_ms=ts, updated_ts_ms=ts, observed_ms=ts)
+def alert(
+    session: str = "s1",
+    detector: str = "secret_access",
+    severity: str = "high",
+    revision: int = 1,
+    agent: str = "coder-1",
+    ts: int = 1_767_225_600_000,
+) -> Alert:
+    return Alert(
+        alert_id=alert_id_for(detector, session),
+        revision=revision,
+        session_id=session,
+        agent_id=agent,
+        principal="ana@example.com",
+        detector=detector,
+        category="secret_access",
+        severity=severity,
+        score=0.8,
+        mode="enforce",
+        event_id=f"{session}:e1",
+        ts="2026-01-01T00:00:00.000Z",
+        summary="read ~/.ssh/id_rsa",
+        reasons=["read ~/.ssh/id_rsa"],
+        event_ids=[f"{session}:e1"],
+        finding_count=1,
+        first_ts_ms=ts,
+        updated_ts_ms=ts,
+        observed_ms=ts,
+    )
 
 
 def test_schema_is_created_and_versioned(store_url: str) -> None:

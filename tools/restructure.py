@@ -150,8 +150,19 @@ MAPPED_FOLDERS = {"detectors": "agentwatch.detectors", "playbooks": "agentwatch.
 
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".j2", ".cfg", ".txt", ".ini"}
 TEXT_NAMES = {"Makefile", "Dockerfile", "run", ".dockerignore"}
-SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", ".mypy_cache",
-             ".ruff_cache", ".pytest_cache", "agentwatch-data"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "node_modules",
+    "build",
+    "dist",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "agentwatch-data",
+}
 
 
 def repo_root() -> Path:
@@ -308,7 +319,7 @@ class Rewriter:
                 return self.paths[p]
             for old, new in MOVES:
                 if old.endswith("/") and p.startswith(old.rstrip("/")):
-                    return new.rstrip("/") + p[len(old.rstrip("/")):]
+                    return new.rstrip("/") + p[len(old.rstrip("/")) :]
             return p
 
         return self.path_re.sub(path, self.dotted_re.sub(dot, s))
@@ -364,7 +375,7 @@ class Rewriter:
                 j = i
                 while j < n and tokens[j].type not in (tokenize.NEWLINE, tokenize.ENDMARKER):
                     j += 1
-                stmt = src[pos(tok.start):pos(tokens[j].start)]
+                stmt = src[pos(tok.start) : pos(tokens[j].start)]
                 new = self.import_stmt(stmt, " " * tok.start[1])
                 if new is not None and new != stmt:
                     edits.append((pos(tok.start), pos(tokens[j].start), new))
@@ -462,8 +473,9 @@ def main() -> int:
     unknown = unknown_modules(root)
     if unknown:
         print("monitor/ has modules the mapping does not know; add them to MOVES or STAYS in", file=sys.stderr)
-        print(f"{Path(__file__).relative_to(root) if Path(__file__).is_relative_to(root) else __file__}:",
-              file=sys.stderr)
+        print(
+            f"{Path(__file__).relative_to(root) if Path(__file__).is_relative_to(root) else __file__}:", file=sys.stderr
+        )
         for rel in unknown:
             print(f"  {rel}", file=sys.stderr)
         return 1

@@ -169,8 +169,9 @@ class ApprovalRequest(ActionParams):
             if not _ENV_REF.match(entry):
                 bad = [i for i in _split_ids(entry) if not (USER_ID.match(i) or GROUP_ID.match(i))]
                 if bad:
-                    raise ValueError(f"approver ids must be Slack user (U…/W…) or user-group (S…) ids "
-                                     f"or $ENV_VAR, not {bad}")
+                    raise ValueError(
+                        f"approver ids must be Slack user (U…/W…) or user-group (S…) ids or $ENV_VAR, not {bad}"
+                    )
         from agentwatch.respond.playbook_engine import discover_actions
 
         cls = discover_actions().get(self.action)
@@ -217,8 +218,16 @@ def approval_id_for(step_key: str) -> str:
     return "apr-" + hashlib.sha256(step_key.encode()).hexdigest()[:20]
 
 
-def request(conn: Connection, *, step_key: str, incident: IncidentRecord, params: ApprovalRequest,
-            subject: dict[str, Any], now: int, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
+def request(
+    conn: Connection,
+    *,
+    step_key: str,
+    incident: IncidentRecord,
+    params: ApprovalRequest,
+    subject: dict[str, Any],
+    now: int,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, bool]:
     """Record a pending approval for ``step_key`` (idempotent); returns ``(approval_id, created)``."""
     approval_id = approval_id_for(step_key)
     if conn.execute(select(approvals.c.approval_id).where(approvals.c.approval_id == approval_id)).first():
@@ -235,23 +244,65 @@ def request(conn: Connection, *, step_key: str, incident: IncidentRecord, params
         problems.insert(0, "no approvers configured: nobody can approve, it will escalate or expire")
     note = "; ".join(problems) or None
     timeout_ms = int(params.timeout_s * 1000)
-    conn.execute(approvals.insert().values(
-        approval_id=approval_id, incident_id=incident.incident_id, step_key=step_key, action=params.action,
-        action_params=params.action_params, subject=subject, approvers=approvers, escalate_to=levels,
-        escalation_level=0, quorum=params.quorum, timeout_ms=timeout_ms, on_timeout=params.on_timeout,
-        reading_time_ms=int(params.reading_time_s * 1000), status="pending", note=note, requested_ms=now,
-        expires_ms=now + timeout_ms, touched_ms=now, attempts=0, result={}, slack_rev=1, slack_synced_rev=0,
-        slack_announced="", slack_attempts=0,
-    ))
-    text = (f"approval requested: {params.action} (quorum {params.quorum}, approvers "
-            f"{', '.join(approvers) or 'none'}, expires in {params.timeout_s:g} s)")
+    conn.execute(
+        approvals.insert().values(
+            approval_id=approval_id,
+            incident_id=incident.incident_id,
+            step_key=step_key,
+            action=params.action,
+            action_params=params.action_params,
+            subject=subject,
+            approvers=approvers,
+            escalate_to=levels,
+            escalation_level=0,
+            quorum=params.quorum,
+            timeout_ms=timeout_ms,
+            on_timeout=params.on_timeout,
+            reading_time_ms=int(params.reading_time_s * 1000),
+            status="pending",
+            note=note,
+            requested_ms=now,
+            expires_ms=now + timeout_ms,
+            touched_ms=now,
+            attempts=0,
+            result={},
+            slack_rev=1,
+            slack_synced_rev=0,
+            slack_announced="",
+            slack_attempts=0,
+        )
+    )
+    text = (
+        f"approval requested: {params.action} (quorum {params.quorum}, approvers "
+        f"{', '.join(approvers) or 'none'}, expires in {params.timeout_s:g} s)"
+    )
     if note:
         text += f" — {note}"
-    add_timeline(conn, incident.incident_id, now, "decision", "agentwatch", text,
-                 {"approval_id": approval_id, "action": params.action, "quorum": params.quorum})
-    audit_log.append(conn, "agentwatch", "approval.requested", incident.incident_id,
-                     {"approval_id": approval_id, "action": params.action, "quorum": params.quorum,
-                      "approvers": approvers, "escalate_to": levels, "subject": subject, "note": note}, now)
+    add_timeline(
+        conn,
+        incident.incident_id,
+        now,
+        "decision",
+        "agentwatch",
+        text,
+        {"approval_id": approval_id, "action": params.action, "quorum": params.quorum},
+    )
+    audit_log.append(
+        conn,
+        "agentwatch",
+        "approval.requested",
+        incident.incident_id,
+        {
+            "approval_id": approval_id,
+            "action": params.action,
+            "quorum": params.quorum,
+            "approvers": approvers,
+            "escalate_to": levels,
+            "subject": subject,
+            "note": note,
+        },
+        now,
+    )
     metrics.APPROVALS_REQUESTED.labels(params.action).inc()
     return approval_id, True
 
@@ -358,9 +409,18 @@ class VoteResult:
     status: str  # the approval's status afterwards
 
 
-def cast_vote(engine: Engine, approval_id: str, user: str, decision: Literal["approve", "deny"], *,
-              directory: Directory, channel: str, now: int | None = None, received_ms: int | None = None,
-              context: dict[str, Any] | None = None) -> VoteResult:
+def cast_vote(
+    engine: Engine,
+    approval_id: str,
+    user: str,
+    decision: Literal["approve", "deny"],
+    *,
+    directory: Directory,
+    channel: str,
+    now: int | None = None,
+    received_ms: int | None = None,
+    context: dict[str, Any] | None = None,
+) -> VoteResult:
     """Record ``user``'s decision if the rules allow it; every attempt is audited.
 
     Identity lookups (network) happen before the deciding transaction; state is checked
@@ -385,8 +445,9 @@ def cast_vote(engine: Engine, approval_id: str, user: str, decision: Literal["ap
             row = _load(conn, approval_id)
             refusal = _state_refusal(row, now) or _duplicate(conn, approval_id, email)
             if refusal or row is None:
-                result = _record_refusal(conn, row, approval_id, user, decision, channel,
-                                         refusal or "unknown_approval", None, now, extra)
+                result = _record_refusal(
+                    conn, row, approval_id, user, decision, channel, refusal or "unknown_approval", None, now, extra
+                )
             else:
                 result = _record_vote(conn, row, user, email, decision, channel, now, received_ms, extra)
     except IntegrityError:  # a concurrent vote by the same person won the primary key
@@ -397,9 +458,11 @@ def cast_vote(engine: Engine, approval_id: str, user: str, decision: Literal["ap
 
 def find_approval(conn: Connection, incident_id: str, action: str) -> Row[Any] | None:
     """The incident's approval for ``action``: the open one, else the latest."""
-    rows = conn.execute(select(approvals).where(approvals.c.incident_id == incident_id,
-                                                approvals.c.action == action)
-                        .order_by(approvals.c.requested_ms.desc())).all()
+    rows = conn.execute(
+        select(approvals)
+        .where(approvals.c.incident_id == incident_id, approvals.c.action == action)
+        .order_by(approvals.c.requested_ms.desc())
+    ).all()
     return next((r for r in rows if r.status in OPEN), rows[0] if rows else None)
 
 
@@ -407,13 +470,15 @@ def _load(conn: Connection, approval_id: str) -> Row[Any] | None:
     return conn.execute(
         select(approvals, incidents.c.status.label("incident_status"), incidents.c.principal)
         .join(incidents, incidents.c.incident_id == approvals.c.incident_id, isouter=True)
-        .where(approvals.c.approval_id == approval_id)).first()
+        .where(approvals.c.approval_id == approval_id)
+    ).first()
 
 
 def _touch(conn: Connection, approval_id: str, now: int) -> int:
     """Take the row (and, on SQLite, the database) lock before reading what to change."""
-    return conn.execute(approvals.update().where(approvals.c.approval_id == approval_id)
-                        .values(touched_ms=now)).rowcount
+    return conn.execute(
+        approvals.update().where(approvals.c.approval_id == approval_id).values(touched_ms=now)
+    ).rowcount
 
 
 def _state_refusal(row: Row[Any] | None, now: int) -> str | None:
@@ -459,8 +524,11 @@ def _authorize(row: Row[Any], user: str, directory: Directory) -> tuple[str | No
 
 
 def _duplicate(conn: Connection, approval_id: str, email: str) -> str | None:
-    voted = conn.execute(select(approval_votes.c.voter).where(
-        approval_votes.c.approval_id == approval_id, approval_votes.c.voter == email.casefold())).first()
+    voted = conn.execute(
+        select(approval_votes.c.voter).where(
+            approval_votes.c.approval_id == approval_id, approval_votes.c.voter == email.casefold()
+        )
+    ).first()
     return "duplicate_vote" if voted else None
 
 
@@ -469,35 +537,83 @@ def _shown_ms(row: Any) -> int:
     return posted if posted is not None and posted >= row.requested_ms else row.requested_ms
 
 
-def _record_vote(conn: Connection, row: Row[Any], user: str, email: str, decision: str, channel: str, now: int,
-                 received_ms: int | None, extra: dict[str, Any]) -> VoteResult:
+def _record_vote(
+    conn: Connection,
+    row: Row[Any],
+    user: str,
+    email: str,
+    decision: str,
+    channel: str,
+    now: int,
+    received_ms: int | None,
+    extra: dict[str, Any],
+) -> VoteResult:
     elapsed = max(0, now - _shown_ms(row))
     fast = elapsed < row.reading_time_ms
-    conn.execute(approval_votes.insert().values(
-        approval_id=row.approval_id, voter=email.casefold(), user_id=user, channel=channel, decision=decision,
-        ts_ms=now, elapsed_ms=elapsed, announced=0))
-    approves = conn.execute(select(func.count()).select_from(approval_votes).where(
-        approval_votes.c.approval_id == row.approval_id, approval_votes.c.decision == "approve")).scalar() or 0
+    conn.execute(
+        approval_votes.insert().values(
+            approval_id=row.approval_id,
+            voter=email.casefold(),
+            user_id=user,
+            channel=channel,
+            decision=decision,
+            ts_ms=now,
+            elapsed_ms=elapsed,
+            announced=0,
+        )
+    )
+    approves = (
+        conn.execute(
+            select(func.count())
+            .select_from(approval_votes)
+            .where(approval_votes.c.approval_id == row.approval_id, approval_votes.c.decision == "approve")
+        ).scalar()
+        or 0
+    )
     status = "denied" if decision == "deny" else "approved" if approves >= row.quorum else "pending"
     values: dict[str, Any] = {"slack_rev": approvals.c.slack_rev + 1}
     if status != "pending":
         values.update(status=status, decided_ms=now, received_ms=received_ms or now)
-    conn.execute(approvals.update().where(approvals.c.approval_id == row.approval_id,
-                                          approvals.c.status == "pending").values(**values))
+    conn.execute(
+        approvals.update()
+        .where(approvals.c.approval_id == row.approval_id, approvals.c.status == "pending")
+        .values(**values)
+    )
     reading_s = row.reading_time_ms / 1000
-    text = (f"{decision} of {row.action} by {user} via {channel}"
-            + (f" ({approves}/{row.quorum})" if decision == "approve" else "")
-            + f" after {elapsed / 1000:.1f} s" + (f" — faster than the {reading_s:g} s reading time" if fast else ""))
-    data = {"approval_id": row.approval_id, "decision": decision, "channel": channel, "user_id": user,
-            "elapsed_s": round(elapsed / 1000, 3), "reading_time_s": reading_s, "faster_than_reading_time": fast}
+    text = (
+        f"{decision} of {row.action} by {user} via {channel}"
+        + (f" ({approves}/{row.quorum})" if decision == "approve" else "")
+        + f" after {elapsed / 1000:.1f} s"
+        + (f" — faster than the {reading_s:g} s reading time" if fast else "")
+    )
+    data = {
+        "approval_id": row.approval_id,
+        "decision": decision,
+        "channel": channel,
+        "user_id": user,
+        "elapsed_s": round(elapsed / 1000, 3),
+        "reading_time_s": reading_s,
+        "faster_than_reading_time": fast,
+    }
     add_timeline(conn, row.incident_id, now, "decision", f"human:{user}", text, data)
-    audit_log.append(conn, f"human:{user}", "approval.vote", row.incident_id,
-                     {**data, "action": row.action, "email": email, **extra}, now)
+    audit_log.append(
+        conn,
+        f"human:{user}",
+        "approval.vote",
+        row.incident_id,
+        {**data, "action": row.action, "email": email, **extra},
+        now,
+    )
     if status != "pending":
         _close_entry(conn, row, status, now, f"by {user}")
-    return VoteResult(True, decision, f"{decision} recorded" + (f"; {row.action} {status}" if status != "pending"
-                                                                else f" ({approves}/{row.quorum})"),
-                      row.approval_id, row.action, status)
+    return VoteResult(
+        True,
+        decision,
+        f"{decision} recorded" + (f"; {row.action} {status}" if status != "pending" else f" ({approves}/{row.quorum})"),
+        row.approval_id,
+        row.action,
+        status,
+    )
 
 
 def _close_entry(conn: Connection, row: Any, outcome: str, now: int, why: str, audit: bool = True) -> None:
@@ -507,14 +623,23 @@ def _close_entry(conn: Connection, row: Any, outcome: str, now: int, why: str, a
     fast = sum(v.elapsed_ms < row.reading_time_ms for v in votes)
     decided_s = max(0, now - _shown_ms(row)) / 1000
     reading_s = row.reading_time_ms / 1000
-    text = (f"approval of {row.action} {outcome} {why}; time to decision {decided_s:.1f} s, {len(votes)} vote(s), "
-            f"{fast} faster than the {reading_s:g} s reading time")
-    data = {"approval_id": row.approval_id, "outcome": outcome, "time_to_decision_s": round(decided_s, 3),
-            "votes": len(votes), "fast_votes": fast, "reading_time_s": reading_s}
+    text = (
+        f"approval of {row.action} {outcome} {why}; time to decision {decided_s:.1f} s, {len(votes)} vote(s), "
+        f"{fast} faster than the {reading_s:g} s reading time"
+    )
+    data = {
+        "approval_id": row.approval_id,
+        "outcome": outcome,
+        "time_to_decision_s": round(decided_s, 3),
+        "votes": len(votes),
+        "fast_votes": fast,
+        "reading_time_s": reading_s,
+    }
     add_timeline(conn, row.incident_id, now, "decision", "agentwatch", text, data)
     if audit:
-        audit_log.append(conn, "agentwatch", f"approval.{outcome}", row.incident_id, {**data, "action": row.action},
-                         now)
+        audit_log.append(
+            conn, "agentwatch", f"approval.{outcome}", row.incident_id, {**data, "action": row.action}, now
+        )
 
 
 def audited(engine: Engine, write: Callable[[Connection], Any], attempts: int = 3) -> Any:
@@ -534,8 +659,18 @@ def audited(engine: Engine, write: Callable[[Connection], Any], attempts: int = 
     return None
 
 
-def _refuse(engine: Engine, row: Row[Any] | None, approval_id: str, user: str, decision: str, channel: str,
-            reason: str, detail: str | None, now: int, extra: dict[str, Any]) -> VoteResult:
+def _refuse(
+    engine: Engine,
+    row: Row[Any] | None,
+    approval_id: str,
+    user: str,
+    decision: str,
+    channel: str,
+    reason: str,
+    detail: str | None,
+    now: int,
+    extra: dict[str, Any],
+) -> VoteResult:
     def write(conn: Connection) -> VoteResult:
         if row is not None:
             _touch(conn, approval_id, now)
@@ -546,18 +681,41 @@ def _refuse(engine: Engine, row: Row[Any] | None, approval_id: str, user: str, d
     return result
 
 
-def _record_refusal(conn: Connection, row: Row[Any] | None, approval_id: str, user: str, decision: str,
-                    channel: str, reason: str, detail: str | None, now: int,
-                    extra: dict[str, Any]) -> VoteResult:
+def _record_refusal(
+    conn: Connection,
+    row: Row[Any] | None,
+    approval_id: str,
+    user: str,
+    decision: str,
+    channel: str,
+    reason: str,
+    detail: str | None,
+    now: int,
+    extra: dict[str, Any],
+) -> VoteResult:
     message = REFUSALS[reason] + (f": {detail}" if detail else "")
     action = row.action if row is not None else "unknown"
-    data = {"approval_id": approval_id, "action": action, "decision": decision, "channel": channel,
-            "user_id": user, "reason": reason, "detail": detail}
+    data = {
+        "approval_id": approval_id,
+        "action": action,
+        "decision": decision,
+        "channel": channel,
+        "user_id": user,
+        "reason": reason,
+        "detail": detail,
+    }
     subject = row.incident_id if row is not None else f"approval:{approval_id[:64]}"
     audit_log.append(conn, f"human:{user}", "approval.refused", subject, {**data, **extra}, now)
     if row is not None:
-        add_timeline(conn, row.incident_id, now, "decision", f"human:{user}",
-                     f"refused {decision} of {action} by {user} via {channel}: {message}", data)
+        add_timeline(
+            conn,
+            row.incident_id,
+            now,
+            "decision",
+            f"human:{user}",
+            f"refused {decision} of {action} by {user} via {channel}: {message}",
+            data,
+        )
     return VoteResult(False, reason, message, approval_id, action, row.status if row is not None else "unknown")
 
 
@@ -622,18 +780,30 @@ def require_approved(ctx: ActionContext, action: str) -> ApprovalGrant:
         raise ActionFailed(f"{action} is gated: it runs only from the approval executor, after a human approved it")
     with ctx.engine.connect() as conn:
         row = conn.execute(select(approvals).where(approvals.c.approval_id == approval_id)).first()
-        votes = conn.execute(select(approval_votes.c.user_id, approval_votes.c.decision)
-                             .where(approval_votes.c.approval_id == approval_id)).all()
+        votes = conn.execute(
+            select(approval_votes.c.user_id, approval_votes.c.decision).where(
+                approval_votes.c.approval_id == approval_id
+            )
+        ).all()
     approved_by = [v.user_id for v in votes if v.decision == "approve"]
-    if (row is None or row.action != action or row.incident_id != ctx.incident.incident_id
-            or row.status != "running" or len(approved_by) < row.quorum or any(v.decision == "deny" for v in votes)):
-        raise ActionFailed(f"{action} refused: approval {approval_id} is not an approved, claimed approval for "
-                           f"incident {ctx.incident.incident_id}")
+    if (
+        row is None
+        or row.action != action
+        or row.incident_id != ctx.incident.incident_id
+        or row.status != "running"
+        or len(approved_by) < row.quorum
+        or any(v.decision == "deny" for v in votes)
+    ):
+        raise ActionFailed(
+            f"{action} refused: approval {approval_id} is not an approved, claimed approval for "
+            f"incident {ctx.incident.incident_id}"
+        )
     return ApprovalGrant(approval_id, action, dict(row.subject), approved_by)
 
 
-def control_message(ctx: ActionContext, command_type: str, grant: ApprovalGrant,
-                    target: str | None = None) -> tuple[ContainmentCommand, OutgoingMessage]:
+def control_message(
+    ctx: ActionContext, command_type: str, grant: ApprovalGrant, target: str | None = None
+) -> tuple[ContainmentCommand, OutgoingMessage]:
     """A :class:`ContainmentCommand` for ``agent.control``, keyed by agent. The reason is ours.
 
     Returned (and published) in its public form (:func:`agentwatch.respond.control.public_command`):
@@ -641,12 +811,18 @@ def control_message(ctx: ActionContext, command_type: str, grant: ApprovalGrant,
     incident = ctx.incident
     subject = target or incident.agent_id
     command = ContainmentCommand(
-        command_id=command_id_for(incident.incident_id, command_type, subject), type=command_type,
-        session_id=incident.session_id, agent_id=incident.agent_id, incident_id=incident.incident_id,
+        command_id=command_id_for(incident.incident_id, command_type, subject),
+        type=command_type,
+        session_id=incident.session_id,
+        agent_id=incident.agent_id,
+        incident_id=incident.incident_id,
         reason=f"agentwatch: {command_type.replace('_', ' ')} approved by {len(grant.approved_by)} human(s) "
-               f"for incident {incident.incident_id} ({incident.severity})",
-        issued_at=rfc3339_ms(ctx.now_ms), target=target, approval_id=grant.approval_id,
-        approved_by=grant.approved_by)
+        f"for incident {incident.incident_id} ({incident.severity})",
+        issued_at=rfc3339_ms(ctx.now_ms),
+        target=target,
+        approval_id=grant.approval_id,
+        approved_by=grant.approved_by,
+    )
     public = public_command(command)  # identifiers redacted, session_key/agent_key added
     return public, OutgoingMessage(ctx.control_topic, public.agent_id.encode(), msgspec.json.encode(public))
 
@@ -712,9 +888,14 @@ class ApprovalRuntime:
 
     def _select(self, where: Any) -> list[Row[Any]]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(approvals, incidents.c.status.label("incident_status"))
-                                     .join(incidents, incidents.c.incident_id == approvals.c.incident_id)
-                                     .where(where).order_by(approvals.c.requested_ms)).all())
+            return list(
+                conn.execute(
+                    select(approvals, incidents.c.status.label("incident_status"))
+                    .join(incidents, incidents.c.incident_id == approvals.c.incident_id)
+                    .where(where)
+                    .order_by(approvals.c.requested_ms)
+                ).all()
+            )
 
     def _due(self, now: int) -> list[Row[Any]]:
         """Open approvals with something to do now: execute, expire, escalate, cancel."""
@@ -731,9 +912,14 @@ class ApprovalRuntime:
     def _due_slack(self, now: int) -> list[str]:
         """Incidents whose message is behind the store, not backing off, not being synced."""
         rows = self._select(approvals.c.slack_rev > approvals.c.slack_synced_rev)
-        return list(dict.fromkeys(
-            r.incident_id for r in rows if (r.slack_next_ms is None or r.slack_next_ms <= now)
-            and (r.slack_claim_ms is None or r.slack_claim_ms < now - IN_FLIGHT_GRACE_MS)))
+        return list(
+            dict.fromkeys(
+                r.incident_id
+                for r in rows
+                if (r.slack_next_ms is None or r.slack_next_ms <= now)
+                and (r.slack_claim_ms is None or r.slack_claim_ms < now - IN_FLIGHT_GRACE_MS)
+            )
+        )
 
     def _postmortem_later(self, incident_id: str) -> None:
         with self._lock:
@@ -761,12 +947,20 @@ class ApprovalRuntime:
         now = self.clock() if now is None else now
         stats = stats if stats is not None else TickStats()
         with self.engine.begin() as conn:
-            claimed = conn.execute(approvals.update().where(
-                approvals.c.approval_id == approval_id,
-                or_(and_(approvals.c.status == "approved",
-                         or_(approvals.c.next_attempt_ms.is_(None), approvals.c.next_attempt_ms <= now)),
-                    and_(approvals.c.status == "running", approvals.c.started_ms < now - IN_FLIGHT_GRACE_MS)),
-            ).values(status="running", attempts=approvals.c.attempts + 1, started_ms=now, touched_ms=now)).rowcount
+            claimed = conn.execute(
+                approvals.update()
+                .where(
+                    approvals.c.approval_id == approval_id,
+                    or_(
+                        and_(
+                            approvals.c.status == "approved",
+                            or_(approvals.c.next_attempt_ms.is_(None), approvals.c.next_attempt_ms <= now),
+                        ),
+                        and_(approvals.c.status == "running", approvals.c.started_ms < now - IN_FLIGHT_GRACE_MS),
+                    ),
+                )
+                .values(status="running", attempts=approvals.c.attempts + 1, started_ms=now, touched_ms=now)
+            ).rowcount
             if claimed != 1:
                 return False
             row = conn.execute(select(approvals).where(approvals.c.approval_id == approval_id)).one()
@@ -804,48 +998,107 @@ class ApprovalRuntime:
         if cls is None:
             return None, f"action {row.action!r} is not installed"
         action = self._instances.setdefault(row.action, cls())
-        ctx = ActionContext(incident=incident, action_key=f"{row.step_key}:{row.action}", engine=self.engine,
-                            data_dir=self.data_dir, control_topic=self.control_topic, now_ms=now,
-                            settings={"approval_id": row.approval_id})
+        ctx = ActionContext(
+            incident=incident,
+            action_key=f"{row.step_key}:{row.action}",
+            engine=self.engine,
+            data_dir=self.data_dir,
+            control_topic=self.control_topic,
+            now_ms=now,
+            settings={"approval_id": row.approval_id},
+        )
         started = time.perf_counter()
         try:
             params = msgspec.convert(row.action_params, cls.params_type)
             return action.execute(ctx, params), None
         except Exception as exc:  # noqa: BLE001 - any failure of a plugin is stored with its approval
             detail = _describe(exc)
-            log.warning("gated action %s for %s failed (attempt %d): %s", row.action, row.approval_id,
-                        row.attempts, detail)
+            log.warning(
+                "gated action %s for %s failed (attempt %d): %s", row.action, row.approval_id, row.attempts, detail
+            )
             return None, detail
         finally:
             metrics.ACTION_SECONDS.labels(row.action).observe(time.perf_counter() - started)
 
     def _executed(self, conn: Connection, row: Row[Any], outcome: ActionOutcome, now: int) -> None:
-        conn.execute(approvals.update().where(approvals.c.approval_id == row.approval_id).values(
-            status="executed", executed_ms=now, result={"summary": outcome.summary, **outcome.result}, error=None,
-            slack_rev=approvals.c.slack_rev + 1))
-        add_timeline(conn, row.incident_id, now, "action", "agentwatch",
-                     f"{row.action} (approved, {row.approval_id}): {outcome.summary}",
-                     {"approval_id": row.approval_id, "status": "executed"})
-        audit_log.append(conn, "agentwatch", "approval.executed", row.incident_id,
-                         {"approval_id": row.approval_id, "action": row.action, "result": outcome.result,
-                          "latency_ms": None if row.received_ms is None else now - row.received_ms}, now)
+        conn.execute(
+            approvals.update()
+            .where(approvals.c.approval_id == row.approval_id)
+            .values(
+                status="executed",
+                executed_ms=now,
+                result={"summary": outcome.summary, **outcome.result},
+                error=None,
+                slack_rev=approvals.c.slack_rev + 1,
+            )
+        )
+        add_timeline(
+            conn,
+            row.incident_id,
+            now,
+            "action",
+            "agentwatch",
+            f"{row.action} (approved, {row.approval_id}): {outcome.summary}",
+            {"approval_id": row.approval_id, "status": "executed"},
+        )
+        audit_log.append(
+            conn,
+            "agentwatch",
+            "approval.executed",
+            row.incident_id,
+            {
+                "approval_id": row.approval_id,
+                "action": row.action,
+                "result": outcome.result,
+                "latency_ms": None if row.received_ms is None else now - row.received_ms,
+            },
+            now,
+        )
         _close_entry(conn, row, "executed", now, f"— {outcome.summary}", audit=False)
         if outcome.contains:
             set_status(conn, row.incident_id, "contained", "agentwatch", now, f"{row.action} (approved)")
 
     def _failed(self, conn: Connection, row: Row[Any], error: str, now: int) -> None:
         final = row.attempts >= MAX_EXECUTION_ATTEMPTS
-        delay = min(60_000, 1000 * 2 ** row.attempts)
-        conn.execute(approvals.update().where(approvals.c.approval_id == row.approval_id).values(
-            status="failed" if final else "approved", error=error, next_attempt_ms=None if final else now + delay,
-            slack_rev=approvals.c.slack_rev + 1))
-        text = (f"{row.action} (approved, {row.approval_id}) failed"
-                + (" for good" if final else f", retrying in {delay // 1000} s") + f": {error}")
-        add_timeline(conn, row.incident_id, now, "action", "agentwatch", text,
-                     {"approval_id": row.approval_id, "status": "failed" if final else "retrying"})
-        audit_log.append(conn, "agentwatch", "approval.execution_failed", row.incident_id,
-                         {"approval_id": row.approval_id, "action": row.action, "error": error,
-                          "attempt": row.attempts, "final": final}, now)
+        delay = min(60_000, 1000 * 2**row.attempts)
+        conn.execute(
+            approvals.update()
+            .where(approvals.c.approval_id == row.approval_id)
+            .values(
+                status="failed" if final else "approved",
+                error=error,
+                next_attempt_ms=None if final else now + delay,
+                slack_rev=approvals.c.slack_rev + 1,
+            )
+        )
+        text = (
+            f"{row.action} (approved, {row.approval_id}) failed"
+            + (" for good" if final else f", retrying in {delay // 1000} s")
+            + f": {error}"
+        )
+        add_timeline(
+            conn,
+            row.incident_id,
+            now,
+            "action",
+            "agentwatch",
+            text,
+            {"approval_id": row.approval_id, "status": "failed" if final else "retrying"},
+        )
+        audit_log.append(
+            conn,
+            "agentwatch",
+            "approval.execution_failed",
+            row.incident_id,
+            {
+                "approval_id": row.approval_id,
+                "action": row.action,
+                "error": error,
+                "attempt": row.attempts,
+                "final": final,
+            },
+            now,
+        )
         if final:
             _close_entry(conn, row, "failed", now, f"— {error}", audit=False)
 
@@ -859,24 +1112,54 @@ class ApprovalRuntime:
         level = row.escalation_level
         escalate = row.on_timeout == "escalate" and level < len(row.escalate_to)
         with self.engine.begin() as conn:
-            base = and_(approvals.c.approval_id == row.approval_id, approvals.c.status == "pending",
-                        approvals.c.escalation_level == level, approvals.c.expires_ms <= now)
+            base = and_(
+                approvals.c.approval_id == row.approval_id,
+                approvals.c.status == "pending",
+                approvals.c.escalation_level == level,
+                approvals.c.expires_ms <= now,
+            )
             if escalate:
-                changed = conn.execute(approvals.update().where(base).values(
-                    escalation_level=level + 1, expires_ms=now + row.timeout_ms, touched_ms=now,
-                    slack_rev=approvals.c.slack_rev + 1)).rowcount
+                changed = conn.execute(
+                    approvals.update()
+                    .where(base)
+                    .values(
+                        escalation_level=level + 1,
+                        expires_ms=now + row.timeout_ms,
+                        touched_ms=now,
+                        slack_rev=approvals.c.slack_rev + 1,
+                    )
+                ).rowcount
                 if changed:
                     who = ", ".join(row.escalate_to[level])
-                    add_timeline(conn, row.incident_id, now, "decision", "agentwatch",
-                                 f"no decision on {row.action} in {row.timeout_ms / 1000:g} s: escalated to {who}",
-                                 {"approval_id": row.approval_id, "level": level + 1})
-                    audit_log.append(conn, "agentwatch", "approval.escalated", row.incident_id,
-                                     {"approval_id": row.approval_id, "action": row.action, "level": level + 1,
-                                      "approvers": row.escalate_to[level]}, now)
+                    add_timeline(
+                        conn,
+                        row.incident_id,
+                        now,
+                        "decision",
+                        "agentwatch",
+                        f"no decision on {row.action} in {row.timeout_ms / 1000:g} s: escalated to {who}",
+                        {"approval_id": row.approval_id, "level": level + 1},
+                    )
+                    audit_log.append(
+                        conn,
+                        "agentwatch",
+                        "approval.escalated",
+                        row.incident_id,
+                        {
+                            "approval_id": row.approval_id,
+                            "action": row.action,
+                            "level": level + 1,
+                            "approvers": row.escalate_to[level],
+                        },
+                        now,
+                    )
                     stats.escalated += 1
                 return
-            changed = conn.execute(approvals.update().where(base).values(
-                status="expired", decided_ms=now, touched_ms=now, slack_rev=approvals.c.slack_rev + 1)).rowcount
+            changed = conn.execute(
+                approvals.update()
+                .where(base)
+                .values(status="expired", decided_ms=now, touched_ms=now, slack_rev=approvals.c.slack_rev + 1)
+            ).rowcount
             if changed:
                 _close_entry(conn, row, "expired", now, "without a decision: nothing was executed")
         if changed:
@@ -886,10 +1169,17 @@ class ApprovalRuntime:
 
     def _cancel(self, row: Row[Any], now: int, stats: TickStats) -> None:
         with self.engine.begin() as conn:
-            changed = conn.execute(approvals.update().where(
-                approvals.c.approval_id == row.approval_id, approvals.c.status.in_(("pending", "approved"))
-            ).values(status="cancelled", decided_ms=now, touched_ms=now, note="the incident was resolved",
-                     slack_rev=approvals.c.slack_rev + 1)).rowcount
+            changed = conn.execute(
+                approvals.update()
+                .where(approvals.c.approval_id == row.approval_id, approvals.c.status.in_(("pending", "approved")))
+                .values(
+                    status="cancelled",
+                    decided_ms=now,
+                    touched_ms=now,
+                    note="the incident was resolved",
+                    slack_rev=approvals.c.slack_rev + 1,
+                )
+            ).rowcount
             if changed:
                 _close_entry(conn, row, "cancelled", now, "because the incident was resolved")
         if changed:
@@ -902,12 +1192,24 @@ class ApprovalRuntime:
 
         with self.engine.connect() as conn:
             record = load_incident(conn, incident_id)
-        draft = next((a for a in record.actions if a.action == "draft_postmortem" and a.status == "done"
-                      and a.result.get("path")), None)
+        draft = next(
+            (
+                a
+                for a in record.actions
+                if a.action == "draft_postmortem" and a.status == "done" and a.result.get("path")
+            ),
+            None,
+        )
         if draft is None:
             return
-        evidence = next((Path(a.result["path"]) for a in reversed(record.actions)
-                         if a.action == "collect_evidence" and a.status == "done" and a.result.get("path")), None)
+        evidence = next(
+            (
+                Path(a.result["path"])
+                for a in reversed(record.actions)
+                if a.action == "collect_evidence" and a.status == "done" and a.result.get("path")
+            ),
+            None,
+        )
         try:
             write_postmortem(record, Path(draft.result["path"]).parent.parent, evidence)
         except OSError as exc:
@@ -919,11 +1221,15 @@ class ApprovalRuntime:
         assert self.notifier is not None
         now = self.clock()
         with self.engine.begin() as conn:
-            claimed = conn.execute(approvals.update().where(
-                approvals.c.incident_id == incident_id,
-                or_(approvals.c.slack_claim_ms.is_(None), approvals.c.slack_claim_ms < now - IN_FLIGHT_GRACE_MS),
-                or_(approvals.c.slack_next_ms.is_(None), approvals.c.slack_next_ms <= now),
-            ).values(slack_claim_ms=now)).rowcount
+            claimed = conn.execute(
+                approvals.update()
+                .where(
+                    approvals.c.incident_id == incident_id,
+                    or_(approvals.c.slack_claim_ms.is_(None), approvals.c.slack_claim_ms < now - IN_FLIGHT_GRACE_MS),
+                    or_(approvals.c.slack_next_ms.is_(None), approvals.c.slack_next_ms <= now),
+                )
+                .values(slack_claim_ms=now)
+            ).rowcount
         if not claimed:
             return 0
         try:
@@ -933,18 +1239,26 @@ class ApprovalRuntime:
             return 0
         finally:
             with self.engine.begin() as conn:
-                conn.execute(approvals.update().where(approvals.c.incident_id == incident_id,
-                                                      approvals.c.slack_claim_ms == now).values(slack_claim_ms=None))
+                conn.execute(
+                    approvals.update()
+                    .where(approvals.c.incident_id == incident_id, approvals.c.slack_claim_ms == now)
+                    .values(slack_claim_ms=None)
+                )
         return 1
 
     def _sync(self, incident_id: str) -> None:
         assert self.notifier is not None
         with self.engine.connect() as conn:
-            rows = conn.execute(select(approvals).where(approvals.c.incident_id == incident_id)
-                                .order_by(approvals.c.requested_ms, approvals.c.approval_id)).all()
-            votes = conn.execute(select(approval_votes).where(
-                approval_votes.c.approval_id.in_([r.approval_id for r in rows]))
-                .order_by(approval_votes.c.ts_ms)).all()
+            rows = conn.execute(
+                select(approvals)
+                .where(approvals.c.incident_id == incident_id)
+                .order_by(approvals.c.requested_ms, approvals.c.approval_id)
+            ).all()
+            votes = conn.execute(
+                select(approval_votes)
+                .where(approval_votes.c.approval_id.in_([r.approval_id for r in rows]))
+                .order_by(approval_votes.c.ts_ms)
+            ).all()
             incident = incident_view(load_incident(conn, incident_id))
         views = {r.approval_id: _view(r, [v for v in votes if v.approval_id == r.approval_id]) for r in rows}
         text, blocks = incident_message(incident, list(views.values()), sum(r.slack_rev for r in rows))
@@ -953,8 +1267,11 @@ class ApprovalRuntime:
         if posted is None:
             posted = self.notifier.post(text, blocks)
             with self.engine.begin() as conn:  # before anything else can fail: never post twice
-                conn.execute(approvals.update().where(approvals.c.incident_id == incident_id).values(
-                    slack_channel=posted[0], slack_ts=posted[1], slack_posted_ms=self.clock()))
+                conn.execute(
+                    approvals.update()
+                    .where(approvals.c.incident_id == incident_id)
+                    .values(slack_channel=posted[0], slack_ts=posted[1], slack_posted_ms=self.clock())
+                )
             self.notifier.post(details_text(incident), thread_ts=posted[1])
         else:
             self.notifier.update(posted[0], posted[1], text, blocks)
@@ -964,9 +1281,11 @@ class ApprovalRuntime:
                 view = views[vote.approval_id]
                 self.notifier.post(vote_note(view, _vote_view(vote)), thread_ts=ts)
                 with self.engine.begin() as conn:
-                    conn.execute(approval_votes.update().where(
-                        approval_votes.c.approval_id == vote.approval_id, approval_votes.c.voter == vote.voter
-                    ).values(announced=1))
+                    conn.execute(
+                        approval_votes.update()
+                        .where(approval_votes.c.approval_id == vote.approval_id, approval_votes.c.voter == vote.voter)
+                        .values(announced=1)
+                    )
         for row in rows:
             key = f"{row.status}:{row.escalation_level}"
             if key == row.slack_announced or row.status == "running":
@@ -975,30 +1294,51 @@ class ApprovalRuntime:
             if note is not None and (existed or key != "pending:0"):
                 self.notifier.post(note[0], thread_ts=ts, broadcast=note[1])
             with self.engine.begin() as conn:
-                conn.execute(approvals.update().where(approvals.c.approval_id == row.approval_id)
-                             .values(slack_announced=key))
+                conn.execute(
+                    approvals.update().where(approvals.c.approval_id == row.approval_id).values(slack_announced=key)
+                )
         with self.engine.begin() as conn:
             for row in rows:
-                conn.execute(approvals.update().where(approvals.c.approval_id == row.approval_id,
-                                                      approvals.c.slack_rev == row.slack_rev).values(
-                    slack_synced_rev=row.slack_rev, slack_attempts=0, slack_next_ms=None, slack_error=None,
-                    slack_channel=channel, slack_ts=ts))
+                conn.execute(
+                    approvals.update()
+                    .where(approvals.c.approval_id == row.approval_id, approvals.c.slack_rev == row.slack_rev)
+                    .values(
+                        slack_synced_rev=row.slack_rev,
+                        slack_attempts=0,
+                        slack_next_ms=None,
+                        slack_error=None,
+                        slack_channel=channel,
+                        slack_ts=ts,
+                    )
+                )
 
     def _slack_failed(self, incident_id: str, exc: Exception, now: int) -> None:
         with self.engine.begin() as conn:
-            rows = conn.execute(select(approvals.c.approval_id, approvals.c.slack_attempts)
-                                .where(approvals.c.incident_id == incident_id)).all()
+            rows = conn.execute(
+                select(approvals.c.approval_id, approvals.c.slack_attempts).where(
+                    approvals.c.incident_id == incident_id
+                )
+            ).all()
             attempts = max((r.slack_attempts for r in rows), default=0)
             retry_after = getattr(exc, "retry_after_s", None)
-            delay = min(SLACK_MAX_BACKOFF_MS, 2000 * 2 ** attempts)
+            delay = min(SLACK_MAX_BACKOFF_MS, 2000 * 2**attempts)
             if retry_after:
                 delay = max(delay, int(retry_after * 1000))
-            conn.execute(approvals.update().where(approvals.c.incident_id == incident_id).values(
-                slack_attempts=attempts + 1, slack_next_ms=now + delay, slack_error=str(exc)[:1000]))
+            conn.execute(
+                approvals.update()
+                .where(approvals.c.incident_id == incident_id)
+                .values(slack_attempts=attempts + 1, slack_next_ms=now + delay, slack_error=str(exc)[:1000])
+            )
             if attempts == 0:  # the first failure of a streak is worth a line; retries are counted
-                add_timeline(conn, incident_id, now, "note", "agentwatch",
-                             f"Slack unreachable, approval message retried in the background: {exc}",
-                             {"error": str(exc)[:500]})
+                add_timeline(
+                    conn,
+                    incident_id,
+                    now,
+                    "note",
+                    "agentwatch",
+                    f"Slack unreachable, approval message retried in the background: {exc}",
+                    {"error": str(exc)[:500]},
+                )
                 audit_log.append(conn, "agentwatch", "slack.unreachable", incident_id, {"error": str(exc)[:500]}, now)
         log.warning("slack sync for %s failed (attempt %d): %s", incident_id, attempts + 1, exc)
 
@@ -1006,12 +1346,21 @@ class ApprovalRuntime:
 def _view(row: Any, votes: list[Any]) -> ApprovalView:
     result = row.result or {}
     return ApprovalView(
-        approval_id=row.approval_id, action=row.action, subject=dict(row.subject or {}), quorum=row.quorum,
-        approvers=list(row.approvers), escalate_to=[list(level) for level in row.escalate_to],
-        escalation_level=row.escalation_level, status=row.status, expires_ms=row.expires_ms,
-        votes=[_vote_view(v) for v in votes], decided_ms=row.decided_ms,
+        approval_id=row.approval_id,
+        action=row.action,
+        subject=dict(row.subject or {}),
+        quorum=row.quorum,
+        approvers=list(row.approvers),
+        escalate_to=[list(level) for level in row.escalate_to],
+        escalation_level=row.escalation_level,
+        status=row.status,
+        expires_ms=row.expires_ms,
+        votes=[_vote_view(v) for v in votes],
+        decided_ms=row.decided_ms,
         result_summary=result.get("summary") if row.status == "executed" else None,
-        error=row.error if row.status in ("failed", "approved") else None, note=row.note)
+        error=row.error if row.status in ("failed", "approved") else None,
+        note=row.note,
+    )
 
 
 def _vote_view(vote: Any) -> VoteView:
@@ -1030,11 +1379,18 @@ def approvals_for(conn: Connection, incident_ids: list[str]) -> dict[str, list[A
     """Views of every approval of these incidents (for ``incidents list/show``)."""
     if not incident_ids:
         return {}
-    rows = conn.execute(select(approvals).where(approvals.c.incident_id.in_(incident_ids))
-                        .order_by(approvals.c.requested_ms)).all()
-    votes = conn.execute(select(approval_votes).where(
-        approval_votes.c.approval_id.in_([r.approval_id for r in rows])).order_by(approval_votes.c.ts_ms)).all() \
-        if rows else []
+    rows = conn.execute(
+        select(approvals).where(approvals.c.incident_id.in_(incident_ids)).order_by(approvals.c.requested_ms)
+    ).all()
+    votes = (
+        conn.execute(
+            select(approval_votes)
+            .where(approval_votes.c.approval_id.in_([r.approval_id for r in rows]))
+            .order_by(approval_votes.c.ts_ms)
+        ).all()
+        if rows
+        else []
+    )
     out: dict[str, list[ApprovalView]] = {}
     for row in rows:
         out.setdefault(row.incident_id, []).append(_view(row, [v for v in votes if v.approval_id == row.approval_id]))
@@ -1061,10 +1417,17 @@ class ApprovalWorker:
     def start(self) -> None:
         if not self._threads:
             self._stop.clear()
-            self._threads = [threading.Thread(target=self._loop, args=(self._wake, self._execute),
-                                              name="agentwatch-approvals", daemon=True),
-                             threading.Thread(target=self._loop, args=(self._wake_after, self._after),
-                                              name="agentwatch-approvals-slack", daemon=True)]
+            self._threads = [
+                threading.Thread(
+                    target=self._loop, args=(self._wake, self._execute), name="agentwatch-approvals", daemon=True
+                ),
+                threading.Thread(
+                    target=self._loop,
+                    args=(self._wake_after, self._after),
+                    name="agentwatch-approvals-slack",
+                    daemon=True,
+                ),
+            ]
             for thread in self._threads:
                 thread.start()
 

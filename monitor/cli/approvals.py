@@ -47,14 +47,23 @@ from agentwatch.errors import ConfigError
 from agentwatch.events.audit_event import rfc3339_ms
 
 
-def _decide(ctx: click.Context, decision: Literal["approve", "deny"], incident_id: str, action: str, user: str,
-            bootstrap_servers: str | None, as_json: bool) -> None:
+def _decide(
+    ctx: click.Context,
+    decision: Literal["approve", "deny"],
+    incident_id: str,
+    action: str,
+    user: str,
+    bootstrap_servers: str | None,
+    as_json: bool,
+) -> None:
     config = _config(ctx)
     engine = _engine(ctx)
     notifier = SlackNotifier.from_env()
     try:
-        directory = FileDirectory(load_approvals_file(approvals_file_path(config.data_dir)),
-                                  SlackDirectory(notifier) if notifier is not None else None)
+        directory = FileDirectory(
+            load_approvals_file(approvals_file_path(config.data_dir)),
+            SlackDirectory(notifier) if notifier is not None else None,
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -64,40 +73,59 @@ def _decide(ctx: click.Context, decision: Literal["approve", "deny"], incident_i
     with engine.connect() as conn:
         row = find_approval(conn, incident_id, action)
     approval_id = row.approval_id if row is not None else f"{incident_id}/{action}"[:64]
-    result = cast_vote(engine, approval_id, user_id, decision, directory=directory,
-                       channel="cli", context={"os_user": getpass.getuser(), "as": user[:100]})
+    result = cast_vote(
+        engine,
+        approval_id,
+        user_id,
+        decision,
+        directory=directory,
+        channel="cli",
+        context={"os_user": getpass.getuser(), "as": user[:100]},
+    )
     executed = None
     if result.accepted and result.status == "approved":
         executed = _execute_now(config, engine, notifier, approval_id, bootstrap_servers)
     elif result.accepted and notifier is not None and row is not None:
         _runtime(config, engine, notifier, None).sync_incident(row.incident_id)
-    summary = {"accepted": result.accepted, "reason": result.reason, "message": result.message,
-               "approval_id": result.approval_id, "action": result.action, "status": result.status,
-               "executed": executed}
+    summary = {
+        "accepted": result.accepted,
+        "reason": result.reason,
+        "message": result.message,
+        "approval_id": result.approval_id,
+        "action": result.action,
+        "status": result.status,
+        "executed": executed,
+    }
     if as_json:
         _print_json(summary)
     elif result.accepted:
-        out.print(f"{decision} recorded for {_cell(action)} on {_cell(incident_id)}: {_cell(result.message)}"
-                  + ("" if executed is None else f"; executed: {executed}"), highlight=False)
+        out.print(
+            f"{decision} recorded for {_cell(action)} on {_cell(incident_id)}: {_cell(result.message)}"
+            + ("" if executed is None else f"; executed: {executed}"),
+            highlight=False,
+        )
     if not result.accepted:
         if not as_json:
             err.print(f"refused: {_cell(result.message)}", highlight=False)
         ctx.exit(1)
 
 
-def _runtime(config: Any, engine: Any, notifier: SlackNotifier | None, bootstrap_servers: str | None
-             ) -> ApprovalRuntime:
+def _runtime(
+    config: Any, engine: Any, notifier: SlackNotifier | None, bootstrap_servers: str | None
+) -> ApprovalRuntime:
     send = None
     if bootstrap_servers:
         from agentwatch.ingest.monitor_process import KafkaSender
 
         send = KafkaSender(bootstrap_servers)
-    return ApprovalRuntime(engine, config.data_dir.resolve(), config.monitor.control_topic, send=send,
-                           notifier=notifier)
+    return ApprovalRuntime(
+        engine, config.data_dir.resolve(), config.monitor.control_topic, send=send, notifier=notifier
+    )
 
 
-def _execute_now(config: Any, engine: Any, notifier: SlackNotifier | None, approval_id: str,
-                 bootstrap_servers: str | None) -> str | None:
+def _execute_now(
+    config: Any, engine: Any, notifier: SlackNotifier | None, approval_id: str, bootstrap_servers: str | None
+) -> str | None:
     """Run the approved action here if this process can; ``None`` when left to the monitor."""
     runtime = _runtime(config, engine, notifier, bootstrap_servers)
     try:
@@ -133,12 +161,17 @@ _AS_HELP = "Who decides: a Slack user id (U…) or a name from the approvals fil
 @click.argument("incident_id")
 @click.option("--action", "action", required=True, help="The gated action, e.g. revoke_credentials.")
 @click.option("--as", "user", required=True, help=_AS_HELP)
-@click.option("--bootstrap-servers", envvar="AGENTWATCH_BOOTSTRAP_SERVERS", default=None,
-              help="Kafka, to publish approved control commands now (else the monitor or serve does).")
+@click.option(
+    "--bootstrap-servers",
+    envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
+    default=None,
+    help="Kafka, to publish approved control commands now (else the monitor or serve does).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def approve(ctx: click.Context, incident_id: str, action: str, user: str, bootstrap_servers: str | None,
-            as_json: bool) -> None:
+def approve(
+    ctx: click.Context, incident_id: str, action: str, user: str, bootstrap_servers: str | None, as_json: bool
+) -> None:
     """Approve INCIDENT's pending gated ACTION (counts towards its quorum)."""
     _decide(ctx, "approve", incident_id, action, user, bootstrap_servers, as_json)
 
@@ -161,22 +194,38 @@ def approval_rows(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
 
     from agentwatch.store import approvals
 
-    slack = {r.approval_id: r for r in conn.execute(
-        select(approvals.c.approval_id, approvals.c.slack_ts, approvals.c.slack_error, approvals.c.slack_attempts)
-        .where(approvals.c.incident_id == incident_id))}
+    slack = {
+        r.approval_id: r
+        for r in conn.execute(
+            select(
+                approvals.c.approval_id, approvals.c.slack_ts, approvals.c.slack_error, approvals.c.slack_attempts
+            ).where(approvals.c.incident_id == incident_id)
+        )
+    }
     rows = []
     for view in approvals_for(conn, [incident_id]).get(incident_id, []):
         post = slack[view.approval_id]
-        rows.append({
-            "approval_id": view.approval_id, "action": view.action, "status": view.status,
-            "approves": sum(v.decision == "approve" for v in view.votes), "quorum": view.quorum,
-            "approvers": view.active_approvers, "escalation_level": view.escalation_level,
-            "expires": rfc3339_ms(view.expires_ms), "subject": view.subject,
-            "votes": [{"user": v.user_id, "via": v.channel, "decision": v.decision, "at": rfc3339_ms(v.ts_ms)}
-                      for v in view.votes],
-            "result": view.result_summary, "error": view.error, "note": view.note,
-            "slack": _slack_state(post),
-        })
+        rows.append(
+            {
+                "approval_id": view.approval_id,
+                "action": view.action,
+                "status": view.status,
+                "approves": sum(v.decision == "approve" for v in view.votes),
+                "quorum": view.quorum,
+                "approvers": view.active_approvers,
+                "escalation_level": view.escalation_level,
+                "expires": rfc3339_ms(view.expires_ms),
+                "subject": view.subject,
+                "votes": [
+                    {"user": v.user_id, "via": v.channel, "decision": v.decision, "at": rfc3339_ms(v.ts_ms)}
+                    for v in view.votes
+                ],
+                "result": view.result_summary,
+                "error": view.error,
+                "note": view.note,
+                "slack": _slack_state(post),
+            }
+        )
     return rows
 
 
@@ -193,9 +242,15 @@ def approvals_table(rows: list[dict[str, Any]]) -> Table:
     for row in rows:
         who = ", ".join(f"{v['decision']} {v['user']} ({v['via']})" for v in row["votes"])
         detail = "; ".join(x for x in (who, row["result"], row["error"], row["note"]) if x)
-        table.add_row(row["action"], row["status"], f"{row['approves']}/{row['quorum']}",
-                      _cell(", ".join(row["approvers"]) or "—"), row["expires"] if row["status"] == "pending" else "",
-                      _cell(row["slack"], 60), _cell(detail, 200))
+        table.add_row(
+            row["action"],
+            row["status"],
+            f"{row['approves']}/{row['quorum']}",
+            _cell(", ".join(row["approvers"]) or "—"),
+            row["expires"] if row["status"] == "pending" else "",
+            _cell(row["slack"], 60),
+            _cell(detail, 200),
+        )
     return table
 
 

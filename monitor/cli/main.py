@@ -24,8 +24,13 @@ from agentwatch.formats import DECODERS
 
 @click.group()
 @click.version_option(__version__, prog_name="agentwatch")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="AGENTWATCH_CONFIG",
-              help="TOML config file (default: none, all defaults). Env: AGENTWATCH_CONFIG.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="AGENTWATCH_CONFIG",
+    help="TOML config file (default: none, all defaults). Env: AGENTWATCH_CONFIG.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
@@ -43,15 +48,24 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 # -- replay -------------------------------------------------------------------------
 @main.command()
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--alerts", "alerts_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write alert lines (JSON Lines); '-' for stdout.")
+@click.option(
+    "--alerts",
+    "alerts_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write alert lines (JSON Lines); '-' for stdout.",
+)
 @click.option("--format", "fmt", type=click.Choice(sorted(DECODERS)), default="native", show_default=True)
-@click.option("--dead-letters", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write rejected lines here as dead-letter records (default: count only).")
+@click.option(
+    "--dead-letters",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write rejected lines here as dead-letter records (default: count only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def replay(ctx: click.Context, events: Path, alerts_path: Path, fmt: str, dead_letters: Path | None,
-           as_json: bool) -> None:
+def replay(
+    ctx: click.Context, events: Path, alerts_path: Path, fmt: str, dead_letters: Path | None, as_json: bool
+) -> None:
     """Run the detectors over EVENTS offline, in file order — the same code as `run`."""
     from agentwatch.detect.pipeline import build_pipeline
     from agentwatch.ingest.replay import replay_file
@@ -69,8 +83,11 @@ def replay(ctx: click.Context, events: Path, alerts_path: Path, fmt: str, dead_l
         if dlq_out is not None:
             dlq_out.close()
     summary = {
-        "lines": stats.lines, "events": stats.events, "alerts": stats.alerts,
-        "dead_letters": stats.dead_letters, "seconds": round(stats.seconds, 3),
+        "lines": stats.lines,
+        "events": stats.events,
+        "alerts": stats.alerts,
+        "dead_letters": stats.dead_letters,
+        "seconds": round(stats.seconds, 3),
         "events_per_second": round(stats.events / stats.seconds) if stats.seconds else None,
         "plugin_errors": {f"{d}.{h}": n for (d, h), n in pipeline.plugin_errors.items()},
         "shadow_alerts": dict(pipeline.shadow_alerts),
@@ -85,18 +102,42 @@ def replay(ctx: click.Context, events: Path, alerts_path: Path, fmt: str, dead_l
 
 # -- run ----------------------------------------------------------------------------
 @main.command()
-@click.option("--bootstrap-servers", envvar="AGENTWATCH_BOOTSTRAP_SERVERS", required=True,
-              help="Kafka HOST:PORT[,…]. Env: AGENTWATCH_BOOTSTRAP_SERVERS.")
-@click.option("--exit-on-idle", type=float, default=None, metavar="SECONDS",
-              help="Stop after this long without a record (default: run until signalled).")
-@click.option("--create-topics/--no-create-topics", default=True, show_default=True,
-              help="Create missing agentwatch topics at start.")
+@click.option(
+    "--bootstrap-servers",
+    envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
+    required=True,
+    help="Kafka HOST:PORT[,…]. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+)
+@click.option(
+    "--exit-on-idle",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Stop after this long without a record (default: run until signalled).",
+)
+@click.option(
+    "--create-topics/--no-create-topics",
+    default=True,
+    show_default=True,
+    help="Create missing agentwatch topics at start.",
+)
 @click.option("--quiet", is_flag=True, help="No progress line.")
-@click.option("--metrics-port", type=int, default=None, envvar="AGENTWATCH_METRICS_PORT",
-              help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="AGENTWATCH_METRICS_PORT",
+    help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.",
+)
 @click.pass_context
-def run(ctx: click.Context, bootstrap_servers: str, exit_on_idle: float | None, create_topics: bool,
-        quiet: bool, metrics_port: int | None) -> None:
+def run(
+    ctx: click.Context,
+    bootstrap_servers: str,
+    exit_on_idle: float | None,
+    create_topics: bool,
+    quiet: bool,
+    metrics_port: int | None,
+) -> None:
     """Consume, detect, respond: the monitor against Kafka."""
     from agentwatch.ingest.monitor_process import start_monitor
 
@@ -116,8 +157,10 @@ def run(ctx: click.Context, bootstrap_servers: str, exit_on_idle: float | None, 
                 f"batches {s.batches:,}"
             )
             stats = monitor.run()
-    err.print(f"stopped: {stats.events:,} events, {stats.alerts_published:,} alerts published, "
-              f"{stats.alerts_suppressed:,} duplicates suppressed, {stats.dead_letters:,} dead letters")
+    err.print(
+        f"stopped: {stats.events:,} events, {stats.alerts_published:,} alerts published, "
+        f"{stats.alerts_suppressed:,} duplicates suppressed, {stats.dead_letters:,} dead letters"
+    )
 
 
 # -- simulate -----------------------------------------------------------------------
@@ -127,14 +170,31 @@ def run(ctx: click.Context, bootstrap_servers: str, exit_on_idle: float | None, 
 @click.option("--attack-ratio", type=click.FloatRange(0, 1), default=0.25, show_default=True)
 @click.option("--agent-types", default=None, help="Comma-separated agent types (default: the tuned set).")
 @click.option("--held-out", is_flag=True, help="Use the agent types the detectors were not tuned on.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write events.jsonl and labels.jsonl here.")
-@click.option("--bootstrap-servers", envvar="AGENTWATCH_BOOTSTRAP_SERVERS", default=None,
-              help="Also produce the events to Kafka (topic agent.audit, keyed by session).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write events.jsonl and labels.jsonl here.",
+)
+@click.option(
+    "--bootstrap-servers",
+    envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
+    default=None,
+    help="Also produce the events to Kafka (topic agent.audit, keyed by session).",
+)
 @click.option("--topic", default="agent.audit", show_default=True)
 @click.option("--rate", type=float, default=None, help="Events per second when producing (default: max).")
-def simulate(seed: int, sessions: int, attack_ratio: float, agent_types: str | None, held_out: bool,
-             out_dir: Path | None, bootstrap_servers: str | None, topic: str, rate: float | None) -> None:
+def simulate(
+    seed: int,
+    sessions: int,
+    attack_ratio: float,
+    agent_types: str | None,
+    held_out: bool,
+    out_dir: Path | None,
+    bootstrap_servers: str | None,
+    topic: str,
+    rate: float | None,
+) -> None:
     """Generate a seeded fleet of agent sessions with labelled attacks."""
     try:
         from agentwatch.lab import simulator
@@ -153,8 +213,10 @@ def simulate(seed: int, sessions: int, attack_ratio: float, agent_types: str | N
     attacks = sum(1 for label in fleet.labels if label["label"] == "attack")
     if out_dir is not None:
         events_path, labels_path = simulator.write_fleet(fleet, out_dir)
-        err.print(f"wrote {len(fleet.events):,} events to {events_path} and {len(fleet.labels):,} labels "
-                  f"({attacks} attack sessions) to {labels_path}")
+        err.print(
+            f"wrote {len(fleet.events):,} events to {events_path} and {len(fleet.labels):,} labels "
+            f"({attacks} attack sessions) to {labels_path}"
+        )
     if bootstrap_servers is not None:
         try:
             from agentwatch.lab.topic_io import publish_events
@@ -219,11 +281,15 @@ def demo(ctx: click.Context, sessions: int, seed: int, rate: float, as_json: boo
         _print_json(result)
         return
     render_eval(out, result.report)
-    out.print(f"\n{result.events_produced:,} events produced, {result.events_blocked:,} blocked after termination; "
-              f"{result.alerts:,} alert messages, {result.dead_letters:,} dead letters")
-    out.print(f"{result.incidents} incidents, {result.sessions_terminated} sessions terminated; time to contain "
-              f"(first malicious event produced → session stopped at the gateway): p50 {result.ttc_p50_s}s, "
-              f"p90 {result.ttc_p90_s}s, p99 {result.ttc_p99_s}s")
+    out.print(
+        f"\n{result.events_produced:,} events produced, {result.events_blocked:,} blocked after termination; "
+        f"{result.alerts:,} alert messages, {result.dead_letters:,} dead letters"
+    )
+    out.print(
+        f"{result.incidents} incidents, {result.sessions_terminated} sessions terminated; time to contain "
+        f"(first malicious event produced → session stopped at the gateway): p50 {result.ttc_p50_s}s, "
+        f"p90 {result.ttc_p90_s}s, p99 {result.ttc_p99_s}s"
+    )
     out.print(f"incidents:   AGENTWATCH_DATA_DIR={result.data_dir} agentwatch incidents list", highlight=False)
     out.print(f"evidence:    {result.evidence_dir}   (verify: agentwatch evidence verify <bundle>)")
     out.print(f"postmortems: {result.postmortem_dir}")
@@ -247,10 +313,16 @@ def detectors_list(ctx: click.Context, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for name, cls in discover_detectors().items():
         policy = config.detectors.get(name) or DetectorPolicy()
-        rows.append({
-            "name": name, "module": cls.__module__, "categories": sorted(cls.categories),
-            "mode": policy.mode if policy.enabled else "disabled", "cost_us": cls.cost_us, "summary": cls.summary,
-        })
+        rows.append(
+            {
+                "name": name,
+                "module": cls.__module__,
+                "categories": sorted(cls.categories),
+                "mode": policy.mode if policy.enabled else "disabled",
+                "cost_us": cls.cost_us,
+                "summary": cls.summary,
+            }
+        )
     if as_json:
         _print_json(rows)
         return
@@ -283,8 +355,12 @@ def detectors_test(names: tuple[str, ...], as_json: bool) -> None:
         for column in ("detector", "case", "result", "detail"):
             table.add_column(column)
         for r in results:
-            table.add_row(_cell(r.detector), _cell(r.case), "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
-                          _cell(r.detail))
+            table.add_row(
+                _cell(r.detector),
+                _cell(r.case),
+                "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
+                _cell(r.detail),
+            )
         out.print(table)
         out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     sys.exit(1 if failed else 0)
@@ -294,8 +370,13 @@ def detectors_test(names: tuple[str, ...], as_json: bool) -> None:
 @main.command("eval")
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--min-severity", type=click.Choice(["low", "medium", "high", "critical"]), default="medium",
-              show_default=True, help="An alert counts from this severity up.")
+@click.option(
+    "--min-severity",
+    type=click.Choice(["low", "medium", "high", "critical"]),
+    default="medium",
+    show_default=True,
+    help="An alert counts from this severity up.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def eval_command(ctx: click.Context, events: Path, labels: Path, min_severity: str, as_json: bool) -> None:
@@ -347,13 +428,32 @@ def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: 
         _print_json(_redacted(rows))
         return
     table = Table(title=f"incidents ({len(rows)})")
-    for column in ("incident", "opened", "severity", "status", "agent", "session", "detectors", "alerts", "open steps",
-                   "pending approvals"):
+    for column in (
+        "incident",
+        "opened",
+        "severity",
+        "status",
+        "agent",
+        "session",
+        "detectors",
+        "alerts",
+        "open steps",
+        "pending approvals",
+    ):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["incident_id"], rfc3339_ms(row["opened_ms"]), row["severity"], row["status"],
-                      _cell(row["agent_id"]), _cell(row["session_id"]), ", ".join(row["detectors"]),
-                      str(row["alerts"]), str(row["open_steps"]), str(row["pending_approvals"]))
+        table.add_row(
+            row["incident_id"],
+            rfc3339_ms(row["opened_ms"]),
+            row["severity"],
+            row["status"],
+            _cell(row["agent_id"]),
+            _cell(row["session_id"]),
+            ", ".join(row["detectors"]),
+            str(row["alerts"]),
+            str(row["open_steps"]),
+            str(row["pending_approvals"]),
+        )
     out.print(table)
 
 
@@ -375,8 +475,11 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(_redacted({**msgspec.to_builtins(record), "approvals": approval_rows}))
         return
-    out.print(f"[bold]{record.incident_id}[/bold]  {record.severity}  {record.status}  agent {_cell(record.agent_id)}  "
-              f"session {_cell(record.session_id)}  principal {_cell(record.principal or '—')}", highlight=False)
+    out.print(
+        f"[bold]{record.incident_id}[/bold]  {record.severity}  {record.status}  agent {_cell(record.agent_id)}  "
+        f"session {_cell(record.session_id)}  principal {_cell(record.principal or '—')}",
+        highlight=False,
+    )
     alerts = Table(title="alerts")
     for column in ("detector", "severity", "score", "rev", "event", "summary"):
         alerts.add_column(column)
@@ -436,8 +539,9 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
     try:
         verdict = verify_chain(_engine(ctx))
     except AuditKeyError as exc:
-        raise click.ClickException(f"{exc}; hint: set AGENTWATCH_AUDIT_KEY or AGENTWATCH_AUDIT_KEY_FILE to the key "
-                                   "the monitor uses") from None
+        raise click.ClickException(
+            f"{exc}; hint: set AGENTWATCH_AUDIT_KEY or AGENTWATCH_AUDIT_KEY_FILE to the key the monitor uses"
+        ) from None
     if as_json:
         _print_json({"ok": verdict.ok, "records": verdict.records, "problem": verdict.problem, "seq": verdict.seq})
     elif verdict.ok:
@@ -488,8 +592,10 @@ def evidence_verify(ctx: click.Context, path: Path, as_json: bool) -> None:
 
     config = _config(ctx)
     url = config.store_url
-    hint = ("hint: run it with the --config, AGENTWATCH_DATA_DIR or AGENTWATCH_STORE_URL of the deployment "
-            "that wrote the bundle")
+    hint = (
+        "hint: run it with the --config, AGENTWATCH_DATA_DIR or AGENTWATCH_STORE_URL of the deployment "
+        "that wrote the bundle"
+    )
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         _cannot_verify(as_json, path, f"no store at {url.removeprefix('sqlite:///')}; {hint}")
     engine = _engine(ctx)
@@ -499,14 +605,28 @@ def evidence_verify(ctx: click.Context, path: Path, as_json: bool) -> None:
     verdict = verify_recorded(path, records)
     if not verdict.known:
         store = engine.url.render_as_string(hide_password=True)
-        _cannot_verify(as_json, path, f"the store at {store} has no record of this bundle (its manifest names "
-                                      f"incident {incident_id or 'none'}); {hint}")
+        _cannot_verify(
+            as_json,
+            path,
+            f"the store at {store} has no record of this bundle (its manifest names "
+            f"incident {incident_id or 'none'}); {hint}",
+        )
     if as_json:
-        _print_json({"ok": verdict.ok, "problems": verdict.problems, "incident_id": verdict.incident_id,
-                     "digest": verdict.digest, "recorded_digest": verdict.recorded_digest})
+        _print_json(
+            {
+                "ok": verdict.ok,
+                "problems": verdict.problems,
+                "incident_id": verdict.incident_id,
+                "digest": verdict.digest,
+                "recorded_digest": verdict.recorded_digest,
+            }
+        )
     elif verdict.ok:
-        out.print(f"{_cell(str(path), 300)}: intact (manifest sha256 {verdict.digest} is the one the store "
-                  f"recorded for incident {_cell(verdict.incident_id)})", highlight=False)
+        out.print(
+            f"{_cell(str(path), 300)}: intact (manifest sha256 {verdict.digest} is the one the store "
+            f"recorded for incident {_cell(verdict.incident_id)})",
+            highlight=False,
+        )
     else:
         for problem in verdict.problems:
             err.print(f"{path}: {problem}", markup=False, highlight=False)
@@ -529,17 +649,34 @@ def hook() -> None:
 
 
 @hook.command("claude-code")
-@click.option("--server", "server_url", envvar="AGENTWATCH_SERVER_URL", default=None,
-              help="agentwatch serve's URL (default: read the store directly). Env: AGENTWATCH_SERVER_URL; "
-                   "the token comes from AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE.")
-@click.option("--fail", type=click.Choice(["closed", "open"]), envvar="AGENTWATCH_HOOK_FAIL", default="closed",
-              show_default=True, help="When the session cannot be verified: block (closed) or allow (open). "
-                                      "A terminated session is blocked either way.")
-@click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True,
-              help="Seconds for the whole lookup (keep it under Claude Code's hook timeout).")
+@click.option(
+    "--server",
+    "server_url",
+    envvar="AGENTWATCH_SERVER_URL",
+    default=None,
+    help="agentwatch serve's URL (default: read the store directly). Env: AGENTWATCH_SERVER_URL; "
+    "the token comes from AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE.",
+)
+@click.option(
+    "--fail",
+    type=click.Choice(["closed", "open"]),
+    envvar="AGENTWATCH_HOOK_FAIL",
+    default="closed",
+    show_default=True,
+    help="When the session cannot be verified: block (closed) or allow (open). "
+    "A terminated session is blocked either way.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 60),
+    default=2.0,
+    show_default=True,
+    help="Seconds for the whole lookup (keep it under Claude Code's hook timeout).",
+)
 @click.pass_context
-def hook_claude_code(ctx: click.Context, server_url: str | None, fail: Literal["closed", "open"],
-                     timeout: float) -> None:
+def hook_claude_code(
+    ctx: click.Context, server_url: str | None, fail: Literal["closed", "open"], timeout: float
+) -> None:
     """PreToolUse hook: exit 2 with the reason on stderr unless the session is verified active."""
     code, message = 2 if fail == "closed" else 0, ""
     try:  # one guard around everything: any way out but an explicit allow is the fail mode's answer
@@ -553,13 +690,15 @@ def hook_claude_code(ctx: click.Context, server_url: str | None, fail: Literal["
             code, message = unverifiable(f"configuration: {exc}", fail)
         else:
             stdin = sys.stdin.buffer.read(MAX_HOOK_INPUT_BYTES + 1)
-            code, message = hook_decision(stdin, server_url=server_url, store_url=store_url,
-                                          fail=fail, timeout_s=timeout, token=token)
+            code, message = hook_decision(
+                stdin, server_url=server_url, store_url=store_url, fail=fail, timeout_s=timeout, token=token
+            )
     except BaseException as exc:  # noqa: BLE001 - the hook's last line of defence: the fail mode decides
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"internal error {type(exc).__name__}"
         code = 2 if fail == "closed" else 0
         message = f"agentwatch: cannot verify this session ({reason}); " + (
-            "blocking (fail closed)" if fail == "closed" else "allowing (fail open)")
+            "blocking (fail closed)" if fail == "closed" else "allowing (fail open)"
+        )
     try:
         if message:
             sys.stderr.write(message.replace("\n", " ")[:400] + "\n")
@@ -572,18 +711,42 @@ def hook_claude_code(ctx: click.Context, server_url: str | None, fail: Literal["
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="AGENTWATCH_HOST")
 @click.option("--port", type=int, default=8089, show_default=True, envvar="AGENTWATCH_PORT")
-@click.option("--bootstrap-servers", envvar="AGENTWATCH_BOOTSTRAP_SERVERS", default=None,
-              help="Kafka, to publish approved control commands from here. Env: AGENTWATCH_BOOTSTRAP_SERVERS.")
-@click.option("--public-metrics", is_flag=True, envvar="AGENTWATCH_PUBLIC_METRICS",
-              help="Serve /metrics without the API token (it needs the token by default). "
-                   "Env: AGENTWATCH_PUBLIC_METRICS.")
-@click.option("--request-timeout", type=click.FloatRange(0.5, 300), default=10.0, show_default=True,
-              help="Seconds a client has to send a whole request (headers and body).")
-@click.option("--max-connections", type=click.IntRange(8, 100_000), default=512, show_default=True,
-              help="Open connections beyond this are answered 503 and closed.")
+@click.option(
+    "--bootstrap-servers",
+    envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
+    default=None,
+    help="Kafka, to publish approved control commands from here. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+)
+@click.option(
+    "--public-metrics",
+    is_flag=True,
+    envvar="AGENTWATCH_PUBLIC_METRICS",
+    help="Serve /metrics without the API token (it needs the token by default). Env: AGENTWATCH_PUBLIC_METRICS.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(0.5, 300),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a whole request (headers and body).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(8, 100_000),
+    default=512,
+    show_default=True,
+    help="Open connections beyond this are answered 503 and closed.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, bootstrap_servers: str | None, public_metrics: bool,
-          request_timeout: float, max_connections: int) -> None:
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    bootstrap_servers: str | None,
+    public_metrics: bool,
+    request_timeout: float,
+    max_connections: int,
+) -> None:
     """HTTP: /healthz, POST /slack/interactions, and with the API token /v1/sessions/<id>, /metrics.
 
     The token comes from AGENTWATCH_API_TOKEN or AGENTWATCH_API_TOKEN_FILE; without one,
@@ -605,8 +768,10 @@ def serve(ctx: click.Context, host: str, port: int, bootstrap_servers: str | Non
         service.stop()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if token is None:
-        err.print("[yellow]no API token (AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE): serving only /healthz "
-                  "and /slack/interactions[/yellow]" + (" and /metrics" if public_metrics else ""))
+        err.print(
+            "[yellow]no API token (AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE): serving only /healthz "
+            "and /slack/interactions[/yellow]" + (" and /metrics" if public_metrics else "")
+        )
     err.print(f"serving on http://{host}:{server.server_address[1]}", markup=False, highlight=False)
     try:
         server.serve_forever()
@@ -631,8 +796,14 @@ class _progress:  # noqa: N801 - used as a context manager like a function
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         self.enabled = enabled and err.is_terminal
-        self.progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err, transient=True)
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
         self.what, self.total = what, total
 
     def __enter__(self):  # type: ignore[no-untyped-def]

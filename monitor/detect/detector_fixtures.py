@@ -76,9 +76,7 @@ def load_cases(path: Path) -> list[FixtureCase]:
     return cases
 
 
-def materialise(
-    raw_events: list[dict[str, Any]], session_id: str, agent_id: str, start_ms: int
-) -> list[AuditEvent]:
+def materialise(raw_events: list[dict[str, Any]], session_id: str, agent_id: str, start_ms: int) -> list[AuditEvent]:
     """Fill the defaults a fixture may leave out and validate each event."""
     events = []
     for index, raw in enumerate(raw_events, start=1):
@@ -115,7 +113,9 @@ def run_case(cls: type[Detector], case: FixtureCase, policy: DetectorPolicy | No
         if alerts:
             first = alerts[0]
             return CaseResult(
-                detector=cls.name, case=case.case, passed=False,
+                detector=cls.name,
+                case=case.case,
+                passed=False,
                 detail=f"unexpected {first.severity} alert on {first.event_id}: {first.summary}",
             )
         return CaseResult(detector=cls.name, case=case.case, passed=True, detail="no alert, as expected")

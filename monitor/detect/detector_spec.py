@@ -202,4 +202,3 @@ def validate_detector_class(cls: Any) -> list[str]:
     if not isinstance(cls.cost_us, (int, float)) or cls.cost_us <= 0:
         problems.append("`cost_us` must be a positive number")
     return problems
-

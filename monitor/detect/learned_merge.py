@@ -62,9 +62,7 @@ def merge_counts(local: dict[K, int], remote: Mapping[K, int], cap: int) -> bool
     return extra
 
 
-def better_of(
-    local_n: Any, remote_n: Any, local_bytes: Callable[[], bytes], remote_bytes: bytes
-) -> tuple[bool, bool]:
+def better_of(local_n: Any, remote_n: Any, local_bytes: Callable[[], bytes], remote_bytes: bytes) -> tuple[bool, bool]:
     """For state that cannot be merged (a model): the better-trained copy wins (``n``: how much
     it learned), ties broken by the serialised bytes (``local_bytes`` is called only then) so
     that every monitor picks the same copy.

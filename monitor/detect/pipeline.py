@@ -193,7 +193,10 @@ class Pipeline:
         if count <= MAX_LOGGED_ERRORS_PER_PLUGIN:
             log.error(
                 "detector %s raised in %s (%d so far; isolated, the others carry on)",
-                active.name, hook, count, exc_info=exc,
+                active.name,
+                hook,
+                count,
+                exc_info=exc,
             )
         elif count == MAX_LOGGED_ERRORS_PER_PLUGIN + 1:
             log.error("detector %s keeps raising in %s; further errors are only counted", active.name, hook)

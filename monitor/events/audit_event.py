@@ -372,9 +372,7 @@ def _cap_text(value: str | None, cap: int, name: str, truncated: list[str]) -> s
     return value[:cap] + TRUNCATION_MARK
 
 
-def _cap_object(
-    value: dict[str, Any] | None, cap: int, name: str, truncated: list[str]
-) -> dict[str, Any] | None:
+def _cap_object(value: dict[str, Any] | None, cap: int, name: str, truncated: list[str]) -> dict[str, Any] | None:
     """Keep an object under ``cap`` encoded bytes; past it, keep a truncated text copy."""
     if not value:
         return value

@@ -60,9 +60,7 @@ class DeadLetter(msgspec.Struct, kw_only=True):
 _encoder = msgspec.json.Encoder()
 
 
-def dead_letter(
-    raw: bytes, errors: Sequence[DecodeError], fmt: str, origin: Origin, accepted: int = 0
-) -> DeadLetter:
+def dead_letter(raw: bytes, errors: Sequence[DecodeError], fmt: str, origin: Origin, accepted: int = 0) -> DeadLetter:
     """The one record for message ``raw``, whose ``errors`` (at least one) were rejected.
 
     ``accepted`` is how many events the same message gave (they were processed).

@@ -374,9 +374,7 @@ def _record_event(rec: _LogRecord, resolved: _Resolved, received_ms: int) -> Aud
     ts_ms, ts_source = _timestamp(attrs.get("event.timestamp"), rec, received_ms)
     session_id = attrs.get("session.id", resolved.session_id)
     if session_id is None or session_id == "":
-        raise DecodeError(
-            "missing_field", "no `session.id` attribute (OTEL_METRICS_INCLUDE_SESSION_ID disabled?)"
-        )
+        raise DecodeError("missing_field", "no `session.id` attribute (OTEL_METRICS_INCLUDE_SESSION_ID disabled?)")
     if not isinstance(session_id, str):
         raise DecodeError("invalid_field", "`session.id` is not a string")
     attrs.pop("session.id", None)

@@ -272,8 +272,10 @@ class KafkaMonitor:
         if self._lost_at is None and not reachable:
             self._lost_at = now
             metrics.KAFKA_CONNECTED.set(0)
-            log.error("lost the connection to Kafka (%s); reconnecting with backoff, nothing is consumed meanwhile",
-                      self.bootstrap_servers)
+            log.error(
+                "lost the connection to Kafka (%s); reconnecting with backoff, nothing is consumed meanwhile",
+                self.bootstrap_servers,
+            )
         elif self._lost_at is None:
             metrics.KAFKA_CONNECTED.set(1)
         elif self._reachable_streak >= 2:
@@ -356,8 +358,9 @@ class KafkaMonitor:
         if self.on_batch is not None:
             self.on_batch(stats)
 
-    def _gate(self, alert: Alert, entries: dict[str, tuple[int, int]], outgoing: list[OutgoingMessage],
-              published: list[Alert]) -> None:
+    def _gate(
+        self, alert: Alert, entries: dict[str, tuple[int, int]], outgoing: list[OutgoingMessage], published: list[Alert]
+    ) -> None:
         """Queue an alert for publishing unless this severity was already published."""
         rank = SEVERITY_RANK[alert.severity]
         pending = entries.get(alert.alert_id)
@@ -373,8 +376,9 @@ class KafkaMonitor:
         self.stats.alerts_published += 1
         published.append(alert)
         public = public_alert(alert)  # the responder gets the real ids; the topic gets them redacted
-        outgoing.append(OutgoingMessage(self.settings.alerts_topic, public.session_id.encode(),
-                                        _encoder.encode(public)))
+        outgoing.append(
+            OutgoingMessage(self.settings.alerts_topic, public.session_id.encode(), _encoder.encode(public))
+        )
 
     def _deliver(self, outgoing: list[OutgoingMessage]) -> dict[int, int] | None:
         """Produce everything and wait for acks, retrying until done or stopping.
@@ -415,8 +419,12 @@ class KafkaMonitor:
                     futures.append((message, producer.send(message.topic, value=message.value, key=message.key)))
                 except MessageSizeTooLargeError as exc:  # never deliverable: retrying it would wedge the loop
                     metrics.BEST_EFFORT_FAILURES.labels("deliver_oversized").inc()
-                    log.error("dropped an undeliverable %d-byte message for %s: %s", len(message.value or b""),
-                              message.topic, exc)
+                    log.error(
+                        "dropped an undeliverable %d-byte message for %s: %s",
+                        len(message.value or b""),
+                        message.topic,
+                        exc,
+                    )
                 handed += 1
             producer.flush(timeout=15)
         except Exception as exc:  # noqa: BLE001 - KafkaError or a broken producer: retried, replaced every 3rd time
@@ -503,8 +511,13 @@ def recover_ledger(ledger: AlertLedger, bootstrap_servers: str, alerts_topic: st
                     try:
                         alert = msgspec.json.decode(record.value, type=_LedgerView)
                     except msgspec.DecodeError as exc:
-                        log.warning("%s[%d]@%d is not an alert (%s); skipped in ledger recovery",
-                                    alerts_topic, record.partition, record.offset, exc)
+                        log.warning(
+                            "%s[%d]@%d is not an alert (%s); skipped in ledger recovery",
+                            alerts_topic,
+                            record.partition,
+                            record.offset,
+                            exc,
+                        )
                         continue
                     rank = SEVERITY_RANK.get(alert.severity, 0)
                     if alert.alert_id not in seen or seen[alert.alert_id][0] < alert.revision:

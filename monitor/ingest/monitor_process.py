@@ -45,14 +45,23 @@ def start_monitor(
     if config.monitor.respond if respond is None else respond:
         playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
         responder = Responder(
-            engine, playbooks, config.data_dir.resolve(), settings.control_topic, config.incidents,
-            EventJournal(settings.journal_events), send=KafkaSender(bootstrap_servers),
+            engine,
+            playbooks,
+            config.data_dir.resolve(),
+            settings.control_topic,
+            config.incidents,
+            EventJournal(settings.journal_events),
+            send=KafkaSender(bootstrap_servers),
         )
     pipeline = build_pipeline(config)
-    state = DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s) \
-        if settings.durable_state else None
-    return KafkaMonitor(bootstrap_servers, settings, pipeline, ledger,
-                        exit_on_idle_s=exit_on_idle_s, responder=responder, state=state)
+    state = (
+        DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s)
+        if settings.durable_state
+        else None
+    )
+    return KafkaMonitor(
+        bootstrap_servers, settings, pipeline, ledger, exit_on_idle_s=exit_on_idle_s, responder=responder, state=state
+    )
 
 
 class KafkaSender:
@@ -66,8 +75,9 @@ class KafkaSender:
     def __call__(self, messages: list[OutgoingMessage]) -> None:
         with self._lock:
             if self._producer is None:
-                self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all",
-                                               max_block_ms=10_000, enable_idempotence=False)
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers, acks="all", max_block_ms=10_000, enable_idempotence=False
+                )
             producer = self._producer
         futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
         producer.flush(timeout=15)

@@ -68,8 +68,9 @@ def replay_file(
             if result.errors:  # one dead letter per line, its bad records summarised
                 stats.dead_letters += 1
                 if dead_letters_out is not None:
-                    origin = dead_letter.Origin(topic=origin_topic, partition=0, offset=number,
-                                                timestamp_ms=received_ms)
+                    origin = dead_letter.Origin(
+                        topic=origin_topic, partition=0, offset=number, timestamp_ms=received_ms
+                    )
                     letter = dead_letter.dead_letter(raw, result.errors, fmt, origin, accepted=len(result.events))
                     dead_letters_out.write(dead_letter.encode(letter) + b"\n")
             if on_progress is not None and number % 5000 == 0:

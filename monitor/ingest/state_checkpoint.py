@@ -109,9 +109,19 @@ class PartitionCheckpoints:
         with self.engine.begin() as conn:
             for tp in sorted(tps):
                 key = (pp.group_id == self.group_id, pp.topic == tp.topic, pp.partition == tp.partition)
-                insert_ignoring_duplicates(conn, partition_positions, [
-                    {"group_id": self.group_id, "topic": tp.topic, "partition": tp.partition, "next_offset": None,
-                     "epoch": 0}])
+                insert_ignoring_duplicates(
+                    conn,
+                    partition_positions,
+                    [
+                        {
+                            "group_id": self.group_id,
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "next_offset": None,
+                            "epoch": 0,
+                        }
+                    ],
+                )
                 conn.execute(update(partition_positions).where(*key).values(epoch=pp.epoch + 1))  # row-locked
                 row = conn.execute(select(pp.next_offset, pp.epoch).where(*key)).one()
                 out[tp] = (row.next_offset, row.epoch)
@@ -125,8 +135,9 @@ class PartitionCheckpoints:
         sc = session_checkpoints.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(sc.partition, sc.session_id, sc.state).where(sc.group_id == self.group_id,
-                                                                    sc.partition.in_(wanted))
+                select(sc.partition, sc.session_id, sc.state).where(
+                    sc.group_id == self.group_id, sc.partition.in_(wanted)
+                )
             )
             return [(row.partition, row.session_id, row.state) for row in rows]
 
@@ -147,25 +158,40 @@ class PartitionCheckpoints:
                 for tp, (epoch, next_offset) in owned.items():
                     done = conn.execute(
                         update(partition_positions)
-                        .where(pp.group_id == self.group_id, pp.topic == tp.topic, pp.partition == tp.partition,
-                               pp.epoch == epoch)
+                        .where(
+                            pp.group_id == self.group_id,
+                            pp.topic == tp.topic,
+                            pp.partition == tp.partition,
+                            pp.epoch == epoch,
+                        )
                         .values(next_offset=next_offset)
                     ).rowcount
                     if done != 1:
                         raise _Fenced(f"{tp.topic}[{tp.partition}]")
                 for start in range(0, len(deletes), _DELETE_CHUNK):
-                    chunk = deletes[start:start + _DELETE_CHUNK]
-                    conn.execute(delete(session_checkpoints).where(
-                        sc.group_id == self.group_id, tuple_(sc.partition, sc.session_id).in_(chunk)))
-                upsert(conn, session_checkpoints, [
-                    {"group_id": self.group_id, "partition": p, "session_id": sid, "state": state}
-                    for p, sid, state in upserts
-                ], update=("state",))
+                    chunk = deletes[start : start + _DELETE_CHUNK]
+                    conn.execute(
+                        delete(session_checkpoints).where(
+                            sc.group_id == self.group_id, tuple_(sc.partition, sc.session_id).in_(chunk)
+                        )
+                    )
+                upsert(
+                    conn,
+                    session_checkpoints,
+                    [
+                        {"group_id": self.group_id, "partition": p, "session_id": sid, "state": state}
+                        for p, sid, state in upserts
+                    ],
+                    update=("state",),
+                )
                 if also is not None:
                     also(conn)
         except _Fenced as exc:
-            log.error("partition %s was claimed by another monitor; this batch's state is not saved "
-                      "(its new owner re-reads it)", exc)
+            log.error(
+                "partition %s was claimed by another monitor; this batch's state is not saved "
+                "(its new owner re-reads it)",
+                exc,
+            )
             return False
         return True
 
@@ -261,8 +287,11 @@ class LearnedStateSync:
         if foreign:  # merging marked keys changed again where ours held more: take the merged state
             for name, changes in self._exports().items():
                 exports.setdefault(name, {}).update(changes)
-        rows = [{"group_id": self.group_id, "detector": name, "key": key, "state": state, "seq": seq,
-                 "writer": self.writer} for name, changes in exports.items() for key, state in changes.items()]
+        rows = [
+            {"group_id": self.group_id, "detector": name, "key": key, "state": state, "seq": seq, "writer": self.writer}
+            for name, changes in exports.items()
+            for key, state in changes.items()
+        ]
         upsert(conn, learned_state, rows, update=("state", "seq", "writer"))
         self.written += len(rows)
         return len(rows)
@@ -307,8 +336,9 @@ class LearnedStateSync:
             return 1
         except Exception as exc:  # noqa: BLE001 - a plugin's state must not stop the others'; counted, logged
             metrics.PLUGIN_ERRORS.labels(name, "merge_learned").inc()
-            log.error("detector %s failed to load a saved state (key of %d chars); skipped", name, len(key),
-                      exc_info=exc)
+            log.error(
+                "detector %s failed to load a saved state (key of %d chars); skipped", name, len(key), exc_info=exc
+            )
             return 0
 
 
@@ -317,10 +347,14 @@ def _next_seq(conn: Connection, group_id: str) -> int:
     clock = learned_state_clock.c
     if conn.dialect.name in ("postgresql", "sqlite"):
         insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(insert(learned_state_clock).values(group_id=group_id, seq=1)
-                     .on_conflict_do_update(index_elements=["group_id"], set_={"seq": learned_state_clock.c.seq + 1}))
-    elif not conn.execute(update(learned_state_clock).where(clock.group_id == group_id)
-                          .values(seq=clock.seq + 1)).rowcount:
+        conn.execute(
+            insert(learned_state_clock)
+            .values(group_id=group_id, seq=1)
+            .on_conflict_do_update(index_elements=["group_id"], set_={"seq": learned_state_clock.c.seq + 1})
+        )
+    elif not conn.execute(
+        update(learned_state_clock).where(clock.group_id == group_id).values(seq=clock.seq + 1)
+    ).rowcount:
         conn.execute(learned_state_clock.insert().values(group_id=group_id, seq=1))
     return int(conn.execute(select(clock.seq).where(clock.group_id == group_id)).scalar_one())
 
@@ -366,8 +400,12 @@ class DurableState:
             try:
                 state = pickle.loads(blob)  # noqa: S301 - written by this group to our store
             except Exception as exc:  # noqa: BLE001 - one unreadable row must not block the partition; logged
-                log.error("checkpointed session (%d chars of id) of partition %d is unreadable; it starts over",
-                          len(session_id), partition, exc_info=exc)
+                log.error(
+                    "checkpointed session (%d chars of id) of partition %d is unreadable; it starts over",
+                    len(session_id),
+                    partition,
+                    exc_info=exc,
+                )
                 continue
             state.partition = partition
             states.append(state)
@@ -377,8 +415,12 @@ class DurableState:
             self._owned[tp] = (epoch, next_offset)
             if next_offset is not None:
                 consumer.seek(tp, next_offset)
-        log.info("state: %d sessions restored for partitions %s; positions %s", len(states), sorted(fresh),
-                 sorted((tp.topic, tp.partition, off) for tp, (off, _) in claims.items()))
+        log.info(
+            "state: %d sessions restored for partitions %s; positions %s",
+            len(states),
+            sorted(fresh),
+            sorted((tp.topic, tp.partition, off) for tp, (off, _) in claims.items()),
+        )
 
     def revoked(self, tps: set[TopicPartition]) -> None:
         """Forget the sessions of partitions no longer owned (their state is already in the store)."""
@@ -419,8 +461,11 @@ class DurableState:
                 self._pickle_failures += 1
                 metrics.BEST_EFFORT_FAILURES.labels("session_checkpoint").inc()
                 if self._pickle_failures <= 5:
-                    log.error("session state (%d chars of id) cannot be checkpointed; a crash would lose it",
-                              len(session_id), exc_info=exc)
+                    log.error(
+                        "session state (%d chars of id) cannot be checkpointed; a crash would lose it",
+                        len(session_id),
+                        exc_info=exc,
+                    )
                 deletes.add((partition, session_id))  # a stale copy must not come back after a crash
                 continue
             upserts.append((partition, session_id, blob))
@@ -453,4 +498,3 @@ class DurableState:
         """At a clean stop: one last learned-state sync (merges since the last batch)."""
         self._next_sync = 0.0
         self.maybe_sync()
-

@@ -88,9 +88,12 @@ class EmbeddedBroker:
             [
                 tansu_binary(),
                 "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -114,8 +117,10 @@ class EmbeddedBroker:
             admin.close()
             return
         self.stop()
-        raise BrokerError(f"tansu did not answer on {self.bootstrap_servers} within "
-                          f"{self.startup_timeout_s}s ({last_error}); log: {self.log_tail()}")
+        raise BrokerError(
+            f"tansu did not answer on {self.bootstrap_servers} within "
+            f"{self.startup_timeout_s}s ({last_error}); log: {self.log_tail()}"
+        )
 
     def log_tail(self, limit: int = 2000) -> str:
         if self._log_file is None:

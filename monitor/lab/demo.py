@@ -67,8 +67,9 @@ def run_demo(
     shift = int(time.time() * 1000) - max(e["ts"] for e in fleet.events)
     events = [{**e, "ts": e["ts"] + shift} for e in fleet.events]
     run_dir = config.data_dir.resolve() / "demo" / time.strftime("%Y%m%dT%H%M%S")
-    config = msgspec.structs.replace(config, monitor=msgspec.structs.replace(
-        config.monitor, data_dir=str(run_dir), store_url=None))
+    config = msgspec.structs.replace(
+        config, monitor=msgspec.structs.replace(config.monitor, data_dir=str(run_dir), store_url=None)
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     simulator.write_fleet(simulator.Fleet(events=events, labels=fleet.labels), run_dir)
     with EmbeddedBroker() as broker:
@@ -86,8 +87,10 @@ def run_demo(
 
         def show(run) -> None:  # type: ignore[no-untyped-def]
             s = monitor.stats
-            progress(f"produced {run.produced:,}/{total:,}  processed {s.events:,}  alerts {s.alerts_published:,}  "
-                     f"sessions stopped {len(gateway.stopped):,}  blocked events {run.blocked:,}")
+            progress(
+                f"produced {run.produced:,}/{total:,}  processed {s.events:,}  alerts {s.alerts_published:,}  "
+                f"sessions stopped {len(gateway.stopped):,}  blocked events {run.blocked:,}"
+            )
 
         fleet_run = drive_fleet(bootstrap, native_topic(config), events, gateway, rate=rate, on_progress=show)
         progress("fleet done; waiting for the monitor to go idle and the responder to finish…")
@@ -104,11 +107,20 @@ def run_demo(
     ttc = time_to_contain(fleet_run, gateway, fleet.labels)
     (run_dir / "alerts.jsonl").write_bytes(b"".join(msgspec.json.encode(a) + b"\n" for a in alerts))
     return DemoResult(
-        events_produced=fleet_run.produced, events_blocked=fleet_run.blocked, alerts=len(alerts),
-        dead_letters=monitor.stats.dead_letters, incidents=incident_count, sessions_terminated=len(gateway.stopped),
-        ttc_p50_s=_quantile(ttc, 0.5), ttc_p90_s=_quantile(ttc, 0.9), ttc_p99_s=_quantile(ttc, 0.99),
-        data_dir=str(run_dir), store_url=config.store_url, evidence_dir=str(run_dir / "evidence"),
-        postmortem_dir=str(run_dir / "postmortems"), report=report,
+        events_produced=fleet_run.produced,
+        events_blocked=fleet_run.blocked,
+        alerts=len(alerts),
+        dead_letters=monitor.stats.dead_letters,
+        incidents=incident_count,
+        sessions_terminated=len(gateway.stopped),
+        ttc_p50_s=_quantile(ttc, 0.5),
+        ttc_p90_s=_quantile(ttc, 0.9),
+        ttc_p99_s=_quantile(ttc, 0.99),
+        data_dir=str(run_dir),
+        store_url=config.store_url,
+        evidence_dir=str(run_dir / "evidence"),
+        postmortem_dir=str(run_dir / "postmortems"),
+        report=report,
     )
 
 

@@ -35,8 +35,13 @@ def publish_events(
     try:
         for event in events:
             if stamp:
-                event = {**event, "attributes": {**(event.get("attributes") or {}),
-                                                 "agentwatch.produced_ms": int(time.time() * 1000)}}
+                event = {
+                    **event,
+                    "attributes": {
+                        **(event.get("attributes") or {}),
+                        "agentwatch.produced_ms": int(time.time() * 1000),
+                    },
+                }
             producer.send(topic, key=str(event["session_id"]).encode(), value=_encoder.encode(event))
             sent += 1
             if rate:

@@ -34,10 +34,16 @@ def load_api_token(environ: Mapping[str, str] | None = None) -> str | None:
     if token is None:
         return None
     token = token.strip()
-    if not MIN_TOKEN_CHARS <= len(token) <= MAX_TOKEN_CHARS or not token.isascii() or not token.isprintable() \
-            or " " in token:
-        raise ConfigError(f"the API token must be {MIN_TOKEN_CHARS}–{MAX_TOKEN_CHARS} printable ASCII characters "
-                          "without spaces (hint: `openssl rand -hex 32`)")
+    if (
+        not MIN_TOKEN_CHARS <= len(token) <= MAX_TOKEN_CHARS
+        or not token.isascii()
+        or not token.isprintable()
+        or " " in token
+    ):
+        raise ConfigError(
+            f"the API token must be {MIN_TOKEN_CHARS}–{MAX_TOKEN_CHARS} printable ASCII characters "
+            "without spaces (hint: `openssl rand -hex 32`)"
+        )
     return token
 
 

@@ -11,18 +11,12 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from agentwatch import __version__
 
-EVENTS = Counter(
-    "agentwatch_ingest_events_total", "Audit events decoded and processed.", ["topic", "format"]
-)
-MESSAGES = Counter(
-    "agentwatch_ingest_messages_total", "Raw messages consumed.", ["topic", "format"]
-)
+EVENTS = Counter("agentwatch_ingest_events_total", "Audit events decoded and processed.", ["topic", "format"])
+MESSAGES = Counter("agentwatch_ingest_messages_total", "Raw messages consumed.", ["topic", "format"])
 DECODE_FAILURES = Counter(
     "agentwatch_ingest_decode_failures_total", "Records that could not be decoded.", ["format", "reason"]
 )
-DLQ_WRITES = Counter(
-    "agentwatch_ingest_dlq_writes_total", "Records written to the dead-letter topic.", ["reason"]
-)
+DLQ_WRITES = Counter("agentwatch_ingest_dlq_writes_total", "Records written to the dead-letter topic.", ["reason"])
 BATCH_SECONDS = Histogram(
     "agentwatch_pipeline_batch_duration_seconds",
     "Wall time to process one polled batch, effects included.",
@@ -34,9 +28,7 @@ DETECTOR_SECONDS = Histogram(
     ["detector"],
     buckets=(1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2),
 )
-FINDINGS = Counter(
-    "agentwatch_detector_findings_total", "Findings returned by detectors.", ["detector", "mode"]
-)
+FINDINGS = Counter("agentwatch_detector_findings_total", "Findings returned by detectors.", ["detector", "mode"])
 ALERTS = Counter(
     "agentwatch_alerts_total",
     "Alerts raised or escalated (shadow mode counted, not published).",
@@ -46,21 +38,16 @@ PLUGIN_ERRORS = Counter(
     "agentwatch_plugin_errors_total", "Exceptions raised by plugins (isolated).", ["plugin", "hook"]
 )
 SESSIONS_ACTIVE = Gauge("agentwatch_sessions_active", "Live sessions held in memory.")
-SESSIONS_CLOSED = Counter(
-    "agentwatch_sessions_closed_total", "Sessions closed, by why.", ["reason"]
-)
-CONSUMER_LAG = Gauge(
-    "agentwatch_consumer_lag_messages", "High watermark minus position.", ["topic", "partition"]
-)
-KAFKA_RECONNECTS = Counter(
-    "agentwatch_kafka_reconnects_total", "Times the monitor lost and re-established Kafka.", []
-)
+SESSIONS_CLOSED = Counter("agentwatch_sessions_closed_total", "Sessions closed, by why.", ["reason"])
+CONSUMER_LAG = Gauge("agentwatch_consumer_lag_messages", "High watermark minus position.", ["topic", "partition"])
+KAFKA_RECONNECTS = Counter("agentwatch_kafka_reconnects_total", "Times the monitor lost and re-established Kafka.", [])
 KAFKA_CONNECTED = Gauge(
     "agentwatch_kafka_connected", "1 while the monitor's consumer reaches Kafka, 0 during an outage."
 )
 BEST_EFFORT_FAILURES = Counter(
     "agentwatch_pipeline_best_effort_failures_total",
-    "Periodic or best-effort steps that raised and were skipped (the loop carries on).", ["step"]
+    "Periodic or best-effort steps that raised and were skipped (the loop carries on).",
+    ["step"],
 )
 
 INCIDENTS_OPENED = Counter(
@@ -70,7 +57,9 @@ ACTIONS = Counter(
     "agentwatch_response_actions_total", "Playbook steps finished, by action and outcome.", ["action", "outcome"]
 )
 ACTION_SECONDS = Histogram(
-    "agentwatch_response_action_duration_seconds", "Time an action takes to execute.", ["action"],
+    "agentwatch_response_action_duration_seconds",
+    "Time an action takes to execute.",
+    ["action"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 TIME_TO_CONTAIN = Histogram(
@@ -83,9 +72,7 @@ TIME_TO_DETECT = Histogram(
     "First malicious event (wall clock, estimated from Kafka record time) to the incident's first alert.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 60.0, 300.0, 1800.0),
 )
-SESSION_STATE_BYTES = Gauge(
-    "agentwatch_session_state_bytes", "Estimated memory held by live session state (sampled)."
-)
+SESSION_STATE_BYTES = Gauge("agentwatch_session_state_bytes", "Estimated memory held by live session state (sampled).")
 STATE_CHECKPOINT_SECONDS = Histogram(
     "agentwatch_state_checkpoint_duration_seconds",
     "Time to write one batch's session state and consumed position to the store.",
@@ -104,15 +91,18 @@ APPROVALS_REQUESTED = Counter(
 )
 APPROVAL_DECISIONS = Counter(
     "agentwatch_approvals_decisions_total",
-    "Approvals closed, by outcome (approved, denied, expired, cancelled).", ["action", "outcome"]
+    "Approvals closed, by outcome (approved, denied, expired, cancelled).",
+    ["action", "outcome"],
 )
 APPROVAL_ATTEMPTS = Counter(
     "agentwatch_approvals_attempts_total",
-    "Approve/deny attempts, by outcome (approve, deny, or the refusal reason).", ["action", "outcome"]
+    "Approve/deny attempts, by outcome (approve, deny, or the refusal reason).",
+    ["action", "outcome"],
 )
 APPROVAL_SECONDS = Histogram(
     "agentwatch_approvals_time_to_decision_seconds",
-    "Request shown to a human → final decision (approved or denied).", ["action", "outcome"],
+    "Request shown to a human → final decision (approved or denied).",
+    ["action", "outcome"],
     buckets=(1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0),
 )
 APPROVAL_FAST_VOTES = Counter(
@@ -121,17 +111,20 @@ APPROVAL_FAST_VOTES = Counter(
     ["action", "outcome"],
 )
 APPROVAL_EXECUTIONS = Counter(
-    "agentwatch_approvals_executions_total", "Gated actions run after approval, by outcome (done, failed).",
+    "agentwatch_approvals_executions_total",
+    "Gated actions run after approval, by outcome (done, failed).",
     ["action", "outcome"],
 )
 APPROVAL_EXECUTION_SECONDS = Histogram(
     "agentwatch_approvals_execution_latency_seconds",
-    "Deciding request received → gated action executed.", ["action"],
+    "Deciding request received → gated action executed.",
+    ["action"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 APPROVAL_NOTIFICATIONS = Counter(
     "agentwatch_approvals_slack_calls_total",
-    "Slack Web API calls for approvals, by outcome (posted, updated, thread, failed, ratelimited).", ["outcome"]
+    "Slack Web API calls for approvals, by outcome (posted, updated, thread, failed, ratelimited).",
+    ["outcome"],
 )
 APPROVAL_INTERACTIONS = Counter(
     "agentwatch_approvals_interactions_total",

@@ -100,9 +100,12 @@ MAX_HEADER_BYTES = 16_384
 REFUSED_CONNECTIONS = Counter(
     "agentwatch_serve_refused_connections_total",
     "Connections serve closed without an answer from the app: over the connection cap, or too slow to send "
-    "their request.", ["reason"])
+    "their request.",
+    ["reason"],
+)
 UNAUTHORISED = Counter(
-    "agentwatch_serve_unauthorised_requests_total", "Requests refused for a missing or wrong API token.", ["route"])
+    "agentwatch_serve_unauthorised_requests_total", "Requests refused for a missing or wrong API token.", ["route"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +140,13 @@ class ApprovalService:
             close()
 
 
-def approval_service(engine: Engine, data_dir: Path, control_topic: str, bootstrap_servers: str | None = None,
-                     environ: Mapping[str, str] | None = None) -> ApprovalService:
+def approval_service(
+    engine: Engine,
+    data_dir: Path,
+    control_topic: str,
+    bootstrap_servers: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ApprovalService:
     """Build the approval side of ``serve`` from the environment (see the module docstring)."""
     env = dict(os.environ if environ is None else environ)
     notifier = SlackNotifier.from_env(env)
@@ -153,8 +161,11 @@ def approval_service(engine: Engine, data_dir: Path, control_topic: str, bootstr
     interactions = None
     if secret:
         # Votes from Slack are identified by Slack alone: users.info e-mails, usergroups.users.list.
-        directory: Directory = SlackDirectory(notifier) if notifier is not None else FileDirectory(
-            load_approvals_file(approvals_file_path(data_dir, env)))
+        directory: Directory = (
+            SlackDirectory(notifier)
+            if notifier is not None
+            else FileDirectory(load_approvals_file(approvals_file_path(data_dir, env)))
+        )
         interactions = InteractionHandler(engine, secret, directory, notifier, on_decision=worker.wake)
     return ApprovalService(runtime, worker, interactions)
 
@@ -170,10 +181,15 @@ def _zero_approval_attempts() -> None:
                 metrics.APPROVAL_ATTEMPTS.labels(name, outcome)
 
 
-
 # -- the application ----------------------------------------------------------------------
-def make_app(engine: Engine, approvals: ApprovalService | None = None, *, token: str | None = None,
-             public_metrics: bool = False, limits: ServeLimits = ServeLimits()) -> Starlette:
+def make_app(
+    engine: Engine,
+    approvals: ApprovalService | None = None,
+    *,
+    token: str | None = None,
+    public_metrics: bool = False,
+    limits: ServeLimits = ServeLimits(),
+) -> Starlette:
     """The routes. ``token`` guards ``/v1/sessions/…`` and (unless ``public_metrics``) ``/metrics``;
     with no token those routes answer 401."""
     store_registry = CollectorRegistry(auto_describe=False)
@@ -189,10 +205,16 @@ def make_app(engine: Engine, approvals: ApprovalService | None = None, *, token:
         if token is not None and bearer_matches(request.headers.get("authorization"), token):
             return None
         UNAUTHORISED.labels(route).inc()
-        hint = "send Authorization: Bearer <AGENTWATCH_API_TOKEN>" if token is not None else \
-            "serve has no API token configured (AGENTWATCH_API_TOKEN); this route is off"
-        return JSONResponse({"error": "unauthorized", "hint": hint}, HTTPStatus.UNAUTHORIZED,
-                            headers={"WWW-Authenticate": 'Bearer realm="agentwatch"'})
+        hint = (
+            "send Authorization: Bearer <AGENTWATCH_API_TOKEN>"
+            if token is not None
+            else "serve has no API token configured (AGENTWATCH_API_TOKEN); this route is off"
+        )
+        return JSONResponse(
+            {"error": "unauthorized", "hint": hint},
+            HTTPStatus.UNAUTHORIZED,
+            headers={"WWW-Authenticate": 'Bearer realm="agentwatch"'},
+        )
 
     async def healthz(request: Request) -> Response:
         def probe() -> Response:
@@ -227,8 +249,10 @@ def make_app(engine: Engine, approvals: ApprovalService | None = None, *, token:
         received_ms = int(time.time() * 1000)
         handler = approvals.interactions if approvals is not None else None
         if handler is None:
-            return JSONResponse({"error": "slack interactions are not configured (AGENTWATCH_SLACK_SIGNING_SECRET)"},
-                                HTTPStatus.NOT_FOUND)
+            return JSONResponse(
+                {"error": "slack interactions are not configured (AGENTWATCH_SLACK_SIGNING_SECRET)"},
+                HTTPStatus.NOT_FOUND,
+            )
         remote = request.client.host if request.client else ""
         headers = dict(request.headers.items())
         body, problem = await _bounded_body(request, MAX_BODY_BYTES)
@@ -243,8 +267,12 @@ def make_app(engine: Engine, approvals: ApprovalService | None = None, *, token:
             return JSONResponse({"error": "store unavailable"}, HTTPStatus.SERVICE_UNAVAILABLE)
         if answer.after is not None:
             after = answer.after
-            return Response(answer.body, answer.status, media_type="application/json",
-                            background=_Background(lambda: blocking(after)))
+            return Response(
+                answer.body,
+                answer.status,
+                media_type="application/json",
+                background=_Background(lambda: blocking(after)),
+            )
         return Response(answer.body, answer.status, media_type="application/json")
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -253,12 +281,16 @@ def make_app(engine: Engine, approvals: ApprovalService | None = None, *, token:
     async def wrong_method(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": "method not allowed"}, HTTPStatus.METHOD_NOT_ALLOWED)
 
-    return Starlette(routes=[
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", prometheus_metrics, methods=["GET"]),
-        Route("/v1/sessions/{session_id:path}", session, methods=["GET"]),
-        Route(INTERACTIONS_PATH, slack_interactions, methods=["POST"]),
-    ], exception_handlers={404: not_found, 405: wrong_method}, middleware=[Middleware(_HeaderCap)])
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", prometheus_metrics, methods=["GET"]),
+            Route("/v1/sessions/{session_id:path}", session, methods=["GET"]),
+            Route(INTERACTIONS_PATH, slack_interactions, methods=["POST"]),
+        ],
+        exception_handlers={404: not_found, 405: wrong_method},
+        middleware=[Middleware(_HeaderCap)],
+    )
 
 
 class _HeaderCap:
@@ -271,10 +303,18 @@ class _HeaderCap:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and sum(len(k) + len(v) for k, v in scope["headers"]) \
-                + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") > MAX_HEADER_BYTES:
-            response = JSONResponse({"error": "request headers too large"}, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                                    headers={"Connection": "close"})
+        if (
+            scope["type"] == "http"
+            and sum(len(k) + len(v) for k, v in scope["headers"])
+            + len(scope.get("raw_path") or b"")
+            + len(scope.get("query_string") or b"")
+            > MAX_HEADER_BYTES
+        ):
+            response = JSONResponse(
+                {"error": "request headers too large"},
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                headers={"Connection": "close"},
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -312,8 +352,10 @@ async def _bounded_body(request: Request, limit: int) -> tuple[bytes, str | None
 def _guarded_protocol(limits: ServeLimits) -> type[H11Protocol]:
     """uvicorn's h11 protocol plus a connection cap and a deadline for receiving each request."""
     busy_body = b'{"error":"too many connections"}'
-    busy = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            b"Content-Length: " + str(len(busy_body)).encode() + b"\r\n\r\n" + busy_body)
+    busy = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(busy_body)).encode() + b"\r\n\r\n" + busy_body
+    )
 
     class GuardedH11Protocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
@@ -365,15 +407,24 @@ class AgentwatchServer:
     ``server_close`` releases the socket and stops the approval worker.
     """
 
-    def __init__(self, app: Starlette, sock: socket.socket, limits: ServeLimits,
-                 approvals: ApprovalService | None) -> None:
+    def __init__(
+        self, app: Starlette, sock: socket.socket, limits: ServeLimits, approvals: ApprovalService | None
+    ) -> None:
         self.app, self.socket, self.limits, self.approvals = app, sock, limits, approvals
         self.server_address: tuple[str, int] = sock.getsockname()[:2]
         config = uvicorn.Config(
-            app, http=_guarded_protocol(limits), ws="none", lifespan="off", access_log=False, log_config=None,
-            timeout_keep_alive=limits.keep_alive_s, limit_concurrency=limits.max_connections + 1,
-            h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=limits.shutdown_grace_s,
-            server_header=False)
+            app,
+            http=_guarded_protocol(limits),
+            ws="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_keep_alive=limits.keep_alive_s,
+            limit_concurrency=limits.max_connections + 1,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            timeout_graceful_shutdown=limits.shutdown_grace_s,
+            server_header=False,
+        )
         self.uvicorn = uvicorn.Server(config)
         self._stopped = threading.Event()
 
@@ -408,9 +459,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(host: str, port: int, engine: Engine, approvals: ApprovalService | None = None, *,
-                token: str | None = None, public_metrics: bool = False,
-                limits: ServeLimits = ServeLimits()) -> AgentwatchServer:
+def make_server(
+    host: str,
+    port: int,
+    engine: Engine,
+    approvals: ApprovalService | None = None,
+    *,
+    token: str | None = None,
+    public_metrics: bool = False,
+    limits: ServeLimits = ServeLimits(),
+) -> AgentwatchServer:
     """A server bound to ``host:port`` (call ``serve_forever``); starts the approval worker."""
     app = make_app(engine, approvals, token=token, public_metrics=public_metrics, limits=limits)
     server = AgentwatchServer(app, bind(host, port), limits, approvals)

@@ -107,8 +107,10 @@ def load_key(engine: Engine, *, create: bool = True) -> AuditKey | None:
     if path.is_file():
         return _read_key(path)
     if path_text:
-        raise AuditKeyError(f"${KEY_FILE_ENV} names {path}, which does not exist; create it with a random key "
-                            f"of at least {MIN_KEY_CHARS} characters")
+        raise AuditKeyError(
+            f"${KEY_FILE_ENV} names {path}, which does not exist; create it with a random key "
+            f"of at least {MIN_KEY_CHARS} characters"
+        )
     if not create:
         return None
     return _generate_key(path)
@@ -116,8 +118,10 @@ def load_key(engine: Engine, *, create: bool = True) -> AuditKey | None:
 
 def _checked(value: str, where: str) -> bytes:
     if len(value) < MIN_KEY_CHARS:
-        raise AuditKeyError(f"the audit key in {where} is {len(value)} characters; it needs at least "
-                            f"{MIN_KEY_CHARS} (e.g. `openssl rand -hex 32`)")
+        raise AuditKeyError(
+            f"the audit key in {where} is {len(value)} characters; it needs at least "
+            f"{MIN_KEY_CHARS} (e.g. `openssl rand -hex 32`)"
+        )
     return value.encode("utf-8")
 
 
@@ -152,8 +156,12 @@ def _generate_key(path: Path) -> AuditKey:
         fd = None
         try:
             os.link(tmp, path)  # atomic, and never replaces a key another process wrote
-            log.warning("generated the audit key %s; keep it away from the store's administrators "
-                        "(or set $%s / $%s)", path, KEY_ENV, KEY_FILE_ENV)
+            log.warning(
+                "generated the audit key %s; keep it away from the store's administrators (or set $%s / $%s)",
+                path,
+                KEY_ENV,
+                KEY_FILE_ENV,
+            )
         except FileExistsError:
             pass
     finally:
@@ -163,22 +171,30 @@ def _generate_key(path: Path) -> AuditKey:
     return _read_key(path)
 
 
-def record_hash(prev_hash: bytes, seq: int, ts_ms: int, actor: str, action: str, subject: str,
-                data: dict[str, Any]) -> bytes:
+def record_hash(
+    prev_hash: bytes, seq: int, ts_ms: int, actor: str, action: str, subject: str, data: dict[str, Any]
+) -> bytes:
     """The unkeyed seal of chains written before the audit log was keyed (verification of legacy records)."""
     body = _canonical.encode([seq, ts_ms, actor, action, subject, data])
     return hashlib.sha256(prev_hash + body).digest()
 
 
-def record_mac(key: AuditKey, prev_hash: bytes, seq: int, ts_ms: int, actor: str, action: str, subject: str,
-               data: dict[str, Any]) -> bytes:
+def record_mac(
+    key: AuditKey, prev_hash: bytes, seq: int, ts_ms: int, actor: str, action: str, subject: str, data: dict[str, Any]
+) -> bytes:
     """The keyed seal of one record: HMAC-SHA256 over the previous hash and the canonical record."""
     body = _canonical.encode([seq, ts_ms, actor, action, subject, data])
     return hmac.new(key.secret, prev_hash + body, hashlib.sha256).digest()
 
 
-def append(conn: Connection, actor: str, action: str, subject: str, data: dict[str, Any] | None = None,
-           ts_ms: int | None = None) -> int:
+def append(
+    conn: Connection,
+    actor: str,
+    action: str,
+    subject: str,
+    data: dict[str, Any] | None = None,
+    ts_ms: int | None = None,
+) -> int:
     """Append one record in ``conn``'s transaction; return its sequence number."""
     key = load_key(conn.engine)
     assert key is not None  # create=True
@@ -189,8 +205,11 @@ def append(conn: Connection, actor: str, action: str, subject: str, data: dict[s
     last = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()
     seq, prev = (1, GENESIS) if last is None else (last.seq + 1, bytes(last.hash))
     digest = record_mac(key, prev, seq, ts_ms, actor, action, subject, data)
-    conn.execute(audit_log.insert().values(seq=seq, ts_ms=ts_ms, actor=actor, action=action, subject=subject,
-                                           data=data, prev_hash=prev, hash=digest))
+    conn.execute(
+        audit_log.insert().values(
+            seq=seq, ts_ms=ts_ms, actor=actor, action=action, subject=subject, data=data, prev_hash=prev, hash=digest
+        )
+    )
     return seq
 
 
@@ -214,8 +233,13 @@ def verify_chain(engine: Engine, key: AuditKey | None = None) -> ChainVerdict:
         for row in conn.execute(select(audit_log).order_by(audit_log.c.seq)):
             count += 1
             if key is None:
-                return ChainVerdict(False, count, f"no audit key to verify with: {key_file_for(engine)} does not "
-                                                  f"exist and neither ${KEY_ENV} nor ${KEY_FILE_ENV} is set", None)
+                return ChainVerdict(
+                    False,
+                    count,
+                    f"no audit key to verify with: {key_file_for(engine)} does not "
+                    f"exist and neither ${KEY_ENV} nor ${KEY_FILE_ENV} is set",
+                    None,
+                )
             if row.seq != expected_seq:
                 return ChainVerdict(False, count, f"record {expected_seq} is missing (next is {row.seq})", expected_seq)
             if bytes(row.prev_hash) != prev:
@@ -225,12 +249,20 @@ def verify_chain(engine: Engine, key: AuditKey | None = None) -> ChainVerdict:
             if digest != bytes(row.hash):
                 what = f"record {row.seq} ({row.action} on {redact(row.subject)})"
                 if record_hash(prev, *fields) == bytes(row.hash):
-                    return ChainVerdict(False, count, f"{what} is sealed without the key: written before the audit "
-                                                      "log was keyed (run `agentwatch audit seal` once after "
-                                                      "upgrading) or rewritten by someone who does not hold it",
-                                        row.seq)
-                return ChainVerdict(False, count, f"{what} was altered, or sealed with another key "
-                                                  f"(this one: {key.key_id} from {key.source})", row.seq)
+                    return ChainVerdict(
+                        False,
+                        count,
+                        f"{what} is sealed without the key: written before the audit "
+                        "log was keyed (run `agentwatch audit seal` once after "
+                        "upgrading) or rewritten by someone who does not hold it",
+                        row.seq,
+                    )
+                return ChainVerdict(
+                    False,
+                    count,
+                    f"{what} was altered, or sealed with another key (this one: {key.key_id} from {key.source})",
+                    row.seq,
+                )
             prev = digest
             expected_seq += 1
     return ChainVerdict(True, count)
@@ -263,14 +295,21 @@ def seal_legacy(engine: Engine, actor: str, now_ms: int | None = None) -> SealRe
         for expected, row in enumerate(rows, start=1):
             fields = (row.seq, row.ts_ms, row.actor, row.action, row.subject, row.data)
             if row.seq != expected or bytes(row.prev_hash) != prev:
-                return SealResult(False, 0, f"refused: the chain is broken at record {expected}; "
-                                            "`agentwatch audit verify` names the problem")
+                return SealResult(
+                    False,
+                    0,
+                    f"refused: the chain is broken at record {expected}; `agentwatch audit verify` names the problem",
+                )
             if record_mac(key, prev, *fields) == bytes(row.hash):
                 keyed_seen = True
             elif not keyed_seen and record_hash(prev, *fields) == bytes(row.hash):
                 if row.action == "audit.sealed":
-                    return SealResult(False, 0, f"refused: record {row.seq} (audit.sealed) is not sealed with the "
-                                                "key, so this chain was keyed once and rewritten since")
+                    return SealResult(
+                        False,
+                        0,
+                        f"refused: record {row.seq} (audit.sealed) is not sealed with the "
+                        "key, so this chain was keyed once and rewritten since",
+                    )
                 legacy += 1
             else:
                 return SealResult(False, 0, f"refused: record {row.seq} is altered or sealed with another key")
@@ -282,7 +321,13 @@ def seal_legacy(engine: Engine, actor: str, now_ms: int | None = None) -> SealRe
             digest = record_mac(key, prev, row.seq, row.ts_ms, row.actor, row.action, row.subject, row.data)
             conn.execute(update(audit_log).where(audit_log.c.seq == row.seq).values(prev_hash=prev, hash=digest))
             prev = digest
-        append(conn, actor, "audit.sealed", "audit_log",
-               {"records": len(rows), "unkeyed": legacy, "algorithm": ALGORITHM, "key_id": key.key_id}, now_ms)
+        append(
+            conn,
+            actor,
+            "audit.sealed",
+            "audit_log",
+            {"records": len(rows), "unkeyed": legacy, "algorithm": ALGORITHM, "key_id": key.key_id},
+            now_ms,
+        )
     log.warning("re-sealed %d audit records (%d unkeyed) under key %s", len(rows), legacy, key.key_id)
     return SealResult(True, len(rows))

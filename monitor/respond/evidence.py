@@ -213,11 +213,7 @@ def verify_bundle(path: Path) -> VerifyResult:
         data = _read(path / name)
         if data is None:
             problems.append(f"missing file: {name}")
-        elif (
-            not isinstance(entry, dict)
-            or entry.get("sha256") != _sha256(data)
-            or entry.get("bytes") != len(data)
-        ):
+        elif not isinstance(entry, dict) or entry.get("sha256") != _sha256(data) or entry.get("bytes") != len(data):
             problems.append(f"{name}: digest mismatch")
     if manifest_bytes is not None:
         for name in CONTENT_FILES:
@@ -295,22 +291,30 @@ def verify_recorded(path: Path, records: list[EvidenceRecord]) -> RecordedVerdic
     for record in at_path:
         recorded = record.digest
         if record.incident_id != incident_id:
-            problems.append(f"{MANIFEST}: names incident {incident_id}, but the store recorded this bundle for "
-                            f"incident {record.incident_id}")
+            problems.append(
+                f"{MANIFEST}: names incident {incident_id}, but the store recorded this bundle for "
+                f"incident {record.incident_id}"
+            )
         if record.digest != digest:
-            problems.append(f"{MANIFEST}: sha256 {_short(digest)} differs from {_short(record.digest)}, which the "
-                            f"store recorded for incident {record.incident_id} (v{record.version})")
+            problems.append(
+                f"{MANIFEST}: sha256 {_short(digest)} differs from {_short(record.digest)}, which the "
+                f"store recorded for incident {record.incident_id} (v{record.version})"
+            )
     if not at_path:
         matching = [r for r in for_incident if r.digest == digest]
         recorded = (matching or for_incident)[0].digest
         if not matching:
             kept = ", ".join(f"v{r.version} {_short(r.digest)}" for r in for_incident)
-            problems.append(f"{MANIFEST}: sha256 {_short(digest)} matches none the store recorded for incident "
-                            f"{incident_id} ({kept})")
+            problems.append(
+                f"{MANIFEST}: sha256 {_short(digest)} matches none the store recorded for incident "
+                f"{incident_id} ({kept})"
+            )
     placed = {r.incident_id for r in records if safe_dirname(r.incident_id) == dirname} - {incident_id}
     for other in sorted(placed):
-        problems.append(f"{MANIFEST}: names incident {incident_id}, but the bundle sits in {dirname}/, the "
-                        f"directory of incident {other}")
+        problems.append(
+            f"{MANIFEST}: names incident {incident_id}, but the bundle sits in {dirname}/, the "
+            f"directory of incident {other}"
+        )
     return RecordedVerdict(not problems, True, problems, incident_id, digest, recorded)
 
 
@@ -345,8 +349,12 @@ def clean_staging(root: Path, grace_s: float = STAGING_GRACE_S, now: float | Non
         except OSError as exc:
             log.warning("could not remove the orphaned evidence staging directory %s: %s", child, exc)
     if removed:
-        log.warning("removed %d orphaned evidence staging director%s under %s (left by a crashed writer)",
-                    removed, "y" if removed == 1 else "ies", root)
+        log.warning(
+            "removed %d orphaned evidence staging director%s under %s (left by a crashed writer)",
+            removed,
+            "y" if removed == 1 else "ies",
+            root,
+        )
     return removed
 
 
@@ -420,9 +428,7 @@ def render_summary(incident: IncidentRecord) -> str:
         ]
         for i, ev in enumerate(incident.events, 1)
     ]
-    lines.append(
-        md_table(["#", "time (UTC)", "event", "kind", "tool", "target"], rows) if rows else "No events."
-    )
+    lines.append(md_table(["#", "time (UTC)", "event", "kind", "tool", "target"], rows) if rows else "No events.")
     return "\n".join(lines) + "\n"
 
 

@@ -53,8 +53,9 @@ def incident_id_for(group_key: str, first_alert_id: str) -> str:
     return f"inc-{digest[:20]}"
 
 
-def attach_alert(conn: Connection, alert: Alert, settings: IncidentSettings, now_ms: int,
-                 first_malicious_ms: int) -> IncidentChange:
+def attach_alert(
+    conn: Connection, alert: Alert, settings: IncidentSettings, now_ms: int, first_malicious_ms: int
+) -> IncidentChange:
     """Record ``alert`` in its incident (opening one if needed); idempotent per revision.
 
     Incident times are wall-clock: ``now_ms`` is when the alert was raised and
@@ -67,8 +68,11 @@ def attach_alert(conn: Connection, alert: Alert, settings: IncidentSettings, now
     ts_ms = now_ms
     row = conn.execute(
         select(incidents)
-        .where(incidents.c.group_key == group_key, incidents.c.status != "resolved",
-               incidents.c.opened_ms >= ts_ms - int(settings.window_s * 1000))
+        .where(
+            incidents.c.group_key == group_key,
+            incidents.c.status != "resolved",
+            incidents.c.opened_ms >= ts_ms - int(settings.window_s * 1000),
+        )
         .order_by(incidents.c.opened_ms.desc())
         .limit(1)
     ).first()
@@ -78,34 +82,75 @@ def attach_alert(conn: Connection, alert: Alert, settings: IncidentSettings, now
         row = conn.execute(select(incidents).where(incidents.c.incident_id == incident_id)).first()
         created = row is None
     if row is None:
-        conn.execute(incidents.insert().values(
-            incident_id=incident_id, group_key=group_key, session_id=alert.session_id, agent_id=alert.agent_id,
-            principal=alert.principal, severity=alert.severity, status="open",
-            title=f"{alert.category.replace('_', ' ')} by agent {alert.agent_id}"[:300],
-            opened_ms=ts_ms, updated_ms=ts_ms, first_alert_ts_ms=ts_ms, first_malicious_ts_ms=first_malicious_ms,
-            detectors=[alert.detector], categories=[alert.category], mode=alert.mode,
-        ))
+        conn.execute(
+            incidents.insert().values(
+                incident_id=incident_id,
+                group_key=group_key,
+                session_id=alert.session_id,
+                agent_id=alert.agent_id,
+                principal=alert.principal,
+                severity=alert.severity,
+                status="open",
+                title=f"{alert.category.replace('_', ' ')} by agent {alert.agent_id}"[:300],
+                opened_ms=ts_ms,
+                updated_ms=ts_ms,
+                first_alert_ts_ms=ts_ms,
+                first_malicious_ts_ms=first_malicious_ms,
+                detectors=[alert.detector],
+                categories=[alert.category],
+                mode=alert.mode,
+            )
+        )
         add_timeline(conn, incident_id, ts_ms, "status", "agentwatch", "incident opened", {"group_key": group_key})
-        audit_log.append(conn, "agentwatch", "incident.opened", incident_id,
-                         {"group_key": group_key, "alert_id": alert.alert_id}, ts_ms)
+        audit_log.append(
+            conn,
+            "agentwatch",
+            "incident.opened",
+            incident_id,
+            {"group_key": group_key, "alert_id": alert.alert_id},
+            ts_ms,
+        )
         severity, status = alert.severity, "open"
     else:
         incident_id = row.incident_id
         severity, status = row.severity, row.status
-    known = conn.execute(select(incident_alerts.c.alert_id).where(
-        incident_alerts.c.alert_id == alert.alert_id, incident_alerts.c.revision == alert.revision)).first()
+    known = conn.execute(
+        select(incident_alerts.c.alert_id).where(
+            incident_alerts.c.alert_id == alert.alert_id, incident_alerts.c.revision == alert.revision
+        )
+    ).first()
     if known is not None:
         return IncidentChange(incident_id=incident_id, created=False, attached=False, severity=severity, status=status)
-    conn.execute(incident_alerts.insert().values(
-        alert_id=alert.alert_id, revision=alert.revision, incident_id=incident_id, detector=alert.detector,
-        severity=alert.severity, score=alert.score, event_id=alert.event_id, ts_ms=ts_ms,
-        body=msgspec.to_builtins(alert),
-    ))
-    add_timeline(conn, incident_id, ts_ms, "alert", f"detector:{alert.detector}",
-                 f"{alert.severity} alert (rev {alert.revision}): {alert.summary}",
-                 {"alert_id": alert.alert_id, "revision": alert.revision, "score": alert.score})
-    audit_log.append(conn, "agentwatch", "alert.attached", incident_id,
-                     {"alert_id": alert.alert_id, "revision": alert.revision, "severity": alert.severity}, ts_ms)
+    conn.execute(
+        incident_alerts.insert().values(
+            alert_id=alert.alert_id,
+            revision=alert.revision,
+            incident_id=incident_id,
+            detector=alert.detector,
+            severity=alert.severity,
+            score=alert.score,
+            event_id=alert.event_id,
+            ts_ms=ts_ms,
+            body=msgspec.to_builtins(alert),
+        )
+    )
+    add_timeline(
+        conn,
+        incident_id,
+        ts_ms,
+        "alert",
+        f"detector:{alert.detector}",
+        f"{alert.severity} alert (rev {alert.revision}): {alert.summary}",
+        {"alert_id": alert.alert_id, "revision": alert.revision, "score": alert.score},
+    )
+    audit_log.append(
+        conn,
+        "agentwatch",
+        "alert.attached",
+        incident_id,
+        {"alert_id": alert.alert_id, "revision": alert.revision, "severity": alert.severity},
+        ts_ms,
+    )
     if row is not None:
         updates: dict[str, Any] = {"updated_ms": max(row.updated_ms, ts_ms)}
         if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[row.severity]:
@@ -138,7 +183,11 @@ def set_status(conn: Connection, incident_id: str, status: str, actor: str, ts_m
     return True
 
 
-def add_timeline(conn: Connection, incident_id: str, ts_ms: int, kind: str, actor: str, text: str,
-                 data: dict[str, Any]) -> None:
-    conn.execute(timeline.insert().values(incident_id=incident_id, ts_ms=ts_ms, kind=kind, actor=actor[:300],
-                                          text=text[:2000], data=data))
+def add_timeline(
+    conn: Connection, incident_id: str, ts_ms: int, kind: str, actor: str, text: str, data: dict[str, Any]
+) -> None:
+    conn.execute(
+        timeline.insert().values(
+            incident_id=incident_id, ts_ms=ts_ms, kind=kind, actor=actor[:300], text=text[:2000], data=data
+        )
+    )

@@ -24,13 +24,20 @@ def list_incidents(conn: Connection, status: str | None = None, limit: int = 100
     if not rows:
         return rows
     ids = [row["incident_id"] for row in rows]
-    alert_counts: dict[str, int] = dict(conn.execute(
-        select(incident_alerts.c.incident_id, func.count()).where(incident_alerts.c.incident_id.in_(ids))
-        .group_by(incident_alerts.c.incident_id)).all())
-    pending: dict[str, int] = dict(conn.execute(
-        select(actions.c.incident_id, func.count()).where(actions.c.incident_id.in_(ids),
-                                                          actions.c.status.in_(("pending", "running", "failed")))
-        .group_by(actions.c.incident_id)).all())
+    alert_counts: dict[str, int] = dict(
+        conn.execute(
+            select(incident_alerts.c.incident_id, func.count())
+            .where(incident_alerts.c.incident_id.in_(ids))
+            .group_by(incident_alerts.c.incident_id)
+        ).all()
+    )
+    pending: dict[str, int] = dict(
+        conn.execute(
+            select(actions.c.incident_id, func.count())
+            .where(actions.c.incident_id.in_(ids), actions.c.status.in_(("pending", "running", "failed")))
+            .group_by(actions.c.incident_id)
+        ).all()
+    )
     for row in rows:
         row["alerts"] = alert_counts.get(row["incident_id"], 0)
         row["open_steps"] = pending.get(row["incident_id"], 0)
@@ -42,41 +49,86 @@ def load_incident(conn: Connection, incident_id: str) -> IncidentRecord:
     row = conn.execute(select(incidents).where(incidents.c.incident_id == incident_id)).first()
     if row is None:
         raise KeyError(incident_id)
-    alerts = [msgspec.convert(r.body, Alert) for r in conn.execute(
-        select(incident_alerts.c.body).where(incident_alerts.c.incident_id == incident_id)
-        .order_by(incident_alerts.c.ts_ms, incident_alerts.c.revision))]
-    events: list[AuditEvent] = [from_mapping(r.body) for r in conn.execute(
-        select(incident_events.c.body).where(incident_events.c.incident_id == incident_id)
-        .order_by(incident_events.c.ts_ms, incident_events.c.event_id))]
-    action_rows = [ActionRecord(
-        action_key=r.action_key, step=r.step, action=r.action, status=r.status, actor=r.actor,
-        started_ms=r.started_ms, finished_ms=r.finished_ms, result=r.result or {}, error=r.error,
-    ) for r in conn.execute(select(actions).where(actions.c.incident_id == incident_id)
-                            .order_by(actions.c.playbook, actions.c.position))]
-    entries = [TimelineEntry(ts_ms=r.ts_ms, kind=r.kind, actor=r.actor, text=r.text, data=r.data or {})
-               for r in conn.execute(select(timeline).where(timeline.c.incident_id == incident_id)
-                                     .order_by(timeline.c.ts_ms, timeline.c.entry_id))]
+    alerts = [
+        msgspec.convert(r.body, Alert)
+        for r in conn.execute(
+            select(incident_alerts.c.body)
+            .where(incident_alerts.c.incident_id == incident_id)
+            .order_by(incident_alerts.c.ts_ms, incident_alerts.c.revision)
+        )
+    ]
+    events: list[AuditEvent] = [
+        from_mapping(r.body)
+        for r in conn.execute(
+            select(incident_events.c.body)
+            .where(incident_events.c.incident_id == incident_id)
+            .order_by(incident_events.c.ts_ms, incident_events.c.event_id)
+        )
+    ]
+    action_rows = [
+        ActionRecord(
+            action_key=r.action_key,
+            step=r.step,
+            action=r.action,
+            status=r.status,
+            actor=r.actor,
+            started_ms=r.started_ms,
+            finished_ms=r.finished_ms,
+            result=r.result or {},
+            error=r.error,
+        )
+        for r in conn.execute(
+            select(actions).where(actions.c.incident_id == incident_id).order_by(actions.c.playbook, actions.c.position)
+        )
+    ]
+    entries = [
+        TimelineEntry(ts_ms=r.ts_ms, kind=r.kind, actor=r.actor, text=r.text, data=r.data or {})
+        for r in conn.execute(
+            select(timeline)
+            .where(timeline.c.incident_id == incident_id)
+            .order_by(timeline.c.ts_ms, timeline.c.entry_id)
+        )
+    ]
     return IncidentRecord(
-        incident_id=row.incident_id, session_id=row.session_id, agent_id=row.agent_id, principal=row.principal,
-        severity=row.severity, status=row.status, opened_ms=row.opened_ms, contained_ms=row.contained_ms,
+        incident_id=row.incident_id,
+        session_id=row.session_id,
+        agent_id=row.agent_id,
+        principal=row.principal,
+        severity=row.severity,
+        status=row.status,
+        opened_ms=row.opened_ms,
+        contained_ms=row.contained_ms,
         resolved_ms=row.resolved_ms,
         first_malicious_ts_ms=row.first_malicious_ts_ms,
-        first_alert_ts_ms=row.first_alert_ts_ms, alerts=alerts, events=events, actions=action_rows,
-        timeline=entries, detector_context={"detectors": row.detectors, "categories": row.categories,
-                                            "mode": row.mode, "title": row.title},
+        first_alert_ts_ms=row.first_alert_ts_ms,
+        alerts=alerts,
+        events=events,
+        actions=action_rows,
+        timeline=entries,
+        detector_context={
+            "detectors": row.detectors,
+            "categories": row.categories,
+            "mode": row.mode,
+            "title": row.title,
+        },
     )
 
 
 def evidence_records(conn: Connection, incident_ids: list[str]) -> list[EvidenceRecord]:
     """What the store kept of the evidence bundles written for ``incident_ids``: each done
     ``collect_evidence`` step's path, version and manifest digest."""
-    rows = conn.execute(select(actions.c.incident_id, actions.c.result).where(
-        actions.c.action == "collect_evidence", actions.c.status == "done",
-        actions.c.incident_id.in_(sorted(set(incident_ids)))))
+    rows = conn.execute(
+        select(actions.c.incident_id, actions.c.result).where(
+            actions.c.action == "collect_evidence",
+            actions.c.status == "done",
+            actions.c.incident_id.in_(sorted(set(incident_ids))),
+        )
+    )
     records = []
     for row in rows:
         result = row.result or {}
         if isinstance(result.get("digest"), str) and isinstance(result.get("path"), str):
-            records.append(EvidenceRecord(row.incident_id, result["path"], int(result.get("version") or 1),
-                                          result["digest"]))
+            records.append(
+                EvidenceRecord(row.incident_id, result["path"], int(result.get("version") or 1), result["digest"])
+            )
     return records

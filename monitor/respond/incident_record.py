@@ -107,9 +107,7 @@ def example_incident(t0: int = 1_767_225_600_000) -> IncidentRecord:
 
     events = [
         event(1, 0, "tool_call", "Bash", "ls -la /srv/app", outcome="ok"),
-        event(
-            2, 2_000, "tool_call", "Read", "/srv/app/.env", args={"file_path": "/srv/app/.env"}, outcome="ok"
-        ),
+        event(2, 2_000, "tool_call", "Read", "/srv/app/.env", args={"file_path": "/srv/app/.env"}, outcome="ok"),
         event(
             3,
             4_000,

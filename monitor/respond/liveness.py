@@ -68,8 +68,9 @@ class Liveness:
     def _hold_pg(self) -> None:
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         for _ in range(5):  # a 32-bit key may (very rarely) collide with a live one: draw again
-            taken = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"),
-                                 {"ns": _PG_NAMESPACE, "key": _pg_key(self.incarnation)}).scalar()
+            taken = conn.execute(
+                text("SELECT pg_try_advisory_lock(:ns, :key)"), {"ns": _PG_NAMESPACE, "key": _pg_key(self.incarnation)}
+            ).scalar()
             if taken:
                 self._conn = conn
                 return
@@ -121,8 +122,10 @@ class Liveness:
                 conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
                 return False
             except DBAPIError as exc:  # our own lock went with the connection: we cannot tell
-                log.warning("liveness check in PostgreSQL failed (%s); falling back to the grace period",
-                            str(exc).splitlines()[0])
+                log.warning(
+                    "liveness check in PostgreSQL failed (%s); falling back to the grace period",
+                    str(exc).splitlines()[0],
+                )
                 return None
 
     def _file_alive(self, incarnation: str) -> bool | None:

@@ -129,8 +129,9 @@ def load_playbook(path: Path, actions: dict[str, type[Action]]) -> Playbook:
         seen.add(step.name)
         cls = actions.get(step.action)
         if cls is None:
-            raise ConfigError(f"{path}: step {step.name!r} uses unknown action {step.action!r}; "
-                              f"installed: {sorted(actions)}")
+            raise ConfigError(
+                f"{path}: step {step.name!r} uses unknown action {step.action!r}; installed: {sorted(actions)}"
+            )
         try:
             params = msgspec.convert(step.params, cls.params_type)
         except msgspec.ValidationError as exc:

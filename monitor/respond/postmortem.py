@@ -97,9 +97,7 @@ def _environment(template_dir: Path | None) -> SandboxedEnvironment:
     return make_environment(template_dir)
 
 
-def render_postmortem(
-    incident: IncidentRecord, evidence_path: Path | None, template_dir: Path | None = None
-) -> str:
+def render_postmortem(incident: IncidentRecord, evidence_path: Path | None, template_dir: Path | None = None) -> str:
     """The postmortem draft for ``incident`` as Markdown.
 
     Parameters
@@ -140,9 +138,7 @@ def write_postmortem(
 
 def postmortem_context(incident: IncidentRecord, evidence_path: Path | None) -> dict[str, Any]:
     """The variables the template sees. Agent text is left raw: the template escapes it."""
-    alerts = sorted(
-        incident.alerts, key=lambda a: (-SEVERITY_RANK.get(a.severity, -1), a.first_ts_ms, a.detector)
-    )
+    alerts = sorted(incident.alerts, key=lambda a: (-SEVERITY_RANK.get(a.severity, -1), a.first_ts_ms, a.detector))
     frame = timeline_frame(incident)
     return {
         "incident": incident,
@@ -152,9 +148,7 @@ def postmortem_context(incident: IncidentRecord, evidence_path: Path | None) -> 
         "first_malicious": _when(incident.first_malicious_ts_ms, "unknown"),
         "first_alert": _when(incident.first_alert_ts_ms, "unknown"),
         "time_to_detect": _seconds(incident.first_malicious_ts_ms, incident.first_alert_ts_ms, "unknown"),
-        "time_to_contain": _seconds(
-            incident.first_malicious_ts_ms, incident.contained_ms, "not yet contained"
-        )
+        "time_to_contain": _seconds(incident.first_malicious_ts_ms, incident.contained_ms, "not yet contained")
         if incident.contained_ms is not None
         else "not yet contained",
         "alerts": [

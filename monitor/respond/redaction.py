@@ -103,7 +103,9 @@ _RULES: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}"), _whole("slack_token")),
     (re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}"), _whole("anthropic_key")),
     (
-        re.compile(r"(?<![A-Za-z0-9])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,}(?![A-Za-z0-9-]))"),
+        re.compile(
+            r"(?<![A-Za-z0-9])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,}(?![A-Za-z0-9-]))"
+        ),
         _whole("openai_key"),
     ),
     (re.compile(r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), _whole("stripe_key")),
@@ -115,9 +117,7 @@ _RULES: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
 _ASSIGNMENT: Final = re.compile(
     r"(?P<pre>(?<![A-Za-z0-9])(?P<key>(?i:password|passwd|passphrase|pwd|secret|client_secret|token"
     r"|access_token|refresh_token|auth_token|api[_-]?key|apikey))"
-    r"\\?[\"']?[ \t]*[:=][ \t]*)"
-    + _NOT_REDACTED
-    + r"(?:(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q)).){1,512})(?P=q)"
+    r"\\?[\"']?[ \t]*[:=][ \t]*)" + _NOT_REDACTED + r"(?:(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q)).){1,512})(?P=q)"
     r"|(?P<bare>[^\s\"'&,;<>)}\]]+))"
 )
 

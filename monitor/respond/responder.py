@@ -84,8 +84,12 @@ class Prepared:
 
 
 def _journal_row(incident_id: str, event: AuditEvent) -> dict[str, Any]:
-    return {"incident_id": incident_id, "event_id": event.event_id, "ts_ms": event.ts_ms,
-            "body": msgspec.to_builtins(event.to_native())}
+    return {
+        "incident_id": incident_id,
+        "event_id": event.event_id,
+        "ts_ms": event.ts_ms,
+        "body": msgspec.to_builtins(event.to_native()),
+    }
 
 
 class Responder:
@@ -128,8 +132,9 @@ class Responder:
         self.journal = journal or EventJournal()
         self.send = send
         self.clock = clock
-        self._by_key = {(p.name, step.name): (p, step, action, params)
-                        for p in playbooks for step, action, params in p.actions}
+        self._by_key = {
+            (p.name, step.name): (p, step, action, params) for p in playbooks for step, action, params in p.actions
+        }
         for _playbook, step, _action, _params in self._by_key.values():  # zero-valued series
             for outcome in ("done", "failed", "skipped"):
                 metrics.ACTIONS.labels(step.action, outcome)
@@ -148,18 +153,19 @@ class Responder:
         self._worker: threading.Thread | None = None
         #: Approved containment, expiries and Slack messages (agentwatch.approve.approvals): its own
         #: threads, every 0.2 s, started and stopped with the worker.
-        self.approvals = ApprovalWorker(ApprovalRuntime(engine, data_dir, control_topic, send=send,
-                                                        notifier=SlackNotifier.from_env(), clock=clock))
+        self.approvals = ApprovalWorker(
+            ApprovalRuntime(engine, data_dir, control_topic, send=send, notifier=SlackNotifier.from_env(), clock=clock)
+        )
 
     def _load_watched(self) -> dict[str, str]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(incidents.c.session_id, incidents.c.incident_id)
-                                .where(incidents.c.status != "resolved"))
+            rows = conn.execute(
+                select(incidents.c.session_id, incidents.c.incident_id).where(incidents.c.status != "resolved")
+            )
             return {row.session_id: row.incident_id for row in rows}
 
     # -- in the batch -----------------------------------------------------------------
-    def prepare(self, events: list[AuditEvent], alerts: list[Alert], observed_ms: list[int] | None = None
-                ) -> Prepared:
+    def prepare(self, events: list[AuditEvent], alerts: list[Alert], observed_ms: list[int] | None = None) -> Prepared:
         """Record this batch's alerts and journal, start playbooks, run urgent steps.
 
         ``observed_ms``, parallel to ``events``, is when each reached the input (Kafka
@@ -212,8 +218,9 @@ class Responder:
         change = attach_alert(conn, alert, self.settings, now, first_malicious)
         if change.created:
             since = earliest - LOOKBACK_MS
-            journal_rows.extend(_journal_row(change.incident_id, e)
-                                for e in self.journal.session_events(alert.session_id, since))
+            journal_rows.extend(
+                _journal_row(change.incident_id, e) for e in self.journal.session_events(alert.session_id, since)
+            )
             self._watched[alert.session_id] = change.incident_id
             metrics.INCIDENTS_OPENED.labels(change.severity).inc()
             metrics.TIME_TO_DETECT.observe(max(0, now - first_malicious) / 1000)
@@ -224,16 +231,42 @@ class Responder:
             key = f"{incident_id}:{playbook.name}:{step.name}"
             if conn.execute(select(actions.c.action_key).where(actions.c.action_key == key)).first() is not None:
                 continue
-            conn.execute(actions.insert().values(
-                action_key=key, incident_id=incident_id, playbook=playbook.name, step=step.name,
-                position=position, action=step.action, mode=playbook.spec.mode, status="pending", attempts=0,
-                params=step.params, result={}, error=None, actor="agentwatch", created_ms=now,
-            ))
+            conn.execute(
+                actions.insert().values(
+                    action_key=key,
+                    incident_id=incident_id,
+                    playbook=playbook.name,
+                    step=step.name,
+                    position=position,
+                    action=step.action,
+                    mode=playbook.spec.mode,
+                    status="pending",
+                    attempts=0,
+                    params=step.params,
+                    result={},
+                    error=None,
+                    actor="agentwatch",
+                    created_ms=now,
+                )
+            )
             if position == 0:
-                add_timeline(conn, incident_id, now, "action", "agentwatch",
-                             f"playbook {playbook.name} started ({playbook.spec.mode})", {"playbook": playbook.name})
-                audit_log.append(conn, "agentwatch", "playbook.started", incident_id,
-                                 {"playbook": playbook.name, "mode": playbook.spec.mode}, now)
+                add_timeline(
+                    conn,
+                    incident_id,
+                    now,
+                    "action",
+                    "agentwatch",
+                    f"playbook {playbook.name} started ({playbook.spec.mode})",
+                    {"playbook": playbook.name},
+                )
+                audit_log.append(
+                    conn,
+                    "agentwatch",
+                    "playbook.started",
+                    incident_id,
+                    {"playbook": playbook.name, "mode": playbook.spec.mode},
+                    now,
+                )
 
     def _run_urgent(self, conn: Connection, incident_id: str, prepared: Prepared) -> None:
         for row in self._ready_steps(conn, incident_id):
@@ -247,8 +280,9 @@ class Responder:
 
     def _ready_steps(self, conn: Connection, incident_id: str) -> list:  # type: ignore[type-arg]
         """Per playbook of the incident, the first unfinished step if all before it are finished."""
-        rows = conn.execute(select(actions).where(actions.c.incident_id == incident_id)
-                            .order_by(actions.c.playbook, actions.c.position)).all()
+        rows = conn.execute(
+            select(actions).where(actions.c.incident_id == incident_id).order_by(actions.c.playbook, actions.c.position)
+        ).all()
         ready = []
         current = None
         blocked = False
@@ -286,8 +320,15 @@ class Responder:
         instead.
         """
         if row.mode == "shadow":
-            self._finish(conn, row.action_key, row.incident_id, "skipped",
-                         ActionOutcome(summary=f"shadow: would run {row.action}"), None, now)
+            self._finish(
+                conn,
+                row.action_key,
+                row.incident_id,
+                "skipped",
+                ActionOutcome(summary=f"shadow: would run {row.action}"),
+                None,
+                now,
+            )
             return False
         if row.status == "pending":
             condition = actions.c.status == "pending"
@@ -295,19 +336,32 @@ class Responder:
             condition = and_(actions.c.status == "running", actions.c.attempts == row.attempts)
         else:
             return False
-        claimed = conn.execute(actions.update().where(actions.c.action_key == row.action_key, condition).values(
-            status="running", attempts=actions.c.attempts + 1, started_ms=now, owner=self.liveness.incarnation,
-        )).rowcount
+        claimed = conn.execute(
+            actions.update()
+            .where(actions.c.action_key == row.action_key, condition)
+            .values(
+                status="running",
+                attempts=actions.c.attempts + 1,
+                started_ms=now,
+                owner=self.liveness.incarnation,
+            )
+        ).rowcount
         if claimed != 1:
             return False
         with self._in_flight_lock:
             self._in_flight.add(row.action_key)
         if row.status == "running":
             log.warning("step %s was abandoned by monitor %s; taken over", row.action_key, row.owner or "(unknown)")
-            add_timeline(conn, row.incident_id, now, "action", "agentwatch",
-                         f"{row.step}: attempt {row.attempts} was abandoned (its monitor stopped or its send "
-                         f"failed); attempt {row.attempts + 1} takes over",
-                         {"action_key": row.action_key})
+            add_timeline(
+                conn,
+                row.incident_id,
+                now,
+                "action",
+                "agentwatch",
+                f"{row.step}: attempt {row.attempts} was abandoned (its monitor stopped or its send "
+                f"failed); attempt {row.attempts + 1} takes over",
+                {"action_key": row.action_key},
+            )
         return True
 
     def _abandoned(self, row, now: int) -> bool:  # type: ignore[no-untyped-def]
@@ -331,8 +385,15 @@ class Responder:
                 incident = load_incident(reader, row.incident_id)
         else:
             incident = load_incident(conn, row.incident_id)
-        return ActionContext(incident=incident, action_key=row.action_key, engine=self.engine,
-                             data_dir=self.data_dir, control_topic=self.control_topic, now_ms=now, connection=conn)
+        return ActionContext(
+            incident=incident,
+            action_key=row.action_key,
+            engine=self.engine,
+            data_dir=self.data_dir,
+            control_topic=self.control_topic,
+            now_ms=now,
+            connection=conn,
+        )
 
     def _invoke(self, row, ctx: ActionContext) -> tuple[ActionOutcome | None, str | None]:  # type: ignore[no-untyped-def]
         _playbook, _step, action, params = self._by_key[(row.playbook, row.step)]
@@ -351,31 +412,60 @@ class Responder:
         if row.attempts + 1 >= step.max_attempts:
             self._finish(conn, row.action_key, row.incident_id, "failed", None, error, now)
             return
-        delay_ms = min(60_000, 1000 * 2 ** row.attempts)
-        conn.execute(actions.update().where(actions.c.action_key == row.action_key).values(
-            status="pending", error=error, next_attempt_ms=now + delay_ms))
-        add_timeline(conn, row.incident_id, now, "action", "agentwatch",
-                     f"{row.step}: attempt {row.attempts + 1} failed, retrying in {delay_ms // 1000}s: {error}",
-                     {"action_key": row.action_key})
+        delay_ms = min(60_000, 1000 * 2**row.attempts)
+        conn.execute(
+            actions.update()
+            .where(actions.c.action_key == row.action_key)
+            .values(status="pending", error=error, next_attempt_ms=now + delay_ms)
+        )
+        add_timeline(
+            conn,
+            row.incident_id,
+            now,
+            "action",
+            "agentwatch",
+            f"{row.step}: attempt {row.attempts + 1} failed, retrying in {delay_ms // 1000}s: {error}",
+            {"action_key": row.action_key},
+        )
 
-    def _finish(self, conn: Connection, key: str, incident_id: str, status: str, outcome: ActionOutcome | None,
-                error: str | None, now: int) -> None:
+    def _finish(
+        self,
+        conn: Connection,
+        key: str,
+        incident_id: str,
+        status: str,
+        outcome: ActionOutcome | None,
+        error: str | None,
+        now: int,
+    ) -> None:
         row = conn.execute(select(actions).where(actions.c.action_key == key)).first()
         if row is None or row.status in TERMINAL:
             return
-        conn.execute(actions.update().where(actions.c.action_key == key).values(
-            status=status, finished_ms=now, error=error, result=outcome.result if outcome else {}))
+        conn.execute(
+            actions.update()
+            .where(actions.c.action_key == key)
+            .values(status=status, finished_ms=now, error=error, result=outcome.result if outcome else {})
+        )
         text = outcome.summary if outcome else f"{row.action} failed: {error}"
-        add_timeline(conn, incident_id, now, "action", "agentwatch", f"{row.step}: {text}",
-                     {"action_key": key, "status": status})
-        audit_log.append(conn, "agentwatch", f"action.{status}", incident_id,
-                         {"action_key": key, "action": row.action, "result": outcome.result if outcome else {},
-                          "error": error}, now)
+        add_timeline(
+            conn, incident_id, now, "action", "agentwatch", f"{row.step}: {text}", {"action_key": key, "status": status}
+        )
+        audit_log.append(
+            conn,
+            "agentwatch",
+            f"action.{status}",
+            incident_id,
+            {"action_key": key, "action": row.action, "result": outcome.result if outcome else {}, "error": error},
+            now,
+        )
         metrics.ACTIONS.labels(row.action, status).inc()
         if outcome is not None and outcome.contains and status == "done":
             if set_status(conn, incident_id, "contained", "agentwatch", now, f"{row.action} ({row.step})"):
-                row_inc = conn.execute(select(incidents.c.first_malicious_ts_ms, incidents.c.first_alert_ts_ms)
-                                       .where(incidents.c.incident_id == incident_id)).first()
+                row_inc = conn.execute(
+                    select(incidents.c.first_malicious_ts_ms, incidents.c.first_alert_ts_ms).where(
+                        incidents.c.incident_id == incident_id
+                    )
+                ).first()
                 if row_inc is not None and row_inc.first_malicious_ts_ms is not None:
                     metrics.TIME_TO_CONTAIN.observe(max(0, now - row_inc.first_malicious_ts_ms) / 1000)
 
@@ -415,14 +505,19 @@ class Responder:
         """
         ran = 0
         with self.engine.connect() as conn:
-            open_ids = [r.incident_id for r in conn.execute(
-                select(actions.c.incident_id).where(actions.c.status.in_(("pending", "running"))).distinct())]
+            open_ids = [
+                r.incident_id
+                for r in conn.execute(
+                    select(actions.c.incident_id).where(actions.c.status.in_(("pending", "running"))).distinct()
+                )
+            ]
         for incident_id in open_ids:
             while not self._stop.is_set():
                 now = self.clock()
                 with self.engine.begin() as conn:
-                    claimed = [r for r in self._ready_steps(conn, incident_id)
-                               if self._claim(conn, r, now, take_over=True)]
+                    claimed = [
+                        r for r in self._ready_steps(conn, incident_id) if self._claim(conn, r, now, take_over=True)
+                    ]
                 if not claimed:
                     break
                 for row in claimed:
@@ -453,14 +548,18 @@ class Responder:
             for message in messages:
                 if message.dedup_id is not None:
                     wanted.setdefault(message.topic, set()).add(message.dedup_id)
-            found = {(topic, dedup_id) for topic, ids in wanted.items()
-                     for dedup_id in self._find_delivered(topic, ids)}
+            found = {
+                (topic, dedup_id) for topic, ids in wanted.items() for dedup_id in self._find_delivered(topic, ids)
+            }
             if found:
                 messages = [m for m in messages if (m.topic, m.dedup_id) not in found]
                 outcome.result["already_delivered"] = sorted(dedup_id for _topic, dedup_id in found)
                 outcome.summary += "; already delivered by an earlier attempt, not sent again"
-                log.info("step %s: %d message(s) already delivered by an earlier attempt; not sent again",
-                         row.action_key, len(found))
+                log.info(
+                    "step %s: %d message(s) already delivered by an earlier attempt; not sent again",
+                    row.action_key,
+                    len(found),
+                )
         if messages:
             self.send(messages)
 

@@ -59,8 +59,12 @@ class SessionVerdict:
     incident_id: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"session_id": self.session_id, "status": self.status, "reason": self.reason,
-                "incident_id": self.incident_id}
+        return {
+            "session_id": self.session_id,
+            "status": self.status,
+            "reason": self.reason,
+            "incident_id": self.incident_id,
+        }
 
 
 # -- input -------------------------------------------------------------------------------
@@ -184,8 +188,9 @@ def read_only_store(store_url: str, timeout_s: float) -> Engine:
         if not path.is_file():
             raise GuardUnavailable(f"no store at {path}")
         uri = urllib.parse.quote(str(path.resolve()))
-        return create_engine(f"sqlite:///file:{uri}?mode=ro&uri=true",
-                             connect_args={"timeout": timeout_s, "check_same_thread": False})
+        return create_engine(
+            f"sqlite:///file:{uri}?mode=ro&uri=true", connect_args={"timeout": timeout_s, "check_same_thread": False}
+        )
     if store_url.startswith("sqlite:"):
         raise GuardUnavailable("an in-memory store has no sessions")
     try:
@@ -207,8 +212,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def status_from_server(server_url: str, session_id: str, timeout_s: float, token: str | None = None
-                       ) -> SessionVerdict:
+def status_from_server(server_url: str, session_id: str, timeout_s: float, token: str | None = None) -> SessionVerdict:
     """``GET /v1/sessions/<id>``; anything but a well-formed answer about this session is unavailable."""
     url = f"{server_url.rstrip('/')}/v1/sessions/{urllib.parse.quote(session_id, safe='')}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
@@ -216,8 +220,9 @@ def status_from_server(server_url: str, session_id: str, timeout_s: float, token
         with _opener.open(request, timeout=timeout_s) as response:
             raw = response.read(MAX_ANSWER_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        raise GuardUnavailable(f"the server answered HTTP {exc.code}"
-                               + (" (set AGENTWATCH_API_TOKEN)" if exc.code in (401, 403) else "")) from None
+        raise GuardUnavailable(
+            f"the server answered HTTP {exc.code}" + (" (set AGENTWATCH_API_TOKEN)" if exc.code in (401, 403) else "")
+        ) from None
     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
         raise GuardUnavailable(f"server unreachable: {exc.__class__.__name__}") from None
     if len(raw) > MAX_ANSWER_BYTES:
@@ -229,8 +234,12 @@ def status_from_server(server_url: str, session_id: str, timeout_s: float, token
     if not isinstance(body, dict) or body.get("session_id") != session_id or body.get("status") not in STATUSES:
         raise GuardUnavailable("the server's answer is not a status for this session")
     reason, incident_id = body.get("reason"), body.get("incident_id")
-    return SessionVerdict(session_id, body["status"], reason if isinstance(reason, str) else "",
-                          incident_id if isinstance(incident_id, str) else None)
+    return SessionVerdict(
+        session_id,
+        body["status"],
+        reason if isinstance(reason, str) else "",
+        incident_id if isinstance(incident_id, str) else None,
+    )
 
 
 def _within(timeout_s: float, lookup: Callable[[], SessionVerdict]) -> SessionVerdict:

@@ -59,8 +59,15 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def verify(secret: bytes, timestamp: str | None, body: bytes, signature: str | None, *,
-           now_s: float | None = None, tolerance_s: int = TOLERANCE_S) -> bool:
+def verify(
+    secret: bytes,
+    timestamp: str | None,
+    body: bytes,
+    signature: str | None,
+    *,
+    now_s: float | None = None,
+    tolerance_s: int = TOLERANCE_S,
+) -> bool:
     """What a receiver checks: a fresh timestamp and a matching signature (constant time)."""
     if not timestamp or not signature or not timestamp.isdigit():
         return False
@@ -70,20 +77,32 @@ def verify(secret: bytes, timestamp: str | None, body: bytes, signature: str | N
     return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
 
 
-def post_signed(url: str, payload: dict[str, Any], secret: bytes, *, request_id: str, timeout_s: float = 5.0,
-                now_s: float | None = None) -> WebhookResult:
+def post_signed(
+    url: str,
+    payload: dict[str, Any],
+    secret: bytes,
+    *,
+    request_id: str,
+    timeout_s: float = 5.0,
+    now_s: float | None = None,
+) -> WebhookResult:
     """POST ``payload`` as JSON, signed; return the answer or raise :class:`WebhookError`."""
     if not url.startswith(("https://", "http://")):
         raise WebhookError(f"webhook URL must be http(s): {url[:80]!r}")
     body = msgspec.json.encode(payload)
     timestamp = int(time.time() if now_s is None else now_s)
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json",
-        "User-Agent": "agentwatch-webhook",
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
-        REQUEST_ID_HEADER: request_id,
-    })
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "agentwatch-webhook",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            REQUEST_ID_HEADER: request_id,
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - scheme checked above
             return WebhookResult(response.status, response.read(MAX_RESPONSE_BYTES).decode("utf-8", "replace"))

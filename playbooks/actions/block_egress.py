@@ -53,8 +53,10 @@ class BlockEgress(GatedAction):
     def plan(self, incident: IncidentRecord, params: ActionParams) -> dict[str, Any]:
         assert isinstance(params, EgressParams)
         found = flagged_hosts(incident) if params.from_incident else []
-        return {"agent": incident.agent_id,
-                "destinations": list(dict.fromkeys([*params.destinations, *found]))[: params.max_targets]}
+        return {
+            "agent": incident.agent_id,
+            "destinations": list(dict.fromkeys([*params.destinations, *found]))[: params.max_targets],
+        }
 
     def contain(self, ctx: ActionContext, params: ActionParams, grant: ApprovalGrant) -> ActionOutcome:
         destinations = [str(d) for d in grant.subject.get("destinations", [])]
@@ -62,4 +64,6 @@ class BlockEgress(GatedAction):
         return ActionOutcome(
             summary=f"block_egress published for {len(pairs)} destination(s)" if pairs else "no destination to block",
             result={"destinations": destinations, "command_ids": [c.command_id for c, _ in pairs]},
-            messages=[m for _, m in pairs], contains=bool(pairs))
+            messages=[m for _, m in pairs],
+            contains=bool(pairs),
+        )

@@ -24,6 +24,6 @@ class CollectEvidence(Action):
         result = write_bundle(ctx.incident, data_path(ctx, "evidence"))
         return ActionOutcome(
             summary=f"evidence bundle {'written' if result.created else 'unchanged'} at {result.path} "
-                    f"(manifest sha256 {result.digest[:16]}…)",
+            f"(manifest sha256 {result.digest[:16]}…)",
             result={"path": str(result.path), "digest": result.digest, "version": result.version},
         )

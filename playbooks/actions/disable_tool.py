@@ -40,4 +40,6 @@ class DisableTool(GatedAction):
         return ActionOutcome(
             summary=f"disable_tool published for {', '.join(tools)}" if pairs else "no tool to disable",
             result={"tools": tools, "command_ids": [c.command_id for c, _ in pairs]},
-            messages=[m for _, m in pairs], contains=bool(pairs))
+            messages=[m for _, m in pairs],
+            contains=bool(pairs),
+        )

@@ -23,7 +23,13 @@ class DraftPostmortem(Action):
     summary = "Draft the postmortem (summary, blast radius, timeline, TTD/TTC, open questions)."
 
     def execute(self, ctx: ActionContext, params: ActionParams) -> ActionOutcome:
-        evidence = next((Path(a.result["path"]) for a in reversed(ctx.incident.actions)
-                         if a.action == "collect_evidence" and a.status == "done" and "path" in a.result), None)
+        evidence = next(
+            (
+                Path(a.result["path"])
+                for a in reversed(ctx.incident.actions)
+                if a.action == "collect_evidence" and a.status == "done" and "path" in a.result
+            ),
+            None,
+        )
         path = write_postmortem(ctx.incident, data_path(ctx, "postmortems"), evidence)
         return ActionOutcome(summary=f"postmortem draft at {path}", result={"path": str(path)})

@@ -42,8 +42,13 @@ class QuarantineAgent(GatedAction):
         else:
             url, secret = target
             # ``command`` is the published (redacted) form: control_message returns nothing else.
-            answer = post_signed(url, msgspec.to_builtins(command), secret, request_id=command.command_id,
-                                 timeout_s=params.timeout_s)
+            answer = post_signed(
+                url, msgspec.to_builtins(command), secret, request_id=command.command_id, timeout_s=params.timeout_s
+            )
             result["webhook"] = f"HTTP {answer.status}"
-        return ActionOutcome(summary=f"quarantine_agent published ({command.command_id}); webhook {result['webhook']}",
-                             result=result, messages=[message], contains=True)
+        return ActionOutcome(
+            summary=f"quarantine_agent published ({command.command_id}); webhook {result['webhook']}",
+            result=result,
+            messages=[message],
+            contains=True,
+        )

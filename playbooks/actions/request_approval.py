@@ -44,14 +44,21 @@ class RequestApproval(Action):
         action_params = msgspec.convert(params.action_params, cls.params_type)
         subject = plan(ctx.incident, action_params) if plan is not None else {"agent": ctx.incident.agent_id}
         if ctx.connection is not None:
-            approval_id, created = approvals.request(ctx.connection, step_key=ctx.action_key, incident=ctx.incident,
-                                                     params=params, subject=subject, now=ctx.now_ms)
+            approval_id, created = approvals.request(
+                ctx.connection,
+                step_key=ctx.action_key,
+                incident=ctx.incident,
+                params=params,
+                subject=subject,
+                now=ctx.now_ms,
+            )
         else:
             with ctx.engine.begin() as conn:
-                approval_id, created = approvals.request(conn, step_key=ctx.action_key, incident=ctx.incident,
-                                                         params=params, subject=subject, now=ctx.now_ms)
+                approval_id, created = approvals.request(
+                    conn, step_key=ctx.action_key, incident=ctx.incident, params=params, subject=subject, now=ctx.now_ms
+                )
         return ActionOutcome(
             summary=f"approval {'requested' if created else 'already requested'} for {params.action} "
-                    f"(quorum {params.quorum}): {approval_id}",
+            f"(quorum {params.quorum}): {approval_id}",
             result={"approval_id": approval_id, "action": params.action, "quorum": params.quorum},
         )

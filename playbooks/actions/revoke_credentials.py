@@ -40,13 +40,24 @@ class RevokeCredentials(GatedAction):
         # Identifiers redacted like any agent text; the *_key fields (SHA-256 of the real
         # values) let the identity system match them against its own records.
         principal = incident.principal
-        payload = {"type": self.name, "request_id": request_id, "incident_id": incident.incident_id,
-                   "agent_id": redact(incident.agent_id), "session_id": redact(incident.session_id),
-                   "principal": None if principal is None else redact(principal),
-                   "agent_key": identity_key(incident.agent_id), "session_key": identity_key(incident.session_id),
-                   "principal_key": None if principal is None else identity_key(principal),
-                   "severity": incident.severity, "approval_id": grant.approval_id,
-                   "approved_by": grant.approved_by, "issued_at": rfc3339_ms(ctx.now_ms)}
+        payload = {
+            "type": self.name,
+            "request_id": request_id,
+            "incident_id": incident.incident_id,
+            "agent_id": redact(incident.agent_id),
+            "session_id": redact(incident.session_id),
+            "principal": None if principal is None else redact(principal),
+            "agent_key": identity_key(incident.agent_id),
+            "session_key": identity_key(incident.session_id),
+            "principal_key": None if principal is None else identity_key(principal),
+            "severity": incident.severity,
+            "approval_id": grant.approval_id,
+            "approved_by": grant.approved_by,
+            "issued_at": rfc3339_ms(ctx.now_ms),
+        }
         answer = post_signed(url, payload, secret, request_id=request_id, timeout_s=params.timeout_s)
-        return ActionOutcome(summary=f"credentials revocation accepted (HTTP {answer.status}, {request_id})",
-                             result={"request_id": request_id, "http_status": answer.status}, contains=True)
+        return ActionOutcome(
+            summary=f"credentials revocation accepted (HTTP {answer.status}, {request_id})",
+            result={"request_id": request_id, "http_status": answer.status},
+            contains=True,
+        )

@@ -50,13 +50,19 @@ class TerminateSession(Action):
         # Our words only: the reason reaches the agent (gateway, hook), so no agent text.
         detectors = sorted({a.detector for a in incident.alerts})
         categories = sorted({a.category for a in incident.alerts})
-        reason = (f"{params.reason_prefix}: session terminated by incident {incident.incident_id} "
-                  f"({incident.severity}; {', '.join(categories) or 'policy'}; detectors {', '.join(detectors)})")
+        reason = (
+            f"{params.reason_prefix}: session terminated by incident {incident.incident_id} "
+            f"({incident.severity}; {', '.join(categories) or 'policy'}; detectors {', '.join(detectors)})"
+        )
         reason = reason[:MAX_REASON_CHARS]
         command = ControlCommand(
             command_id=command_id_for(incident.incident_id, "terminate_session", incident.session_id),
-            type="terminate_session", session_id=incident.session_id, agent_id=incident.agent_id,
-            incident_id=incident.incident_id, reason=reason, issued_at=rfc3339_ms(ctx.now_ms),
+            type="terminate_session",
+            session_id=incident.session_id,
+            agent_id=incident.agent_id,
+            incident_id=incident.incident_id,
+            reason=reason,
+            issued_at=rfc3339_ms(ctx.now_ms),
         )
         conn = ctx.connection
         if conn is None:
@@ -67,8 +73,9 @@ class TerminateSession(Action):
         # The store keeps the real session id (the hook looks it up); what leaves the process
         # is redacted and carries session_key for gateways to match on.
         public = public_command(command)
-        message = OutgoingMessage(ctx.control_topic, public.session_id.encode(), msgspec.json.encode(public),
-                                  dedup_id=command.command_id)
+        message = OutgoingMessage(
+            ctx.control_topic, public.session_id.encode(), msgspec.json.encode(public), dedup_id=command.command_id
+        )
         result: dict[str, object] = {"command_id": command.command_id, "topic": ctx.control_topic}
         summary = f"terminate_session published ({command.command_id})"
         webhook = params.resolve_optional()
@@ -77,8 +84,9 @@ class TerminateSession(Action):
             # (result, timeline, metric) but does not hold the command back.
             url, secret = webhook
             try:
-                post_signed(url, msgspec.to_builtins(public), secret, request_id=command.command_id,
-                            timeout_s=params.timeout_s)
+                post_signed(
+                    url, msgspec.to_builtins(public), secret, request_id=command.command_id, timeout_s=params.timeout_s
+                )
                 result["webhook"] = "delivered"
             except WebhookError as exc:
                 result["webhook"] = f"failed: {exc}"
@@ -88,11 +96,24 @@ class TerminateSession(Action):
 
     @staticmethod
     def _record(conn, command: ControlCommand, now_ms: int) -> None:  # type: ignore[no-untyped-def]
-        exists = conn.execute(select(session_status.c.session_id)
-                              .where(session_status.c.session_id == command.session_id)).first()
-        values = {"agent_id": command.agent_id, "status": "terminated", "reason": command.reason,
-                  "incident_id": command.incident_id, "command_id": command.command_id, "updated_ms": now_ms}
+        exists = conn.execute(
+            select(session_status.c.session_id).where(session_status.c.session_id == command.session_id)
+        ).first()
+        values = {
+            "agent_id": command.agent_id,
+            "status": "terminated",
+            "reason": command.reason,
+            "incident_id": command.incident_id,
+            "command_id": command.command_id,
+            "updated_ms": now_ms,
+        }
         if exists is None:
             conn.execute(session_status.insert().values(session_id=command.session_id, **values))
-            audit_log.append(conn, "agentwatch", "session.terminated", command.session_id,
-                             {"incident_id": command.incident_id, "command_id": command.command_id}, now_ms)
+            audit_log.append(
+                conn,
+                "agentwatch",
+                "session.terminated",
+                command.session_id,
+                {"incident_id": command.incident_id, "command_id": command.command_id},
+                now_ms,
+            )

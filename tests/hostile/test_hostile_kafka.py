@@ -73,16 +73,21 @@ def test_the_run_loop_survives_10000_hostile_messages(broker: EmbeddedBroker, is
 
     ensure_topics(bootstrap, all_topics(settings), partitions=3)
     for fmt, topic in topics.items():
-        publish_raw(bootstrap, topic, [(m.key, m.value) for m in messages if m.fmt == fmt],  # type: ignore[misc]
-                    max_request_size=8 * 1024 * 1024)
+        publish_raw(
+            bootstrap,
+            topic,
+            [(m.key, m.value) for m in messages if m.fmt == fmt],  # type: ignore[misc]
+            max_request_size=8 * 1024 * 1024,
+        )
     ledger = AlertLedger(open_store(isolated_config.store_url))
     peak = {"rss": _rss_mib()}
 
     def on_batch(stats: RunStats) -> None:
         peak["rss"] = max(peak["rss"], _rss_mib())
 
-    monitor = KafkaMonitor(bootstrap, settings, build_pipeline(isolated_config), ledger,
-                           exit_on_idle_s=3.0, on_batch=on_batch)
+    monitor = KafkaMonitor(
+        bootstrap, settings, build_pipeline(isolated_config), ledger, exit_on_idle_s=3.0, on_batch=on_batch
+    )
     baseline_rss, baseline_max = _rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.monotonic()
     stats = monitor.run()  # returns: it neither crashed nor hung
@@ -99,9 +104,11 @@ def test_the_run_loop_survives_10000_hostile_messages(broker: EmbeddedBroker, is
         assert len(letter["details"]) <= 10 and len(msgspec.json.encode(letter)) < 1_000_000
     assert not monitor.pipeline.plugin_errors, monitor.pipeline.plugin_errors
     growth = peak["rss"] - baseline_rss
-    print(f"\nhostile corpus: {len(messages):,} messages ({len(SMALL)} small categories x {COPIES} + big ones), "
-          f"{sum(bad_digests.values()):,} bad -> {len(letters):,} dead letters "
-          f"({len(letters) / sum(bad_digests.values()):.2f} per bad message, "
-          f"{len(letters) / len(messages):.3f} per hostile message), {stats.events:,} events, "
-          f"run {seconds:.1f}s, RSS growth during run {growth:.0f} MiB (ru_maxrss growth {max_growth:.0f} MiB)")
+    print(
+        f"\nhostile corpus: {len(messages):,} messages ({len(SMALL)} small categories x {COPIES} + big ones), "
+        f"{sum(bad_digests.values()):,} bad -> {len(letters):,} dead letters "
+        f"({len(letters) / sum(bad_digests.values()):.2f} per bad message, "
+        f"{len(letters) / len(messages):.3f} per hostile message), {stats.events:,} events, "
+        f"run {seconds:.1f}s, RSS growth during run {growth:.0f} MiB (ru_maxrss growth {max_growth:.0f} MiB)"
+    )
     assert max(growth, max_growth) < MAX_RSS_GROWTH_MIB

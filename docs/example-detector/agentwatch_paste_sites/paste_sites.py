@@ -27,10 +27,21 @@ class PasteSitesConfig(DetectorConfig):
     """Tunables; unknown keys are rejected when the config is loaded."""
 
     #: Hosts that receive pasted or captured data.
-    hosts: list[str] = msgspec.field(default_factory=lambda: [
-        "pastebin.com", "paste.ee", "hastebin.com", "ghostbin.co", "transfer.sh", "0x0.st",
-        "webhook.site", "requestbin.net", "pipedream.net", "ngrok.io", "termbin.com",
-    ])
+    hosts: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "pastebin.com",
+            "paste.ee",
+            "hastebin.com",
+            "ghostbin.co",
+            "transfer.sh",
+            "0x0.st",
+            "webhook.site",
+            "requestbin.net",
+            "pipedream.net",
+            "ngrok.io",
+            "termbin.com",
+        ]
+    )
     #: A plain visit is a weaker signal than an upload.
     visit_score: float = 0.4
     upload_score: float = 0.85
@@ -57,10 +68,12 @@ class PasteSites(Detector):
         if event.kind != "tool_call" or not target or not self._hosts.search(target):
             return ()
         upload = bool(event.bytes_out) or bool(self._UPLOAD.search(target))
-        return (Finding(
-            score=self.config.upload_score if upload else self.config.visit_score,
-            reason=f"{'upload to' if upload else 'visit to'} a paste/capture site: {quote(target)}",
-            event_ids=(event.event_id,),
-            category="injection_exfiltration",
-            rule="paste_upload" if upload else "paste_visit",
-        ),)
+        return (
+            Finding(
+                score=self.config.upload_score if upload else self.config.visit_score,
+                reason=f"{'upload to' if upload else 'visit to'} a paste/capture site: {quote(target)}",
+                event_ids=(event.event_id,),
+                category="injection_exfiltration",
+                rule="paste_upload" if upload else "paste_visit",
+            ),
+        )

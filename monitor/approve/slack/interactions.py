@@ -87,9 +87,15 @@ class InteractionHandler:
         Called after an accepted vote (wakes the approval executor).
     """
 
-    def __init__(self, engine: Engine, signing_secret: str, directory: Directory,
-                 notifier: SlackNotifier | None = None, on_decision: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        signing_secret: str,
+        directory: Directory,
+        notifier: SlackNotifier | None = None,
+        on_decision: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.engine = engine
         self._secret = signing_secret.encode()
         self.directory = directory
@@ -99,8 +105,9 @@ class InteractionHandler:
         self._last_prune = 0.0
         self._prune_lock = threading.Lock()
 
-    def handle(self, body: bytes, headers: Mapping[str, str], received_ms: int | None = None,
-               remote: str = "") -> InteractionResponse:
+    def handle(
+        self, body: bytes, headers: Mapping[str, str], received_ms: int | None = None, remote: str = ""
+    ) -> InteractionResponse:
         now_s = self.clock()
         received_ms = int(now_s * 1000) if received_ms is None else received_ms
         lower = {k.lower(): v for k, v in headers.items()}
@@ -116,11 +123,18 @@ class InteractionHandler:
         user_id = str((payload.get("user") or {}).get("id") or "")
         action = (payload.get("actions") or [{}])[0]
         if not user_id and payload.get("type") == "block_actions" and action.get("action_id") in BUTTON_ACTIONS:
-            return self._reject(400, "missing_user", remote, timestamp, received_ms,
-                                {"approval_id": str(action.get("value", ""))[:64]})
+            return self._reject(
+                400, "missing_user", remote, timestamp, received_ms, {"approval_id": str(action.get("value", ""))[:64]}
+            )
         if not self._first_sighting(signature, payload, user_id, action, received_ms):
-            return self._reject(409, "replay", remote, timestamp, received_ms,
-                                {"user_id": user_id[:64], "approval_id": str(action.get("value", ""))[:64]})
+            return self._reject(
+                409,
+                "replay",
+                remote,
+                timestamp,
+                received_ms,
+                {"user_id": user_id[:64], "approval_id": str(action.get("value", ""))[:64]},
+            )
         self._prune(now_s)
         if payload.get("type") != "block_actions" or action.get("action_id") not in BUTTON_ACTIONS or not user_id:
             metrics.APPROVAL_INTERACTIONS.labels("ignored").inc()
@@ -132,9 +146,17 @@ class InteractionHandler:
             return InteractionResponse(200, after=lambda: self._details(approval_id, response_url))
         decision: Literal["approve", "deny"] = "approve" if action["action_id"] == APPROVE else "deny"
         assert action["action_id"] in (APPROVE, DENY)
-        result = cast_vote(self.engine, approval_id, user_id, decision, directory=self.directory, channel="slack",
-                           now=int(self.clock() * 1000), received_ms=received_ms,
-                           context={"remote": remote, "trigger_id": str(payload.get("trigger_id", ""))[:64]})
+        result = cast_vote(
+            self.engine,
+            approval_id,
+            user_id,
+            decision,
+            directory=self.directory,
+            channel="slack",
+            now=int(self.clock() * 1000),
+            received_ms=received_ms,
+            context={"remote": remote, "trigger_id": str(payload.get("trigger_id", ""))[:64]},
+        )
         if result.accepted:
             if self.on_decision is not None:
                 self.on_decision()
@@ -144,18 +166,33 @@ class InteractionHandler:
 
     # -- checks ------------------------------------------------------------------------
     def _signed(self, body: bytes, timestamp: str | None, signature: str | None) -> bool:
-        if not timestamp or not signature or not timestamp.isdigit() or len(timestamp) > 20 \
-                or len(body) > MAX_BODY_BYTES:
+        if (
+            not timestamp
+            or not signature
+            or not timestamp.isdigit()
+            or len(timestamp) > 20
+            or len(body) > MAX_BODY_BYTES
+        ):
             return False
         digest = hmac.new(self._secret, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(f"v0={digest}".encode(), signature.encode("utf-8", "replace"))
 
-    def _first_sighting(self, signature: str, payload: dict[str, Any], user_id: str, action: dict[str, Any],
-                        now_ms: int) -> bool:
-        identity = "|".join([user_id, str(payload.get("trigger_id", "")), str(action.get("action_ts", "")),
-                             str(action.get("action_id", "")), str(action.get("value", ""))])
-        keys = ["sig:" + hashlib.sha256(signature.encode()).hexdigest(),
-                "payload:" + hashlib.sha256(identity.encode()).hexdigest()]
+    def _first_sighting(
+        self, signature: str, payload: dict[str, Any], user_id: str, action: dict[str, Any], now_ms: int
+    ) -> bool:
+        identity = "|".join(
+            [
+                user_id,
+                str(payload.get("trigger_id", "")),
+                str(action.get("action_ts", "")),
+                str(action.get("action_id", "")),
+                str(action.get("value", "")),
+            ]
+        )
+        keys = [
+            "sig:" + hashlib.sha256(signature.encode()).hexdigest(),
+            "payload:" + hashlib.sha256(identity.encode()).hexdigest(),
+        ]
         try:
             with self.engine.begin() as conn:
                 for key in keys:
@@ -170,22 +207,38 @@ class InteractionHandler:
                 return
             self._last_prune = now_s
         with self.engine.begin() as conn:
-            conn.execute(delete(slack_requests_seen).where(
-                slack_requests_seen.c.seen_ms < int((now_s - 2 * WINDOW_S) * 1000)))
+            conn.execute(
+                delete(slack_requests_seen).where(slack_requests_seen.c.seen_ms < int((now_s - 2 * WINDOW_S) * 1000))
+            )
 
-    def refuse(self, status: int, reason: str, headers: Mapping[str, str], received_ms: int,
-               remote: str = "") -> InteractionResponse:
+    def refuse(
+        self, status: int, reason: str, headers: Mapping[str, str], received_ms: int, remote: str = ""
+    ) -> InteractionResponse:
         """A request the server refused before handing it over (``oversize``): audited like the rest."""
         timestamp = {k.lower(): v for k, v in headers.items()}.get("x-slack-request-timestamp")
         return self._reject(status, reason, remote, timestamp, received_ms)
 
-    def _reject(self, status: int, reason: str, remote: str, timestamp: str | None, now_ms: int,
-                data: dict[str, Any] | None = None) -> InteractionResponse:
+    def _reject(
+        self,
+        status: int,
+        reason: str,
+        remote: str,
+        timestamp: str | None,
+        now_ms: int,
+        data: dict[str, Any] | None = None,
+    ) -> InteractionResponse:
         metrics.APPROVAL_INTERACTIONS.labels(reason).inc()
-        audited(self.engine, lambda conn: audit_log.append(
-            conn, "slack:unverified" if reason in UNVERIFIED else "slack", "slack.request_refused",
-            "slack/interactions", {"reason": reason, "remote": remote[:64], "timestamp": (timestamp or "")[:20],
-                                   **(data or {})}, now_ms))
+        audited(
+            self.engine,
+            lambda conn: audit_log.append(
+                conn,
+                "slack:unverified" if reason in UNVERIFIED else "slack",
+                "slack.request_refused",
+                "slack/interactions",
+                {"reason": reason, "remote": remote[:64], "timestamp": (timestamp or "")[:20], **(data or {})},
+                now_ms,
+            ),
+        )
         log.warning("slack interaction refused (%s) from %s", reason, remote)
         return InteractionResponse(status, msgspec.json.encode({"error": reason}))
 
@@ -193,8 +246,11 @@ class InteractionHandler:
     def _details(self, approval_id: str, response_url: object) -> None:
         with self.engine.connect() as conn:
             view = approval_view(conn, approval_id)
-            incident_id = conn.execute(approvals.select().with_only_columns(approvals.c.incident_id)
-                                       .where(approvals.c.approval_id == approval_id)).scalar()
+            incident_id = conn.execute(
+                approvals.select()
+                .with_only_columns(approvals.c.incident_id)
+                .where(approvals.c.approval_id == approval_id)
+            ).scalar()
             record = load_incident(conn, incident_id) if incident_id else None
         if record is None:
             return

@@ -31,12 +31,22 @@ MAX_REASONS: Final = 3
 MAX_APPROVAL_CARDS: Final = 10  # Slack allows 50 blocks; 4 per card plus the incident's 6
 
 _STATUS_ICON: Final = {
-    "pending": ":hourglass_flowing_sand:", "approved": ":white_check_mark:", "running": ":gear:",
-    "executed": ":white_check_mark:", "failed": ":x:", "denied": ":no_entry:", "expired": ":alarm_clock:",
+    "pending": ":hourglass_flowing_sand:",
+    "approved": ":white_check_mark:",
+    "running": ":gear:",
+    "executed": ":white_check_mark:",
+    "failed": ":x:",
+    "denied": ":no_entry:",
+    "expired": ":alarm_clock:",
     "cancelled": ":heavy_minus_sign:",
 }
-_SEVERITY_ICON: Final = {"critical": ":red_circle:", "high": ":large_orange_circle:",
-                         "medium": ":large_yellow_circle:", "low": ":white_circle:", "info": ":white_circle:"}
+_SEVERITY_ICON: Final = {
+    "critical": ":red_circle:",
+    "high": ":large_orange_circle:",
+    "medium": ":large_yellow_circle:",
+    "low": ":white_circle:",
+    "info": ":white_circle:",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +103,17 @@ def incident_view(record: IncidentRecord) -> IncidentView:
     reasons = list(dict.fromkeys(r for a in alerts for r in a.reasons))[:MAX_REASONS]
     paths = {a.action: a.result.get("path") for a in record.actions if a.status == "done" and a.result.get("path")}
     return IncidentView(
-        incident_id=record.incident_id, title=str(record.detector_context.get("title") or record.incident_id),
-        severity=record.severity, status=record.status, agent_id=record.agent_id, session_id=record.session_id,
-        principal=record.principal, summary=alerts[0].summary if alerts else "", reasons=reasons,
-        evidence=paths.get("collect_evidence"), postmortem=paths.get("draft_postmortem"),
+        incident_id=record.incident_id,
+        title=str(record.detector_context.get("title") or record.incident_id),
+        severity=record.severity,
+        status=record.status,
+        agent_id=record.agent_id,
+        session_id=record.session_id,
+        principal=record.principal,
+        summary=alerts[0].summary if alerts else "",
+        reasons=reasons,
+        evidence=paths.get("collect_evidence"),
+        postmortem=paths.get("draft_postmortem"),
         alerts=[f"{a.severity} {a.detector} ({a.score:.2f}): {a.summary}" for a in alerts[:10]],
     )
 
@@ -133,38 +150,59 @@ def subject_text(subject: dict[str, Any], limit: int = 600) -> str:
     return mrkdwn("; ".join(parts), limit)
 
 
-def incident_message(incident: IncidentView, approvals: list[ApprovalView], revision: int = 0
-                     ) -> tuple[str, list[dict[str, Any]]]:
+def incident_message(
+    incident: IncidentView, approvals: list[ApprovalView], revision: int = 0
+) -> tuple[str, list[dict[str, Any]]]:
     """The incident's one message: summary, reasons, evidence, one card per approval."""
     sev = incident.severity
-    fallback = mrkdwn(f"agentwatch {sev} incident {incident.incident_id}: {incident.title} — "
-                      f"{sum(a.status == 'pending' for a in approvals)} approval(s) pending", SECTION_LIMIT)
+    fallback = mrkdwn(
+        f"agentwatch {sev} incident {incident.incident_id}: {incident.title} — "
+        f"{sum(a.status == 'pending' for a in approvals)} approval(s) pending",
+        SECTION_LIMIT,
+    )
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": plain(
-            f"agentwatch: {sev} incident {incident.incident_id}", 150)}},
-        {"type": "section", "text": _md(f"{_SEVERITY_ICON.get(sev, '')} *{mrkdwn(incident.title, 300)}*\n"
-                                        f"{mrkdwn(incident.summary, 1000)}")},
-        {"type": "section", "fields": [
-            _md(f"*Severity*\n{mrkdwn(sev, 20)}"),
-            _md(f"*Status*\n{mrkdwn(incident.status, 20)}"),
-            _md(f"*Agent*\n{mrkdwn(incident.agent_id, 300)}"),
-            _md(f"*Principal*\n{mrkdwn(incident.principal or '—', 300)}"),
-            _md(f"*Session*\n{mrkdwn(incident.session_id, 300)}"),
-            _md(f"*Incident*\n{mrkdwn(incident.incident_id, 100)}"),
-        ]},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": plain(f"agentwatch: {sev} incident {incident.incident_id}", 150)},
+        },
+        {
+            "type": "section",
+            "text": _md(
+                f"{_SEVERITY_ICON.get(sev, '')} *{mrkdwn(incident.title, 300)}*\n{mrkdwn(incident.summary, 1000)}"
+            ),
+        },
+        {
+            "type": "section",
+            "fields": [
+                _md(f"*Severity*\n{mrkdwn(sev, 20)}"),
+                _md(f"*Status*\n{mrkdwn(incident.status, 20)}"),
+                _md(f"*Agent*\n{mrkdwn(incident.agent_id, 300)}"),
+                _md(f"*Principal*\n{mrkdwn(incident.principal or '—', 300)}"),
+                _md(f"*Session*\n{mrkdwn(incident.session_id, 300)}"),
+                _md(f"*Incident*\n{mrkdwn(incident.incident_id, 100)}"),
+            ],
+        },
     ]
     if incident.reasons:
         lines = "\n".join(f"• {mrkdwn(r, 600)}" for r in incident.reasons)
         blocks.append({"type": "section", "text": _md(cap(f"*Top reasons*\n{lines}", SECTION_LIMIT))})
-    context = [f"*Evidence* {mrkdwn(incident.evidence or 'not collected yet', 900)}",
-               f"*Postmortem draft* {mrkdwn(incident.postmortem or 'not drafted yet', 900)}",
-               f"*CLI* agentwatch incidents show {mrkdwn(incident.incident_id, 100)}"]
+    context = [
+        f"*Evidence* {mrkdwn(incident.evidence or 'not collected yet', 900)}",
+        f"*Postmortem draft* {mrkdwn(incident.postmortem or 'not drafted yet', 900)}",
+        f"*CLI* agentwatch incidents show {mrkdwn(incident.incident_id, 100)}",
+    ]
     blocks.append({"type": "context", "elements": [_md(c) for c in context]})
     for approval in approvals[:MAX_APPROVAL_CARDS]:
         blocks.extend(approval_card(approval, revision))
     if len(approvals) > MAX_APPROVAL_CARDS:
-        blocks.append({"type": "context", "elements": [_md(
-            f"{len(approvals) - MAX_APPROVAL_CARDS} more approvals: see agentwatch incidents show")]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    _md(f"{len(approvals) - MAX_APPROVAL_CARDS} more approvals: see agentwatch incidents show")
+                ],
+            }
+        )
     return fallback, blocks
 
 
@@ -174,19 +212,21 @@ def approval_card(approval: ApprovalView, revision: int = 0) -> list[dict[str, A
     approvals_given = [v for v in approval.votes if v.decision == "approve"]
     icon = _STATUS_ICON.get(approval.status, "")
     who = ", ".join(mention(i) for i in approval.active_approvers) or "_nobody is configured_"
-    text = (f"{icon} *Approval: {label}* — {approval.status}\n"
-            f"{subject_text(approval.subject)}\n"
-            f"Quorum {len(approvals_given)}/{approval.quorum} · approvers {who}")
+    text = (
+        f"{icon} *Approval: {label}* — {approval.status}\n"
+        f"{subject_text(approval.subject)}\n"
+        f"Quorum {len(approvals_given)}/{approval.quorum} · approvers {who}"
+    )
     if approval.status == "pending":
         text += f" · expires {when(approval.expires_ms)}"
         if approval.escalation_level:
             text += f" · escalated ×{approval.escalation_level}"
     if approval.note:
         text += f"\n:warning: {mrkdwn(approval.note, 300)}"
-    blocks: list[dict[str, Any]] = [{"type": "divider"},
-                                    {"type": "section", "text": _md(cap(text, SECTION_LIMIT))}]
-    outcome = [f"{'Approved' if v.decision == 'approve' else 'Denied'} by {_voter(v)} {when(v.ts_ms)}"
-               for v in approval.votes]
+    blocks: list[dict[str, Any]] = [{"type": "divider"}, {"type": "section", "text": _md(cap(text, SECTION_LIMIT))}]
+    outcome = [
+        f"{'Approved' if v.decision == 'approve' else 'Denied'} by {_voter(v)} {when(v.ts_ms)}" for v in approval.votes
+    ]
     if approval.result_summary:
         outcome.append(f"Result: {mrkdwn(approval.result_summary, 500)}")
     if approval.error:
@@ -197,18 +237,26 @@ def approval_card(approval: ApprovalView, revision: int = 0) -> list[dict[str, A
         blocks.append({"type": "context", "elements": [_md(cap(line, FIELD_LIMIT)) for line in outcome[:10]]})
     if approval.status == "pending":
         block_id = f"approval:{approval.approval_id}:{revision}"
-        blocks.append({"type": "actions", "block_id": block_id[:255], "elements": [
-            _button("Approve", APPROVE, approval.approval_id, "primary", confirm=_confirm(approval)),
-            _button("Deny", DENY, approval.approval_id, "danger"),
-            _button("Details", DETAILS, approval.approval_id),
-        ]})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": block_id[:255],
+                "elements": [
+                    _button("Approve", APPROVE, approval.approval_id, "primary", confirm=_confirm(approval)),
+                    _button("Deny", DENY, approval.approval_id, "danger"),
+                    _button("Details", DETAILS, approval.approval_id),
+                ],
+            }
+        )
     return blocks
 
 
 def details_text(incident: IncidentView, approval: ApprovalView | None = None) -> str:
     """Thread or ephemeral text with the alerts and where the evidence is."""
-    lines = [f"*Incident {mrkdwn(incident.incident_id, 100)}* — agent {mrkdwn(incident.agent_id, 200)}, "
-             f"session {mrkdwn(incident.session_id, 200)}, principal {mrkdwn(incident.principal or '—', 200)}"]
+    lines = [
+        f"*Incident {mrkdwn(incident.incident_id, 100)}* — agent {mrkdwn(incident.agent_id, 200)}, "
+        f"session {mrkdwn(incident.session_id, 200)}, principal {mrkdwn(incident.principal or '—', 200)}"
+    ]
     lines += [f"• {mrkdwn(a, 400)}" for a in incident.alerts]
     if approval is not None:
         lines.append(f"*{action_label(approval.action)}* would act on {subject_text(approval.subject)}")
@@ -221,8 +269,9 @@ def vote_note(approval: ApprovalView, vote: VoteView) -> str:
     """Thread reply for one vote."""
     given = sum(v.decision == "approve" for v in approval.votes if v.ts_ms <= vote.ts_ms)
     verb = "approved" if vote.decision == "approve" else "denied"
-    return (f"{_voter(vote)} {verb} *{action_label(approval.action)}* {when(vote.ts_ms)}"
-            + (f" ({given}/{approval.quorum})" if vote.decision == "approve" else ""))
+    return f"{_voter(vote)} {verb} *{action_label(approval.action)}* {when(vote.ts_ms)}" + (
+        f" ({given}/{approval.quorum})" if vote.decision == "approve" else ""
+    )
 
 
 def state_note(approval: ApprovalView) -> tuple[str, bool] | None:
@@ -231,8 +280,11 @@ def state_note(approval: ApprovalView) -> tuple[str, bool] | None:
     if approval.status == "pending" and approval.escalation_level:
         level = approval.escalate_to[approval.escalation_level - 1]
         who = ", ".join(mention(i) for i in level)
-        return (f":rotating_light: No decision on {label} in time — escalating to {who}. "
-                f"Nothing runs without a decision; expires {when(approval.expires_ms)}.", True)
+        return (
+            f":rotating_light: No decision on {label} in time — escalating to {who}. "
+            f"Nothing runs without a decision; expires {when(approval.expires_ms)}.",
+            True,
+        )
     if approval.status == "pending":
         return f":hourglass_flowing_sand: Approval requested: {label} (quorum {approval.quorum}).", False
     notes = {
@@ -262,10 +314,15 @@ def _md(text: str) -> dict[str, str]:
     return {"type": "mrkdwn", "text": text}
 
 
-def _button(text: str, action_id: str, value: str, style: str | None = None,
-            confirm: dict[str, Any] | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text},
-                              "action_id": action_id, "value": value}
+def _button(
+    text: str, action_id: str, value: str, style: str | None = None, confirm: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
     if style:
         button["style"] = style
     if confirm:
@@ -277,8 +334,12 @@ def _confirm(approval: ApprovalView) -> dict[str, Any]:
     label = action_label(approval.action)
     return {
         "title": {"type": "plain_text", "text": plain(f"Approve {label}?", 100)},
-        "text": {"type": "mrkdwn", "text": cap(f"This will {label} — {subject_text(approval.subject, 200)}. "
-                                               "Read the incident before approving.", 300)},
+        "text": {
+            "type": "mrkdwn",
+            "text": cap(
+                f"This will {label} — {subject_text(approval.subject, 200)}. Read the incident before approving.", 300
+            ),
+        },
         "confirm": {"type": "plain_text", "text": "Approve"},
         "deny": {"type": "plain_text", "text": "Back"},
         "style": "primary",

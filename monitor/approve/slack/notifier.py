@@ -39,8 +39,9 @@ from agentwatch.observe import metrics
 log = logging.getLogger(__name__)
 
 #: Errors Slack returns that a retry may fix.
-TRANSIENT_ERRORS = frozenset({"ratelimited", "service_unavailable", "internal_error", "fatal_error",
-                              "request_timeout", "team_added_to_org"})
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout", "team_added_to_org"}
+)
 #: The longest ``Retry-After`` slept inside one call; longer waits go back to the caller.
 MAX_INLINE_WAIT_S = 2.0
 
@@ -82,9 +83,16 @@ class SlackNotifier:
         First retry delay; doubled each time.
     """
 
-    def __init__(self, token: str, channel: str, base_url: str | None = None, attempts: int = 3,
-                 backoff_s: float = 0.25, timeout_s: int = 10,
-                 sleep: Callable[[float], None] = _default_sleep) -> None:
+    def __init__(
+        self,
+        token: str,
+        channel: str,
+        base_url: str | None = None,
+        attempts: int = 3,
+        backoff_s: float = 0.25,
+        timeout_s: int = 10,
+        sleep: Callable[[float], None] = _default_sleep,
+    ) -> None:
         kwargs: dict[str, Any] = {"token": token, "timeout": timeout_s, "retry_handlers": []}
         if base_url:
             kwargs["base_url"] = base_url
@@ -108,11 +116,15 @@ class SlackNotifier:
         return cls(token, channel, base_url=env.get("AGENTWATCH_SLACK_API_URL") or None)
 
     # -- messages --------------------------------------------------------------------
-    def post(self, text: str, blocks: list[dict[str, Any]] | None = None, thread_ts: str | None = None,
-             broadcast: bool = False) -> tuple[str, str]:
+    def post(
+        self,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> tuple[str, str]:
         """``chat.postMessage``; returns ``(channel id, message ts)``."""
-        kwargs: dict[str, Any] = {"channel": self.channel, "text": text, "unfurl_links": False,
-                                  "unfurl_media": False}
+        kwargs: dict[str, Any] = {"channel": self.channel, "text": text, "unfurl_links": False, "unfurl_media": False}
         if blocks is not None:
             kwargs["blocks"] = blocks
         if thread_ts is not None:
@@ -133,8 +145,9 @@ class SlackNotifier:
         if parts.scheme not in ("https", "http") or parts.netloc not in self.response_hosts:
             raise SlackRejected(f"response_url host {parts.netloc!r} is not Slack's")
         body = msgspec.json.encode({"response_type": "ephemeral", "replace_original": False, "text": text})
-        request = urllib.request.Request(response_url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            response_url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - host checked
                 response.read(1024)
@@ -216,8 +229,9 @@ class SlackDirectory:
     :class:`IdentityUnavailable` — the caller refuses the vote (fail closed).
     """
 
-    def __init__(self, notifier: SlackNotifier, ttl_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, notifier: SlackNotifier, ttl_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.notifier = notifier
         self.ttl_s = ttl_s
         self.clock = clock

@@ -92,8 +92,19 @@ _LOG: Final = re.compile(
 _TEMP: Final = re.compile(r"^/(tmp|var/tmp|dev/shm|private/tmp|private/var/folders|var/folders)(/|$)|^\$\{?TMPDIR")
 _HOME: Final = re.compile(r"^(~|/home/[^/]+|/Users/[^/]+|/root|/var/root|\$\{?HOME\}?)(/|$)")
 _HARMLESS_DEVICES: Final = frozenset(
-    {"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/tty", "/dev/random", "/dev/urandom",
-     "/dev/fd/0", "/dev/fd/1", "/dev/fd/2"}
+    {
+        "/dev/null",
+        "/dev/zero",
+        "/dev/stdout",
+        "/dev/stderr",
+        "/dev/stdin",
+        "/dev/tty",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/fd/0",
+        "/dev/fd/1",
+        "/dev/fd/2",
+    }
 )
 
 
@@ -161,12 +172,30 @@ def path_classes(path: str, cwd: str | None = None) -> frozenset[str]:
 
 # -- network -----------------------------------------------------------------------------------
 _METADATA_HOSTS: Final = frozenset(
-    {"169.254.169.254", "metadata.google.internal", "metadata.goog", "metadata", "169.254.170.2", "fd00:ec2::254",
-     "100.100.100.200", "metadata.azure.com", "instance-data", "instance-data.ec2.internal"}
+    {
+        "169.254.169.254",
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata",
+        "169.254.170.2",
+        "fd00:ec2::254",
+        "100.100.100.200",
+        "metadata.azure.com",
+        "instance-data",
+        "instance-data.ec2.internal",
+    }
 )
 #: Name suffixes of private networks (the same list as ``agentwatch.detectors.novelty``'s internal hosts).
 INTERNAL_SUFFIXES: Final = (
-    ".internal", ".local", ".localhost", ".corp", ".lan", ".home.arpa", ".svc.cluster.local", ".intranet", ".private"
+    ".internal",
+    ".local",
+    ".localhost",
+    ".corp",
+    ".lan",
+    ".home.arpa",
+    ".svc.cluster.local",
+    ".intranet",
+    ".private",
 )
 _SCHEME: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _HOSTPORT: Final = re.compile(r"^\[?([^\]\s/]+?)\]?(?::(\d+))?$")
@@ -235,8 +264,15 @@ def host_classes(host: str) -> frozenset[str]:
 #: Private networks (documentation ranges such as 203.0.113.0/24 are *not* internal: nothing here routes them).
 _INTERNAL_NETS: Final = tuple(
     ipaddress.ip_network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "fc00::/7",
-              "fe80::/10")
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+        "fe80::/10",
+    )
 )
 
 

@@ -42,8 +42,9 @@ def handles(*names: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def split_opts(args: list[str], short_val: str = "", long_val: Iterable[str] = ()) -> tuple[list[tuple[str, str]],
-                                                                                        list[str]]:
+def split_opts(
+    args: list[str], short_val: str = "", long_val: Iterable[str] = ()
+) -> tuple[list[tuple[str, str]], list[str]]:
     """Options as ``(name, value)`` pairs (value ``""`` for flags) and operands, getopt style.
 
     >>> split_opts(["-rf", "a", "-o", "out", "--data=@k", "--", "-x"], "o", {"--data"})
@@ -198,14 +199,51 @@ def _printenv(col: Collector, name: str, args: list[str], stdin: Stream | None) 
     return Stream()
 
 
-@handles("nohup", "time", "command", "builtin", "exec", "setsid", "unbuffer", "caffeinate", "chronic", "torsocks",
-         "proxychains", "proxychains4", "stdbuf", "nice", "ionice", "taskset", "chrt", "timeout", "flock", "strace",
-         "ltrace", "script", "watch", "busybox", "firejail", "chroot", "arch", "xvfb-run")
+@handles(
+    "nohup",
+    "time",
+    "command",
+    "builtin",
+    "exec",
+    "setsid",
+    "unbuffer",
+    "caffeinate",
+    "chronic",
+    "torsocks",
+    "proxychains",
+    "proxychains4",
+    "stdbuf",
+    "nice",
+    "ionice",
+    "taskset",
+    "chrt",
+    "timeout",
+    "flock",
+    "strace",
+    "ltrace",
+    "script",
+    "watch",
+    "busybox",
+    "firejail",
+    "chroot",
+    "arch",
+    "xvfb-run",
+)
 def _wrapper(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     i = 0
-    with_value = {"nice": {"-n", "--adjustment"}, "ionice": {"-c", "-n", "-p"}, "timeout": {"-s", "-k", "--signal"},
-                  "stdbuf": set(), "taskset": set(), "watch": {"-n", "-d", "--interval"}, "strace": {"-o", "-e", "-p"},
-                  "ltrace": {"-o", "-e"}, "script": {"-c"}, "flock": {"-w", "-c"}, "firejail": set()}.get(name, set())
+    with_value = {
+        "nice": {"-n", "--adjustment"},
+        "ionice": {"-c", "-n", "-p"},
+        "timeout": {"-s", "-k", "--signal"},
+        "stdbuf": set(),
+        "taskset": set(),
+        "watch": {"-n", "-d", "--interval"},
+        "strace": {"-o", "-e", "-p"},
+        "ltrace": {"-o", "-e"},
+        "script": {"-c"},
+        "flock": {"-w", "-c"},
+        "firejail": set(),
+    }.get(name, set())
     if name == "command" and args[:1] in (["-v"], ["-V"]):
         return None
     if name == "script" and "-c" in args:
@@ -251,7 +289,7 @@ def _xargs(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
 def _eval(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     text = " ".join(args)
     if text.startswith(_DL_MARK):
-        col.endpoint("execute", text[len(_DL_MARK):].split("\x00", 1)[0], "downloaded")
+        col.endpoint("execute", text[len(_DL_MARK) :].split("\x00", 1)[0], "downloaded")
         return None
     return run_shell(col, text, stdin)
 
@@ -286,7 +324,7 @@ def _stdin_code(col: Collector, stdin: Stream | None, analyse: Callable[[Collect
 
 def _code_arg(col: Collector, code: str, analyse: Callable[[Collector, str], object], lang: str) -> None:
     if code.startswith(_DL_MARK):
-        col.endpoint("execute", code[len(_DL_MARK):].split("\x00", 1)[0], "downloaded")
+        col.endpoint("execute", code[len(_DL_MARK) :].split("\x00", 1)[0], "downloaded")
         return
     analyse(col, code)
 
@@ -313,7 +351,7 @@ def _shell(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
             i += 1
             continue
         if a.startswith(_DL_MARK):  # bash <(curl …)
-            col.endpoint("execute", a[len(_DL_MARK):].split("\x00", 1)[0], "downloaded")
+            col.endpoint("execute", a[len(_DL_MARK) :].split("\x00", 1)[0], "downloaded")
             return None
         p = col.path("execute", a, "script")
         col.runs.append(p)
@@ -328,7 +366,7 @@ def _source(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
         return None
     a = args[0]
     if a.startswith(_DL_MARK):
-        col.endpoint("execute", a[len(_DL_MARK):].split("\x00", 1)[0], "downloaded")
+        col.endpoint("execute", a[len(_DL_MARK) :].split("\x00", 1)[0], "downloaded")
         return None
     if a in ("/dev/stdin", "-"):
         _stdin_code(col, stdin, _shell_code, "source")
@@ -370,7 +408,7 @@ def _python(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
             i += 1
             continue
         if a.startswith(_DL_MARK):
-            col.endpoint("execute", a[len(_DL_MARK):].split("\x00", 1)[0], "downloaded")
+            col.endpoint("execute", a[len(_DL_MARK) :].split("\x00", 1)[0], "downloaded")
             return None
         p = col.path("execute", a, "script")
         col.runs.append(p)
@@ -392,11 +430,19 @@ def _python_module(col: Collector, module: str, args: list[str], stdin: Stream |
     return None
 
 
-_INLINE_FLAGS: Final = {"perl": ("-e", "-E"), "ruby": ("-e",), "node": ("-e", "--eval", "-p"), "php": ("-r",),
-                        "lua": ("-e",), "osascript": ("-e",), "pwsh": ("-c", "-Command", "-command", "-EncodedCommand",
-                                                                       "-enc", "-e"),
-                        "powershell": ("-c", "-Command", "-command", "-EncodedCommand", "-enc", "-e"),
-                        "awk": (), "deno": ("eval",), "bun": ("-e", "--eval")}
+_INLINE_FLAGS: Final = {
+    "perl": ("-e", "-E"),
+    "ruby": ("-e",),
+    "node": ("-e", "--eval", "-p"),
+    "php": ("-r",),
+    "lua": ("-e",),
+    "osascript": ("-e",),
+    "pwsh": ("-c", "-Command", "-command", "-EncodedCommand", "-enc", "-e"),
+    "powershell": ("-c", "-Command", "-command", "-EncodedCommand", "-enc", "-e"),
+    "awk": (),
+    "deno": ("eval",),
+    "bun": ("-e", "--eval"),
+}
 
 
 @handles(*_INLINE_FLAGS)
@@ -451,10 +497,12 @@ def _awk(col: Collector, args: list[str], stdin: Stream | None) -> Stream | None
 
 _URL_IN_TEXT: Final = re.compile(r"""(?i)\b(?:https?|ftp|wss?|tcp|udp)://[^\s'"`<>)\]]+""")
 _PATH_IN_TEXT: Final = re.compile(r"""(?:(?<=['"\s(=,])|^)((?:~|/)[\w.@%+~/-]*[\w~])""")
-_INET: Final = re.compile(r"/inet/tcp/\d+/([\w.-]+)/(\d+)|TCPSocket\.(?:new|open)\(\s*['\"]([\w.-]+)['\"]\s*,\s*(\d+)"
-                          r"|IO::Socket::INET[^;]*PeerAddr\s*=>\s*['\"]([\w.-]+)(?::(\d+))?"
-                          r"|\bconnect\(\s*(\d+)\s*,\s*['\"]([\w.-]+)['\"]|\bsocket\.connect\(\s*(\d+)\s*,\s*['\"]"
-                          r"([\w.-]+)['\"]")
+_INET: Final = re.compile(
+    r"/inet/tcp/\d+/([\w.-]+)/(\d+)|TCPSocket\.(?:new|open)\(\s*['\"]([\w.-]+)['\"]\s*,\s*(\d+)"
+    r"|IO::Socket::INET[^;]*PeerAddr\s*=>\s*['\"]([\w.-]+)(?::(\d+))?"
+    r"|\bconnect\(\s*(\d+)\s*,\s*['\"]([\w.-]+)['\"]|\bsocket\.connect\(\s*(\d+)\s*,\s*['\"]"
+    r"([\w.-]+)['\"]"
+)
 
 
 def sniff(col: Collector, code: str) -> None:
@@ -477,16 +525,74 @@ def sniff(col: Collector, code: str) -> None:
 
 # -- files -----------------------------------------------------------------------------------------
 _READ_VALUE_OPTS: Final = {
-    "head": "nc", "tail": "ncs", "grep": "efABCmd", "egrep": "efABCm", "fgrep": "efABCm", "rg": "egtgTmAB",
-    "sort": "ktoS", "cut": "dfcb", "uniq": "fs", "nl": "bdfhilnsvw", "od": "AjNtw", "hexdump": "ensC",
-    "strings": "ent", "less": "bhjkoOpPtTxyz", "more": "n", "jq": "", "sed": "ef", "diff": "", "cmp": "in",
-    "wc": "", "tac": "s", "md5sum": "", "sha1sum": "", "sha256sum": "", "sha512sum": "", "shasum": "a", "file": "fmF",
-    "stat": "fc", "cat": "", "bat": "lmr", "column": "ctos", "fold": "w", "iconv": "ftc", "tr": "", "xxd": "cglos",
-    "base32": "w", "base64": "bw", "b64decode": "", "b64encode": "", "split": "abln", "zcat": "", "zgrep": "e",
-    "bzcat": "", "xzcat": "",
-    "view": "", "vim": "cS", "vi": "c", "nano": "", "emacs": "", "code": "", "pico": "", "ed": "", "yq": "",
-    "md5": "s", "cksum": "", "b2sum": "", "tee": "", "look": "", "paste": "d", "join": "12jot", "expand": "t",
-    "readlink": "", "realpath": "", "dirname": "", "basename": "", "lsattr": "", "getfacl": "", "exiftool": "",
+    "head": "nc",
+    "tail": "ncs",
+    "grep": "efABCmd",
+    "egrep": "efABCm",
+    "fgrep": "efABCm",
+    "rg": "egtgTmAB",
+    "sort": "ktoS",
+    "cut": "dfcb",
+    "uniq": "fs",
+    "nl": "bdfhilnsvw",
+    "od": "AjNtw",
+    "hexdump": "ensC",
+    "strings": "ent",
+    "less": "bhjkoOpPtTxyz",
+    "more": "n",
+    "jq": "",
+    "sed": "ef",
+    "diff": "",
+    "cmp": "in",
+    "wc": "",
+    "tac": "s",
+    "md5sum": "",
+    "sha1sum": "",
+    "sha256sum": "",
+    "sha512sum": "",
+    "shasum": "a",
+    "file": "fmF",
+    "stat": "fc",
+    "cat": "",
+    "bat": "lmr",
+    "column": "ctos",
+    "fold": "w",
+    "iconv": "ftc",
+    "tr": "",
+    "xxd": "cglos",
+    "base32": "w",
+    "base64": "bw",
+    "b64decode": "",
+    "b64encode": "",
+    "split": "abln",
+    "zcat": "",
+    "zgrep": "e",
+    "bzcat": "",
+    "xzcat": "",
+    "view": "",
+    "vim": "cS",
+    "vi": "c",
+    "nano": "",
+    "emacs": "",
+    "code": "",
+    "pico": "",
+    "ed": "",
+    "yq": "",
+    "md5": "s",
+    "cksum": "",
+    "b2sum": "",
+    "tee": "",
+    "look": "",
+    "paste": "d",
+    "join": "12jot",
+    "expand": "t",
+    "readlink": "",
+    "realpath": "",
+    "dirname": "",
+    "basename": "",
+    "lsattr": "",
+    "getfacl": "",
+    "exiftool": "",
 }
 _EDITORS: Final = frozenset({"vim", "vi", "nano", "emacs", "code", "pico", "ed"})
 _PATTERN_FIRST: Final = frozenset({"grep", "egrep", "fgrep", "rg", "zgrep", "jq", "yq", "look", "tr", "sed", "ag"})
@@ -495,10 +601,28 @@ _NAME_ONLY: Final = frozenset({"readlink", "realpath", "dirname", "basename", "s
 
 @handles(*_READ_VALUE_OPTS, "ag")
 def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    opts, operands = split_opts(args, _READ_VALUE_OPTS.get(name, ""),
-                                {"--regexp", "--file", "--max-count", "--output", "--include", "--exclude",
-                                 "--glob", "--type", "--key", "--field-separator", "--delimiter", "--arg",
-                                 "--argjson", "--slurpfile", "--rawfile", "--expression"})
+    opts, operands = split_opts(
+        args,
+        _READ_VALUE_OPTS.get(name, ""),
+        {
+            "--regexp",
+            "--file",
+            "--max-count",
+            "--output",
+            "--include",
+            "--exclude",
+            "--glob",
+            "--type",
+            "--key",
+            "--field-separator",
+            "--delimiter",
+            "--arg",
+            "--argjson",
+            "--slurpfile",
+            "--rawfile",
+            "--expression",
+        },
+    )
     if name in _PATTERN_FIRST and operands and not has(opts, "-e", "-f", "--regexp", "--file", "--expression"):
         operands = operands[1:] if name != "tr" else []
     if name == "tr":
@@ -511,8 +635,9 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
                 col.path("read", f, "metadata")
         return Stream()
     detail = None
-    if name in ("grep", "egrep", "fgrep", "rg", "ag", "zgrep") and (has(opts, "-r", "-R", "--recursive") or name in (
-            "rg", "ag")):
+    if name in ("grep", "egrep", "fgrep", "rg", "ag", "zgrep") and (
+        has(opts, "-r", "-R", "--recursive") or name in ("rg", "ag")
+    ):
         detail = "recursive"
     files = [f for f in operands if _looks_path(f) or f == "-"]
     if name in _EDITORS:
@@ -528,8 +653,11 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
             if f == "-":
                 continue
             p = write_path(col, f, "append" if has(opts, "-a", "--append") else "tee")
-            col.writes.append(Written(p, stdin.text if stdin else None,
-                                      stdin.origin if stdin and stdin.flavour == "downloaded" else None))
+            col.writes.append(
+                Written(
+                    p, stdin.text if stdin else None, stdin.origin if stdin and stdin.flavour == "downloaded" else None
+                )
+            )
         return stdin
     if name == "split" and len(files) > 1:
         files = files[:1]
@@ -546,9 +674,35 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
         text = stdin.text if stdin and stdin.text is not None else None
         decoded = decode_base64(text) if text and name != "base32" else None
         return Stream(text=decoded, flavour="decoded", sources=tuple(files) or _sources(stdin))
-    if name in ("cat", "tac", "head", "tail", "base64", "base32", "xxd", "od", "hexdump", "strings", "zcat", "bzcat",
-                "xzcat", "sort", "uniq", "cut", "less", "more", "nl", "iconv", "column", "fold", "bat", "tr", "sed",
-                "paste", "expand"):
+    if name in (
+        "cat",
+        "tac",
+        "head",
+        "tail",
+        "base64",
+        "base32",
+        "xxd",
+        "od",
+        "hexdump",
+        "strings",
+        "zcat",
+        "bzcat",
+        "xzcat",
+        "sort",
+        "uniq",
+        "cut",
+        "less",
+        "more",
+        "nl",
+        "iconv",
+        "column",
+        "fold",
+        "bat",
+        "tr",
+        "sed",
+        "paste",
+        "expand",
+    ):
         if name == "cat" and not files and stdin is not None:
             return stdin
         if stdin is not None and not files and name in ("tr", "sed", "cut", "sort", "uniq", "head", "tail"):
@@ -578,10 +732,36 @@ def _echo(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
 
 @handles("cp", "install", "ditto", "rsync", "scp", "ln", "mv", "rclone", "sftp", "ftp", "gsutil", "azcopy")
 def _copy(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    short = {"cp": "tS", "mv": "tS", "install": "mgoStT", "ln": "tS", "rsync": "eBfT", "scp": "cFiJlopPS",
-             "sftp": "bBcDFiloPRsS", "ftp": "P", "ditto": "", "rclone": "", "gsutil": "", "azcopy": ""}[name]
-    opts, operands = split_opts(args, short, {"--target-directory", "--suffix", "--rsh", "--exclude", "--include",
-                                              "--files-from", "--mode", "--owner", "--group", "--config"})
+    short = {
+        "cp": "tS",
+        "mv": "tS",
+        "install": "mgoStT",
+        "ln": "tS",
+        "rsync": "eBfT",
+        "scp": "cFiJlopPS",
+        "sftp": "bBcDFiloPRsS",
+        "ftp": "P",
+        "ditto": "",
+        "rclone": "",
+        "gsutil": "",
+        "azcopy": "",
+    }[name]
+    opts, operands = split_opts(
+        args,
+        short,
+        {
+            "--target-directory",
+            "--suffix",
+            "--rsh",
+            "--exclude",
+            "--include",
+            "--files-from",
+            "--mode",
+            "--owner",
+            "--group",
+            "--config",
+        },
+    )
     if name in ("rclone", "gsutil") and operands:
         operands = operands[1:]  # the subcommand (copy, sync, cp)
     for key in values(opts, "-i"):
@@ -599,8 +779,11 @@ def _copy(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     remote = _is_remote(target)
     if name == "ln":
         if operands:
-            p = write_path(col, target if not target.endswith("/") else target + posixpath.basename(operands[0]),
-                           f"symlink to {operands[0]}" if has(opts, "-s", "--symbolic") else "link")
+            p = write_path(
+                col,
+                target if not target.endswith("/") else target + posixpath.basename(operands[0]),
+                f"symlink to {operands[0]}" if has(opts, "-s", "--symbolic") else "link",
+            )
             return None
         return None
     for src in operands:
@@ -705,13 +888,33 @@ def _shutdown(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         return None
     if name == "shutdown" and "-c" in args:
         return None
-    col.add("kill", "system", frozenset(), "shell", "reboot" if name == "reboot" or "-r" in args or "--reboot" in args
-            else "shutdown")
+    col.add(
+        "kill",
+        "system",
+        frozenset(),
+        "shell",
+        "reboot" if name == "reboot" or "-r" in args or "--reboot" in args else "shutdown",
+    )
     return None
 
 
-@handles("screencapture", "xwd", "import", "scrot", "gnome-screenshot", "pbpaste", "xclip", "xsel", "wl-paste",
-         "xdotool", "logkeys", "xinput", "arecord", "ffmpeg", "imagesnap")
+@handles(
+    "screencapture",
+    "xwd",
+    "import",
+    "scrot",
+    "gnome-screenshot",
+    "pbpaste",
+    "xclip",
+    "xsel",
+    "wl-paste",
+    "xdotool",
+    "logkeys",
+    "xinput",
+    "arecord",
+    "ffmpeg",
+    "imagesnap",
+)
 def _capture(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name == "ffmpeg" and not any(a in ("x11grab", "avfoundation", "alsa", "pulse", "v4l2") for a in args):
         return _reader(col, "file", [a for i, a in enumerate(args) if i > 0 and args[i - 1] == "-i"], stdin)
@@ -719,9 +922,17 @@ def _capture(col: Collector, name: str, args: list[str], stdin: Stream | None) -
         return None
     if name == "import" and "-window" not in args:
         return None
-    what = {"pbpaste": "clipboard", "xclip": "clipboard", "xsel": "clipboard", "wl-paste": "clipboard",
-            "logkeys": "keyboard", "xinput": "keyboard", "xdotool": "keyboard", "arecord": "microphone",
-            "imagesnap": "camera"}.get(name, "screen")
+    what = {
+        "pbpaste": "clipboard",
+        "xclip": "clipboard",
+        "xsel": "clipboard",
+        "wl-paste": "clipboard",
+        "logkeys": "keyboard",
+        "xinput": "keyboard",
+        "xdotool": "keyboard",
+        "arecord": "microphone",
+        "imagesnap": "camera",
+    }.get(name, "screen")
     col.add("read", what, frozenset(), "shell", name)
     outs = [a for a in args if a.startswith(("/", "~", ".")) or "." in a[-5:]]
     for o in outs[-1:]:
@@ -743,8 +954,11 @@ def _pw(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Str
     if args and args[0] in ("useradd", "usermod", "userdel", "groupadd", "groupmod", "lock", "unlock"):
         user = next((a for a in args[1:] if not a.startswith("-")), "")
         col.add("account", user, frozenset({"access_control"}), "shell", f"pw {args[0]}")
-        if ("-g" in args and args[args.index("-g") + 1: args.index("-g") + 2] in (["0"], ["wheel"])) or "-u" in args \
-                and args[args.index("-u") + 1: args.index("-u") + 2] == ["0"]:
+        if (
+            ("-g" in args and args[args.index("-g") + 1 : args.index("-g") + 2] in (["0"], ["wheel"]))
+            or "-u" in args
+            and args[args.index("-u") + 1 : args.index("-u") + 2] == ["0"]
+        ):
             col.add("elevate", user, frozenset({"access_control"}), "shell", "uid/gid 0")
     return None
 
@@ -760,11 +974,32 @@ def _dsenableroot(col: Collector, name: str, args: list[str], stdin: Stream | No
 def _systemd_run(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     i = 0
     while i < len(args) and args[i].startswith("-"):
-        i += 2 if args[i] in ("-u", "-p", "-E", "--setenv", "--property", "--on-calendar", "--on-active",
-                              "--uid", "--gid", "--slice", "--description") else 1
+        i += (
+            2
+            if args[i]
+            in (
+                "-u",
+                "-p",
+                "-E",
+                "--setenv",
+                "--property",
+                "--on-calendar",
+                "--on-active",
+                "--uid",
+                "--gid",
+                "--slice",
+                "--description",
+            )
+            else 1
+        )
     timed = any(a.startswith(("--on-", "--timer")) for a in args[:i])
-    col.add("persist" if timed else "execute", "systemd-run", frozenset({"persistence"}) if timed else frozenset(),
-            "shell", "transient unit")
+    col.add(
+        "persist" if timed else "execute",
+        "systemd-run",
+        frozenset({"persistence"}) if timed else frozenset(),
+        "shell",
+        "transient unit",
+    )
     return run_argv(col, args[i:], stdin, {}) if i < len(args) else None
 
 
@@ -779,10 +1014,29 @@ def _cpan(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     return None
 
 
-_IMPACKET: Final = ("psexec.py", "wmiexec.py", "smbexec.py", "atexec.py", "dcomexec.py", "secretsdump.py",
-                    "GetUserSPNs.py", "GetNPUsers.py", "smbclient.py", "ntlmrelayx.py", "mimikatz.py", "lookupsid.py",
-                    "ldapdomaindump", "bloodhound-python", "evil-winrm", "kerbrute", "impacket-psexec",
-                    "impacket-secretsdump", "impacket-wmiexec", "responder", "Responder.py")
+_IMPACKET: Final = (
+    "psexec.py",
+    "wmiexec.py",
+    "smbexec.py",
+    "atexec.py",
+    "dcomexec.py",
+    "secretsdump.py",
+    "GetUserSPNs.py",
+    "GetNPUsers.py",
+    "smbclient.py",
+    "ntlmrelayx.py",
+    "mimikatz.py",
+    "lookupsid.py",
+    "ldapdomaindump",
+    "bloodhound-python",
+    "evil-winrm",
+    "kerbrute",
+    "impacket-psexec",
+    "impacket-secretsdump",
+    "impacket-wmiexec",
+    "responder",
+    "Responder.py",
+)
 
 
 _HOST_ARG: Final = re.compile(r"^\d+\.\d+\.\d+\.\d+$|^[\w-]+\.[\w.-]+$")
@@ -802,10 +1056,45 @@ def _impacket(col: Collector, name: str, args: list[str], stdin: Stream | None) 
     return None
 
 
-@handles("mkdir", "mkfifo", "mktemp", "cd", "pushd", "popd", "pwd", "true", "false", "sleep", "test", "[", "[[",
-         "exit", "return", "set", "shopt", "read", "wait", "alias", "hash",
-         "declare", "local", "export", "shift", "umask", "clear", "reset", "yes", "seq", "date", "cal", "man",
-         "help", "tldr", "info", "apropos")
+@handles(
+    "mkdir",
+    "mkfifo",
+    "mktemp",
+    "cd",
+    "pushd",
+    "popd",
+    "pwd",
+    "true",
+    "false",
+    "sleep",
+    "test",
+    "[",
+    "[[",
+    "exit",
+    "return",
+    "set",
+    "shopt",
+    "read",
+    "wait",
+    "alias",
+    "hash",
+    "declare",
+    "local",
+    "export",
+    "shift",
+    "umask",
+    "clear",
+    "reset",
+    "yes",
+    "seq",
+    "date",
+    "cal",
+    "man",
+    "help",
+    "tldr",
+    "info",
+    "apropos",
+)
 def _shell_builtin(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name in ("cd", "pushd") and args:
         col.cwd = col_norm(col, args[-1]) if args[-1] != "-" else col.cwd
@@ -836,8 +1125,11 @@ def _find(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
             pattern = expr[j + 1]
     found = roots[0]
     for r in roots:
-        target = posixpath.join(r, pattern.lstrip("*/") if pattern and "/" in pattern else (pattern or "")) \
-            if pattern and not pattern.startswith("*.") and "*" not in pattern.rstrip("*") else r
+        target = (
+            posixpath.join(r, pattern.lstrip("*/") if pattern and "/" in pattern else (pattern or ""))
+            if pattern and not pattern.startswith("*.") and "*" not in pattern.rstrip("*")
+            else r
+        )
         col.path("read", target, "find")
         if pattern and target == r:
             classes = path_classes(posixpath.join(r, pattern.replace("*", "x")))
@@ -865,7 +1157,14 @@ def _list(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     if name in ("locate", "mdfind", "fd"):
         for p in operands[:1]:
             if "credential_store" in path_classes(p.replace("*", "x")) or p.lstrip(".").lower() in (
-                    "id_rsa", "ssh", "aws", "env", "pem", "key", "kdbx"):
+                "id_rsa",
+                "ssh",
+                "aws",
+                "env",
+                "pem",
+                "key",
+                "kdbx",
+            ):
                 col.add("read", p, frozenset({"credential_store"}), "shell", name)
         return Stream()
     if name == "lsof":
@@ -875,8 +1174,31 @@ def _list(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     return Stream()
 
 
-@handles("tar", "zip", "7z", "7za", "rar", "unzip", "gzip", "gunzip", "bzip2", "bunzip2", "xz", "unxz", "zstd",
-         "cpio", "ar", "jar", "openssl", "gpg", "gpg2", "age", "ccrypt", "zipcloak", "hdiutil")
+@handles(
+    "tar",
+    "zip",
+    "7z",
+    "7za",
+    "rar",
+    "unzip",
+    "gzip",
+    "gunzip",
+    "bzip2",
+    "bunzip2",
+    "xz",
+    "unxz",
+    "zstd",
+    "cpio",
+    "ar",
+    "jar",
+    "openssl",
+    "gpg",
+    "gpg2",
+    "age",
+    "ccrypt",
+    "zipcloak",
+    "hdiutil",
+)
 def _archive(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name == "tar":
         return _tar(col, args, stdin)
@@ -911,8 +1233,7 @@ def _archive(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     if name in ("openssl",):
         return _openssl(col, args, stdin)
     if name in ("gpg", "gpg2", "age", "ccrypt"):
-        opts, operands = split_opts(args, "ourRf", {"--output", "--recipient", "--export-secret-keys",
-                                                      "--passphrase"})
+        opts, operands = split_opts(args, "ourRf", {"--output", "--recipient", "--export-secret-keys", "--passphrase"})
         if has(opts, "--export-secret-keys", "--export-secret-subkeys"):
             col.add("read", "~/.gnupg", path_classes("~/.gnupg"), "shell", "export secret keys")
         for f in operands:
@@ -921,8 +1242,9 @@ def _archive(col: Collector, name: str, args: list[str], stdin: Stream | None) -
             col.path("write", out, name)
         if has(opts, "-c", "--symmetric", "-e", "--encrypt") and name != "age":
             col.add("execute", name, detail="encrypt")
-        return Stream(sources=tuple(operands) or _sources(stdin),
-                      flavour="decoded" if has(opts, "-d", "--decrypt") else None)
+        return Stream(
+            sources=tuple(operands) or _sources(stdin), flavour="decoded" if has(opts, "-d", "--decrypt") else None
+        )
     # gzip family: compress or decompress in place, or to stdout with -c
     opts, operands = split_opts(args, "S")
     for f in operands:
@@ -937,8 +1259,11 @@ def _archive(col: Collector, name: str, args: list[str], stdin: Stream | None) -
 def _tar(col: Collector, args: list[str], stdin: Stream | None) -> Stream | None:
     if args and not args[0].startswith("-"):
         args = ["-" + args[0], *args[1:]]
-    opts, operands = split_opts(args, "fCTXbIKLNVg", {"--file", "--directory", "--exclude", "--files-from",
-                                                       "--use-compress-program", "--transform"})
+    opts, operands = split_opts(
+        args,
+        "fCTXbIKLNVg",
+        {"--file", "--directory", "--exclude", "--files-from", "--use-compress-program", "--transform"},
+    )
     archive = next(iter(values(opts, "-f", "--file")), None)
     create = has(opts, "-c", "--create", "-r", "--append", "-u")
     detail = "archive"
@@ -973,8 +1298,26 @@ def _openssl(col: Collector, args: list[str], stdin: Stream | None) -> Stream | 
     i = 0
     while i < len(rest):
         a = rest[i]
-        if a in ("-in", "-out", "-connect", "-k", "-pass", "-key", "-inkey", "-accept", "-port", "-K", "-iv",
-                 "-kfile", "-passin", "-passout", "-CAfile", "-cert", "-servername", "-signkey"):
+        if a in (
+            "-in",
+            "-out",
+            "-connect",
+            "-k",
+            "-pass",
+            "-key",
+            "-inkey",
+            "-accept",
+            "-port",
+            "-K",
+            "-iv",
+            "-kfile",
+            "-passin",
+            "-passout",
+            "-CAfile",
+            "-cert",
+            "-servername",
+            "-signkey",
+        ):
             vals[a] = rest[i + 1] if i + 1 < len(rest) else ""
             i += 2
         else:
@@ -1022,9 +1365,27 @@ def _dd(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Str
     return Stream(sources=(kv["if"],) if "if" in kv else _sources(stdin))
 
 
-@handles("mkfs", "mke2fs", "mkswap", "wipefs", "fdisk", "sfdisk", "parted", "sgdisk", "diskutil", "mkfs.ext4",
-         "mkfs.ext3", "mkfs.ext2", "mkfs.xfs", "mkfs.vfat", "mkfs.fat", "mkfs.btrfs", "mkfs.ntfs", "newfs",
-         "blkdiscard")
+@handles(
+    "mkfs",
+    "mke2fs",
+    "mkswap",
+    "wipefs",
+    "fdisk",
+    "sfdisk",
+    "parted",
+    "sgdisk",
+    "diskutil",
+    "mkfs.ext4",
+    "mkfs.ext3",
+    "mkfs.ext2",
+    "mkfs.xfs",
+    "mkfs.vfat",
+    "mkfs.fat",
+    "mkfs.btrfs",
+    "mkfs.ntfs",
+    "newfs",
+    "blkdiscard",
+)
 def _format(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     devices = [a for a in args if a.startswith("/dev/")]
     if name == "diskutil":
@@ -1049,8 +1410,13 @@ def _mount(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
         return None
     if not operands:
         return None
-    col.add("change_settings", operands[-1], path_classes(operands[-1]), "shell", f"{name} {operands[0]}"
-            if len(operands) > 1 else name)
+    col.add(
+        "change_settings",
+        operands[-1],
+        path_classes(operands[-1]),
+        "shell",
+        f"{name} {operands[0]}" if len(operands) > 1 else name,
+    )
     return None
 
 
@@ -1117,9 +1483,27 @@ def _chown(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
 _ADMIN_GROUPS: Final = frozenset({"sudo", "wheel", "admin", "root", "docker", "adm", "lxd", "disk", "shadow"})
 
 
-@handles("useradd", "adduser", "usermod", "userdel", "deluser", "groupadd", "groupmod", "gpasswd", "passwd",
-         "chpasswd", "chage", "dscl", "sysadminctl", "dseditgroup", "pwpolicy", "newusers", "vipw", "visudo",
-         "addgroup")
+@handles(
+    "useradd",
+    "adduser",
+    "usermod",
+    "userdel",
+    "deluser",
+    "groupadd",
+    "groupmod",
+    "gpasswd",
+    "passwd",
+    "chpasswd",
+    "chage",
+    "dscl",
+    "sysadminctl",
+    "dseditgroup",
+    "pwpolicy",
+    "newusers",
+    "vipw",
+    "visudo",
+    "addgroup",
+)
 def _account(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name == "dscl":
         verb = next((a for a in args if a.startswith("-")), "")
@@ -1137,8 +1521,12 @@ def _account(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     operands = [a for a in args if not a.startswith("-")]
     user = operands[-1] if operands else ("<stdin>" if name in ("chpasswd", "newusers") else "self")
     detail = name
-    groups = [g for i, a in enumerate(args) if a in ("-G", "-aG", "-g", "--groups", "-a") and i + 1 < len(args)
-              for g in args[i + 1].split(",")]
+    groups = [
+        g
+        for i, a in enumerate(args)
+        if a in ("-G", "-aG", "-g", "--groups", "-a") and i + 1 < len(args)
+        for g in args[i + 1].split(",")
+    ]
     if name in ("gpasswd", "dseditgroup", "adduser") and len(operands) >= 2:
         groups.append(operands[-1])
     col.add("account", user, frozenset({"access_control"}), "shell", detail)
@@ -1153,11 +1541,43 @@ def _account(col: Collector, name: str, args: list[str], stdin: Stream | None) -
 # -- network ---------------------------------------------------------------------------------------
 _HOSTLIKE: Final = re.compile(r"^(?:[\w.=+-]+\.[a-zA-Z]{2,}|\d+\.\d+\.\d+\.\d+|localhost)(?::\d+)?(?:/|$)")
 _CURL_VAL: Final = "dFTXHoxuAbcCeEKmrUwYyzQ"
-_CURL_LONG: Final = {"--data", "--data-binary", "--data-raw", "--data-urlencode", "--data-ascii", "--json", "--form",
-                     "--form-string", "--upload-file", "--request", "--header", "--output", "--proxy", "--user",
-                     "--user-agent", "--cookie", "--cookie-jar", "--referer", "--url", "--config", "--max-time",
-                     "--connect-timeout", "--retry", "--cert", "--key", "--cacert", "--resolve", "--output-dir",
-                     "--write-out", "--range", "--interface", "--socks5", "--socks5-hostname", "--unix-socket", "-x"}
+_CURL_LONG: Final = {
+    "--data",
+    "--data-binary",
+    "--data-raw",
+    "--data-urlencode",
+    "--data-ascii",
+    "--json",
+    "--form",
+    "--form-string",
+    "--upload-file",
+    "--request",
+    "--header",
+    "--output",
+    "--proxy",
+    "--user",
+    "--user-agent",
+    "--cookie",
+    "--cookie-jar",
+    "--referer",
+    "--url",
+    "--config",
+    "--max-time",
+    "--connect-timeout",
+    "--retry",
+    "--cert",
+    "--key",
+    "--cacert",
+    "--resolve",
+    "--output-dir",
+    "--write-out",
+    "--range",
+    "--interface",
+    "--socks5",
+    "--socks5-hostname",
+    "--unix-socket",
+    "-x",
+}
 
 
 @handles("curl", "http", "https", "xh", "curlie", "nscurl")
@@ -1231,10 +1651,26 @@ def _curl(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
 
 @handles("wget", "aria2c", "axel", "fetch", "lwp-download", "lynx", "links", "w3m")
 def _wget(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    opts, operands = split_opts(args, "OoaPeiTtUdw" if name == "wget" else "odD",
-                                {"--output-document", "--post-file", "--post-data", "--body-file", "--body-data",
-                                 "--method", "--directory-prefix", "--input-file", "--header", "--user-agent",
-                                 "--user", "--password", "--dir", "--out"})
+    opts, operands = split_opts(
+        args,
+        "OoaPeiTtUdw" if name == "wget" else "odD",
+        {
+            "--output-document",
+            "--post-file",
+            "--post-data",
+            "--body-file",
+            "--body-data",
+            "--method",
+            "--directory-prefix",
+            "--input-file",
+            "--header",
+            "--user-agent",
+            "--user",
+            "--password",
+            "--dir",
+            "--out",
+        },
+    )
     urls = [o for o in operands if _is_url(o) or "." in o and "/" in o or re.match(r"^\d+\.\d+\.\d+\.\d+", o)]
     if not urls:
         return None
@@ -1275,8 +1711,13 @@ def _netcat(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
         return _socat(col, args, stdin)
     opts, operands = split_opts(args, "pseciwqIOPTxXmMgG" if name != "telnet" else "bel")
     for prog in values(opts, "-e", "-c", "--exec", "--sh-exec"):
-        col.add("execute", prog.split()[0] if prog else "sh", path_classes(prog) if prog.startswith("/") else
-                frozenset(), "shell", "remote_shell")
+        col.add(
+            "execute",
+            prog.split()[0] if prog else "sh",
+            path_classes(prog) if prog.startswith("/") else frozenset(),
+            "shell",
+            "remote_shell",
+        )
     if has(opts, "-l", "--listen") or (name == "ncat" and has(opts, "-k")):
         port = next(iter(values(opts, "-p")), None) or next((o for o in operands if o.isdigit()), "")
         col.add("listen", port, detail=name)
@@ -1344,10 +1785,42 @@ def _ssh(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
     return Stream(flavour="downloaded", origin=host)
 
 
-@handles("ping", "ping6", "traceroute", "tracepath", "mtr", "dig", "nslookup", "host", "whois", "nmap", "masscan",
-         "zmap", "hping3", "arping", "fping", "nping", "nikto", "sqlmap", "hydra", "medusa", "gobuster", "ffuf",
-         "dirb", "wfuzz", "rustscan", "unicornscan", "enum4linux", "smbclient", "rpcclient", "crackmapexec", "nxc",
-         "ldapsearch", "snmpwalk", "tcptraceroute")
+@handles(
+    "ping",
+    "ping6",
+    "traceroute",
+    "tracepath",
+    "mtr",
+    "dig",
+    "nslookup",
+    "host",
+    "whois",
+    "nmap",
+    "masscan",
+    "zmap",
+    "hping3",
+    "arping",
+    "fping",
+    "nping",
+    "nikto",
+    "sqlmap",
+    "hydra",
+    "medusa",
+    "gobuster",
+    "ffuf",
+    "dirb",
+    "wfuzz",
+    "rustscan",
+    "unicornscan",
+    "enum4linux",
+    "smbclient",
+    "rpcclient",
+    "crackmapexec",
+    "nxc",
+    "ldapsearch",
+    "snmpwalk",
+    "tcptraceroute",
+)
 def _probe(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     opts, operands = split_opts(args, "cfiIlmnopstwWuUPe" if name != "nmap" else "poOiSe")
     targets = [o for o in operands if re.match(r"^[\w.:/-]+$", o) and ("." in o or ":" in o or o == "localhost")]
@@ -1399,7 +1872,8 @@ def _git(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
     if sub == "push":
         remote = operands[0] if operands else "origin"
         col.endpoint("send", remote, "git push") if _is_url(remote) or "@" in remote else col.add(
-            "send", f"git remote {remote}", frozenset(), "shell", "git push")
+            "send", f"git remote {remote}", frozenset(), "shell", "git push"
+        )
     elif sub in ("clone", "fetch", "pull", "submodule", "ls-remote"):
         url = next((o for o in operands if _is_url(o) or "@" in o), None)
         if url:
@@ -1409,8 +1883,13 @@ def _git(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
             write_path(col, operands[1], "git clone")
     elif sub == "config":
         joined = " ".join(rest).lower()
-        if "core.hookspath" in joined or "core.fsmonitor" in joined or "core.sshcommand" in joined or (
-                "alias." in joined and "!" in joined) or "core.pager" in joined:
+        if (
+            "core.hookspath" in joined
+            or "core.fsmonitor" in joined
+            or "core.sshcommand" in joined
+            or ("alias." in joined and "!" in joined)
+            or "core.pager" in joined
+        ):
             col.add("persist", "git config", frozenset({"persistence"}), "shell", " ".join(rest)[:80])
         elif "credential.helper" in joined:
             col.add("change_settings", "git credential.helper", frozenset({"credential_store"}), "shell", "git config")
@@ -1427,8 +1906,25 @@ def _git(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
             col.path("delete", ".", "git clean")
     elif sub == "reset" and "--hard" in rest:
         col.path("write", ".", "git reset --hard")
-    elif sub in ("add", "commit", "status", "log", "diff", "show", "branch", "checkout", "switch", "merge", "rebase",
-                 "stash", "tag", "init", "blame", "grep", "restore"):
+    elif sub in (
+        "add",
+        "commit",
+        "status",
+        "log",
+        "diff",
+        "show",
+        "branch",
+        "checkout",
+        "switch",
+        "merge",
+        "rebase",
+        "stash",
+        "tag",
+        "init",
+        "blame",
+        "grep",
+        "restore",
+    ):
         return Stream()
     return None
 
@@ -1471,18 +1967,42 @@ def _cloud(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
         col.add("execute", f"kubectl {words[0]}", frozenset(), "shell", "container")
         if "--" in args:
             run_argv(col, args[args.index("--") + 1 :], stdin, {})
-    elif name == "aws" and any(w in ("get-secret-value", "get-parameter", "get-parameters", "get-session-token",
-                                     "create-access-key", "get-login-password") for w in words):
+    elif name == "aws" and any(
+        w
+        in (
+            "get-secret-value",
+            "get-parameter",
+            "get-parameters",
+            "get-session-token",
+            "create-access-key",
+            "get-login-password",
+        )
+        for w in words
+    ):
         col.add("read", f"aws {joined}", frozenset({"credential_store"}), "shell", "cloud secret")
-    elif name == "aws" and any(w.startswith(("delete-", "stop-logging", "put-bucket-policy", "update-trail",
-                                             "delete-trail", "delete-detector")) for w in words):
+    elif name == "aws" and any(
+        w.startswith(
+            ("delete-", "stop-logging", "put-bucket-policy", "update-trail", "delete-trail", "delete-detector")
+        )
+        for w in words
+    ):
         verb = next(w for w in words if w.startswith(("delete-", "stop-", "put-", "update-")))
         if verb in ("stop-logging", "delete-trail", "update-trail", "delete-detector", "delete-flow-logs"):
             col.add("tamper", f"aws {verb}", frozenset({"log"}), "shell", "cloud logging")
         else:
             col.add("delete", f"aws {joined}", frozenset(), "shell", "cloud")
-    elif name == "aws" and any(w in ("create-user", "attach-user-policy", "create-login-profile", "put-user-policy",
-                                     "attach-role-policy", "add-user-to-group") for w in words):
+    elif name == "aws" and any(
+        w
+        in (
+            "create-user",
+            "attach-user-policy",
+            "create-login-profile",
+            "put-user-policy",
+            "attach-role-policy",
+            "add-user-to-group",
+        )
+        for w in words
+    ):
         col.add("account", f"aws {joined}", frozenset({"access_control"}), "shell", "cloud iam")
     elif name == "gcloud" and "print-access-token" in words:
         col.add("read", "gcloud access token", frozenset({"credential_store"}), "shell", "cloud token")
@@ -1495,15 +2015,23 @@ def _cloud(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
 def _docker(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     words = [a for a in args if not a.startswith("-")]
     if words[:1] in (["run"], ["create"]):
-        if "--privileged" in args or "--pid=host" in args or any(
-                a.startswith(("-v", "--volume")) and ("/:/" in a or a.endswith("/:/host")) for a in args) or any(
-                args[i] in ("-v", "--volume") and args[i + 1].startswith("/:") for i in range(len(args) - 1)):
+        if (
+            "--privileged" in args
+            or "--pid=host" in args
+            or any(a.startswith(("-v", "--volume")) and ("/:/" in a or a.endswith("/:/host")) for a in args)
+            or any(args[i] in ("-v", "--volume") and args[i + 1].startswith("/:") for i in range(len(args) - 1))
+        ):
             col.add("elevate", "container host", frozenset(), "shell", f"{name} privileged")
     if words[:1] == ["login"]:
         col.add("write", "~/.docker/config.json", path_classes("~/.docker/config.json"), "shell", "docker login")
     if words[:1] in (["push"],):
-        col.add("send", f"registry {words[1] if len(words) > 1 else ''}".strip(), frozenset({"net_external"}), "shell",
-                "docker push")
+        col.add(
+            "send",
+            f"registry {words[1] if len(words) > 1 else ''}".strip(),
+            frozenset({"net_external"}),
+            "shell",
+            "docker push",
+        )
     if words[:1] in (["pull"],):
         image = words[1] if len(words) > 1 else "image"
         col.add("download", image, frozenset({"net_external"}), "shell", "docker pull")
@@ -1512,17 +2040,45 @@ def _docker(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
 
 # -- packages --------------------------------------------------------------------------------------
 _INSTALL_VERBS: Final = {
-    "pip": ("install", "download"), "pip3": ("install", "download"), "pipx": ("install", "run", "inject"),
-    "npm": ("install", "i", "add", "ci", "exec"), "pnpm": ("install", "i", "add", "dlx"),
+    "pip": ("install", "download"),
+    "pip3": ("install", "download"),
+    "pipx": ("install", "run", "inject"),
+    "npm": ("install", "i", "add", "ci", "exec"),
+    "pnpm": ("install", "i", "add", "dlx"),
     "yarn": ("add", "install", "dlx"),
-    "bun": ("add", "install", "i", "x"), "gem": ("install",), "go": ("install", "get"), "cargo": ("install", "add"),
-    "apt": ("install", "reinstall"), "apt-get": ("install", "reinstall"), "yum": ("install", "localinstall"),
-    "dnf": ("install",), "zypper": ("install", "in"), "apk": ("add",), "pacman": ("-S", "-U", "-Sy", "-Syu"),
-    "brew": ("install", "reinstall", "tap"), "port": ("install",), "snap": ("install",), "flatpak": ("install",),
-    "conda": ("install",), "mamba": ("install",), "composer": ("require", "install"), "dpkg": ("-i", "--install"),
-    "rpm": ("-i", "-ivh", "-Uvh", "-U", "--install"), "installer": ("-pkg",), "npx": (), "bunx": (), "pnpx": (),
-    "luarocks": ("install",), "cpan": (), "cpanm": (), "nix-env": ("-i", "-iA"), "code": ("--install-extension",),
-    "uvx": (), "easy_install": (), "helm": ("install", "upgrade"), "softwareupdate": ("-i", "--install"),
+    "bun": ("add", "install", "i", "x"),
+    "gem": ("install",),
+    "go": ("install", "get"),
+    "cargo": ("install", "add"),
+    "apt": ("install", "reinstall"),
+    "apt-get": ("install", "reinstall"),
+    "yum": ("install", "localinstall"),
+    "dnf": ("install",),
+    "zypper": ("install", "in"),
+    "apk": ("add",),
+    "pacman": ("-S", "-U", "-Sy", "-Syu"),
+    "brew": ("install", "reinstall", "tap"),
+    "port": ("install",),
+    "snap": ("install",),
+    "flatpak": ("install",),
+    "conda": ("install",),
+    "mamba": ("install",),
+    "composer": ("require", "install"),
+    "dpkg": ("-i", "--install"),
+    "rpm": ("-i", "-ivh", "-Uvh", "-U", "--install"),
+    "installer": ("-pkg",),
+    "npx": (),
+    "bunx": (),
+    "pnpx": (),
+    "luarocks": ("install",),
+    "cpan": (),
+    "cpanm": (),
+    "nix-env": ("-i", "-iA"),
+    "code": ("--install-extension",),
+    "uvx": (),
+    "easy_install": (),
+    "helm": ("install", "upgrade"),
+    "softwareupdate": ("-i", "--install"),
 }
 _REMOVE_VERBS: Final = frozenset({"remove", "uninstall", "purge", "erase", "autoremove", "-R", "-r", "-e", "rm"})
 
@@ -1653,8 +2209,15 @@ def _service(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     user = "--user" in args
     for unit in units or [""]:
         resource = f"service:{unit}" if name != "launchctl" else unit
-        classes = path_classes(unit) if "/" in unit else frozenset({"persistence"} if verb in (
-            "enable", "load", "bootstrap", "link", "submit", "reenable", "defaults", "add") else ())
+        classes = (
+            path_classes(unit)
+            if "/" in unit
+            else frozenset(
+                {"persistence"}
+                if verb in ("enable", "load", "bootstrap", "link", "submit", "reenable", "defaults", "add")
+                else ()
+            )
+        )
         if verb in ("enable", "load", "bootstrap", "link", "submit", "reenable", "add", "defaults", "on"):
             detail = f"{name} {verb}" + (" --user" if user else "")
             col.add("persist", resource, classes | {"persistence"}, "shell", detail)
@@ -1674,8 +2237,14 @@ def _service(col: Collector, name: str, args: list[str], stdin: Stream | None) -
 def _kill(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name == "fuser" and "-k" not in args:
         return None
-    signal = next((a for a in args if a.startswith("-") and a[1:].upper().lstrip("SIG") in _SIGNALS | {"9", "15", "1",
-                                                                                                      "2", "19"}), None)
+    signal = next(
+        (
+            a
+            for a in args
+            if a.startswith("-") and a[1:].upper().lstrip("SIG") in _SIGNALS | {"9", "15", "1", "2", "19"}
+        ),
+        None,
+    )
     targets = [a for a in args if not a.startswith("-")]
     if name == "kill" and args[:1] in (["-l"], ["-L"]):
         return None
@@ -1683,8 +2252,13 @@ def _kill(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
         return None
     for t in targets[:8]:
         resource = t if t not in ("$$", "$PPID") else ("self" if t == "$$" else "parent shell")
-        col.add("tamper" if _SECURITY_SERVICES.search(t) else "kill", resource, frozenset(), "shell",
-                f"{name} {signal}" if signal else name)
+        col.add(
+            "tamper" if _SECURITY_SERVICES.search(t) else "kill",
+            resource,
+            frozenset(),
+            "shell",
+            f"{name} {signal}" if signal else name,
+        )
     return None
 
 
@@ -1705,10 +2279,16 @@ def _history(col: Collector, name: str, args: list[str], stdin: Stream | None) -
 def _firewall(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     joined = " ".join(args)
     tamper = (
-        any(a in ("-F", "--flush", "-X", "flush", "disable", "reset", "-d", "--setglobalstate", "--panic-off")
-            for a in args)
-        or re.search(r"-P \w+ ACCEPT|--policy \w+ ACCEPT|--set-default-zone=trusted|--add-service|setglobalstate off"
-                     r"|--setblockall off", joined) is not None
+        any(
+            a in ("-F", "--flush", "-X", "flush", "disable", "reset", "-d", "--setglobalstate", "--panic-off")
+            for a in args
+        )
+        or re.search(
+            r"-P \w+ ACCEPT|--policy \w+ ACCEPT|--set-default-zone=trusted|--add-service|setglobalstate off"
+            r"|--setblockall off",
+            joined,
+        )
+        is not None
     )
     if name == "iptables" and args[:1] in (["-L"], ["-S"], ["--list"]) or name == "ufw" and args[:1] == ["status"]:
         return Stream()
@@ -1716,10 +2296,41 @@ def _firewall(col: Collector, name: str, args: list[str], stdin: Stream | None) 
     return None
 
 
-@handles("setenforce", "auditctl", "spctl", "csrutil", "sysctl", "systemsetup", "defaults", "tmutil", "log",
-         "journalctl", "wevtutil", "logrotate", "aa-disable", "aa-complain", "apparmor_parser", "modprobe", "insmod",
-         "rmmod", "kextload", "kextunload", "hostnamectl", "timedatectl", "nvram", "pwpolicy", "networksetup",
-         "scutil", "ip", "ifconfig", "route", "update-alternatives", "ldconfig", "sestatus", "getenforce")
+@handles(
+    "setenforce",
+    "auditctl",
+    "spctl",
+    "csrutil",
+    "sysctl",
+    "systemsetup",
+    "defaults",
+    "tmutil",
+    "log",
+    "journalctl",
+    "wevtutil",
+    "logrotate",
+    "aa-disable",
+    "aa-complain",
+    "apparmor_parser",
+    "modprobe",
+    "insmod",
+    "rmmod",
+    "kextload",
+    "kextunload",
+    "hostnamectl",
+    "timedatectl",
+    "nvram",
+    "pwpolicy",
+    "networksetup",
+    "scutil",
+    "ip",
+    "ifconfig",
+    "route",
+    "update-alternatives",
+    "ldconfig",
+    "sestatus",
+    "getenforce",
+)
 def _settings(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     joined = " ".join(args)
     tamper_rules: dict[str, Callable[[list[str]], bool]] = {
@@ -1731,19 +2342,36 @@ def _settings(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         "tmutil": lambda a: a[:1] in (["disable"], ["deletelocalsnapshots"], ["delete"]),
         "log": lambda a: a[:1] in (["erase"],) or "--disable" in a,
         "journalctl": lambda a: any(x.startswith(("--vacuum", "--rotate", "--flush")) for x in a),
-        "aa-disable": lambda a: True, "aa-complain": lambda a: True,
-        "apparmor_parser": lambda a: "-R" in a, "defaults": lambda a: bool(re.search(
-            r"(?i)write.*(com\.apple\.(alf|security|loginwindow|screensaver)|gatekeeper|quarantine|globalstate)",
-            " ".join(a))),
+        "aa-disable": lambda a: True,
+        "aa-complain": lambda a: True,
+        "apparmor_parser": lambda a: "-R" in a,
+        "defaults": lambda a: bool(
+            re.search(
+                r"(?i)write.*(com\.apple\.(alf|security|loginwindow|screensaver)|gatekeeper|quarantine|globalstate)",
+                " ".join(a),
+            )
+        ),
         "wevtutil": lambda a: a[:1] in (["cl"], ["clear-log"]),
     }
     check = tamper_rules.get(name)
-    target = {"setenforce": "selinux", "auditctl": "audit", "spctl": "gatekeeper", "csrutil": "sip", "sysctl": "kernel",
-              "tmutil": "backups", "log": "log", "journalctl": "log", "aa-disable": "apparmor",
-              "aa-complain": "apparmor", "apparmor_parser": "apparmor", "wevtutil": "log"}.get(name, name)
+    target = {
+        "setenforce": "selinux",
+        "auditctl": "audit",
+        "spctl": "gatekeeper",
+        "csrutil": "sip",
+        "sysctl": "kernel",
+        "tmutil": "backups",
+        "log": "log",
+        "journalctl": "log",
+        "aa-disable": "apparmor",
+        "aa-complain": "apparmor",
+        "apparmor_parser": "apparmor",
+        "wevtutil": "log",
+    }.get(name, name)
     if check is not None and check(args):
-        col.add("tamper", target, frozenset({"log"}) if target == "log" else frozenset(), "shell",
-                f"{name} {joined}"[:80])
+        col.add(
+            "tamper", target, frozenset({"log"}) if target == "log" else frozenset(), "shell", f"{name} {joined}"[:80]
+        )
         return None
     if name in ("modprobe", "insmod", "kextload") and args and not any(a in ("-r", "-l", "--list") for a in args):
         module = next((a for a in args if not a.startswith("-")), "")
@@ -1751,17 +2379,32 @@ def _settings(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         return None
     if name == "defaults" and args[:1] == ["write"]:
         domain = args[1] if len(args) > 1 else ""
-        col.add("persist" if "loginwindow" in domain and ("LoginHook" in joined or "LogoutHook" in joined)
-                else "change_settings", f"defaults {domain}", frozenset({"persistence"}) if "Login" in joined
-                else frozenset(), "shell", joined[:80])
+        col.add(
+            "persist"
+            if "loginwindow" in domain and ("LoginHook" in joined or "LogoutHook" in joined)
+            else "change_settings",
+            f"defaults {domain}",
+            frozenset({"persistence"}) if "Login" in joined else frozenset(),
+            "shell",
+            joined[:80],
+        )
         return None
-    mutating = {"sysctl": ("-w",), "ip": ("add", "del", "set", "flush", "replace"), "route": ("add", "del", "delete"),
-                "ifconfig": ("up", "down", "promisc", "alias"), "hostnamectl": ("set-hostname",),
-                "timedatectl": ("set-time", "set-timezone", "set-ntp"), "nvram": ("=",),
-                "networksetup": ("-set",), "update-alternatives": ("--set", "--install"), "ldconfig": ("",)}
+    mutating = {
+        "sysctl": ("-w",),
+        "ip": ("add", "del", "set", "flush", "replace"),
+        "route": ("add", "del", "delete"),
+        "ifconfig": ("up", "down", "promisc", "alias"),
+        "hostnamectl": ("set-hostname",),
+        "timedatectl": ("set-time", "set-timezone", "set-ntp"),
+        "nvram": ("=",),
+        "networksetup": ("-set",),
+        "update-alternatives": ("--set", "--install"),
+        "ldconfig": ("",),
+    }
     keys = mutating.get(name)
-    if keys is not None and any(k and (k in args or k.startswith(("-", "=")) and any(k in a for a in args))
-                                for k in keys):
+    if keys is not None and any(
+        k and (k in args or k.startswith(("-", "=")) and any(k in a for a in args)) for k in keys
+    ):
         col.add("change_settings", name, frozenset(), "shell", joined[:80])
     return Stream()
 
@@ -1769,12 +2412,28 @@ def _settings(col: Collector, name: str, args: list[str], stdin: Stream | None) 
 @handles("security")
 def _security(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     """macOS ``security``: keychain reads are credential access."""
-    if args and args[0] in ("find-generic-password", "find-internet-password", "dump-keychain", "export",
-                            "find-certificate", "unlock-keychain", "list-keychains", "dump-trust-settings"):
+    if args and args[0] in (
+        "find-generic-password",
+        "find-internet-password",
+        "dump-keychain",
+        "export",
+        "find-certificate",
+        "unlock-keychain",
+        "list-keychains",
+        "dump-trust-settings",
+    ):
         col.add("read", "keychain", frozenset({"credential_store"}), "shell", f"security {args[0]}")
         return Stream(sources=("keychain",))
-    if args and args[0] in ("add-trusted-cert", "delete-certificate", "set-keychain-settings", "authorizationdb",
-                            "import", "add-generic-password", "add-internet-password", "delete-keychain"):
+    if args and args[0] in (
+        "add-trusted-cert",
+        "delete-certificate",
+        "set-keychain-settings",
+        "authorizationdb",
+        "import",
+        "add-generic-password",
+        "add-internet-password",
+        "delete-keychain",
+    ):
         col.add("change_settings", "keychain", frozenset({"credential_store"}), "shell", f"security {args[0]}")
     return None
 
@@ -1787,8 +2446,13 @@ def _sshkeys(col: Collector, name: str, args: list[str], stdin: Stream | None) -
             col.path("read", k, "identity")
         if operands:
             col.endpoint("connect", operands[-1], "ssh-copy-id")
-            col.add("persist", f"{operands[-1]}:~/.ssh/authorized_keys", frozenset({"persistence", "access_control"}),
-                    "shell", "ssh-copy-id")
+            col.add(
+                "persist",
+                f"{operands[-1]}:~/.ssh/authorized_keys",
+                frozenset({"persistence", "access_control"}),
+                "shell",
+                "ssh-copy-id",
+            )
         return None
     if name == "ssh-keyscan":
         for h in operands[:4]:
@@ -1829,13 +2493,51 @@ def _open(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     return None
 
 
-@handles("whoami", "id", "uname", "hostname", "ps", "netstat", "ss", "w", "who", "uptime", "last", "groups",
-         "getent", "lscpu", "lsblk", "df", "free", "ifconfig", "arp", "env", "sw_vers", "system_profiler", "lsmod",
-         "dmesg", "top", "htop", "users", "finger", "pinky", "lastlog", "ioreg", "kextstat", "csrutil", "sestatus")
+@handles(
+    "whoami",
+    "id",
+    "uname",
+    "hostname",
+    "ps",
+    "netstat",
+    "ss",
+    "w",
+    "who",
+    "uptime",
+    "last",
+    "groups",
+    "getent",
+    "lscpu",
+    "lsblk",
+    "df",
+    "free",
+    "ifconfig",
+    "arp",
+    "env",
+    "sw_vers",
+    "system_profiler",
+    "lsmod",
+    "dmesg",
+    "top",
+    "htop",
+    "users",
+    "finger",
+    "pinky",
+    "lastlog",
+    "ioreg",
+    "kextstat",
+    "csrutil",
+    "sestatus",
+)
 def _discovery(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name in ("last", "lastlog"):
-        col.add("read", "/var/log/wtmp" if name == "last" else "/var/log/lastlog", frozenset({"log", "system_path"}),
-                "shell", name)
+        col.add(
+            "read",
+            "/var/log/wtmp" if name == "last" else "/var/log/lastlog",
+            frozenset({"log", "system_path"}),
+            "shell",
+            name,
+        )
     if name == "getent" and args[:1] in (["shadow"], ["gshadow"]):
         col.add("read", "/etc/shadow", path_classes("/etc/shadow"), "shell", "getent")
     return Stream()

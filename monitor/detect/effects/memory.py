@@ -31,8 +31,9 @@ MAX_EFFECTS_PER_FILE: Final = 24
 
 _SHELL_EXT: Final = frozenset({"", ".sh", ".bash", ".zsh", ".ksh", ".command", ".bashrc", ".profile", ".zshrc", ".rc"})
 _PY_EXT: Final = frozenset({".py", ".pyw", ".pyz"})
-_SNIFF_EXT: Final = frozenset({".pl", ".rb", ".js", ".mjs", ".cjs", ".ts", ".php", ".ps1", ".lua", ".applescript",
-                               ".scpt"})
+_SNIFF_EXT: Final = frozenset(
+    {".pl", ".rb", ".js", ".mjs", ".cjs", ".ts", ".php", ".ps1", ".lua", ".applescript", ".scpt"}
+)
 
 
 class WrittenFile(msgspec.Struct, frozen=True, gc=False, array_like=True):

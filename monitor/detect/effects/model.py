@@ -57,8 +57,7 @@ CLASSES: Final[dict[str, str]] = {
     "access_control": "who may do what: sudoers, /etc/passwd and group, PAM, sshd_config, authorized_keys",
     "persistence": "places that run code later: shell rc files, cron, at, systemd, init, launchd, "
     "autostart, git hooks, ld.so.preload, authorized_keys, Python .pth/sitecustomize",
-    "agent_instructions": "files an agent reads as instructions: CLAUDE.md, AGENTS.md, .cursorrules, "
-    "memory files",
+    "agent_instructions": "files an agent reads as instructions: CLAUDE.md, AGENTS.md, .cursorrules, memory files",
     "agent_settings": "agent configuration: .claude/settings*.json, hooks, MCP server config",
     "repo": "inside the working tree (a relative path that does not climb out, or under the session cwd)",
     "temp": "temporary locations: /tmp, /var/tmp, /dev/shm, $TMPDIR",
@@ -95,8 +94,9 @@ class Effect(msgspec.Struct, frozen=True, gc=False, array_like=True):
         return not self.classes.isdisjoint(classes)
 
 
-def make(op: str, resource: str, classes: frozenset[str] = NO_CLASSES, via: str = "tool", detail: str | None = None
-         ) -> Effect:
+def make(
+    op: str, resource: str, classes: frozenset[str] = NO_CLASSES, via: str = "tool", detail: str | None = None
+) -> Effect:
     """An :class:`Effect` with the resource capped (agent-written text has no length bound)."""
     if len(resource) > MAX_RESOURCE_CHARS:
         resource = resource[: MAX_RESOURCE_CHARS - 1] + "…"

@@ -45,42 +45,171 @@ from agentwatch.events.audit_event import TRUNCATION_MARK
 MAX_CODE: Final = 65536
 _VIA: Final = "python"
 
-_DELETE: Final = {"os.remove": None, "os.unlink": None, "os.rmdir": None, "os.removedirs": None,
-                  "shutil.rmtree": "recursive"}
+_DELETE: Final = {
+    "os.remove": None,
+    "os.unlink": None,
+    "os.rmdir": None,
+    "os.removedirs": None,
+    "shutil.rmtree": "recursive",
+}
 _MOVE: Final = frozenset({"os.rename", "os.replace", "os.renames", "shutil.move"})
 _COPY: Final = frozenset({"shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.copyfileobj"})
-_LIST: Final = frozenset({"os.listdir", "os.scandir", "os.walk", "glob.glob", "glob.iglob", "os.stat", "os.path.exists",
-                          "os.path.isfile", "os.access"})
-_PROCESS: Final = frozenset(
-    {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen",
-     "subprocess.getoutput", "subprocess.getstatusoutput", "os.system", "os.popen", "commands.getoutput",
-     "os.execv", "os.execve", "os.execl", "os.execle", "os.execlp", "os.execvp", "os.execvpe", "os.spawnl",
-     "os.spawnv", "os.spawnlp", "os.spawnvp", "os.posix_spawn", "os.posix_spawnp", "pty.spawn",
-     "asyncio.create_subprocess_shell", "asyncio.create_subprocess_exec", "sh.Command", "pexpect.spawn",
-     "pexpect.run", "plumbum.local"}
+_LIST: Final = frozenset(
+    {
+        "os.listdir",
+        "os.scandir",
+        "os.walk",
+        "glob.glob",
+        "glob.iglob",
+        "os.stat",
+        "os.path.exists",
+        "os.path.isfile",
+        "os.access",
+    }
 )
-_SHELL_STRING: Final = frozenset({"os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput",
-                                  "commands.getoutput", "asyncio.create_subprocess_shell", "pexpect.run",
-                                  "pexpect.spawn"})
+_PROCESS: Final = frozenset(
+    {
+        "subprocess.run",
+        "subprocess.call",
+        "subprocess.check_call",
+        "subprocess.check_output",
+        "subprocess.Popen",
+        "subprocess.getoutput",
+        "subprocess.getstatusoutput",
+        "os.system",
+        "os.popen",
+        "commands.getoutput",
+        "os.execv",
+        "os.execve",
+        "os.execl",
+        "os.execle",
+        "os.execlp",
+        "os.execvp",
+        "os.execvpe",
+        "os.spawnl",
+        "os.spawnv",
+        "os.spawnlp",
+        "os.spawnvp",
+        "os.posix_spawn",
+        "os.posix_spawnp",
+        "pty.spawn",
+        "asyncio.create_subprocess_shell",
+        "asyncio.create_subprocess_exec",
+        "sh.Command",
+        "pexpect.spawn",
+        "pexpect.run",
+        "plumbum.local",
+    }
+)
+_SHELL_STRING: Final = frozenset(
+    {
+        "os.system",
+        "os.popen",
+        "subprocess.getoutput",
+        "subprocess.getstatusoutput",
+        "commands.getoutput",
+        "asyncio.create_subprocess_shell",
+        "pexpect.run",
+        "pexpect.spawn",
+    }
+)
 _HTTP: Final = frozenset({"get", "post", "put", "patch", "delete", "head", "request", "options", "stream"})
-_HTTP_MODULES: Final = frozenset({"requests", "httpx", "aiohttp", "urllib3", "requests.Session", "httpx.Client",
-                                  "httpx.AsyncClient", "aiohttp.ClientSession", "urllib3.PoolManager"})
-_URLOPEN: Final = frozenset({"urllib.request.urlopen", "urllib.urlopen", "urllib2.urlopen", "urllib.request.Request",
-                             "urllib2.Request", "urllib.request.urlretrieve", "urllib.urlretrieve", "wget.download"})
-_CONNECT_CTORS: Final = {"http.client.HTTPConnection": "http", "http.client.HTTPSConnection": "https",
-                         "httplib.HTTPConnection": "http", "httplib.HTTPSConnection": "https",
-                         "ftplib.FTP": "ftp", "ftplib.FTP_TLS": "ftp", "smtplib.SMTP": "smtp",
-                         "smtplib.SMTP_SSL": "smtp", "telnetlib.Telnet": "telnet", "poplib.POP3": "pop3",
-                         "imaplib.IMAP4": "imap", "imaplib.IMAP4_SSL": "imap", "socket.create_connection": "tcp",
-                         "websocket.create_connection": "ws", "paramiko.Transport": "ssh"}
-_DECODERS: Final = frozenset({"base64.b64decode", "base64.decodebytes", "base64.b32decode", "base64.b85decode",
-                              "base64.a85decode", "base64.urlsafe_b64decode", "codecs.decode", "zlib.decompress",
-                              "bytes.fromhex", "binascii.unhexlify", "binascii.a2b_base64", "marshal.loads",
-                              "gzip.decompress", "bz2.decompress", "lzma.decompress", "pickle.loads"})
-_EXEC: Final = frozenset({"exec", "eval", "compile", "builtins.exec", "builtins.eval", "execfile", "runpy.run_path",
-                          "runpy.run_module", "code.interact", "marshal.loads", "pickle.loads", "types.FunctionType"})
-_SHELLS: Final = frozenset({"sh", "bash", "zsh", "dash", "/bin/sh", "/bin/bash", "/bin/zsh", "/bin/dash",
-                            "/usr/bin/sh", "/usr/bin/bash", "sh -i", "/bin/sh -i", "/bin/bash -i", "bash -i"})
+_HTTP_MODULES: Final = frozenset(
+    {
+        "requests",
+        "httpx",
+        "aiohttp",
+        "urllib3",
+        "requests.Session",
+        "httpx.Client",
+        "httpx.AsyncClient",
+        "aiohttp.ClientSession",
+        "urllib3.PoolManager",
+    }
+)
+_URLOPEN: Final = frozenset(
+    {
+        "urllib.request.urlopen",
+        "urllib.urlopen",
+        "urllib2.urlopen",
+        "urllib.request.Request",
+        "urllib2.Request",
+        "urllib.request.urlretrieve",
+        "urllib.urlretrieve",
+        "wget.download",
+    }
+)
+_CONNECT_CTORS: Final = {
+    "http.client.HTTPConnection": "http",
+    "http.client.HTTPSConnection": "https",
+    "httplib.HTTPConnection": "http",
+    "httplib.HTTPSConnection": "https",
+    "ftplib.FTP": "ftp",
+    "ftplib.FTP_TLS": "ftp",
+    "smtplib.SMTP": "smtp",
+    "smtplib.SMTP_SSL": "smtp",
+    "telnetlib.Telnet": "telnet",
+    "poplib.POP3": "pop3",
+    "imaplib.IMAP4": "imap",
+    "imaplib.IMAP4_SSL": "imap",
+    "socket.create_connection": "tcp",
+    "websocket.create_connection": "ws",
+    "paramiko.Transport": "ssh",
+}
+_DECODERS: Final = frozenset(
+    {
+        "base64.b64decode",
+        "base64.decodebytes",
+        "base64.b32decode",
+        "base64.b85decode",
+        "base64.a85decode",
+        "base64.urlsafe_b64decode",
+        "codecs.decode",
+        "zlib.decompress",
+        "bytes.fromhex",
+        "binascii.unhexlify",
+        "binascii.a2b_base64",
+        "marshal.loads",
+        "gzip.decompress",
+        "bz2.decompress",
+        "lzma.decompress",
+        "pickle.loads",
+    }
+)
+_EXEC: Final = frozenset(
+    {
+        "exec",
+        "eval",
+        "compile",
+        "builtins.exec",
+        "builtins.eval",
+        "execfile",
+        "runpy.run_path",
+        "runpy.run_module",
+        "code.interact",
+        "marshal.loads",
+        "pickle.loads",
+        "types.FunctionType",
+    }
+)
+_SHELLS: Final = frozenset(
+    {
+        "sh",
+        "bash",
+        "zsh",
+        "dash",
+        "/bin/sh",
+        "/bin/bash",
+        "/bin/zsh",
+        "/bin/dash",
+        "/usr/bin/sh",
+        "/usr/bin/bash",
+        "sh -i",
+        "/bin/sh -i",
+        "/bin/bash -i",
+        "bash -i",
+    }
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -249,9 +378,26 @@ class _Visitor(ast.NodeVisitor):
             if all(isinstance(p, str) for p in parts) and parts:
                 return posixpath.join(*parts)  # type: ignore[arg-type]
             return None
-        if fn in ("os.path.expanduser", "os.path.expandvars", "os.path.abspath", "os.path.realpath",
-                  "os.path.normpath", "pathlib.Path", "Path", "pathlib.PurePath", "PurePath", "str", "os.fsencode",
-                  "os.fspath", "bytes", "bytearray", "str.strip", "shlex.quote", "pathlib.PosixPath", "PosixPath"):
+        if fn in (
+            "os.path.expanduser",
+            "os.path.expandvars",
+            "os.path.abspath",
+            "os.path.realpath",
+            "os.path.normpath",
+            "pathlib.Path",
+            "Path",
+            "pathlib.PurePath",
+            "PurePath",
+            "str",
+            "os.fsencode",
+            "os.fspath",
+            "bytes",
+            "bytearray",
+            "str.strip",
+            "shlex.quote",
+            "pathlib.PosixPath",
+            "PosixPath",
+        ):
             return first if isinstance(first, str) else None
         if fn in ("Path.home", "pathlib.Path.home"):
             return "~"
@@ -266,8 +412,18 @@ class _Visitor(ast.NodeVisitor):
         if isinstance(node.func, ast.Attribute):
             recv = self.const(node.func.value)
             attr = node.func.attr
-            if attr in ("decode", "encode", "strip", "rstrip", "lstrip", "format", "expanduser", "resolve",
-                        "absolute", "lower") and isinstance(recv, str):
+            if attr in (
+                "decode",
+                "encode",
+                "strip",
+                "rstrip",
+                "lstrip",
+                "format",
+                "expanduser",
+                "resolve",
+                "absolute",
+                "lower",
+            ) and isinstance(recv, str):
                 return recv
             if attr == "join" and isinstance(recv, str) and args:
                 items = self.const(args[0])
@@ -313,8 +469,21 @@ class _Visitor(ast.NodeVisitor):
         kw = {k.arg: k.value for k in node.keywords if k.arg}
         first = self.const(args[0]) if args else None
         second = self.const(args[1]) if len(args) > 1 else None
-        if fn in ("open", "io.open", "codecs.open", "builtins.open", "os.open", "tarfile.open", "zipfile.ZipFile",
-                  "gzip.open", "bz2.open", "lzma.open", "aiofiles.open", "sqlite3.connect", "shelve.open"):
+        if fn in (
+            "open",
+            "io.open",
+            "codecs.open",
+            "builtins.open",
+            "os.open",
+            "tarfile.open",
+            "zipfile.ZipFile",
+            "gzip.open",
+            "bz2.open",
+            "lzma.open",
+            "aiofiles.open",
+            "sqlite3.connect",
+            "shelve.open",
+        ):
             mode = second if isinstance(second, str) else self.const(kw.get("mode"))
             if isinstance(first, str):
                 writing = isinstance(mode, str) and any(c in mode for c in "wax+") and fn != "os.open"
@@ -381,15 +550,20 @@ class _Visitor(ast.NodeVisitor):
             self._exec(fn, node)
             return
         if fn in ("os.kill", "os.killpg", "signal.pthread_kill"):
-            col.add("kill", first if isinstance(first, str) else ast.unparse(args[0]) if args else "?", via=_VIA,
-                    detail=ast.unparse(args[1])[:30] if len(args) > 1 else None)
+            col.add(
+                "kill",
+                first if isinstance(first, str) else ast.unparse(args[0]) if args else "?",
+                via=_VIA,
+                detail=ast.unparse(args[1])[:30] if len(args) > 1 else None,
+            )
             return
         if fn in ("os.getenv", "os.environ.get", "os.environ.__getitem__", "os.getenvb"):
             if isinstance(first, str):
                 self._env_read(first)
             return
         if fn in ("os.environ.copy", "os.environ.items", "os.environ.keys", "os.environ.values", "dict") and (
-                fn != "dict" or any(self.qualname(a) == "os.environ" for a in args)):
+            fn != "dict" or any(self.qualname(a) == "os.environ" for a in args)
+        ):
             col.add("env", "*", frozenset({"credential_store"}), _VIA, "read")
             return
         if fn in ("os.putenv", "os.environ.setdefault", "os.environ.update"):
@@ -429,8 +603,9 @@ class _Visitor(ast.NodeVisitor):
     def _method(self, node: ast.Call, attr: str, head: str, kw: dict[str, ast.expr], first: object) -> None:
         col = self.col
         recv = self.const(node.func.value) if isinstance(node.func, ast.Attribute) else None
-        if isinstance(recv, str) and (head.split(".")[-1] in ("Path", "PosixPath", "PurePath") or "/" in recv
-                                      or recv.startswith(("~", "."))):
+        if isinstance(recv, str) and (
+            head.split(".")[-1] in ("Path", "PosixPath", "PurePath") or "/" in recv or recv.startswith(("~", "."))
+        ):
             if attr in ("read_text", "read_bytes", "open", "iterdir", "glob", "rglob", "exists", "stat"):
                 mode = self.const(node.args[0]) if node.args and attr == "open" else None
                 if isinstance(mode, str) and any(c in mode for c in "wax+"):
@@ -466,8 +641,20 @@ class _Visitor(ast.NodeVisitor):
                 self.endpoint = host
                 col.endpoint("connect", host, "ssh", _VIA)
             return
-        if attr in ("send", "sendall", "sendto", "sendfile", "sendmail", "send_message", "storbinary", "storlines",
-                    "put", "upload_file", "upload_fileobj", "exec_command"):
+        if attr in (
+            "send",
+            "sendall",
+            "sendto",
+            "sendfile",
+            "sendmail",
+            "send_message",
+            "storbinary",
+            "storlines",
+            "put",
+            "upload_file",
+            "upload_fileobj",
+            "exec_command",
+        ):
             endpoint = self.endpoint or "socket"
             if attr == "sendto" and len(node.args) > 1:
                 dest = self.const(node.args[1])
@@ -488,16 +675,21 @@ class _Visitor(ast.NodeVisitor):
             return
         if attr in ("retrbinary", "retrlines", "recv", "recvfrom", "download_file"):
             endpoint = self.endpoint or "socket"
-            col.add("download", endpoint, endpoint_classes(endpoint) if endpoint != "socket" else frozenset(), _VIA,
-                    attr)
+            col.add(
+                "download", endpoint, endpoint_classes(endpoint) if endpoint != "socket" else frozenset(), _VIA, attr
+            )
             return
         if attr in ("bind",) and node.args:
             target = self.const(node.args[0])
             if isinstance(target, list):
                 col.add("listen", ":".join(target), via=_VIA, detail="socket")
             return
-        if attr in ("write", "add") and head.split(".")[-1] in ("ZipFile", "open", "TarFile", "PyZipFile") and (
-                head.startswith(("zipfile", "tarfile")) or head in ("ZipFile", "TarFile")) and isinstance(first, str):
+        if (
+            attr in ("write", "add")
+            and head.split(".")[-1] in ("ZipFile", "open", "TarFile", "PyZipFile")
+            and (head.startswith(("zipfile", "tarfile")) or head in ("ZipFile", "TarFile"))
+            and isinstance(first, str)
+        ):
             col.path("read", first, "archive", _VIA)
             return
         if attr in ("kill", "terminate", "send_signal", "suspend") and head.startswith("psutil"):
@@ -557,8 +749,9 @@ class _Visitor(ast.NodeVisitor):
             return
         self.decoded = False
         code = self.const(node.args[0]) if node.args else None
-        decoded = self.decoded or any(isinstance(n, ast.Call) and self.qualname(n.func) in _DECODERS
-                                      for a in node.args for n in ast.walk(a))
+        decoded = self.decoded or any(
+            isinstance(n, ast.Call) and self.qualname(n.func) in _DECODERS for a in node.args for n in ast.walk(a)
+        )
         if fn in ("marshal.loads", "pickle.loads"):
             col.add("execute", fn, via=_VIA, detail="deserialize")
             return
@@ -566,10 +759,16 @@ class _Visitor(ast.NodeVisitor):
             col.add("execute", "python", via=_VIA, detail="decoded" if decoded else "inline")
             run_python(col, code)
             return
-        if node.args and isinstance(node.args[0], ast.Call) and self.qualname(node.args[0].func) in (
-                "urllib.request.urlopen", "requests.get", "httpx.get") or any(
+        if (
+            node.args
+            and isinstance(node.args[0], ast.Call)
+            and self.qualname(node.args[0].func) in ("urllib.request.urlopen", "requests.get", "httpx.get")
+            or any(
                 isinstance(n, ast.Call) and self.qualname(n.func) in _URLOPEN | {"requests.get", "httpx.get"}
-                for a in node.args for n in ast.walk(a)):
+                for a in node.args
+                for n in ast.walk(a)
+            )
+        ):
             col.add("execute", "python", via=_VIA, detail="downloaded")
             return
         col.add("execute", "python", via=_VIA, detail="decoded" if decoded else "dynamic")
@@ -582,8 +781,11 @@ class _Visitor(ast.NodeVisitor):
             inner = node.args[0]
             assert isinstance(inner, ast.Call)
             url = self.const(inner.args[0]) if inner.args else None
-            data = data or (inner.args[1] if len(inner.args) > 1 else None) or next(
-                (k.value for k in inner.keywords if k.arg == "data"), None)
+            data = (
+                data
+                or (inner.args[1] if len(inner.args) > 1 else None)
+                or next((k.value for k in inner.keywords if k.arg == "data"), None)
+            )
         elif isinstance(node.args[0] if node.args else None, ast.Name) and node.args[0].id in self.consts:
             url = self.consts[node.args[0].id]
         if not isinstance(url, str):
@@ -637,8 +839,13 @@ class _Visitor(ast.NodeVisitor):
                 elif isinstance(n.func, ast.Attribute) and n.func.attr in ("read_text", "read_bytes", "open"):
                     path = self.const(n.func.value)
                 elif fn in ("os.environ.copy", "dict"):
-                    col.add("upload", "environment", frozenset({"credential_store"}) | endpoint_classes(url), _VIA,
-                            f"to {url}")
+                    col.add(
+                        "upload",
+                        "environment",
+                        frozenset({"credential_store"}) | endpoint_classes(url),
+                        _VIA,
+                        f"to {url}",
+                    )
             if isinstance(path, str):
                 col.add("upload", path, path_classes(path) | endpoint_classes(url), _VIA, f"to {url}")
 

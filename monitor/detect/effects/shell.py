@@ -96,8 +96,14 @@ class Collector:
         self.cwd: str | None = None
         self.parsed = True
 
-    def add(self, op: str, resource: str, classes: frozenset[str] = NO_CLASSES, via: str = "shell",
-            detail: str | None = None) -> None:
+    def add(
+        self,
+        op: str,
+        resource: str,
+        classes: frozenset[str] = NO_CLASSES,
+        via: str = "shell",
+        detail: str | None = None,
+    ) -> None:
         if self.marker:
             if any(e.op == op and e.resource == resource for e in self.effects):
                 return
@@ -180,10 +186,29 @@ class _Redirects(NamedTuple):
 
 
 _CONTAINERS: Final = frozenset(
-    {"program", "list", "compound_statement", "subshell", "do_group", "if_statement", "elif_clause", "else_clause",
-     "while_statement", "case_statement", "case_item", "negated_command", "ERROR", "function_definition",
-     "test_command", "binary_expression", "unary_expression", "parenthesized_expression", "c_style_for_statement",
-     "arithmetic_expansion", "ternary_expression"}
+    {
+        "program",
+        "list",
+        "compound_statement",
+        "subshell",
+        "do_group",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "while_statement",
+        "case_statement",
+        "case_item",
+        "negated_command",
+        "ERROR",
+        "function_definition",
+        "test_command",
+        "binary_expression",
+        "unary_expression",
+        "parenthesized_expression",
+        "c_style_for_statement",
+        "arithmetic_expansion",
+        "ternary_expression",
+    }
 )
 
 
@@ -346,13 +371,19 @@ class _Walker:
     def command(self, node: Node, stdin: Stream | None, redirects: _Redirects | None = None) -> Stream | None:
         pending = self._pending.pop(node.id, None)
         if pending is not None:
-            redirects = pending if redirects is None else _Redirects(
-                redirects.stdin or pending.stdin, redirects.outputs + pending.outputs)
+            redirects = (
+                pending
+                if redirects is None
+                else _Redirects(redirects.stdin or pending.stdin, redirects.outputs + pending.outputs)
+            )
         own_redirects = [c for c in node.children if c.type.endswith("redirect")]
         if own_redirects:
             mine = self.redirects(own_redirects, None)
-            redirects = mine if redirects is None else _Redirects(
-                mine.stdin or redirects.stdin, redirects.outputs + mine.outputs)
+            redirects = (
+                mine
+                if redirects is None
+                else _Redirects(mine.stdin or redirects.stdin, redirects.outputs + mine.outputs)
+            )
         if redirects is not None and redirects.stdin is not None:
             stdin = redirects.stdin
         argv: list[str] = []
@@ -375,9 +406,16 @@ class _Walker:
                 else:
                     argv.append(value)
         out = run_argv(self.col, argv, stdin, local_env) if argv else None
-        if argv and redirects is not None and argv[0].rsplit("/", 1)[-1] in _SHELL_NAMES and (
+        if (
+            argv
+            and redirects is not None
+            and argv[0].rsplit("/", 1)[-1] in _SHELL_NAMES
+            and (
                 any(t.startswith(("/dev/tcp/", "/dev/udp/")) for t, _ in redirects.outputs)
-                or redirects.stdin is not None and (redirects.stdin.origin or "").startswith("/dev/")):
+                or redirects.stdin is not None
+                and (redirects.stdin.origin or "").startswith("/dev/")
+            )
+        ):
             self.col.add("execute", argv[0].rsplit("/", 1)[-1], detail="remote_shell")
         if not argv and local_env:
             self.env.update(local_env)
@@ -422,8 +460,7 @@ class _Walker:
         return node.text.decode(errors="replace"), False
 
     def expand(self, node: Node) -> str:
-        name_node = next((c for c in node.named_children if c.type in ("variable_name", "special_variable_name")),
-                         None)
+        name_node = next((c for c in node.named_children if c.type in ("variable_name", "special_variable_name")), None)
         if name_node is None:
             return node.text.decode(errors="replace")
         name = name_node.text.decode(errors="replace")
@@ -435,8 +472,9 @@ class _Walker:
             return "/tmp"
         if is_secret_name(name):
             self.col.add("env", name, frozenset({"credential_store"}), detail="read")
-        default = next((c for c in node.named_children if c.type not in ("variable_name", "special_variable_name")),
-                       None)
+        default = next(
+            (c for c in node.named_children if c.type not in ("variable_name", "special_variable_name")), None
+        )
         if default is not None and node.type == "expansion" and ":-" in node.text.decode(errors="replace"):
             return self.value(default)[0]
         return f"${name}"
@@ -480,9 +518,30 @@ def _ansi_c(text: str) -> str:
 _SHELL_NAMES: Final = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "csh", "tcsh"})
 _HISTORY_VARS: Final = frozenset({"HISTFILE", "HISTSIZE", "HISTFILESIZE", "HISTCONTROL", "SAVEHIST", "HISTIGNORE"})
 _SPECIAL_VARS: Final = _HISTORY_VARS | frozenset(
-    {"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH", "PATH", "PYTHONPATH",
-     "PYTHONSTARTUP", "PROMPT_COMMAND", "BASH_ENV", "ENV", "NODE_OPTIONS", "PERL5OPT", "RUBYOPT", "GIT_SSH_COMMAND",
-     "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "GIT_CONFIG_GLOBAL", "SUDO_ASKPASS"}
+    {
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "DYLD_INSERT_LIBRARIES",
+        "DYLD_LIBRARY_PATH",
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PROMPT_COMMAND",
+        "BASH_ENV",
+        "ENV",
+        "NODE_OPTIONS",
+        "PERL5OPT",
+        "RUBYOPT",
+        "GIT_SSH_COMMAND",
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "GIT_CONFIG_GLOBAL",
+        "SUDO_ASKPASS",
+    }
 )
 
 
@@ -507,7 +566,7 @@ def run_argv(col: Collector, argv: list[str], stdin: Stream | None, env: dict[st
         return None
     name = argv[0]
     if name.startswith(_DL_MARK):  # $(curl …) as a command
-        origin = name[len(_DL_MARK):].rstrip("\x00")
+        origin = name[len(_DL_MARK) :].rstrip("\x00")
         col.endpoint("execute", origin, "downloaded")
         return None
     base = name.rsplit("/", 1)[-1]

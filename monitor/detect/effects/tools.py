@@ -19,35 +19,185 @@ from agentwatch.detect.effects.shell import Analysis, analyse_shell
 #: Event kinds that record an action (a tool_result is the only record on Claude Code's OTel path).
 ACTION_KINDS: Final = frozenset({"tool_call", "tool_result", "memory_write"})
 
-_SHELL_TOOLS: Final = frozenset({"bash", "shell", "terminal", "run_command", "execute_command", "run_shell_command",
-                                 "exec", "execute", "run_terminal_cmd", "shell_exec", "local_shell", "container.exec"})
-_NOTHING_TOOLS: Final = frozenset({"task", "agent", "todowrite", "todoread", "exitplanmode", "bashoutput",
-                                   "killshell", "killbash", "skill", "slashcommand", "askuserquestion", "websearch",
-                                   "listmcpresourcestool", "enterplanmode"})
-_READ_TOOLS: Final = frozenset({"read", "notebookread", "ls", "read_file", "view", "read_text_file",
-                                "read_multiple_files", "list_directory", "get_file_contents", "directory_tree"})
-_WRITE_TOOLS: Final = frozenset({"write", "edit", "multiedit", "notebookedit", "write_file", "edit_file", "create_file",
-                                 "str_replace_editor", "str_replace_based_edit_tool", "apply_patch"})
+_SHELL_TOOLS: Final = frozenset(
+    {
+        "bash",
+        "shell",
+        "terminal",
+        "run_command",
+        "execute_command",
+        "run_shell_command",
+        "exec",
+        "execute",
+        "run_terminal_cmd",
+        "shell_exec",
+        "local_shell",
+        "container.exec",
+    }
+)
+_NOTHING_TOOLS: Final = frozenset(
+    {
+        "task",
+        "agent",
+        "todowrite",
+        "todoread",
+        "exitplanmode",
+        "bashoutput",
+        "killshell",
+        "killbash",
+        "skill",
+        "slashcommand",
+        "askuserquestion",
+        "websearch",
+        "listmcpresourcestool",
+        "enterplanmode",
+    }
+)
+_READ_TOOLS: Final = frozenset(
+    {
+        "read",
+        "notebookread",
+        "ls",
+        "read_file",
+        "view",
+        "read_text_file",
+        "read_multiple_files",
+        "list_directory",
+        "get_file_contents",
+        "directory_tree",
+    }
+)
+_WRITE_TOOLS: Final = frozenset(
+    {
+        "write",
+        "edit",
+        "multiedit",
+        "notebookedit",
+        "write_file",
+        "edit_file",
+        "create_file",
+        "str_replace_editor",
+        "str_replace_based_edit_tool",
+        "apply_patch",
+    }
+)
 _SHELL_KEYS: Final = ("command", "cmd", "script", "shell", "commandline", "command_line")
 _CODE_KEYS: Final = ("code", "source", "python", "snippet")
-_URL_KEYS: Final = ("url", "uri", "endpoint", "href", "link", "webhook", "webhook_url", "api_url", "base_url",
-                    "target_url", "callback_url", "website")
-_PATH_KEYS: Final = ("file_path", "path", "filepath", "file", "filename", "notebook_path", "directory", "dir",
-                     "source", "src", "destination", "dest", "target_path", "output_path", "paths")
-_RECIPIENT_KEYS: Final = ("to", "recipient", "recipients", "email", "cc", "bcc", "channel", "phone", "phone_number",
-                          "chat_id", "user_email", "address", "emails")
+_URL_KEYS: Final = (
+    "url",
+    "uri",
+    "endpoint",
+    "href",
+    "link",
+    "webhook",
+    "webhook_url",
+    "api_url",
+    "base_url",
+    "target_url",
+    "callback_url",
+    "website",
+)
+_PATH_KEYS: Final = (
+    "file_path",
+    "path",
+    "filepath",
+    "file",
+    "filename",
+    "notebook_path",
+    "directory",
+    "dir",
+    "source",
+    "src",
+    "destination",
+    "dest",
+    "target_path",
+    "output_path",
+    "paths",
+)
+_RECIPIENT_KEYS: Final = (
+    "to",
+    "recipient",
+    "recipients",
+    "email",
+    "cc",
+    "bcc",
+    "channel",
+    "phone",
+    "phone_number",
+    "chat_id",
+    "user_email",
+    "address",
+    "emails",
+)
 _PAYLOAD_KEYS: Final = ("body", "data", "content", "message", "text", "payload", "json", "attachment", "attachments")
 _WORD: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-_WRITE_VERBS: Final = frozenset({"write", "edit", "create", "save", "put", "update", "append", "insert", "replace",
-                                 "patch", "set", "modify", "store", "add", "upload", "mkdir", "copy"})
-_DELETE_VERBS: Final = frozenset({"delete", "remove", "rm", "unlink", "erase", "destroy", "drop", "purge", "trash",
-                                  "wipe", "rmdir"})
+_WRITE_VERBS: Final = frozenset(
+    {
+        "write",
+        "edit",
+        "create",
+        "save",
+        "put",
+        "update",
+        "append",
+        "insert",
+        "replace",
+        "patch",
+        "set",
+        "modify",
+        "store",
+        "add",
+        "upload",
+        "mkdir",
+        "copy",
+    }
+)
+_DELETE_VERBS: Final = frozenset(
+    {"delete", "remove", "rm", "unlink", "erase", "destroy", "drop", "purge", "trash", "wipe", "rmdir"}
+)
 _MOVE_VERBS: Final = frozenset({"move", "rename", "mv"})
-_SEND_VERBS: Final = frozenset({"send", "post", "email", "mail", "message", "notify", "publish", "share", "upload",
-                                "submit", "reply", "forward", "tweet", "comment", "invite", "transfer", "push",
-                                "broadcast", "dm", "sms", "webhook"})
-_FETCH_VERBS: Final = frozenset({"fetch", "get", "read", "download", "browse", "navigate", "scrape", "open", "crawl",
-                                 "visit", "request", "curl", "http"})
+_SEND_VERBS: Final = frozenset(
+    {
+        "send",
+        "post",
+        "email",
+        "mail",
+        "message",
+        "notify",
+        "publish",
+        "share",
+        "upload",
+        "submit",
+        "reply",
+        "forward",
+        "tweet",
+        "comment",
+        "invite",
+        "transfer",
+        "push",
+        "broadcast",
+        "dm",
+        "sms",
+        "webhook",
+    }
+)
+_FETCH_VERBS: Final = frozenset(
+    {
+        "fetch",
+        "get",
+        "read",
+        "download",
+        "browse",
+        "navigate",
+        "scrape",
+        "open",
+        "crawl",
+        "visit",
+        "request",
+        "curl",
+        "http",
+    }
+)
 
 _last: list[Any] = [None, None, ()]
 
@@ -90,8 +240,11 @@ def _compute(event: Any, session: Any) -> tuple[Effect, ...]:
         return ()
     if leaf in _READ_TOOLS:
         path = _first_str(args, _PATH_KEYS) or event.target
-        return (_path_effect("read", path, "list" if leaf in ("ls", "list_directory", "directory_tree") else None),) \
-            if path else ()
+        return (
+            (_path_effect("read", path, "list" if leaf in ("ls", "list_directory", "directory_tree") else None),)
+            if path
+            else ()
+        )
     if leaf in _WRITE_TOOLS:
         return _write_tool(leaf, args, event.target, scratch, cwd, performed)
     if leaf == "webfetch" or leaf == "fetch":
@@ -101,8 +254,14 @@ def _compute(event: Any, session: Any) -> tuple[Effect, ...]:
         classes = endpoint_classes(url)
         return (make("connect", url, classes, "tool"), make("download", url, classes, "tool"))
     if leaf in ("glob", "grep"):
-        return (_search_effect(leaf, _first_str(args, ("path",)) or ".", _first_str(args, ("pattern",)) or "",
-                               _first_str(args, ("glob",))),)
+        return (
+            _search_effect(
+                leaf,
+                _first_str(args, ("path",)) or ".",
+                _first_str(args, ("pattern",)) or "",
+                _first_str(args, ("glob",)),
+            ),
+        )
     command = _first_str(args, _SHELL_KEYS)
     if leaf in _SHELL_TOOLS or leaf == "powershell" or command is not None:
         text = command if command is not None else (event.target or "")
@@ -115,14 +274,19 @@ def _compute(event: Any, session: Any) -> tuple[Effect, ...]:
             return col.result().effects
         return _with_memory(analyse_shell(text), scratch, cwd, performed)
     code = _first_str(args, _CODE_KEYS)
-    if code is not None and ("python" in tool.lower() or "jupyter" in tool.lower() or "notebook" in tool.lower()
-                             or args.get("language") in ("python", "python3", "py")):
+    if code is not None and (
+        "python" in tool.lower()
+        or "jupyter" in tool.lower()
+        or "notebook" in tool.lower()
+        or args.get("language") in ("python", "python3", "py")
+    ):
         return _with_memory(analyse_python(code), scratch, cwd, performed)
     return _from_args(tool, args, event.target, scratch, cwd, performed)
 
 
-def _with_memory(analysis: Analysis, scratch: dict[str, Any] | None, cwd: str | None, performed: bool
-                 ) -> tuple[Effect, ...]:
+def _with_memory(
+    analysis: Analysis, scratch: dict[str, Any] | None, cwd: str | None, performed: bool
+) -> tuple[Effect, ...]:
     effects = analysis.effects
     if scratch is None or not (analysis.runs or analysis.writes):
         return effects
@@ -148,8 +312,14 @@ def _with_memory(analysis: Analysis, scratch: dict[str, Any] | None, cwd: str | 
     return tuple(dict.fromkeys(effects + tuple(extra)))
 
 
-def _write_tool(leaf: str, args: Mapping[str, Any], target: str | None, scratch: dict[str, Any] | None,
-                cwd: str | None, performed: bool) -> tuple[Effect, ...]:
+def _write_tool(
+    leaf: str,
+    args: Mapping[str, Any],
+    target: str | None,
+    scratch: dict[str, Any] | None,
+    cwd: str | None,
+    performed: bool,
+) -> tuple[Effect, ...]:
     path = _first_str(args, _PATH_KEYS) or target
     if not path:
         return ()
@@ -188,8 +358,14 @@ def _written_content(leaf: str, args: Mapping[str, Any]) -> tuple[str | None, bo
     return None, False
 
 
-def _from_args(tool: str, args: Mapping[str, Any], target: str | None, scratch: dict[str, Any] | None,
-               cwd: str | None, performed: bool) -> tuple[Effect, ...]:
+def _from_args(
+    tool: str,
+    args: Mapping[str, Any],
+    target: str | None,
+    scratch: dict[str, Any] | None,
+    cwd: str | None,
+    performed: bool,
+) -> tuple[Effect, ...]:
     """Best effort for MCP and unknown tools, from the verbs of the tool name and the names of its arguments."""
     words = {w.lower() for w in _WORD.findall(tool.replace("__", " "))}
     out: list[Effect] = []
@@ -203,12 +379,22 @@ def _from_args(tool: str, args: Mapping[str, Any], target: str | None, scratch: 
                 out.append(make("send", url, classes, "args", tool[:60]))
             elif words & _FETCH_VERBS or not words & _WRITE_VERBS:
                 out.append(make("download", url, classes, "args", tool[:60]))
-    op = "delete" if words & _DELETE_VERBS else "move" if words & _MOVE_VERBS else (
-        "write" if words & _WRITE_VERBS else "read")
+    op = (
+        "delete"
+        if words & _DELETE_VERBS
+        else "move"
+        if words & _MOVE_VERBS
+        else ("write" if words & _WRITE_VERBS else "read")
+    )
     for key in _PATH_KEYS:
         value = args.get(key)
-        paths = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(
-            value, list) else []
+        paths = (
+            [value]
+            if isinstance(value, str)
+            else [v for v in value if isinstance(v, str)]
+            if isinstance(value, list)
+            else []
+        )
         for p in paths[:8]:
             if not p or "://" in p[:12]:
                 continue
@@ -220,8 +406,13 @@ def _from_args(tool: str, args: Mapping[str, Any], target: str | None, scratch: 
                     memory_of(scratch).put(p, content, cwd)  # type: ignore[union-attr]
     for key in _RECIPIENT_KEYS:
         value = args.get(key)
-        recipients = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(
-            value, list) else []
+        recipients = (
+            [value]
+            if isinstance(value, str)
+            else [v for v in value if isinstance(v, str)]
+            if isinstance(value, list)
+            else []
+        )
         for r in recipients[:8]:
             if r:
                 domain = r.rsplit("@", 1)[1] if "@" in r else ""
@@ -233,8 +424,9 @@ def _from_args(tool: str, args: Mapping[str, Any], target: str | None, scratch: 
 @functools.lru_cache(maxsize=4096)
 def _search_effect(leaf: str, base: str, pattern: str, glob: str | None) -> Effect:
     if leaf == "glob":
-        target = normalise_path(f"{base.rstrip('/')}/{pattern}" if pattern and not pattern.startswith("/")
-                                else pattern or base)
+        target = normalise_path(
+            f"{base.rstrip('/')}/{pattern}" if pattern and not pattern.startswith("/") else pattern or base
+        )
         flat = target.replace("**/", "")
         classes = path_classes(flat.replace("*", "")) | path_classes(flat.replace("*", "x")) | path_classes(base)
         return make("read", target, classes, "tool", "list")

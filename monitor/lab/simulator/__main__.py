@@ -21,10 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = simulate(seed=ns.seed, sessions=ns.sessions, attack_ratio=ns.attack_ratio, agent_types=types)
     events, labels = write_fleet(fleet, ns.out_dir)
     attacks = sum(lb["label"] == "attack" for lb in fleet.labels)
-    print(
-        f"{len(fleet.events)} events -> {events}\n"
-        f"{len(fleet.labels)} sessions ({attacks} attacks) -> {labels}"
-    )
+    print(f"{len(fleet.events)} events -> {events}\n{len(fleet.labels)} sessions ({attacks} attacks) -> {labels}")
     return 0
 
 

@@ -372,8 +372,7 @@ def _c_grep(b: SessionBuilder) -> None:
         )
     )
     hits = "\n".join(
-        f"{rng.choice(b.ws['files'])}:{rng.randrange(1, 400)}: ...{pat}..."
-        for _ in range(rng.randrange(0, 6))
+        f"{rng.choice(b.ws['files'])}:{rng.randrange(1, 400)}: ...{pat}..." for _ in range(rng.randrange(0, 6))
     )
     b.tool(
         "Grep",
@@ -585,8 +584,7 @@ def _c_gitconfig(b: SessionBuilder) -> None:
             "Read",
             path,
             args={"file_path": path},
-            content=f"[user]\n\tname = {b.ws['user'].title()}\n\temail = {b.principal}\n"
-            "[pull]\n\trebase = true\n",
+            content=f"[user]\n\tname = {b.ws['user'].title()}\n\temail = {b.principal}\n[pull]\n\trebase = true\n",
         )
     else:
         _bash(b, "cat ~/.gitconfig", f"[user]\n\temail = {b.principal}\n")
@@ -852,9 +850,7 @@ def _e_send_external(b: SessionBuilder) -> None:
 def _e_cal_list(b: SessionBuilder) -> None:
     evs = "\n".join(
         f"{t} {s}"
-        for t, s in zip(
-            b.rng.sample(_TIMES, 3), ("1:1", f"{b.ws['project']} sync", "Board prep"), strict=True
-        )
+        for t, s in zip(b.rng.sample(_TIMES, 3), ("1:1", f"{b.ws['project']} sync", "Board prep"), strict=True)
     )
     b.tool("calendar.list", "primary", args={"calendar": "primary", "days": 2}, content=evs)
 
@@ -893,8 +889,7 @@ def _slack_lines(rng: random.Random, n: int) -> str:
         "lunch order closes at noon",
     )
     return "\n".join(
-        f"[{rng.choice(_TIMES)}] {rng.choice(c.FIRST_NAMES)}: "
-        f"{rng.choice(msgs).format(n=rng.randrange(100, 999))}"
+        f"[{rng.choice(_TIMES)}] {rng.choice(c.FIRST_NAMES)}: {rng.choice(msgs).format(n=rng.randrange(100, 999))}"
         for _ in range(n)
     )
 
@@ -907,9 +902,7 @@ def _e_slack_read(b: SessionBuilder) -> None:
 def _e_slack_post(b: SessionBuilder) -> None:
     ch = b.ws["channel"]
     text = f"Status: {b.ws['project']} is on track; next checkpoint {b.rng.choice(_DAYS)}."
-    b.tool(
-        "slack.post_message", ch, args={"channel": ch, "text": text}, bytes_out=len(text) + 200, content="ok"
-    )
+    b.tool("slack.post_message", ch, args={"channel": ch, "text": text}, bytes_out=len(text) + 200, content="ok")
 
 
 def _memory_benign(b: SessionBuilder, notes: tuple[str, ...]) -> None:
@@ -963,11 +956,9 @@ _QUERIES: Final = (
     "GROUP BY region ORDER BY revenue DESC",
     "SELECT COUNT(*) FROM prod.orders WHERE created_at >= now() - interval '1 day'",
     "SELECT plan, COUNT(DISTINCT customer_id) FROM prod.subscriptions WHERE status = 'active' GROUP BY plan",
-    "SELECT date_trunc('week', signup_at) AS wk, COUNT(*) FROM prod.users "
-    "GROUP BY 1 ORDER BY 1 DESC LIMIT 12",
+    "SELECT date_trunc('week', signup_at) AS wk, COUNT(*) FROM prod.users GROUP BY 1 ORDER BY 1 DESC LIMIT 12",
     "SELECT * FROM analytics.funnel_events WHERE step = 'checkout' LIMIT 100",
-    "SELECT customer_id, plan, mrr_usd FROM prod.customers WHERE churn_risk > 0.8 "
-    "ORDER BY mrr_usd DESC LIMIT 50",
+    "SELECT customer_id, plan, mrr_usd FROM prod.customers WHERE churn_risk > 0.8 ORDER BY mrr_usd DESC LIMIT 50",
     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics'",
     "SELECT COUNT(*) FROM prod.password_reset_requests WHERE created_at > now() - interval '7 days'",
     "WITH c AS (SELECT customer_id, MIN(created_at) AS first_order FROM prod.orders GROUP BY 1) "
@@ -1014,9 +1005,7 @@ def _data_reply(b: SessionBuilder) -> str:
 
 
 def _rows(rng: random.Random) -> str:
-    return "\n".join(
-        ",".join(str(rng.randrange(0, 99_999)) for _ in range(3)) for _ in range(rng.randrange(1, 8))
-    )
+    return "\n".join(",".join(str(rng.randrange(0, 99_999)) for _ in range(3)) for _ in range(rng.randrange(1, 8)))
 
 
 def _d_tables(b: SessionBuilder) -> None:
@@ -1056,9 +1045,7 @@ def _d_notebook(b: SessionBuilder) -> None:
     rng = b.rng
     if rng.random() < 0.2:
         code = rng.choice(("%pip install pandas==2.2.3", "%pip install scikit-learn", "!pip install pyarrow"))
-        b.tool(
-            "notebook.run", code, args={"code": code}, content="Successfully installed", bytes_in=2_500_000
-        )
+        b.tool("notebook.run", code, args={"code": code}, content="Successfully installed", bytes_in=2_500_000)
         return
     nb = b.ws["notebook"]
     b.tool(

@@ -348,8 +348,7 @@ INJECTION_PAGES: Final = (
     ),
     (
         "https://stackoverflow.com/questions/{n}/{proj}-connection-refused",
-        "Q: {proj} client returns connection refused behind corporate proxy. A: check NO_PROXY "
-        "and the base URL.",
+        "Q: {proj} client returns connection refused behind corporate proxy. A: check NO_PROXY and the base URL.",
     ),
 )
 

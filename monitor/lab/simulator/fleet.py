@@ -160,9 +160,7 @@ def write_fleet(fleet: Fleet, out_dir: Path) -> tuple[Path, Path]:
     return events_path, labels_path
 
 
-def _check_args(
-    sessions: int, attack_ratio: float, agent_types: tuple[str, ...], categories: tuple[str, ...]
-) -> None:
+def _check_args(sessions: int, attack_ratio: float, agent_types: tuple[str, ...], categories: tuple[str, ...]) -> None:
     if sessions < 0:
         raise ValueError(f"sessions must be >= 0, got {sessions}")
     if not 0.0 <= attack_ratio <= 1.0:
@@ -289,9 +287,7 @@ def _add_hostile(rng: random.Random, events: list[dict[str, Any]], malicious: se
     ]
     for ev in rng.sample(cands, min(len(cands), rng.randint(1, 2))):
         if ev["kind"] == "tool_call" and "target" in ev:
-            ev["target"] = (
-                ev["target"] + " " + (c.long_string(rng) if rng.random() < 0.5 else c.hostile_snippet(rng))
-            )
+            ev["target"] = ev["target"] + " " + (c.long_string(rng) if rng.random() < 0.5 else c.hostile_snippet(rng))
             continue
         attrs = dict(ev.get("attributes") or {})
         text = c.hostile_snippet(rng)

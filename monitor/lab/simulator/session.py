@@ -194,9 +194,7 @@ class SessionBuilder:
         if not result:
             return call_id
         if dur_s is None:
-            dur_s = (
-                (0.03 + self.rng.random() * 0.2) if self.fast else 0.2 + min(29.8, self.rng.expovariate(0.8))
-            )
+            dur_s = (0.03 + self.rng.random() * 0.2) if self.fast else 0.2 + min(29.8, self.rng.expovariate(0.8))
         attrs = dict(result_attrs) if result_attrs else {}
         if content is not None:
             content = content[:2000]
