@@ -39,7 +39,10 @@ def test_detectors_list_as_typed() -> None:
     ],
 )
 def test_lab_commands_say_how_to_install_the_lab(monkeypatch: pytest.MonkeyPatch, argv: list[str], module: str) -> None:
-    monkeypatch.setitem(sys.modules, module, None)  # import fails as if the lab were not installed
+    # imports fail as if the lab were not installed (the package too: once imported, its
+    # attributes would answer `from agentwatch.lab import simulator` without sys.modules)
+    monkeypatch.setitem(sys.modules, "agentwatch.lab", None)
+    monkeypatch.setitem(sys.modules, module, None)
     result = CliRunner().invoke(main, argv)
     assert result.exit_code != 0
     assert "pip install 'agentwatch[lab]'" in result.output
