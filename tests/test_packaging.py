@@ -45,3 +45,37 @@ def test_installed_distribution_is_agentwatch() -> None:
     dist = distribution("agentwatch")
     assert dist.entry_points  # installed (editable or not), with its entry points
     assert importlib.import_module("agentwatch.playbooks").__file__
+
+
+def test_the_built_wheel_holds_only_agentwatch_and_setuptools_has_nothing_to_warn(tmp_path: Path) -> None:
+    """What `pip install .` installs: one top-level package, its data, no "package would be ignored"."""
+    import subprocess
+    import sys
+    import zipfile
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-v",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "would be ignored" not in done.stdout + done.stderr
+    (wheel,) = tmp_path.glob("agentwatch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = next(n for n in names if n.endswith(".dist-info/top_level.txt"))
+    assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["agentwatch"]
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"agentwatch"}
+    assert "agentwatch/playbooks/templates/postmortem.md.j2" in names
+    assert "agentwatch/defaults.toml" in names

@@ -1,0 +1,1 @@
+"""Jinja2 templates of the built-in playbooks (package data: the postmortem draft)."""
