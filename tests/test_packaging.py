@@ -79,3 +79,4 @@ def test_the_built_wheel_holds_only_agentwatch_and_setuptools_has_nothing_to_war
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"agentwatch"}
     assert "agentwatch/playbooks/templates/postmortem.md.j2" in names
     assert "agentwatch/defaults.toml" in names
+    assert "agentwatch/lab/simulator/scenarios.yaml" in names  # the simulator's scenario table

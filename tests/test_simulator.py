@@ -419,3 +419,58 @@ def test_hostile_content_does_not_change_labels() -> None:
     for ev in f.events:
         if ev["session_id"] in hostile_sessions:
             from_mapping(ev)
+
+
+# --------------------------------------------------------------------------- scenarios.yaml
+
+
+def test_fleet_bytes_are_pinned(tmp_path: Path) -> None:
+    """A refactor of the simulator (e.g. scenarios moved between code and scenarios.yaml) keeps its bytes.
+
+    Change the digest only when the simulated data is meant to change.
+    """
+    import hashlib
+
+    f = simulate(seed=11, sessions=500, agent_types=ALL_TYPES, attack_ratio=1.0)
+    paths = write_fleet(f, tmp_path)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest()
+    assert digest == "77f9e3c996c54d3b5383234d9be4fe4ad9b0cff12a08460b861648fc6859d8f5"
+
+
+def test_one_call_scenarios_are_rows_of_the_table() -> None:
+    from agentwatch.lab.simulator.attacks import ScriptedScenario
+
+    assert all(isinstance(s, ScriptedScenario) for s in SCENARIOS["destructive"].values())
+    scripted = {(cat, v) for cat, m in SCENARIOS.items() for v, s in m.items() if isinstance(s, ScriptedScenario)}
+    assert ("privilege_escalation", "sudoers_edit") in scripted
+    assert ("runaway_cost", "tool_retry_loop") not in scripted  # loops stay code
+
+
+def test_per_agent_type_rows_pick_their_agent_type() -> None:
+    rng = random.Random(5)
+    sql, ops = _builder(rng, "data_sql"), _builder(rng, "devops")
+    SCENARIOS["guardrail_circumvention"]["audit_off"](sql)
+    SCENARIOS["guardrail_circumvention"]["audit_off"](ops)
+    assert sql.events[0]["tool"] == "sql.query" and ops.events[0]["tool"] == "Bash"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("destructive:\n  x: {tool: Bash, target: a, says: b, sayz: c}\n", "destructive/x: unknown keys ['sayz']"),
+        ("destructive:\n  x: {tool: Bash, target: a}\n", "destructive/x: unknown keys [], missing ['says']"),
+        (
+            "destructive:\n  x:\n    pick: {cmd: [rm -rf a: b]}\n    tool: Bash\n    target: a\n    says: b\n",
+            "quote it",
+        ),
+        ("destructive:\n  x: {tool: terraform, target: a, says: b}\n", "give args for tool 'terraform'"),
+        ("destructive:\n  x: {per_agent_type: {coding: {tool: Bash, target: a, says: b}}}\n", "needs a default"),
+        ("sabotage:\n  x: {tool: Bash, target: a, says: b}\n", "unknown category 'sabotage'"),
+    ],
+)
+def test_scenario_table_errors_name_the_row(text: str, error: str) -> None:
+    from agentwatch.lab.simulator.attacks import load_scripted
+
+    with pytest.raises(ValueError, match="scenarios.yaml") as info:
+        load_scripted(text)
+    assert error in str(info.value) and "\n" not in str(info.value)
