@@ -293,7 +293,7 @@ class Rates(Detector):
             local.__setstate__(remote.__getstate__())
         elif extra and agent_id is None:
             self._fleet_changed = True
-        elif extra:
+        elif extra and agent_id is not None:
             self._changed.add(agent_id)
 
     # -- thresholds ---------------------------------------------------------------------

@@ -346,11 +346,11 @@ class SessionAnomaly(Detector):
         agent_id = key.removeprefix(AGENT_KEY_PREFIX)
         model, pending = self._agents.get(agent_id), self._pending.get(agent_id)
         remote_model, remote_pending = remote
-        mine = (model, pending)
+        mine_agent = (model, pending)
         take, extra = better_of(
             (model is not None, model.learned if model is not None else len(pending or ())),
             (remote_model is not None, remote_model.learned if remote_model is not None else len(remote_pending)),
-            lambda: pickle.dumps(mine, protocol=5),
+            lambda: pickle.dumps(mine_agent, protocol=5),
             state,
         )
         if take and remote_model is not None:

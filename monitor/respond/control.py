@@ -2,7 +2,7 @@
 
 ``{command_id, type, session_id, agent_id, session_key, agent_key, incident_id, reason,
 issued_at}``; ``type`` is ``terminate_session`` (or, after an approval, one of the
-gated types in :class:`agentwatch.approve.approvals.ContainmentCommand`). ``command_id`` derives
+gated types in :class:`agentwatch.respond.gated_action_spec.ContainmentCommand`). ``command_id`` derives
 from the incident and the command's subject, so a command published twice is
 recognisably the same command. ``reason`` is written by agentwatch from detector names
 and categories — never agent text — because a gateway may show it to the agent.
@@ -24,6 +24,7 @@ matches a command to its session by ``sha256(its own session id) == session_key`
 from __future__ import annotations
 
 import hashlib
+from typing import TypeVar
 
 import msgspec
 
@@ -56,8 +57,11 @@ def identity_key(identifier: str) -> str:
     return hashlib.sha256(identifier.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def public_command(command: ControlCommand) -> ControlCommand:
-    """The command as it may leave the process: identifiers redacted, keys filled in."""
+_Command = TypeVar("_Command", bound=ControlCommand)
+
+
+def public_command(command: _Command) -> _Command:
+    """The command as it may leave the process: identifiers redacted, keys filled in (same type as given)."""
     changes: dict[str, object] = {
         "session_id": redact(command.session_id),
         "agent_id": redact(command.agent_id),

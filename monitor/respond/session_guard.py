@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from json.decoder import scanstring
+from json.decoder import scanstring  # type: ignore[attr-defined]  # real (C or pure-Python); typeshed omits it
 from pathlib import Path
 from typing import Literal
 

@@ -24,6 +24,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from agentwatch.detect.effects.model import NO_CLASSES
+from agentwatch.secret_catalogue import is_secret_env_name
 
 # -- paths -------------------------------------------------------------------------------------
 # Each pattern is searched in the normalised path ("~" for the home directory, "/" separators).
@@ -185,7 +186,8 @@ _METADATA_HOSTS: Final = frozenset(
         "instance-data.ec2.internal",
     }
 )
-#: Name suffixes of private networks (the same list as ``agentwatch.detectors.novelty``'s internal hosts).
+#: Name suffixes of private networks (``agentwatch.destinations.DEFAULT_INTERNAL_SUFFIXES`` plus ``.intranet`` and
+#: ``.private``; ``localhost`` is loopback here).
 INTERNAL_SUFFIXES: Final = (
     ".internal",
     ".local",
@@ -240,6 +242,7 @@ def host_classes(host: str) -> frozenset[str]:
     out: set[str] = set()
     if host in _METADATA_HOSTS:
         out.add("net_cloud_metadata")
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
@@ -292,17 +295,5 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
     return None
 
 
-_SECRET_NAME: Final = re.compile(
-    r"(?i)(secret|token|passw(or)?d|passwd|pwd|api_?key|access_?key|private_?key|credential|auth|session|cookie"
-    r"|(^|_)key$|^aws_|^gh_|^github_|^openai|^anthropic|^azure_|^gcp_|^google_application|^npm_token|^slack_|^stripe_"
-    r"|^database_url$|^db_url$|^dsn$)"
-)
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an environment variable name looks like it holds a secret.
-
-    >>> is_secret_name("AWS_SECRET_ACCESS_KEY"), is_secret_name("GITHUB_TOKEN"), is_secret_name("PATH")
-    (True, True, False)
-    """
-    return bool(_SECRET_NAME.search(name))
+#: Whether an environment variable name looks like it holds a secret (the shared catalogue's test).
+is_secret_name: Final = is_secret_env_name

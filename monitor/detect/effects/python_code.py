@@ -517,11 +517,11 @@ class _Visitor(ast.NodeVisitor):
                 col.path("read", first, "list", _VIA)
             return
         if fn in ("os.chmod", "os.lchmod", "os.fchmod"):
-            mode = args[1] if len(args) > 1 else kw.get("mode")
-            detail = ast.unparse(mode) if mode is not None else None
-            if isinstance(mode, ast.Constant) and isinstance(mode.value, int):
-                detail = oct(mode.value)[2:]
-                if mode.value & 0o6000:
+            mode_node = args[1] if len(args) > 1 else kw.get("mode")
+            detail = ast.unparse(mode_node) if mode_node is not None else None
+            if isinstance(mode_node, ast.Constant) and isinstance(mode_node.value, int):
+                detail = oct(mode_node.value)[2:]
+                if mode_node.value & 0o6000:
                     detail += " setuid"
             elif detail and ("S_ISUID" in detail or "S_ISGID" in detail):
                 detail += " setuid"
@@ -693,7 +693,8 @@ class _Visitor(ast.NodeVisitor):
             col.path("read", first, "archive", _VIA)
             return
         if attr in ("kill", "terminate", "send_signal", "suspend") and head.startswith("psutil"):
-            col.add("kill", ast.unparse(node.func.value)[:60], via=_VIA, detail=f"psutil {attr}")
+            receiver = node.func.value if isinstance(node.func, ast.Attribute) else node.func
+            col.add("kill", ast.unparse(receiver)[:60], via=_VIA, detail=f"psutil {attr}")
 
     def _process(self, fn: str, node: ast.Call, kw: dict[str, ast.expr]) -> None:
         col = self.col
@@ -713,7 +714,8 @@ class _Visitor(ast.NodeVisitor):
             value = flat or ([value] if isinstance(value, str) else None)
         stdin_text = self.const(kw.get("input"))
         stdin = Stream(text=stdin_text) if isinstance(stdin_text, str) else None
-        shell = fn in _SHELL_STRING or (isinstance(kw.get("shell"), ast.Constant) and kw["shell"].value is True)
+        shell_kw = kw.get("shell")
+        shell = fn in _SHELL_STRING or (isinstance(shell_kw, ast.Constant) and shell_kw.value is True)
         detail_shell = self.socket_dup
         if isinstance(value, str):
             if detail_shell and value.split("/")[-1].split()[0] in ("sh", "bash", "zsh", "dash"):
@@ -777,20 +779,20 @@ class _Visitor(ast.NodeVisitor):
         col = self.col
         url = first
         data = (node.args[1] if len(node.args) > 1 and "retrieve" not in fn else None) or kw.get("data")
-        if isinstance(node.args[0] if node.args else None, ast.Call):
-            inner = node.args[0]
-            assert isinstance(inner, ast.Call)
+        arg0 = node.args[0] if node.args else None
+        if isinstance(arg0, ast.Call):
+            inner = arg0
             url = self.const(inner.args[0]) if inner.args else None
             data = (
                 data
                 or (inner.args[1] if len(inner.args) > 1 else None)
                 or next((k.value for k in inner.keywords if k.arg == "data"), None)
             )
-        elif isinstance(node.args[0] if node.args else None, ast.Name) and node.args[0].id in self.consts:
-            url = self.consts[node.args[0].id]
+        elif isinstance(arg0, ast.Name) and arg0.id in self.consts:
+            url = self.consts[arg0.id]
         if not isinstance(url, str):
-            if isinstance(url, str | None) and node.args and isinstance(node.args[0], ast.Name):
-                col.add("connect", f"<{node.args[0].id}>", frozenset({"net_external"}), _VIA, "dynamic url")
+            if isinstance(url, str | None) and isinstance(arg0, ast.Name):
+                col.add("connect", f"<{arg0.id}>", frozenset({"net_external"}), _VIA, "dynamic url")
             return
         if fn.endswith("Request"):
             return  # the urlopen that uses it reports

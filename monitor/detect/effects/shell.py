@@ -245,11 +245,11 @@ class _Walker:
                 if child.type == "variable_assignment":
                     self.assign(child, export=export)
                 elif child.type == "variable_name" and node.child(0).type == "export":
-                    self.env_effect(child.text.decode(errors="replace"), None)
+                    self.env_effect(_text(child), None)
             return None
         if t == "unset_command":
             for child in node.named_children:
-                name = child.text.decode(errors="replace")
+                name = _text(child)
                 if name in _HISTORY_VARS:
                     self.col.add("tamper", "shell_history", detail=f"unset {name}")
             return None
@@ -257,7 +257,7 @@ class _Walker:
             var = node.child_by_field_name("variable")
             values = [self.value(v)[0] for v in node.children_by_field_name("value")]
             if var is not None:
-                self.env[var.text.decode(errors="replace")] = " ".join(values)
+                self.env[_text(var)] = " ".join(values)
             body = node.child_by_field_name("body")
             return self.walk(body) if body is not None else None
         if t in ("command_substitution", "process_substitution"):
@@ -296,7 +296,7 @@ class _Walker:
         tails: list[Node] = []
         for r in nodes:
             if r.type == "heredoc_redirect":
-                body = "".join(c.text.decode(errors="replace") for c in r.children if c.type == "heredoc_body")
+                body = "".join(_text(c) for c in r.children if c.type == "heredoc_body")
                 stdin = Stream(text=body)
                 # `cat <<EOF > f` and `cat <<EOF | sh`: tree-sitter nests the rest inside the heredoc node
                 for c in r.named_children:
@@ -351,7 +351,7 @@ class _Walker:
         value_node = node.child_by_field_name("value")
         if name_node is None:
             return
-        name = name_node.text.decode(errors="replace")
+        name = _text(name_node)
         value = self.value(value_node)[0] if value_node is not None else ""
         self.env[name] = value
         if export or name in _SPECIAL_VARS:
@@ -394,7 +394,7 @@ class _Walker:
                 name_node = child.child_by_field_name("name")
                 value_node = child.child_by_field_name("value")
                 if name_node is not None:
-                    name = name_node.text.decode(errors="replace")
+                    name = _text(name_node)
                     local_env[name] = self.value(value_node)[0] if value_node is not None else ""
                     if name in _SPECIAL_VARS:
                         self.env_effect(name, local_env[name])
@@ -430,16 +430,16 @@ class _Walker:
             return "", False
         t = node.type
         if t in ("word", "number", "variable_name"):
-            text = node.text.decode(errors="replace")
+            text = _text(node)
             return (_unescape(text) if "\\" in text else text), False
         if t == "raw_string":
-            return node.text.decode(errors="replace")[1:-1], False
+            return _text(node)[1:-1], False
         if t == "ansi_c_string":
-            return _ansi_c(node.text.decode(errors="replace")[2:-1]), False
+            return _ansi_c(_text(node)[2:-1]), False
         if t == "string":
             return "".join(self.value(c)[0] for c in node.named_children if c.type != '"') or "", False
         if t == "string_content":
-            text = node.text.decode(errors="replace")
+            text = _text(node)
             return (_DQ_ESCAPE.sub(r"\1", text) if "\\" in text else text), False
         if t == "concatenation":
             parts = [self.value(c) for c in node.named_children]
@@ -457,13 +457,13 @@ class _Walker:
             return "$(…)", False
         if t == "arithmetic_expansion":
             return "0", False
-        return node.text.decode(errors="replace"), False
+        return _text(node), False
 
     def expand(self, node: Node) -> str:
         name_node = next((c for c in node.named_children if c.type in ("variable_name", "special_variable_name")), None)
         if name_node is None:
-            return node.text.decode(errors="replace")
-        name = name_node.text.decode(errors="replace")
+            return _text(node)
+        name = _text(name_node)
         if name in self.env:
             return self.env[name]
         if name == "HOME":
@@ -475,7 +475,7 @@ class _Walker:
         default = next(
             (c for c in node.named_children if c.type not in ("variable_name", "special_variable_name")), None
         )
-        if default is not None and node.type == "expansion" and ":-" in node.text.decode(errors="replace"):
+        if default is not None and node.type == "expansion" and ":-" in _text(node):
             return self.value(default)[0]
         return f"${name}"
 
@@ -488,6 +488,13 @@ def env_assignment(col: Collector, name: str, value: str | None, via: str = "she
     elif name in _SPECIAL_VARS:
         classes = path_classes(value) if value and value.startswith(("/", "~", ".")) else NO_CLASSES
         col.add("env", name, classes, via, "set")
+
+
+def _text(node: Node) -> str:
+    """The source text of a node. ``Node.text`` is ``None`` only for a tree parsed without its source bytes,
+    which this module never does (every tree comes from ``_PARSER.parse(bytes)``)."""
+    raw = node.text
+    return raw.decode(errors="replace") if raw is not None else ""
 
 
 def _last_command(node: Node) -> Node | None:

@@ -352,7 +352,9 @@ def _written_content(leaf: str, args: Mapping[str, Any]) -> tuple[str | None, bo
         return args["new_source"], True
     edits = args.get("edits")
     if isinstance(edits, list):
-        parts = [e.get("new_string") for e in edits if isinstance(e, dict) and isinstance(e.get("new_string"), str)]
+        parts: list[str] = [
+            e["new_string"] for e in edits if isinstance(e, dict) and isinstance(e.get("new_string"), str)
+        ]
         if parts:
             return "\n".join(parts), True
     return None, False
