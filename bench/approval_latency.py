@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fake_slack
 
-from agentwatch.approve.approvals import ApprovalRequest, request  # noqa: E402
+from agentwatch.approve.request import ApprovalRequest, request  # noqa: E402
 from agentwatch.ingest.topics import ensure_topics  # noqa: E402
 from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
 from agentwatch.observe.server import approval_service, make_server  # noqa: E402

@@ -174,7 +174,7 @@ audit_log = Table(
     Column("hash", LargeBinary(32), nullable=False),
 )
 
-# -- approvals (agentwatch.approve.approvals): a human decision before gated containment ---------
+# -- approvals (agentwatch.approve): a human decision before gated containment ---------
 approvals = Table(
     "approvals",
     metadata,

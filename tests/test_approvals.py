@@ -13,8 +13,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from agentwatch.approve import approvals as ap
-from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackNotifier
+from agentwatch.approve.directory import IdentityUnavailable
+from agentwatch.approve.request import ApprovalRequest
+from agentwatch.approve.request import request as request_approval
+from agentwatch.approve.runtime import ApprovalRuntime
+from agentwatch.approve.slack.notifier import SlackNotifier
+from agentwatch.approve.votes import VoteResult, cast_vote
+from agentwatch.approve.worker import approval_runtime
 from agentwatch.errors import ConfigError
 from agentwatch.respond.action_spec import ActionContext, ActionFailed, OutgoingMessage
 from agentwatch.respond.incident_lifecycle import IncidentSettings, attach_alert, set_status
@@ -73,12 +78,12 @@ def request(engine: Any, incident_id: str, clock: Clock, action: str = "revoke_c
     defaults: dict[str, Any] = {"approvers": [APPROVER, GROUP], "quorum": 1, "timeout_s": 60}
     if action == "revoke_credentials":
         defaults["action_params"] = {"url_env": "TEST_REVOKE_URL", "secret_env": "TEST_WEBHOOK_SECRET"}
-    spec = msgspec.convert({"action": action, **defaults, **params}, ap.ApprovalRequest)
+    spec = msgspec.convert({"action": action, **defaults, **params}, ApprovalRequest)
     cls = discover_actions()[action]
     with engine.begin() as conn:
         record = load_incident(conn, incident_id)
         subject = cls().plan(record, msgspec.convert(spec.action_params, cls.params_type))
-        approval_id, created = ap.request(
+        approval_id, created = request_approval(
             conn,
             step_key=f"{incident_id}:book:approve_{action}",
             incident=record,
@@ -97,8 +102,8 @@ def vote(
     decision: str = "approve",
     clock: Clock | None = None,
     directory: Any = None,
-) -> ap.VoteResult:
-    return ap.cast_vote(
+) -> VoteResult:
+    return cast_vote(
         engine,
         approval_id,
         user,
@@ -133,8 +138,8 @@ def runtime(
     clock: Clock,
     sent: list[OutgoingMessage] | None = None,
     notifier: SlackNotifier | None = None,
-) -> ap.ApprovalRuntime:
-    return ap.ApprovalRuntime(
+) -> ApprovalRuntime:
+    return approval_runtime(
         engine,
         tmp_path / "data",
         "agent.control",
@@ -188,7 +193,7 @@ def test_concurrent_executors_run_the_action_exactly_once(store_url: str, tmp_pa
     results: list[bool] = []
     barrier = threading.Barrier(len(runtimes))
 
-    def run(rt: ap.ApprovalRuntime) -> None:
+    def run(rt: ApprovalRuntime) -> None:
         barrier.wait()
         results.append(rt.execute(approval_id))
 
@@ -304,7 +309,7 @@ def test_escalated_group_may_decide(store_url: str) -> None:
     engine, clock = open_store(store_url), Clock()
     approval_id = request(engine, open_incident(engine), clock, approvers=[APPROVER], escalate_to=[LEADS])
     clock.now += 60_000
-    ap.ApprovalRuntime(engine, Path("."), "agent.control", clock=clock).tick()
+    ApprovalRuntime(engine, Path("."), "agent.control", clock=clock).tick()
     assert vote(engine, approval_id, LEAD, clock=clock).status == "approved"
 
 

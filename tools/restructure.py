@@ -81,7 +81,7 @@ MOVES: list[tuple[str, str]] = [
     ("monitor/webhook.py", "monitor/respond/webhook.py"),
     ("monitor/session_guard.py", "monitor/respond/session_guard.py"),
     # approve: humans decide gated containment; Slack is one way to reach them
-    ("monitor/approvals.py", "monitor/approve/approvals.py"),
+    ("monitor/approvals.py", "monitor/approve/approvals.py"),  # since split: see SPLITS
     ("monitor/slack_interactions.py", "monitor/approve/slack/interactions.py"),
     ("monitor/slack_messages.py", "monitor/approve/slack/messages.py"),
     ("monitor/slack_notifier.py", "monitor/approve/slack/notifier.py"),
@@ -142,7 +142,35 @@ STAGE_PACKAGES: dict[str, str] = {
 }
 
 #: Modules split after the move: old dotted module → {symbol: new dotted module}; "*" is the rest.
-SPLITS: dict[str, dict[str, str]] = {}
+#: (``from monitor import approvals`` as a whole module cannot be redirected: import the new modules.)
+SPLITS: dict[str, dict[str, str]] = {
+    # approvals.py along its section banners; the approval domain no longer imports Slack
+    "monitor.approvals": {
+        **dict.fromkeys(
+            ["OPEN", "CLOSED", "IN_FLIGHT_GRACE_MS", "now_ms", "ApprovalRequest", "expand_ids", "approval_id_for"],
+            "agentwatch.approve.request",
+        ),
+        "request": "agentwatch.approve.request",
+        **dict.fromkeys(
+            ["Directory", "UserEntry", "GroupEntry", "ApprovalsFile", "approvals_file_path", "load_approvals_file"],
+            "agentwatch.approve.directory",
+        ),
+        "FileDirectory": "agentwatch.approve.directory",
+        **dict.fromkeys(
+            ["REFUSALS", "VoteResult", "cast_vote", "find_approval", "active_approvers", "audited"],
+            "agentwatch.approve.votes",
+        ),
+        **dict.fromkeys(["approval_view", "approvals_for"], "agentwatch.approve.views"),
+        **dict.fromkeys(
+            ["ApprovalGrant", "ContainmentCommand", "GatedAction", "require_approved", "control_message"],
+            "agentwatch.respond.gated_action_spec",
+        ),
+        "MAX_EXECUTION_ATTEMPTS": "agentwatch.approve.executor",
+        **dict.fromkeys(["TickStats", "ApprovalRuntime"], "agentwatch.approve.runtime"),
+        **dict.fromkeys(["ApprovalWorker", "guarded"], "agentwatch.approve.worker"),
+        "SLACK_MAX_BACKOFF_MS": "agentwatch.approve.slack.outbox",
+    },
+}
 
 OLD_ROOT, NEW_ROOT = "monitor", "agentwatch"
 #: Folders that keep their place and are mapped into the namespace by setuptools.

@@ -1,6 +1,6 @@
 """``agentwatch approve`` / ``deny``: decide a pending approval without Slack.
 
-The same rules as the Slack buttons (:func:`agentwatch.approve.approvals.cast_vote`): only listed
+The same rules as the Slack buttons (:func:`agentwatch.approve.votes.cast_vote`): only listed
 approvers count, the incident's principal cannot decide on their own agent's
 containment, one vote per person, nothing after expiry or resolution, every attempt
 audited.
@@ -32,16 +32,12 @@ import click
 from rich.table import Table
 from sqlalchemy.engine import Connection
 
-from agentwatch.approve.approvals import (
-    ApprovalRuntime,
-    FileDirectory,
-    approvals_file_path,
-    approvals_for,
-    cast_vote,
-    find_approval,
-    load_approvals_file,
-)
-from agentwatch.approve.slack.notifier import IdentityUnavailable, SlackDirectory, SlackNotifier
+from agentwatch.approve.directory import FileDirectory, IdentityUnavailable, approvals_file_path, load_approvals_file
+from agentwatch.approve.runtime import ApprovalRuntime
+from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
+from agentwatch.approve.views import approvals_for
+from agentwatch.approve.votes import cast_vote, find_approval
+from agentwatch.approve.worker import approval_runtime
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, out
 from agentwatch.errors import ConfigError
 from agentwatch.events.audit_event import rfc3339_ms
@@ -118,7 +114,7 @@ def _runtime(
         from agentwatch.ingest.monitor_process import KafkaSender
 
         send = KafkaSender(bootstrap_servers)
-    return ApprovalRuntime(
+    return approval_runtime(
         engine, config.data_dir.resolve(), config.monitor.control_topic, send=send, notifier=notifier
     )
 

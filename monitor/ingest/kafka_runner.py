@@ -37,6 +37,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
+from agentwatch import backoff
 from agentwatch.best_effort import best_effort
 from agentwatch.config import MonitorSettings
 from agentwatch.detect.alerts import Alert, public_alert
@@ -464,7 +465,7 @@ class KafkaMonitor:
                 self._backoff(attempt, f"commit failed: {exc}")
 
     def _backoff(self, attempt: int, why: str) -> None:
-        delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(attempt, 8))
+        delay = backoff.delay(attempt, 0.25, MAX_BACKOFF_S)
         log.warning("%s; retrying in %.1fs (attempt %d)", why, delay, attempt)
         self._watch_connection()  # an outage met while delivering or committing is reported too
         self.stop_event.wait(delay)

@@ -84,7 +84,7 @@ STATE_SESSIONS_RESTORED = Counter(
 INFO = Gauge("agentwatch_build_info", "Constant 1, labelled with the running version.", ["version"])
 INFO.labels(__version__).set(1)
 
-# -- approvals (agentwatch.approve.approvals) ----------------------------------------------------
+# -- approvals (agentwatch.approve) ---------------------------------------------------------------
 # Approval rate: rate(agentwatch_approvals_decisions_total{outcome="approved"}) over all outcomes.
 APPROVALS_REQUESTED = Counter(
     "agentwatch_approvals_requested_total", "Human approvals requested for a gated action.", ["action"]

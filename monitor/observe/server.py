@@ -16,7 +16,7 @@ close after ``keep_alive_s``, connections beyond ``max_connections`` are answere
 closed, request headers are capped at 16 KiB and the Slack body at 1 MiB. Stalled
 clients therefore cost a file descriptor for a bounded time, never a thread.
 
-``serve`` also runs the approval worker (:class:`agentwatch.approve.approvals.ApprovalWorker`):
+``serve`` also runs the approval worker (:class:`agentwatch.approve.worker.ApprovalWorker`):
 approved containment is executed, overdue approvals escalate or expire, and the Slack
 messages are kept up to date — alongside (and agreeing with, through the store) the
 monitor's own responder.
@@ -38,7 +38,7 @@ Environment
     Slack Web API base URL override (default ``https://slack.com/api/``; tests use a fake).
 ``AGENTWATCH_APPROVALS_FILE``
     Identities for the CLI and for groups when Slack is not configured (default
-    ``<data_dir>/approvals.toml``; see :mod:`agentwatch.approve.approvals`).
+    ``<data_dir>/approvals.toml``; see :mod:`agentwatch.approve.directory`).
 ``AGENTWATCH_APPROVERS``, ``AGENTWATCH_ESCALATION_APPROVERS``
     Comma-separated Slack user/user-group ids the shipped ``contain_session`` playbook
     asks (read by the monitor when it requests an approval).
@@ -72,22 +72,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from agentwatch.approve.approvals import (
-    ApprovalRuntime,
-    ApprovalWorker,
-    Directory,
-    FileDirectory,
-    approvals_file_path,
-    load_approvals_file,
-)
+from agentwatch.approve.directory import Directory, FileDirectory, approvals_file_path, load_approvals_file
+from agentwatch.approve.runtime import ApprovalRuntime
 from agentwatch.approve.slack.interactions import MAX_BODY_BYTES, InteractionHandler
 from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
+from agentwatch.approve.worker import ApprovalWorker, approval_runtime
 from agentwatch.observe import metrics
 from agentwatch.observe.api_token import bearer_matches
 from agentwatch.observe.store_metrics import StoreCollector
@@ -155,7 +151,7 @@ def approval_service(
         from agentwatch.ingest.monitor_process import KafkaSender
 
         send = KafkaSender(bootstrap_servers)
-    runtime = ApprovalRuntime(engine, data_dir, control_topic, send=send, notifier=notifier)
+    runtime = approval_runtime(engine, data_dir, control_topic, send=send, notifier=notifier)
     worker = ApprovalWorker(runtime)
     secret = env.get("AGENTWATCH_SLACK_SIGNING_SECRET")
     interactions = None
@@ -172,7 +168,7 @@ def approval_service(
 
 def _zero_approval_attempts() -> None:
     """Every gated action × outcome as a zero-valued series: "no refusals", not "no data"."""
-    from agentwatch.approve.approvals import REFUSALS
+    from agentwatch.approve.votes import REFUSALS
     from agentwatch.respond.playbook_engine import discover_actions
 
     for name, cls in discover_actions().items():
@@ -271,7 +267,7 @@ def make_app(
                 answer.body,
                 answer.status,
                 media_type="application/json",
-                background=_Background(lambda: blocking(after)),
+                background=BackgroundTask(blocking, after),  # async: awaited on the loop, `after` on a worker
             )
         return Response(answer.body, answer.status, media_type="application/json")
 
@@ -318,16 +314,6 @@ class _HeaderCap:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-class _Background:
-    """Starlette background work that is a coroutine factory (the Slack handler's ``after``)."""
-
-    def __init__(self, run: Callable[[], Any]) -> None:
-        self.run = run
-
-    async def __call__(self) -> None:
-        await self.run()
 
 
 async def _bounded_body(request: Request, limit: int) -> tuple[bytes, str | None]:

@@ -19,7 +19,8 @@ Who calls what
     offsets are committed (``terminate_session``). ``False`` runs it on the
     responder's worker thread (evidence, postmortem, webhooks).
 ``gated``
-    ``True`` for containment that needs a human decision first (next: approvals).
+    ``True`` for containment that needs a human decision first: subclass
+    :class:`agentwatch.respond.gated_action_spec.GatedAction` (the gated-action contract).
 
 Registering::
 

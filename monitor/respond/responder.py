@@ -40,8 +40,9 @@ import msgspec
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection, Engine
 
-from agentwatch.approve.approvals import ApprovalRuntime, ApprovalWorker
+from agentwatch import backoff
 from agentwatch.approve.slack.notifier import SlackNotifier
+from agentwatch.approve.worker import ApprovalWorker, approval_runtime
 from agentwatch.detect.alerts import Alert
 from agentwatch.events.audit_event import AuditEvent
 from agentwatch.observe import metrics
@@ -151,10 +152,10 @@ class Responder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        #: Approved containment, expiries and Slack messages (agentwatch.approve.approvals): its own
+        #: Approved containment, expiries and Slack messages (agentwatch.approve.worker): its own
         #: threads, every 0.2 s, started and stopped with the worker.
         self.approvals = ApprovalWorker(
-            ApprovalRuntime(engine, data_dir, control_topic, send=send, notifier=SlackNotifier.from_env(), clock=clock)
+            approval_runtime(engine, data_dir, control_topic, send=send, notifier=SlackNotifier.from_env(), clock=clock)
         )
 
     def _load_watched(self) -> dict[str, str]:
@@ -412,7 +413,7 @@ class Responder:
         if row.attempts + 1 >= step.max_attempts:
             self._finish(conn, row.action_key, row.incident_id, "failed", None, error, now)
             return
-        delay_ms = min(60_000, 1000 * 2**row.attempts)
+        delay_ms = round(1000 * backoff.delay(row.attempts, 1.0, 60.0))
         conn.execute(
             actions.update()
             .where(actions.c.action_key == row.action_key)
@@ -564,16 +565,16 @@ class Responder:
             self.send(messages)
 
     def _work(self) -> None:
-        backoff = 0.5
+        failures = 0  # rounds failed in a row: the wait grows from 0.5 s to 30 s
         while not self._stop.is_set():
-            self._wake.wait(timeout=backoff)
+            self._wake.wait(timeout=backoff.delay(failures, 0.5, 30.0))
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
                 self.run_pending()
-                backoff = 0.5
+                failures = 0
             except Exception:  # noqa: BLE001 - the worker must outlive one bad step; logged, retried
                 log.exception("responder worker round failed; retrying")
                 metrics.PLUGIN_ERRORS.labels("responder", "worker").inc()
-                backoff = min(30.0, backoff * 2)
+                failures += 1

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from agentwatch.approve.approvals import ApprovalGrant, GatedAction, control_message
 from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
+from agentwatch.respond.gated_action_spec import ApprovalGrant, GatedAction, control_message
 from agentwatch.respond.incident_record import IncidentRecord
 
 MAX_TARGETS = 20

@@ -1,7 +1,7 @@
 """``quarantine_agent`` (gated): stop the agent identity everywhere, not just this session.
 
 Publishes ``{type: "quarantine_agent", …}`` on ``agent.control`` (a
-:class:`agentwatch.approve.approvals.ContainmentCommand`, keyed by agent id) for gateways to refuse
+:class:`agentwatch.respond.gated_action_spec.ContainmentCommand`, keyed by agent id) for gateways to refuse
 every session of the agent, and — when a webhook is configured (``webhook_url`` or the
 environment variable ``webhook_url_env``) — tells the identity system through a signed
 webhook as well. Runs only from the approval executor.
@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from agentwatch.approve.approvals import ApprovalGrant, GatedAction, control_message
 from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
+from agentwatch.respond.gated_action_spec import ApprovalGrant, GatedAction, control_message
 from agentwatch.respond.incident_record import IncidentRecord
 from agentwatch.respond.webhook import OptionalWebhookConfig, post_signed
 

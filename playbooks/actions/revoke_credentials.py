@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentwatch.approve.approvals import ApprovalGrant, GatedAction
 from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.respond.action_spec import ActionContext, ActionOutcome, ActionParams
 from agentwatch.respond.control import command_id_for, identity_key
+from agentwatch.respond.gated_action_spec import ApprovalGrant, GatedAction
 from agentwatch.respond.incident_record import IncidentRecord
 from agentwatch.respond.redaction import redact
 from agentwatch.respond.webhook import WebhookConfig, post_signed

@@ -17,7 +17,7 @@ before reading it), 400 (malformed, or a button click without a user id) and eve
 written to the audit log (``slack.request_refused``; a vote the approval rules refuse is
 ``approval.refused``). A verified ``block_actions`` payload's first action decides:
 ``agentwatch_approve`` / ``agentwatch_deny`` become a vote
-(:func:`agentwatch.approve.approvals.cast_vote`, with its authorisation and separation-of-duties
+(:func:`agentwatch.approve.votes.cast_vote`, with its authorisation and separation-of-duties
 rules), ``agentwatch_details`` answers with the incident's details. The person who
 clicked is told privately (``response_url``, ephemeral) when their vote was refused.
 """
@@ -39,7 +39,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from agentwatch.approve.approvals import Directory, approval_view, audited, cast_vote
+from agentwatch.approve.directory import Directory
 from agentwatch.approve.slack.messages import (
     APPROVE,
     BUTTON_ACTIONS,
@@ -50,6 +50,8 @@ from agentwatch.approve.slack.messages import (
     refusal_text,
 )
 from agentwatch.approve.slack.notifier import SlackNotifier, SlackRejected, SlackUnavailable
+from agentwatch.approve.views import approval_view
+from agentwatch.approve.votes import audited, cast_vote
 from agentwatch.observe import metrics
 from agentwatch.respond import audit_log
 from agentwatch.respond.incident_queries import load_incident
@@ -80,7 +82,7 @@ class InteractionHandler:
     signing_secret
         The Slack app's signing secret.
     directory
-        Identity lookups for :func:`~agentwatch.approve.approvals.cast_vote` (Slack's).
+        Identity lookups for :func:`~agentwatch.approve.votes.cast_vote` (Slack's).
     notifier
         For ephemeral answers (``response_url``); optional.
     on_decision

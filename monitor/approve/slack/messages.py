@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from agentwatch.approve.directory import GROUP_ID, USER_ID
 from agentwatch.approve.slack.text import FIELD_LIMIT, SECTION_LIMIT, cap, mrkdwn, plain
+from agentwatch.approve.views import ApprovalView, VoteView
 from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.respond.incident_record import IncidentRecord
 
@@ -25,8 +27,6 @@ DENY: Final = "agentwatch_deny"
 DETAILS: Final = "agentwatch_details"
 BUTTON_ACTIONS: Final = frozenset({APPROVE, DENY, DETAILS})
 
-USER_ID: Final = re.compile(r"^[UW][A-Z0-9]{2,20}$")
-GROUP_ID: Final = re.compile(r"^S[A-Z0-9]{2,20}$")
 MAX_REASONS: Final = 3
 MAX_APPROVAL_CARDS: Final = 10  # Slack allows 50 blocks; 4 per card plus the incident's 6
 
@@ -47,38 +47,6 @@ _SEVERITY_ICON: Final = {
     "low": ":white_circle:",
     "info": ":white_circle:",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class VoteView:
-    user_id: str
-    channel: str  # slack | cli
-    decision: str  # approve | deny
-    ts_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalView:
-    approval_id: str
-    action: str
-    subject: dict[str, Any]
-    quorum: int
-    approvers: list[str]
-    escalate_to: list[list[str]]
-    escalation_level: int
-    status: str
-    expires_ms: int
-    votes: list[VoteView] = field(default_factory=list)
-    decided_ms: int | None = None
-    result_summary: str | None = None
-    error: str | None = None
-    note: str | None = None
-
-    @property
-    def active_approvers(self) -> list[str]:
-        """Approvers plus every escalation level reached so far."""
-        extra = [i for level in self.escalate_to[: self.escalation_level] for i in level]
-        return list(dict.fromkeys([*self.approvers, *extra]))
 
 
 @dataclass(frozen=True, slots=True)

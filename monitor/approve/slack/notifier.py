@@ -7,7 +7,7 @@ A thin wrapper around slack-sdk's :class:`~slack_sdk.WebClient` (``chat.postMess
   refused connection or a timeout — and respects ``Retry-After`` on ``ratelimited``
   (429); longer waits are not slept here but handed back in
   :class:`SlackUnavailable` (``retry_after_s``) so the caller schedules the retry in the
-  store (:mod:`agentwatch.approve.approvals`) and nothing is lost;
+  store (:mod:`agentwatch.approve.slack.outbox`) and nothing is lost;
 * raises :class:`SlackRejected` for answers that retrying cannot fix
   (``channel_not_found``, ``invalid_auth``, ``not_in_channel``, …);
 * caches user e-mails and user-group members briefly (:class:`SlackDirectory`).
@@ -21,6 +21,7 @@ Configuration comes from the environment (:meth:`SlackNotifier.from_env`):
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -34,6 +35,8 @@ import msgspec
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from agentwatch import backoff
+from agentwatch.approve.directory import IdentityUnavailable
 from agentwatch.observe import metrics
 
 log = logging.getLogger(__name__)
@@ -56,10 +59,6 @@ class SlackUnavailable(RuntimeError):
 
 class SlackRejected(RuntimeError):
     """Slack answered with an error a retry will not fix (configuration, permissions)."""
-
-
-class IdentityUnavailable(LookupError):
-    """A user's e-mail or a group's members could not be established (fail closed)."""
 
 
 def _default_sleep(seconds: float) -> None:
@@ -177,10 +176,11 @@ class SlackNotifier:
 
     # -- the retry loop --------------------------------------------------------------
     def _call(self, method: str, **kwargs: Any) -> Any:
-        delay = self.backoff_s
         last = "no attempt"
         retry_after: float | None = None
         for attempt in range(1, self.attempts + 1):
+            # uncapped: at most ``attempts - 1`` waits, and a long Retry-After goes back to the caller
+            delay = backoff.delay(attempt - 1, self.backoff_s, math.inf)
             try:
                 return getattr(self.client, method)(**kwargs)
             except SlackApiError as exc:
@@ -204,7 +204,6 @@ class SlackNotifier:
             if attempt < self.attempts:
                 log.info("slack %s failed (attempt %d): %s; retrying in %.2fs", method, attempt, last, wait)
                 self.sleep(wait)
-                delay *= 2
         metrics.APPROVAL_NOTIFICATIONS.labels("failed").inc()
         raise SlackUnavailable(last, retry_after)
 
