@@ -4,7 +4,9 @@ Looks at what a tool call acts on — its target and its path- or command-like a
 for credential stores: SSH private keys, cloud credentials, ``.env`` files, browser
 cookie and keychain stores, cloud metadata endpoints, environment dumps. Every argument,
 file content included, is also searched for token-shaped strings (AWS keys,
-GitHub/Slack/OpenAI/Anthropic/Google tokens, private key blocks, JWTs).
+GitHub/Slack/Stripe/OpenAI/Anthropic/Google tokens, private key blocks, JWTs, Slack
+webhook URLs). Stores and token shapes come from :mod:`agentwatch.secret_catalogue`, which
+redaction and ``taint_flow`` share.
 
 Using a credential the ordinary way (``ssh -i key``, ``kubectl --kubeconfig f``,
 ``curl --cert c.pem``) is not reading it, so option values like those are ignored.
@@ -43,6 +45,7 @@ from agentwatch.detectors._rulekit import (
     window,
 )
 from agentwatch.events.audit_event import AuditEvent
+from agentwatch.secret_catalogue import SECRET_VARIABLE, TOKENS, SecretPattern, credential_read
 
 __all__ = ["SecretAccess", "SecretAccessConfig"]
 
@@ -180,90 +183,29 @@ def _check_credential_query(low: str, m: re.Match[str], event: AuditEvent) -> fl
     return None
 
 
-#: Rules on the lower-cased surface, highest score first.
+def _read(name: str, score: float, check: Check | None = None) -> Rule:
+    """A rule for a credential store or command of :data:`agentwatch.secret_catalogue.CREDENTIAL_READS`."""
+    entry = credential_read(name)
+    return Rule(entry.kind, score, entry.what, entry.hints, entry.rx, check)
+
+
+#: Rules on the lower-cased surface, highest score first. The stores and commands come from the
+#: shared catalogue; the rest (writes, SQL, variables, listings) are this detector's own heuristics.
 _PATH_RULES: Final = (
-    Rule(
-        "ssh_private_key",
-        0.9,
-        "reads an SSH private key",
-        ("id_",),
-        _rx(r"\.ssh/id_[a-z0-9_-]+(?![a-z0-9_-]|\.pub)|id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?(?![\w.-])"),
-        _check_ssh,
-    ),
-    Rule(
-        "cloud_credentials",
-        0.9,
-        "reads cloud credentials",
-        ("cred", "gcloud", ".azure/"),
-        _rx(r"\.(?:aws/credentials|config/gcloud(?![\w.-])|azure/(?:accesstokens\.json|msal_token_cache))"),
-    ),
-    Rule(
-        "cloud_credentials",
-        0.9,
-        "reads cloud credentials",
-        ("cred",),
-        _rx(r"application_default_credentials\.json"),
-    ),
-    Rule(
-        "cloud_credentials",
-        0.9,
-        "prints a cloud access token",
-        ("gcloud",),
-        _rx(r"gcloud\s+auth\s+(?:application-default\s+)?print-access-token"),
-    ),
-    Rule(
-        "cloud_metadata",
-        0.9,
-        "queries a cloud metadata endpoint",
-        ("169.254.", "100.100.100.200"),
-        _rx(r"1(?:69\.254\.169\.254|69\.254\.170\.2|00\.100\.100\.200)"),
-    ),
-    Rule(
-        "cloud_metadata",
-        0.9,
-        "queries a cloud metadata endpoint",
-        ("metadata.google.internal",),
-        _rx(r"metadata\.google\.internal"),
-    ),
-    Rule("cloud_metadata", 0.9, "queries a cloud metadata endpoint", ("fd00:ec2::254",), _rx(r"fd00:ec2::254")),
-    Rule(
-        "shadow_file",
-        0.9,
-        "reads the password hash file",
-        ("/etc/",),
-        _rx(r"/etc/(?:g?shadow|master\.passwd)(?![\w.-])"),
-    ),
-    Rule(
-        "keychain",
-        0.9,
-        "reads the OS keychain",
-        ("security",),
-        _rx(r"security\s+(?:find-(?:generic|internet)-password|dump-keychain)"),
-    ),
-    Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"\.keychain(?:-db)?(?![\w.-])")),
-    Rule("keychain", 0.9, "reads the OS keychain", ("keychain",), _rx(r"/keychains/")),
-    Rule(
-        "browser_store",
-        0.85,
-        "reads a browser cookie or password store",
-        ("cookies", "login", " data", "key", "logins"),
-        _rx(r"/(?:cookies(?:\.sqlite)?|login(?:\\)? data|web(?:\\)? data|key[34]\.db|logins\.json)(?![\w.-])"),
-    ),
-    Rule(
-        "kube_config",
-        0.85,
-        "reads the Kubernetes credentials file",
-        (".kube/",),
-        _rx(r"\.kube/config(?![\w.-])"),
-        _check_used,
-    ),
-    Rule(
-        "kube_config",
-        0.85,
-        "dumps the Kubernetes credentials",
-        ("--raw",),
-        _rx(r"kubectl\s+config\s+view\b[^|;&\n]*--raw"),
-    ),
+    _read("ssh_key_file", 0.9, _check_ssh),
+    _read("cloud_credential_files", 0.9),
+    _read("gcloud_credential_files", 0.9),
+    _read("gcloud_access_token", 0.9),
+    _read("metadata_address", 0.9),
+    _read("metadata_gce", 0.9),
+    _read("metadata_ec2_ipv6", 0.9),
+    _read("shadow", 0.9),
+    _read("keychain_command", 0.9),
+    _read("keychain_file", 0.9),
+    _read("keychains_dir", 0.9),
+    _read("browser_store", 0.85),
+    _read("kube_config_file", 0.85, _check_used),
+    _read("kube_config_raw", 0.85),
     Rule(
         "authorized_keys_write",
         0.85,
@@ -272,78 +214,16 @@ _PATH_RULES: Final = (
         _rx(r"authorized_keys"),
         _check_authorized_keys,
     ),
-    Rule(
-        "credential_file",
-        0.85,
-        "reads a stored credential file",
-        ("netrc", "cred", "docker/config", "pgpass", "pypirc"),
-        _rx(r"\.(?:netrc|git-credentials|docker/config\.json|pgpass|pypirc)(?![\w-])"),
-        _check_bounded(0.85),
-    ),
-    Rule("credential_file", 0.85, "asks git for stored credentials", ("cred",), _rx(r"git\s+credential\s+fill")),
-    Rule(
-        "private_key_file",
-        0.85,
-        "reads a private key file",
-        (".p", "key", ".jks"),
-        _rx(r"\.(?:pem|key|p12|pfx|ppk|jks|keystore)(?![\w.-])"),
-        _check_key_file,
-    ),
-    Rule(
-        "k8s_secret",
-        0.85,
-        "reads Kubernetes secret values",
-        ("secret",),
-        _rx(
-            r"kubectl\s+(?:-\S+\s+)*get\s+secrets?\b[^;&|\n]*(?:-o\s*=?\s*(?:yaml|json|jsonpath|go-template)"
-            r"|--output|\|\s*base64\s+(?:-d|--decode))"
-        ),
-        _check_bounded(0.85),
-    ),
-    Rule(
-        "credential_file",
-        0.85,
-        "reads the GitHub CLI token",
-        ("gh/hosts", "auth token"),
-        _rx(r"\.config/gh/hosts\.yml|gh\s+auth\s+token\b"),
-    ),
-    Rule(
-        "process_environ",
-        0.8,
-        "reads a process environment",
-        ("environ",),
-        _rx(r"/proc/(?:self|\d+|\*)/environ"),
-    ),
-    Rule(
-        "secrets_manager",
-        0.8,
-        "reads secret values from a secrets manager",
-        ("secret", "ssm", "vault"),
-        _rx(
-            r"(?:aws\s+secretsmanager\s+get-secret-value|aws\s+ssm\s+get-parameters?(?:-by-path)?\b[^;&|\n]*"
-            r"--with-decryption|gcloud\s+secrets\s+versions\s+access|vault\s+(?:kv\s+get|read)\s"
-            r"|az\s+keyvault\s+secret\s+show|doppler\s+secrets\b)"
-        ),
-    ),
-    Rule(
-        "env_file",
-        0.8,
-        "reads a .env file",
-        (".env",),
-        _rx(r"\.env(?:\.[a-z0-9_-]+)*(?![a-z0-9_.-])"),
-        _check_env_file,
-    ),
-    Rule("env_dump", 0.8, "dumps the environment", ("env", "set"), _rx(r"(?:env|set)\s*[|>]"), _check_env_dump),
-    Rule(
-        "env_dump",
-        0.75,
-        "dumps the environment from code",
-        ("environ", "process.env"),
-        _rx(
-            r"(?:dict\(|print\(|json\.dumps\(|str\(|repr\()\s*(?:dict\()?os\.environ\b(?!\.get|\[)"
-            r"|os\.environ\.(?:items|copy|keys|values)\(\)|(?:json\.stringify|console\.log|console\.dir)\(\s*process\.env\s*\)"
-        ),
-    ),
+    _read("credential_files", 0.85, _check_bounded(0.85)),
+    _read("git_credential_fill", 0.85),
+    _read("private_key_file", 0.85, _check_key_file),
+    _read("k8s_secret_values", 0.85, _check_bounded(0.85)),
+    _read("gh_cli_token", 0.85),
+    _read("process_environ", 0.8),
+    _read("secrets_manager_read", 0.8),
+    _read("env_file", 0.8, _check_env_file),
+    _read("env_dump_shell", 0.8, _check_env_dump),
+    _read("env_dump_code", 0.75),
     Rule(
         "credential_query",
         0.75,
@@ -369,7 +249,7 @@ _PATH_RULES: Final = (
         0.75,
         "prints a secret environment variable",
         ("printenv",),
-        _rx(r"printenv\s+[a-z0-9_]*(?:secret|token|api_?key|passw|private_key)"),
+        _rx(r"printenv\s+" + SECRET_VARIABLE),
         _check_secret_var,
     ),
     Rule(
@@ -377,7 +257,7 @@ _PATH_RULES: Final = (
         0.6,
         "prints a secret environment variable",
         ("echo",),
-        _rx(r"echo\s+[\"']?\$\{?[a-z0-9_]*(?:secret|token|api_?key|passw|private_key)"),
+        _rx(r"echo\s+[\"']?\$\{?" + SECRET_VARIABLE),
         _check_secret_var,
     ),
     Rule(
@@ -411,72 +291,19 @@ def _check_token(score: float) -> Check:
     return check
 
 
-def _check_api_key(text: str, m: re.Match[str], event: AuditEvent) -> float | None:
-    body = m.group()[3:]
-    if not (any(c.isdigit() for c in body) and any(c.isupper() for c in body) and any(c.islower() for c in body)):
-        return None  # kebab-case names are not keys
-    return _check_token(0.75)(text, m, event)
+#: Rule names and scores of catalogue tokens whose finding differs from the defaults (kind, 0.75).
+_TOKEN_RULE_NAMES: Final = {"private_key": "private_key_block", "anthropic_key": "api_key", "openai_key": "api_key"}
+_TOKEN_SCORES: Final = {"private_key": 0.9, "jwt": 0.7}
 
 
-#: Token shapes, matched case-sensitively on every argument (content included).
-_TOKEN_RULES: Final = (
-    Rule(
-        "private_key_block",
-        0.9,
-        "handles a private key block",
-        ("PRIVATE KEY",),
-        _rx(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
-        _check_token(0.9),
-    ),
-    Rule(
-        "aws_access_key",
-        0.75,
-        "handles an AWS access key",
-        ("AKIA", "ASIA"),
-        _rx(r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
-        _check_token(0.75),
-    ),
-    Rule(
-        "github_token",
-        0.75,
-        "handles a GitHub token",
-        ("gh",),
-        _rx(r"gh(?:[pousr]_[A-Za-z0-9]{36}|ithub_pat_[A-Za-z0-9_]{40,})"),
-        _check_token(0.75),
-    ),
-    Rule(
-        "slack_token",
-        0.75,
-        "handles a Slack token",
-        ("xox",),
-        _rx(r"xox[abpr]-[A-Za-z0-9-]{10,}"),
-        _check_token(0.75),
-    ),
-    Rule(
-        "api_key",
-        0.75,
-        "handles an OpenAI/Anthropic API key",
-        ("sk-",),
-        _rx(r"sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"),
-        _check_api_key,
-    ),
-    Rule(
-        "google_api_key",
-        0.75,
-        "handles a Google API key",
-        ("AIza",),
-        _rx(r"AIza[0-9A-Za-z_-]{35}"),
-        _check_token(0.75),
-    ),
-    Rule(
-        "jwt",
-        0.7,
-        "handles a JSON Web Token",
-        ("eyJ",),
-        _rx(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-        _check_token(0.7),
-    ),
-)
+def _token(entry: SecretPattern) -> Rule:
+    score = _TOKEN_SCORES.get(entry.kind, 0.75)
+    name = _TOKEN_RULE_NAMES.get(entry.kind, entry.kind)
+    return Rule(name, score, "handles " + entry.what, entry.hints, entry.rx, _check_token(score))
+
+
+#: Token shapes (agentwatch.secret_catalogue.TOKENS), matched case-sensitively on every argument (content included).
+_TOKEN_RULES: Final = tuple(_token(entry) for entry in TOKENS)
 
 #: Search tools over mail, chat and documents (a code search for ``api_key`` is normal work).
 _MESSAGE_STORES: Final = tuple(

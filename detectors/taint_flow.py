@@ -54,10 +54,7 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
-from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
-from agentwatch.detect.learned_merge import merge_counts, merge_lru
-from agentwatch.detect.session_state import SessionState
-from agentwatch.detectors.novelty import (
+from agentwatch.destinations import (
     DEFAULT_INTERNAL_SUFFIXES,
     Destinations,
     email_addresses,
@@ -65,7 +62,12 @@ from agentwatch.detectors.novelty import (
     named_destinations,
     org_domain,
 )
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.detect.learned_merge import merge_counts, merge_lru
+from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors._rulekit import Rule, candidates, gated
 from agentwatch.events.audit_event import AuditEvent
+from agentwatch.secret_catalogue import CREDENTIAL_READS
 
 __all__ = ["TaintFlow", "TaintFlowConfig"]
 
@@ -80,43 +82,54 @@ INTERNAL, KNOWN, FLEET, DOMAIN, UNKNOWN = range(5)
 _DEST_NAMES: Final = ("internal", "known", "fleet-known", "new-address-at-known-domain", "unknown")
 _DEST_KEYS: Final = ("internal", "known", "fleet", "known_domain", "unknown")
 
-#: Each alternative starts with a literal, so the combined regex scans quickly.
-DEFAULT_SECRET_PATTERNS: Final = (
-    r"\.env(?<![\w-]\.env)(?:\.(?!example|sample|template|dist|defaults)[\w.-]+)?(?![\w.-])",
-    r"\.aws/credentials",
-    r"\.ssh/id_\w+",
-    r"id_(?:rsa|dsa|ecdsa|ed25519)(?![\w.])",
-    r"\.(?:pem|p12|pfx|jks|keystore)(?!\w)",
-    r"(?:private|secret|signing|server|tls)[\w.-]*\.key(?!\w)",
-    r"application_default_credentials|gcloud/credentials",
-    r"\.config/gh/hosts\.yml|\.git-credentials|\.netrc(?!\w)|\.pgpass|\.npmrc|\.pypirc",
-    r"\.docker/config\.json|\.kube/config(?!\w)",
-    r"secretsmanager\s+get-secret-value|ssm\s+get-parameters?[\w-]*\s.*--with-decryption",
-    r"kubectl\s+get\s+secrets?\s+\S",
-    r"vault\s+(?:kv\s+)?(?:read|get)(?!\w)|op(?<!\wop)\s+(?:read|item\s+get)(?!\w)|security\s+find-\w+-password",
-    r"/etc/shadow|/proc/self/environ",
-    r"169\.254\.169\.254|metadata\.google\.internal|100\.100\.100\.200",
-    r"printenv(?!\w)|env(?<!\wenv)\s*(?:\||>|$)|set(?<!\wset)\s*(?:\||$)",
-    r"os\.environ|process\.env(?!\w)",
+#: Credential stores and the commands that print them (:data:`agentwatch.secret_catalogue.CREDENTIAL_READS`,
+#: the forms meant to be used without context checks). Each alternative starts with a literal.
+DEFAULT_SECRET_PATTERNS: Final = tuple(entry.alone for entry in CREDENTIAL_READS)
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """The top-level ``|`` alternatives of a regex.
+
+    >>> _alternatives("a(?:b|c)|[|]d|e")
+    ['a(?:b|c)', '[|]d', 'e']
+    """
+    out: list[str] = []
+    depth, start, i, in_class = 0, 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 1
+        elif in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern.startswith("^", i + 1):
+                i += 1
+            if pattern.startswith("]", i + 1):
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    out.append(pattern[start:])
+    return out
+
+
+#: One of these occurs in anything the alternatives above that do not start with ``\.`` match.
+DEFAULT_SECRET_HINTS: Final = tuple(
+    dict.fromkeys(
+        hint
+        for entry in CREDENTIAL_READS
+        if not all(alt.startswith("\\.") for alt in _alternatives(entry.alone))
+        for hint in entry.hints
+    )
 )
-#: One of these occurs in anything the non-``\.`` patterns above match.
-DEFAULT_SECRET_HINTS: Final = (
-    "id_",
-    ".key",
-    "credentials",
-    "secret",
-    "ssm",
-    "vault",
-    "op ",
-    "security",
-    "/etc/",
-    "/proc/",
-    "169.254",
-    "metadata",
-    "100.100",
-    "env",
-    "set",
-)
+#: A catalogue pattern's own hints (each entry's regex runs only when one of them occurs).
+_CATALOGUE_HINTS: Final = {entry.alone: entry.hints for entry in CREDENTIAL_READS}
 DEFAULT_SENSITIVE_TOOLS: Final = (
     "gmail.read",
     "gmail.get",
@@ -230,9 +243,10 @@ class TaintFlowConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
         Regexes over a tool call's lower-cased target/command that mark a secret read
         (not applied to SQL tools, whose statements get ``pii_table_pattern``).
     secret_hints
-        A cheap pre-filter: the patterns that do not start with ``\\.`` run only when one
-        of these substrings occurs in the target (empty: always). A new such pattern
-        needs a literal it always contains listed here.
+        A cheap pre-filter for patterns other than the catalogue's (which carry their own
+        hints): those that do not start with ``\\.`` run only when one of these substrings
+        occurs in the target (empty: always). A new such pattern needs a literal it always
+        contains listed here.
     sensitive_tools
         Tool-name fragments whose calls read sensitive data.
     pii_table_pattern
@@ -439,14 +453,29 @@ class TaintFlow(Detector):
     def __init__(self, config: TaintFlowConfig | None = None) -> None:
         super().__init__(config)
         cfg = self.config
-        # Patterns starting with a literal "." are joined into one regex (re factors the common
-        # prefix out, so it scans like a literal search); the others run only when one of
-        # ``secret_hints`` occurs. Joined flat: a pattern with a top-level ``|`` is fine.
-        dotted = [p for p in cfg.secret_patterns if p.startswith("\\.")]
-        others = [p for p in cfg.secret_patterns if not p.startswith("\\.")]
+        # Catalogue alternatives and other patterns starting with a literal "." are joined into one
+        # regex (re factors the common prefix out, so it scans like a literal search). The rest run
+        # only when a hint occurs: a catalogue entry's own hints, ``secret_hints`` for the others.
+        dotted: list[str] = []
+        others: list[str] = []
+        gated_rules: list[Rule] = []
+        for pattern in cfg.secret_patterns:
+            hints = _CATALOGUE_HINTS.get(pattern)
+            if hints is None:  # the operator's own pattern: whole, by its first character
+                (dotted if pattern.startswith("\\.") else others).append(pattern)
+                continue
+            alternatives = _alternatives(pattern)
+            dotted += [a for a in alternatives if a.startswith("\\.")]
+            rest = [a for a in alternatives if not a.startswith("\\.")]
+            if rest:
+                gated_rules.append(Rule("secret", 0.0, "", hints, re.compile("|".join(rest))))
+        if others and cfg.secret_hints:
+            gated_rules.append(Rule("secret", 0.0, "", cfg.secret_hints, re.compile("|".join(others))))
+        #: catalogue patterns behind their own hints, other patterns behind ``secret_hints``
+        self._secret_gated = gated(gated_rules)
+        #: other patterns when ``secret_hints`` is empty: always run
+        self._secret_rx = re.compile("|".join(others)) if others and not cfg.secret_hints else None
         self._secret_dot_rx = re.compile("|".join(dotted)) if dotted else None
-        self._secret_rx = re.compile("|".join(others)) if others else None
-        self._secret_hints = cfg.secret_hints
         #: short lower-cased target → is it a secret read (targets repeat a lot); cleared when full
         self._secret_cache: dict[str, bool] = {}
         self._pii_rx = re.compile(cfg.pii_table_pattern)
@@ -504,10 +533,10 @@ class TaintFlow(Detector):
         hit = cache.get(low)
         if hit is None:
             hit = self._secret_dot_rx is not None and self._secret_dot_rx.search(low) is not None
+            if not hit:
+                hit = any(rule.rx.search(low) is not None for rule in candidates(self._secret_gated, low))
             if not hit and self._secret_rx is not None:
-                hints = self._secret_hints
-                if not hints or any(h in low for h in hints):
-                    hit = self._secret_rx.search(low) is not None
+                hit = self._secret_rx.search(low) is not None
             if len(low) <= _CACHE_KEY_CHARS:
                 if len(cache) >= _CACHE_ENTRIES:
                     cache.clear()
@@ -515,8 +544,8 @@ class TaintFlow(Detector):
         return hit
 
     def checkpoint(self) -> bytes:
-        """Learned state only (the per-target and per-tool caches are rebuilt)."""
-        skip = ("config", "_secret_cache", "_tool_kinds")
+        """Learned state only (the caches and the regexes built from the config are rebuilt)."""
+        skip = ("config", "_secret_cache", "_tool_kinds", "_secret_dot_rx", "_secret_gated", "_secret_rx", "_pii_rx")
         return pickle.dumps({k: v for k, v in self.__dict__.items() if k not in skip}, protocol=5)
 
     def export_learned(self) -> dict[str, bytes]:

@@ -19,10 +19,11 @@ Redaction is idempotent: ``redact(redact(x)) == redact(x)``.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from typing import Any, Final
+
+from agentwatch.secret_catalogue import TOKENS, secret_name_kind, token
 
 _NOT_REDACTED: Final = r"(?!\\?[\"']?\[REDACTED:)"
 
@@ -46,20 +47,19 @@ def _value(kind: str) -> Callable[[re.Match[str]], str]:
     return repl
 
 
+def _token_rule(name: str) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
+    """A rule replacing a catalogue token, extended over its whole secret."""
+    entry = token(name)
+    return re.compile(f"(?:{entry.pattern}){entry.tail}"), _whole(entry.kind)
+
+
+#: Tokens matched before the labelled rules: blocks and URLs, which those would cut apart.
+_BEFORE_LABELS: Final = ("private_key", "slack_webhook")
+
 # Order matters: multi-line blocks and URLs first, labelled assignments last (they
 # skip values an earlier rule already redacted, so specific kinds survive).
 _RULES: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
-    (
-        re.compile(
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-            r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
-        ),
-        _whole("private_key"),
-    ),
-    (
-        re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]+"),
-        _whole("slack_webhook"),
-    ),
+    *(_token_rule(name) for name in _BEFORE_LABELS),
     (
         # scheme://user:password@host  → keep scheme and user.
         re.compile(
@@ -87,30 +87,8 @@ _RULES: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
         ),
         _value("aws_secret_key"),
     ),
-    # Identifiers glue secrets to other text (``agent_ghp_…``, ``xxRTLAKIA…``), so the
-    # distinctive prefixes match anywhere — no word boundary, which ``_`` and letters
-    # defeat — and a match takes every character of its alphabet that follows: when in
-    # doubt, redact more. Short generic prefixes (``sk-``, ``sk_``, ``eyJ``) only need
-    # no letter or digit before them.
-    (
-        re.compile(r"(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16,}"),
-        _whole("aws_access_key"),
-    ),
-    (
-        re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}"),
-        _whole("github_token"),
-    ),
-    (re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}"), _whole("slack_token")),
-    (re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}"), _whole("anthropic_key")),
-    (
-        re.compile(
-            r"(?<![A-Za-z0-9])sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,}(?![A-Za-z0-9-]))"
-        ),
-        _whole("openai_key"),
-    ),
-    (re.compile(r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), _whole("stripe_key")),
-    (re.compile(r"AIza[0-9A-Za-z_-]{35,}"), _whole("google_api_key")),
-    (re.compile(r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), _whole("jwt")),
+    # The secrets recognisable by their shape (agentwatch.secret_catalogue.TOKENS).
+    *(_token_rule(t.name) for t in TOKENS if t.name not in _BEFORE_LABELS),
 ]
 
 # `password=…`, `passwd: …`, `"api_key": "…"`, `GITHUB_TOKEN=…`: label kept, value redacted.
@@ -121,52 +99,14 @@ _ASSIGNMENT: Final = re.compile(
     r"|(?P<bare>[^\s\"'&,;<>)}\]]+))"
 )
 
-_KEY_KINDS: Final = (
-    ("password", "password"),
-    ("passwd", "password"),
-    ("passphrase", "password"),
-    ("pwd", "password"),
-    ("secret", "secret"),
-    ("apikey", "api_key"),
-    ("authorization", "authorization"),
-    ("cookie", "cookie"),
-    ("privatekey", "private_key"),
-    ("credential", "credential"),
-    ("token", "token"),
-)
-_KEY_WORDS: Final = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
 # Substrings (lower case) without which no rule above can match: the fast path.
 _HINTS: Final = (
-    "private key",
-    "hooks.slack.com",
+    *dict.fromkeys(h.lower() for t in TOKENS for h in t.hints),
     "://",
     "authorization",
     "bearer",
     "aws_secret",
     "secretaccesskey",
-    "akia",
-    "asia",
-    "aida",
-    "aroa",
-    "agpa",
-    "anpa",
-    "anva",
-    "aipa",
-    "abia",
-    "acca",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "xox",
-    "sk-",
-    "sk_",
-    "rk_",
-    "aiza",
-    "eyj",
     "pass",
     "pwd",
     "secret",
@@ -212,29 +152,8 @@ def _assignment(m: re.Match[str]) -> str:
     return m.group("pre") + q + _mark(kind) + q
 
 
-@functools.lru_cache(maxsize=4096)
-def _kind_for_key(key: str) -> str | None:
-    """The kind of secret a mapping key or label names, or ``None`` for an ordinary key.
-
-    Matches whole words of the key (``db_password``, ``X-Api-Key``, ``accessToken``),
-    so ``tokens_in`` or ``max_tokens`` are not secrets.
-
-    >>> [_kind_for_key(k) for k in ("DB_PASSWORD", "X-Api-Key", "accessToken", "tokens_in", "Set-Cookie")]
-    ['password', 'api_key', 'token', None, 'cookie']
-    """
-    words = [w.lower() for w in _KEY_WORDS.findall(key)]
-    joined = "".join(words)
-    for needle, kind in _KEY_KINDS:
-        if needle in words or (len(needle) > 6 and needle in joined):
-            return kind
-    for a, b, kind in (
-        ("api", "key", "api_key"),
-        ("private", "key", "private_key"),
-        ("access", "key", "api_key"),
-    ):
-        if any(words[i] == a and words[i + 1] == b for i in range(len(words) - 1)):
-            return kind
-    return None
+#: The kind of secret a mapping key or label names, or ``None`` (whole words: ``max_tokens`` is not).
+_kind_for_key: Final = secret_name_kind
 
 
 def redact_obj(obj: Any) -> Any:
