@@ -298,7 +298,7 @@ class Novelty(Detector):
     name: ClassVar[str] = "novelty"
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = NoveltyConfig
-    cost_us: ClassVar[float] = 2.7  # measured in the pipeline (bench/run_bench.py, replay)
+    cost_us: ClassVar[float] = 5.1  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "A tool, destination, recipient, bucket or table never used before by this agent."
 
     config: NoveltyConfig

@@ -655,7 +655,7 @@ class PrivilegeChangesConfig(DetectorConfig):
     extra_settings_paths: tuple[str, ...] = ()
     denied_retry_score: float = 0.7
     max_denied_remembered: int = 4
-    sudo_score: float = 0.6
+    sudo_score: float = 0.45
     max_scan_chars: int = 2048
 
 
@@ -665,7 +665,7 @@ class PrivilegeChanges(Detector):
     Scores: ``--dangerously-skip-permissions``, sudoers edits and admin grants ~0.9;
     setuid, sandbox off, decoded code run through a shell, security tooling disabled,
     admin groups ~0.85; firewall flush, hidden history, root shells ~0.8; proxy bypass,
-    world-writable files, settings edits ~0.75; a plain ``sudo`` 0.6.
+    world-writable files, settings edits ~0.75; a plain ``sudo`` 0.45 (low: sudo alone is ordinary administration).
 
     Examples
     --------
@@ -682,7 +682,7 @@ class PrivilegeChanges(Detector):
     name: ClassVar[str] = "privilege_changes"
     categories: ClassVar[frozenset[str]] = frozenset({PRIV, GUARD})
     config_type: ClassVar[type[DetectorConfig]] = PrivilegeChangesConfig
-    cost_us: ClassVar[float] = 2.5  # measured in the pipeline (bench/run_bench.py, replay)
+    cost_us: ClassVar[float] = 4.9  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "sudo, setuid, admin grants, self-granted permissions, sandbox/hook/proxy bypasses."
 
     def __init__(self, config: PrivilegeChangesConfig | None = None) -> None:

@@ -477,7 +477,7 @@ class PromptInjection(Detector):
     name: ClassVar[str] = "prompt_injection"
     categories: ClassVar[frozenset[str]] = frozenset({INJECTION, POISONING})
     config_type: ClassVar[type[DetectorConfig]] = PromptInjectionConfig
-    cost_us: ClassVar[float] = 3.3  # measured in the pipeline (bench/run_bench.py, replay)
+    cost_us: ClassVar[float] = 5.7  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "Injected instructions in tool output, egress after them, and poisoned agent memory."
 
     def __init__(self, config: PromptInjectionConfig | None = None) -> None:

@@ -249,7 +249,7 @@ class Rates(Detector):
     name: ClassVar[str] = "rates"
     categories: ClassVar[frozenset[str]] = frozenset({"runaway_cost"})
     config_type: ClassVar[type[DetectorConfig]] = RatesConfig
-    cost_us: ClassVar[float] = 1.8  # measured in the pipeline (bench/run_bench.py, replay)
+    cost_us: ClassVar[float] = 4.0  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "Runaway sessions: call rate, tokens, cost, bytes out or a tight loop far above baseline."
 
     config: RatesConfig

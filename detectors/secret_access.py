@@ -390,7 +390,7 @@ class SecretAccess(Detector):
     name: ClassVar[str] = "secret_access"
     categories: ClassVar[frozenset[str]] = frozenset({"secret_access"})
     config_type: ClassVar[type[DetectorConfig]] = SecretAccessConfig
-    cost_us: ClassVar[float] = 2.6  # measured in the pipeline (bench/run_bench.py, replay)
+    cost_us: ClassVar[float] = 5.2  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "Reads of credential stores, metadata endpoints and tokens in tool arguments."
 
     def __init__(self, config: SecretAccessConfig | None = None) -> None:

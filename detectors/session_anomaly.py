@@ -294,7 +294,7 @@ class SessionAnomaly(Detector):
     name: ClassVar[str] = "session_anomaly"
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = SessionAnomalyConfig
-    cost_us: ClassVar[float] = 2.5  # measured in the pipeline (bench/run_bench.py, replay)
+    cost_us: ClassVar[float] = 6.5  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "Session windows unlike the agent's usual ones (HalfSpaceTrees; roll out in shadow)."
 
     config: SessionAnomalyConfig

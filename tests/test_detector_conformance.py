@@ -3,8 +3,8 @@
 Each detector found through the ``agentwatch.detectors`` entry point group — built-in
 or third-party — goes through the same checks: contract, typed config, fixture,
 determinism, checkpoint round-trip, missing and unknown fields, hostile strings,
-bounded session state, and *declared* costs (``cost_us``) that fit the pipeline's budget
-together — the declarations are checked here; ``bench/detector_cost.py`` measures them.
+bounded session state, and a declared cost (``cost_us``, the figure ``bench/detector_cost.py``
+measured on the reference machine; that bench, not this suite, compares costs with the budget).
 """
 
 from __future__ import annotations
@@ -75,10 +75,27 @@ def test_the_built_in_library_is_registered() -> None:
     } <= set(DETECTORS)
 
 
-def test_declared_costs_fit_the_replay_budget() -> None:
-    """What detectors *declare* fits the budget (the pipeline plans with it); not a measurement."""
-    total = sum(cls.cost_us for cls in DETECTORS.values())
-    assert total <= DETECTOR_BUDGET_US, {name: cls.cost_us for name, cls in DETECTORS.items()}
+def test_the_cost_bench_measures_every_detector_against_its_declaration_and_the_budget() -> None:
+    """Costs are measured in bench/, never asserted from a wall clock here: this checks that the
+    measuring tool covers every registered detector and reports the budget verdict."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "detector_cost.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--sessions", "3", "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    rows = {row["detector"]: row for row in report["detectors"]}
+    assert set(rows) == set(DETECTORS)
+    for name, row in rows.items():
+        assert row["declared_us"] == DETECTORS[name].cost_us
+        assert row["measured_us"] > 0
+    assert report["total"]["budget_us"] == DETECTOR_BUDGET_US
+    assert report["total"]["declared_us"] == pytest.approx(sum(cls.cost_us for cls in DETECTORS.values()))
 
 
 @params

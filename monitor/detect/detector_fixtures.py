@@ -9,6 +9,8 @@ learning detector its baseline::
      "severity_at_least": "high",       # optional
      "category": "secret_access",       # optional
      "on_event": "e3",                  # optional: the alert's triggering event
+     "trigger_rules": ["rule-a"],       # optional: exactly the rules (Finding.rule) whose findings
+                                        #   qualified under the policy; [] with "none": no rule at all
      "warmup": [[{...}, ...], ...],     # optional: earlier sessions, same agent
      "events": [{"kind": "tool_call", "tool": "Read", "target": "~/.aws/credentials"}]}
 
@@ -45,6 +47,7 @@ class FixtureCase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     severity_at_least: str | None = None
     category: str | None = None
     on_event: str | None = None
+    trigger_rules: list[str] | None = None
     warmup: list[list[dict[str, Any]]] = msgspec.field(default_factory=list)
     agent_id: str = "fixture-agent"
 
@@ -95,7 +98,18 @@ def materialise(raw_events: list[dict[str, Any]], session_id: str, agent_id: str
 def run_case(cls: type[Detector], case: FixtureCase, policy: DetectorPolicy | None = None) -> CaseResult:
     """Run one case through a fresh pipeline and compare with its expectation."""
     policy = policy or DetectorPolicy(mode="alert")
-    pipeline = Pipeline([ActiveDetector(cls(), policy)], SessionTable())
+    detector = cls()
+    fired: set[str] = set()
+    if case.trigger_rules is not None:  # record which rules qualified, without changing what is decided
+        observe, close = detector.observe, detector.close_session
+
+        def keep(found: Any) -> Any:
+            fired.update(f.rule for f in found or () if policy.qualifies(f.score))
+            return found
+
+        detector.observe = lambda event, session: keep(observe(event, session))  # type: ignore[method-assign]
+        detector.close_session = lambda session: keep(close(session))  # type: ignore[method-assign]
+    pipeline = Pipeline([ActiveDetector(detector, policy)], SessionTable())
     start = FIXTURE_START_MS
     for number, session in enumerate(case.warmup):
         for event in materialise(session, f"warmup-{number}", case.agent_id, start):
@@ -109,6 +123,13 @@ def run_case(cls: type[Detector], case: FixtureCase, policy: DetectorPolicy | No
     errors = sum(pipeline.plugin_errors.values())
     if errors:
         return CaseResult(detector=cls.name, case=case.case, passed=False, detail=f"detector raised {errors}x")
+    if case.trigger_rules is not None and fired != set(case.trigger_rules):
+        return CaseResult(
+            detector=cls.name,
+            case=case.case,
+            passed=False,
+            detail=f"rules fired {sorted(fired)}, expected {sorted(case.trigger_rules)}",
+        )
     if case.expect == "none":
         if alerts:
             first = alerts[0]

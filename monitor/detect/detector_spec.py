@@ -10,7 +10,10 @@ Who calls what
 ``observe(event, session)``
     The pipeline, once per event, after ``session`` has recorded the event. Return
     findings (an empty tuple when nothing is wrong). Must be cheap: the class
-    declares ``cost_us``, its per-event budget, and the conformance suite checks it.
+    declares ``cost_us``, its per-event cost as ``bench/detector_cost.py`` measures it;
+    that bench compares every detector's cost, and their sum, with the pipeline's budget.
+    ``session.effects`` holds the event's typed effects (:mod:`agentwatch.detect.effects`),
+    computed once by the pipeline before any detector runs (empty for non-tool events).
 ``close_session(session)``
     The pipeline, once, when a session ends (``session_end``), idles past its TTL or
     is evicted for room. Window detectors score here. Default: nothing.
@@ -120,7 +123,7 @@ class Detector(abc.ABC):
     categories: ClassVar[frozenset[str]]
     #: Typed configuration (a :class:`DetectorConfig` subclass).
     config_type: ClassVar[type[DetectorConfig]] = DetectorConfig
-    #: Declared per-event cost budget in microseconds on the reference machine.
+    #: Per-event cost in microseconds on the reference machine (``bench/detector_cost.py``).
     cost_us: ClassVar[float] = 10.0
     #: One line for ``agentwatch detectors list``.
     summary: ClassVar[str] = ""

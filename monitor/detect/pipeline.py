@@ -1,8 +1,9 @@
 """The detection path shared by ``replay`` (a file) and ``run`` (Kafka).
 
 Bytes in, alerts and rejected records out: :meth:`Pipeline.ingest` decodes a raw
-message with the topic's format, updates session state, runs every detector and lets
-each detector's policy decide. Nothing here knows where the bytes came from.
+message with the topic's format, updates session state, computes the event's typed
+effects once (``session.effects``, :mod:`agentwatch.detect.effects`), runs every detector
+and lets each detector's policy decide. Nothing here knows where the bytes came from.
 
 A detector that raises is isolated: the exception is logged with its traceback,
 counted (``agentwatch_plugin_errors_total``) and kept in :attr:`Pipeline.plugin_errors`;
@@ -22,6 +23,7 @@ from agentwatch.config import Config
 from agentwatch.detect.alerts import Alert, raise_or_update
 from agentwatch.detect.detector_registry import ActiveDetector, active_detectors
 from agentwatch.detect.detector_spec import Finding
+from agentwatch.detect.effects import effects_of
 from agentwatch.detect.session_state import SessionState, SessionTable
 from agentwatch.errors import DecodeError
 from agentwatch.events.audit_event import AuditEvent
@@ -60,6 +62,8 @@ class Pipeline:
         #: Input time of the message being processed (Kafka record time, or file time).
         self.observed_ms = 0
         self.plugin_errors: Counter[tuple[str, str]] = Counter()
+        #: Events whose effects could not be computed (logged, then treated as having none).
+        self.effects_errors = 0
         self.shadow_alerts: Counter[str] = Counter()
         self._timers = {d.name: metrics.DETECTOR_SECONDS.labels(d.name) for d in self.detectors}
         self._observers = [(d.detector.observe, d) for d in self.detectors]
@@ -85,6 +89,7 @@ class Pipeline:
         for old in evicted:
             alerts.extend(self._close(old, "evicted"))
         self.events_seen += 1
+        session.effects = self._effects(event, session)
         if self.events_seen % TIMING_SAMPLE_EVERY == 0:
             return self._process_timed(event, session, alerts)
         for observe, active in self._observers:
@@ -96,6 +101,21 @@ class Pipeline:
             if found:
                 alerts.extend(self._decide(active, found, session, event))
         return self._after(event, session, alerts)
+
+    def _effects(self, event: AuditEvent, session: SessionState) -> tuple[object, ...]:
+        """The event's effects, once, before any detector (``()`` for events that record no action)."""
+        try:
+            return effects_of(event, session)
+        except Exception as exc:  # noqa: BLE001 - agent-written input must not stop detection; counted, logged
+            self.effects_errors += 1
+            if self.effects_errors <= MAX_LOGGED_ERRORS_PER_PLUGIN:
+                log.error(
+                    "effects of event %s could not be computed (%d so far)",
+                    event.event_id[:80],
+                    self.effects_errors,
+                    exc_info=exc,
+                )
+            return ()
 
     def _process_timed(self, event: AuditEvent, session: SessionState, alerts: list[Alert]) -> list[Alert]:
         """:meth:`process`, timing each detector (one event in ``TIMING_SAMPLE_EVERY``)."""

@@ -27,6 +27,10 @@ class SessionState:
 
     ``scratch`` holds per-detector session-scoped state under the detector's name;
     it is dropped with the session, which is what keeps detectors bounded.
+
+    ``effects`` is the current event's typed effects (:func:`agentwatch.detect.effects.effects_of`),
+    set by the pipeline once per event before any detector runs; ``None`` until then (a detector
+    driven outside the pipeline computes them itself). Not checkpointed: it is per event.
     """
 
     __slots__ = (
@@ -42,6 +46,7 @@ class SessionState:
         "alerts",
         "ended",
         "partition",
+        "effects",
     )
 
     def __init__(self, event: AuditEvent, recent_size: int) -> None:
@@ -59,10 +64,13 @@ class SessionState:
         self.ended = False
         #: Input partition number the session's events arrive on (-1: not from Kafka).
         self.partition = -1
+        #: The current event's effects (set by the pipeline before detectors run; None: not computed).
+        self.effects: tuple[Any, ...] | None = None
 
     def record(self, event: AuditEvent) -> None:
         """Account for ``event`` (called once per event, before detectors run)."""
         self.event_count += 1
+        self.effects = None
         if event.ts_ms > self.last_ts_ms:
             self.last_ts_ms = event.ts_ms
         if event.principal and not self.principal:
@@ -73,9 +81,10 @@ class SessionState:
             self.ended = True
 
     def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.__slots__ if name != "effects"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.effects = None
         for name, value in state.items():
             setattr(self, name, value)
 
