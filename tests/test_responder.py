@@ -105,6 +105,28 @@ def test_alert_mode_alerts_record_but_never_terminate(responder: Responder) -> N
     assert status_from_store(responder.engine, "s1").status == "active"
 
 
+def test_two_playbooks_on_one_incident_collect_evidence_once_while_it_is_pending(responder: Responder) -> None:
+    """An alert-mode alert (record_incident) and an enforce alert (contain_session) on one
+    session: the evidence and postmortem still pending cover both; once they ran, a later
+    match is a change to the incident and gets its own run (a new bundle version)."""
+    noted = msgspec.structs.replace(alert(detector="effect_rules"), mode="alert", severity="medium")
+    prepared = responder.prepare(session_events(), [noted, alert()])
+    responder.confirm(prepared)
+    responder.run_pending()
+    with responder.engine.connect() as conn:
+        planned = [(r.playbook, r.action) for r in conn.execute(select(actions.c.playbook, actions.c.action))]
+    assert sorted(a for _, a in planned).count("collect_evidence") == 1
+    assert sorted(a for _, a in planned).count("draft_postmortem") == 1
+    assert ("contain_session", "terminate_session") in planned
+    # Later, another alert-mode detector matches record_incident again: steps that already ran
+    # do not cover it, so nothing is skipped (its own step keys exist, so nothing is re-planned
+    # either), and a contain_session match would not re-plan its done steps.
+    later = msgspec.structs.replace(alert(detector="novelty"), mode="alert", severity="high", revision=1)
+    responder.confirm(responder.prepare([], [later]))
+    with responder.engine.connect() as conn:
+        assert len(conn.execute(select(actions.c.action_key)).all()) == len(planned)
+
+
 class Flaky(Action):
     name = "flaky"
     summary = "fails"

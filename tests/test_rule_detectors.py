@@ -62,9 +62,7 @@ def bash(cmd: str, **kw: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("cls", RULE_DETECTORS, ids=lambda c: c.name)
 def test_contract(cls: type[Detector]) -> None:
     assert validate_detector_class(cls) == []
-    # The nine detectors share one budget (tests/test_detector_conformance.py); no rule
-    # detector may take more than a sixth of it.
-    assert cls.cost_us <= 25.0 / 6
+    # Cost is measured against the pipeline's budget by bench/detector_cost.py, not here.
 
 
 @pytest.mark.parametrize("cls", RULE_DETECTORS, ids=lambda c: c.name)

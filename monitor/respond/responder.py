@@ -227,11 +227,29 @@ class Responder:
             metrics.TIME_TO_DETECT.observe(max(0, now - first_malicious) / 1000)
         return change.incident_id
 
+    @staticmethod
+    def _already_queued(conn: Connection, incident_id: str, action: str, params: dict[str, Any]) -> bool:
+        """Whether the incident has a pending step of the same action with the same parameters.
+
+        Two playbooks matching one incident (an enforce detector's ``contain_session`` and an
+        alert-mode detector's ``record_incident``) both collect evidence and draft a
+        postmortem; a pending step runs after both were planned, so one is enough. A step that
+        already ran does not count: the incident changed since, and a new version is right.
+        """
+        rows = conn.execute(
+            select(actions.c.params).where(
+                actions.c.incident_id == incident_id, actions.c.action == action, actions.c.status == "pending"
+            )
+        )
+        return any((row.params or {}) == (params or {}) for row in rows)
+
     def _plan(self, conn: Connection, incident_id: str, playbook: Playbook, now: int) -> None:
         for position, (step, _action, _params) in enumerate(playbook.actions):
             key = f"{incident_id}:{playbook.name}:{step.name}"
             if conn.execute(select(actions.c.action_key).where(actions.c.action_key == key)).first() is not None:
                 continue
+            if self._already_queued(conn, incident_id, step.action, step.params):
+                continue  # another playbook's identical step has not run yet: it covers this one
             conn.execute(
                 actions.insert().values(
                     action_key=key,
