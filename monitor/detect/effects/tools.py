@@ -199,6 +199,11 @@ _FETCH_VERBS: Final = frozenset(
     }
 )
 
+_SHELL_KEY_SET: Final = frozenset(_SHELL_KEYS)
+_CODE_KEY_SET: Final = frozenset(_CODE_KEYS)
+#: Argument names :func:`_from_args` reads effects from; a call with none of them has no effects.
+_EFFECT_ARG_KEYS: Final = frozenset(_URL_KEYS + _PATH_KEYS + _RECIPIENT_KEYS)
+
 _last: list[Any] = [None, None, ()]
 
 
@@ -262,7 +267,7 @@ def _compute(event: Any, session: Any) -> tuple[Effect, ...]:
                 _first_str(args, ("glob",)),
             ),
         )
-    command = _first_str(args, _SHELL_KEYS)
+    command = None if _SHELL_KEY_SET.isdisjoint(args) else _first_str(args, _SHELL_KEYS)
     if leaf in _SHELL_TOOLS or leaf == "powershell" or command is not None:
         text = command if command is not None else (event.target or "")
         if leaf == "powershell":
@@ -273,7 +278,7 @@ def _compute(event: Any, session: Any) -> tuple[Effect, ...]:
             sniff(col, text)
             return col.result().effects
         return _with_memory(analyse_shell(text), scratch, cwd, performed)
-    code = _first_str(args, _CODE_KEYS)
+    code = None if _CODE_KEY_SET.isdisjoint(args) else _first_str(args, _CODE_KEYS)
     if code is not None and (
         "python" in tool.lower()
         or "jupyter" in tool.lower()
@@ -369,25 +374,21 @@ def _from_args(
     performed: bool,
 ) -> tuple[Effect, ...]:
     """Best effort for MCP and unknown tools, from the verbs of the tool name and the names of its arguments."""
-    words = {w.lower() for w in _WORD.findall(tool.replace("__", " "))}
+    if _EFFECT_ARG_KEYS.isdisjoint(args):  # no argument names an endpoint, a path or a recipient (the usual case)
+        return ()
+    send_verb, fetch_verb, write_verb, op = _tool_verbs(tool)
+    detail = tool[:60]
     out: list[Effect] = []
-    sending = bool(words & _SEND_VERBS) or any(k in args for k in _PAYLOAD_KEYS) and not (words & _FETCH_VERBS)
+    sending = send_verb or any(k in args for k in _PAYLOAD_KEYS) and not fetch_verb
     for key in _URL_KEYS:
         url = args.get(key)
         if isinstance(url, str) and url:
             classes = endpoint_classes(url)
             out.append(make("connect", url, classes, "args"))
             if sending:
-                out.append(make("send", url, classes, "args", tool[:60]))
-            elif words & _FETCH_VERBS or not words & _WRITE_VERBS:
-                out.append(make("download", url, classes, "args", tool[:60]))
-    op = (
-        "delete"
-        if words & _DELETE_VERBS
-        else "move"
-        if words & _MOVE_VERBS
-        else ("write" if words & _WRITE_VERBS else "read")
-    )
+                out.append(make("send", url, classes, "args", detail))
+            elif fetch_verb or not write_verb:
+                out.append(make("download", url, classes, "args", detail))
     for key in _PATH_KEYS:
         value = args.get(key)
         paths = (
@@ -419,8 +420,22 @@ def _from_args(
             if r:
                 domain = r.rsplit("@", 1)[1] if "@" in r else ""
                 classes = endpoint_classes(domain) if domain else NO_CLASSES
-                out.append(make("send", r, classes, "args", tool[:60]))
+                out.append(make("send", r, classes, "args", detail))
     return tuple(dict.fromkeys(out))
+
+
+@functools.lru_cache(maxsize=2048)
+def _tool_verbs(tool: str) -> tuple[bool, bool, bool, str]:
+    """What a tool's name says, for :func:`_from_args`: (send verb, fetch verb, write verb, op on its paths)."""
+    words = {w.lower() for w in _WORD.findall(tool.replace("__", " "))}
+    op = (
+        "delete"
+        if words & _DELETE_VERBS
+        else "move"
+        if words & _MOVE_VERBS
+        else ("write" if words & _WRITE_VERBS else "read")
+    )
+    return bool(words & _SEND_VERBS), bool(words & _FETCH_VERBS), bool(words & _WRITE_VERBS), op
 
 
 @functools.lru_cache(maxsize=4096)
@@ -444,7 +459,8 @@ def _path_effect(op: str, path: str, detail: str | None = None, via: str = "tool
 
 def _first_str(args: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
-        value = args.get(key)
-        if isinstance(value, str) and value:
-            return value
+        if key in args:
+            value = args[key]
+            if isinstance(value, str) and value:
+                return value
     return None

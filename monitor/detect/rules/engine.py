@@ -65,6 +65,14 @@ class RuleEngine:
                 changes["exceptions"] = rule.exceptions + extra
             rules.append(dataclasses.replace(rule, **changes) if changes else rule)
         self.rules: tuple[Rule, ...] = tuple(rules)
+        matchers = [m for r in self.rules for m in (*_matchers(r.condition), *r.exceptions)]
+        # Whether any matcher looks at the tool or agent name; when none does, they are not part of a plan's key.
+        self._keyed_by_tool = any(m.tool is not None for m in matchers)
+        self._keyed_by_agent = any(m.agent is not None for m in matchers)
+        # Memos (bounded; rules are pure functions of an action's effects, tool and agent, so caching is exact):
+        # the rules worth evaluating per set of ops, and the evaluation plan per distinct action.
+        self._by_ops: dict[frozenset[str], tuple[Rule, ...]] = {}
+        self._plans: dict[tuple[tuple[Effect, ...], str, str], tuple[_Step, ...]] = {}
 
     def evaluate(
         self,
@@ -80,23 +88,68 @@ class RuleEngine:
         ``window`` maps a window rule's id to, per part of its ``all``, ``[action index, event id]``
         of the part's last match (or ``None``); it is updated in place and stays small.
         """
-        present = {e.op for e in effects}
+        key = (
+            effects if isinstance(effects, tuple) else tuple(effects),
+            tool if self._keyed_by_tool else "",
+            agent if self._keyed_by_agent else "",
+        )
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key[0], tool, agent)
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
         hits: list[RuleHit] = []
-        for rule in self.rules:
-            if rule.trigger_ops is not None and present.isdisjoint(rule.trigger_ops):
-                continue
+        for rule, hit, parts in plan:
+            if hit is None:
+                hit = _apply_window(rule, parts, index, event_id, window)
+                if hit is None:
+                    continue
+            hits.append(hit)
+        return hits
+
+    def _plan(self, effects: tuple[Effect, ...], tool: str, agent: str) -> tuple[_Step, ...]:
+        """What every rule makes of one action, in rule order: a hit, or a window rule's per-part matches."""
+        present = frozenset([e.op for e in effects])
+        candidates = self._by_ops.get(present)
+        if candidates is None:
+            candidates = self._candidates(present)
+        steps: list[_Step] = []
+        for rule in candidates:
             usable = _without_exceptions(effects, rule.exceptions, tool, agent) if rule.exceptions else effects
             if not usable:
                 continue
             if rule.within <= 1:
                 matched = _eval(rule.condition, usable, tool, agent)
                 if matched is not None:
-                    hits.append(RuleHit(rule, matched))
+                    steps.append((rule, RuleHit(rule, matched), ()))
                 continue
-            hit = _eval_window(rule, usable, tool, agent, index, event_id, window)
-            if hit is not None:
-                hits.append(hit)
-        return hits
+            parts = tuple(_eval(part, usable, tool, agent) for part in rule.condition.parts)
+            if any(got is not None for got in parts):
+                steps.append((rule, None, parts))
+        return tuple(steps)
+
+    def _candidates(self, present: frozenset[str]) -> tuple[Rule, ...]:
+        """The rules whose trigger ops meet ``present`` (or that have none), in rule order; memoised."""
+        found = tuple(r for r in self.rules if r.trigger_ops is None or not present.isdisjoint(r.trigger_ops))
+        if len(self._by_ops) >= _MAX_OP_SETS:
+            self._by_ops.clear()
+        self._by_ops[present] = found
+        return found
+
+
+#: One rule's part of an evaluation plan: (rule, its hit when it fires alone, else a window rule's per-part matches).
+_Step = tuple[Rule, RuleHit | None, tuple[tuple[Effect, ...] | None, ...]]
+#: Bounds on :class:`RuleEngine`'s memos (distinct sets of ops: a few dozen in practice; distinct actions: many).
+_MAX_OP_SETS = 4096
+_MAX_PLANS = 8192
+
+
+def _matchers(cond: Condition) -> list[EffectMatch]:
+    """Every effect matcher in a condition."""
+    if cond.kind == "effect":
+        return [cond.match] if cond.match is not None else []
+    return [m for part in cond.parts for m in _matchers(part)]
 
 
 def _without_exceptions(
@@ -131,29 +184,22 @@ def _eval(cond: Condition, effects: Sequence[Effect], tool: str, agent: str) -> 
     return () if _eval(cond.parts[0], effects, tool, agent) is None else None
 
 
-def _eval_window(
+def _apply_window(
     rule: Rule,
-    effects: Sequence[Effect],
-    tool: str,
-    agent: str,
+    parts: tuple[tuple[Effect, ...] | None, ...],
     index: int,
     event_id: str,
     window: dict[str, list[Any]],
 ) -> RuleHit | None:
-    parts = rule.condition.parts
+    """Record a window rule's per-part matches on this action; its hit when every part now matched within range."""
     state = window.get(rule.id)
     if state is None or len(state) != len(parts):
         state = [None] * len(parts)
     matched: list[Effect] = []
-    now = False
-    for i, part in enumerate(parts):
-        got = _eval(part, effects, tool, agent)
+    for i, got in enumerate(parts):
         if got is not None:
             state[i] = [index, event_id]
             matched.extend(got)
-            now = True
-    if not now:
-        return None
     window[rule.id] = state
     if any(s is None or index - s[0] >= rule.within for s in state):
         return None
