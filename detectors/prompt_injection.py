@@ -322,8 +322,10 @@ _WORD_GATES, _RAW_GATES = _gate_index()
 _WORD_KEYS: Final = frozenset(_WORD_GATES)
 
 
-def _entry_order(entry: tuple[int, re.Pattern[str]]) -> tuple[float, int]:
-    return (-_MARKERS[entry[0]].score, entry[0])
+def _entry_order(entry: tuple[int, re.Pattern[str]]) -> tuple[float, int, str]:
+    # The pattern breaks ties between one marker's patterns: candidates come out of a set,
+    # and the quoted snippet must not depend on the hash seed.
+    return (-_MARKERS[entry[0]].score, entry[0], entry[1].pattern)
 
 
 _FAMILY_BONUS: Final = 0.05
