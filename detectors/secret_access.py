@@ -107,6 +107,15 @@ def _check_bounded(score: float) -> Check:
     return check
 
 
+#: Options (and ``>``) whose value is a key file the program *writes* (key generation, ``-out``) or *uses* in
+#: place for TLS or signing (``-key``, ``--ssl-keyfile``, ``key=`` …): the key's content is not read out.
+_KEY_WRITE_OR_USE: Final = re.compile(
+    r"(?:^|[\s,])(?:(?:-out|-keyout|--outfile|--out|-o|--output|-key|-inkey|-signkey|--ssl-?key(?:-?file)?"
+    r"|--load-privkey|--[\w-]*private-key|-keystore|--keystore|--ks|-keyfile|--keyfile|-k|-K)[\s=:]+|>>?\s*|key=)"
+    r"['\"]?\S*$"
+)
+
+
 def _check_key_file(low: str, m: re.Match[str], event: AuditEvent) -> float | None:
     start = m.start()
     begin = start
@@ -114,6 +123,11 @@ def _check_key_file(low: str, m: re.Match[str], event: AuditEvent) -> float | No
         begin -= 1
     name = low[begin : m.end()]
     if begin == start or any(w in name for w in _PUBLIC_KEY_WORDS):
+        return None
+    token_start = max(low.rfind(c, 0, start) for c in " \t\n'\"") + 1
+    if "://" in low[token_start:start]:
+        return None  # a URL: remote content, not a local key file
+    if _KEY_WRITE_OR_USE.search(low[max(0, token_start - 40) : start]):
         return None
     if name.endswith(".key") and ((begin and low[begin - 1] in "([{,") or low[m.end() : m.end() + 1] in (")", "]")):
         return None  # `cfg.key` in code, not a file

@@ -357,6 +357,11 @@ def _check_pipe(low: str, m: re.Match[str], det: SupplyChain) -> Verdict:
 _URL: Final = re.compile(r"https?://[^\s'\")|]+")
 _IP_URL: Final = re.compile(r"https?://\d{1,3}(?:\.\d{1,3}){3}(?:[:/]|$)")
 _INSTALLERS: Final = tuple("pip uv npm yarn pnpm poetry pdm bun easy_install pipx .npmrc pip.conf".split())
+#: Package-manager subcommands that query the index or manage the account there and install nothing.
+_QUERY_ONLY: Final = re.compile(
+    r"\b(?:npm|yarn|pnpm|bun)\s+(?:star|stars|unstar|ping|whoami|login|logout|adduser|search|view|info|owner"
+    r"|access|profile)\b|\bpip3?\s+index\b"
+)
 #: Environment variables that point a package manager at an index, unambiguous on their own.
 _INDEX_VARIABLES: Final = ("pip_", "uv_", "npm_config")
 
@@ -368,7 +373,7 @@ def _check_index(low: str, m: re.Match[str], det: SupplyChain) -> Verdict:
         head = low[max(0, m.start() - 300) : m.start()]
         cut = max(head.rfind(";"), head.rfind("&"), head.rfind("|"), head.rfind("\n"))
         context = head[cut + 1 :] + " " + low[m.end() : m.end() + 120].split("\n", 1)[0]
-        if not any(t in context for t in _INSTALLERS):
+        if not any(t in context for t in _INSTALLERS) or _QUERY_ONLY.search(context):
             return None
     allowed = det._npm_hosts if "registry" in flag else det._pypi_hosts
     if _listed(_url_host(url), allowed):

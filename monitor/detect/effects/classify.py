@@ -52,17 +52,18 @@ _SYSTEM: Final = re.compile(
     r"|Applications)(/|$)"
 )
 _ACCESS: Final = re.compile(
-    r"""(?x) ^/etc/(sudoers|sudoers\.d|passwd|group|pam\.d|security|ssh/sshd_config|polkit-1|doas\.conf)(/|$|-)
+    r"""(?x) ^/(usr/local/)?etc/(sudoers|sudoers\.d|passwd|group|pam\.d|security|ssh/sshd_config|polkit-1
+                                  |doas\.conf)(/|$|-)
     | ^/private/etc/sudoers | (^|/)\.ssh/authorized_keys2?$"""
 )
 _PERSISTENCE: Final = re.compile(
     r"""(?ix)
     (^|/)\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zshenv|zprofile|zlogin|zlogout|kshrc|cshrc
-            |tcshrc|login|xinitrc|xprofile|xsession|inputrc)$
+            |tcshrc|login|xinitrc|xprofile|xsession|inputrc|shrc|mkshrc)$
     | (^|/)\.config/fish/(config\.fish|conf\.d) | ^/etc/(profile|profile\.d|bash\.bashrc|bashrc|zshrc|zprofile
             |zshenv|zlogin|environment|csh\.cshrc|csh\.login)(/|$)
     | ^/etc/(crontab|cron\.|anacrontab) | ^/var/spool/(cron|at)(/|$) | ^/var/at(/|$) | ^/usr/lib/cron
-    | ^/etc/(systemd|init\.d|init|rc\.local|rc\.d|rc\d\.d|xdg/autostart|update-motd\.d|udev/rules\.d
+    | ^/(usr/local/)?etc/(systemd|init\.d|init|rc\.local|rc\.d|rc\d\.d|xdg/autostart|update-motd\.d|udev/rules\.d
             |modules-load\.d|emond\.d|periodic|ld\.so\.preload|ld\.so\.conf|apt/apt\.conf\.d|launchd\.conf
             |yum/pluginconf\.d|dnf/plugins)(/|$|\.)
     | ^/(usr/)?lib/systemd/ | (^|/)\.config/systemd/ | \.(service|timer|socket)$

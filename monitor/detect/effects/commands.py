@@ -24,6 +24,7 @@ from agentwatch.detect.effects.shell import (
     Written,
     decode_base64,
     env_assignment,
+    is_shell_setup,
     run_argv,
     run_shell,
     write_path,
@@ -652,7 +653,7 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
         for f in files:
             if f == "-":
                 continue
-            p = write_path(col, f, "append" if has(opts, "-a", "--append") else "tee")
+            p = write_path(col, f, "append" if has(opts, "-a", "--append") else "tee", content=stdin)
             col.writes.append(
                 Written(
                     p, stdin.text if stdin else None, stdin.origin if stdin and stdin.flavour == "downloaded" else None
@@ -875,9 +876,12 @@ def _which(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
 
 @handles("trap")
 def _trap(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    ops = [a for a in args if not a.startswith("-")]
+    if args[:1] and args[0] in ("-", "-p", "-l", "-P"):  # reset to the default, or list: nothing will run
+        return None
+    ops = args[1:] if args[:1] == ["--"] else args
     if len(ops) >= 2 and ops[0]:
-        col.add("persist", f"trap {' '.join(ops[1:])}"[:60], frozenset(), "shell", "shell trap")
+        setup = " (setup only)" if is_shell_setup(Stream(text=ops[0])) else ""
+        col.add("persist", f"trap {' '.join(ops[1:])}"[:60], frozenset(), "shell", f"shell trap{setup}")
         run_shell(col, ops[0])
     return None
 
@@ -886,7 +890,9 @@ def _trap(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
 def _shutdown(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name in ("init", "telinit") and not (args[:1] and args[0] in ("0", "6")):
         return None
-    if name == "shutdown" and "-c" in args:
+    if name == "shutdown" and any(a in ("-c", "-k", "--help") for a in args):  # cancel, warn only, help
+        return None
+    if any(a in ("-w", "--wtmp-only", "--help") for a in args):  # only writes the wtmp record, or help
         return None
     col.add(
         "kill",
@@ -1397,9 +1403,81 @@ def _format(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
         for d in devices:
             col.path("read", d, "list")
         return None
+    if devices and _inspects_only(name, args, stdin):
+        for d in devices:
+            col.path("read", d, "inspect")
+        return None
     for d in devices or [a for a in args if not a.startswith("-")][-1:]:
         col.path("delete", d, "format")
     return None
+
+
+#: Options with which a partitioning or signature tool only reports (print, verify, dump, back up to a file).
+_DISK_REPORT_OPTIONS: Final = {
+    "sgdisk": frozenset(
+        {
+            "-p",
+            "--print",
+            "-v",
+            "--verify",
+            "-b",
+            "--backup",
+            "-i",
+            "--info",
+            "-O",
+            "--print-mbr",
+            "-L",
+            "--list-types",
+            "-D",
+            "--display-alignment",
+            "-P",
+            "--pretend",
+        }
+    ),
+    "sfdisk": frozenset(
+        {
+            "-d",
+            "--dump",
+            "-s",
+            "--show-size",
+            "-V",
+            "--verify",
+            "-J",
+            "--json",
+            "-F",
+            "--list-free",
+            "-g",
+            "--show-geometry",
+            "-n",
+            "--no-act",
+        }
+    ),
+}
+#: parted commands that change nothing on the disk.
+_PARTED_READ_ONLY: Final = frozenset({"print", "help", "version", "quit", "unit", "select", "align-check"})
+
+
+def _inspects_only(name: str, args: list[str], stdin: Stream | None) -> bool:
+    """Whether a disk tool invocation only reads the device (so it is not a format or wipe)."""
+    if name in _DISK_REPORT_OPTIONS:
+        report = _DISK_REPORT_OPTIONS[name]
+        if name == "sfdisk" and any(a in ("-n", "--no-act") for a in args):
+            return True
+        if name == "sgdisk" and any(a in ("-P", "--pretend") for a in args):
+            return True
+        opts = [a.split("=", 1)[0] for a in args if a.startswith("-")]
+        return bool(opts) and all(o in report for o in opts)
+    if name == "wipefs":  # without --all/--offset it only lists signatures; --no-act changes nothing
+        short = "".join(a[1:] for a in args if a.startswith("-") and not a.startswith("--"))
+        if "n" in short or "--no-act" in args:
+            return True
+        return "a" not in short and "o" not in short and not any(a.startswith(("--all", "--offset")) for a in args)
+    if name == "fdisk":  # interactive: with nothing on stdin it changes nothing
+        return stdin is None
+    if name == "parted":  # no commands (interactive) or only read-only ones
+        words = [a for a in args if not a.startswith("-") and not a.startswith("/dev/")]
+        return stdin is None and all(w in _PARTED_READ_ONLY for w in words[:1])
+    return False
 
 
 @handles("mount", "umount", "swapon", "swapoff", "losetup", "cryptsetup")
@@ -1516,6 +1594,10 @@ def _account(col: Collector, name: str, args: list[str], stdin: Stream | None) -
             col.add("elevate", target, detail="group admin")
         return None
     if name == "visudo":
+        if any(a in ("-c", "--check", "-V", "--version", "-h", "--help") for a in args):
+            for f in values(split_opts(args, "f")[0], "-f") or ["/etc/sudoers"]:
+                col.path("read", f, "visudo check")
+            return None
         col.add("account", "/etc/sudoers", path_classes("/etc/sudoers"), "shell", "visudo")
         return None
     operands = [a for a in args if not a.startswith("-")]
@@ -1767,7 +1849,7 @@ def _ssh(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
         while i < len(args) and args[i].startswith("-"):
             i += 1 if len(args[i]) > 2 else 2
         return run_argv(col, args[i:], stdin, {}) if i < len(args) else None
-    opts, operands = split_opts(args, "bcDEeFIiJLlmOopQRSWw")
+    opts, operands = split_opts(args, "bcDEeFIiJLlmOopQRSWw" + ("M" if name == "autossh" else ""))
     for key in values(opts, "-i"):
         col.path("read", key, "identity")
     if not operands:
@@ -1825,6 +1907,9 @@ def _probe(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
     opts, operands = split_opts(args, "cfiIlmnopstwWuUPe" if name != "nmap" else "poOiSe")
     targets = [o for o in operands if re.match(r"^[\w.:/-]+$", o) and ("." in o or ":" in o or o == "localhost")]
     for t in targets[:4]:
+        if name in ("dig", "nslookup", "host", "whois"):  # the name or address is looked up, not connected to
+            col.endpoint("connect", t, f"{name} lookup")
+            continue
         col.endpoint("connect", t, "scan" if name in ("nmap", "masscan", "zmap", "rustscan", "unicornscan") else name)
     if name in ("dig", "nslookup", "host") and targets:
         # DNS tunnelling and exfiltration hide data in long labels
@@ -1895,7 +1980,7 @@ def _git(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
             col.add("change_settings", "git credential.helper", frozenset({"credential_store"}), "shell", "git config")
         elif "--get" not in joined and "--list" not in joined and "-l" not in rest and len(operands) >= 2:
             col.add("change_settings", f"git {operands[0]}", frozenset(), "shell", "git config")
-    elif sub == "credential" and operands[:1] in (["fill"], ["approve"]):
+    elif sub == "credential" and operands[:1] == ["fill"]:  # approve/reject store or erase, print nothing
         col.add("read", "git-credentials", frozenset({"credential_store"}), "shell", "git credential")
     elif sub == "remote" and operands[:1] in (["add"], ["set-url"]) and len(operands) >= 3:
         col.add("change_settings", f"git remote {operands[1]}", endpoint_classes(operands[2]), "shell", operands[2])
@@ -1936,7 +2021,11 @@ def _gh(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Str
             if not f.startswith("-"):
                 _upload(col, f, "https://gist.github.com")
         col.endpoint("send", "https://gist.github.com", "gist")
-    elif args[:2] in (["auth", "token"], ["auth", "status"]):
+    elif (
+        args[:2] == ["auth", "token"]
+        or args[:2] == ["auth", "status"]
+        and any(a in ("-t", "--show-token") for a in args)
+    ):  # plain `auth status` prints the account and a masked token
         col.add("read", "gh auth token", frozenset({"credential_store"}), "shell", name)
     elif args[:1] in (["release"],) and args[1:2] == ["upload"]:
         for f in args[3:]:
@@ -2268,8 +2357,10 @@ _SIGNALS: Final = frozenset({"KILL", "TERM", "HUP", "INT", "STOP", "QUIT", "USR1
 # -- defences, settings ----------------------------------------------------------------------------
 @handles("history")
 def _history(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    if any(a in ("-c", "-d", "-w", "-r", "-cw") or a.startswith("-c") for a in args):
+    if any(a in ("-c", "-d", "-cw") or a.startswith("-c") for a in args):
         col.add("tamper", "shell_history", frozenset({"log"}), "shell", f"history {' '.join(args)}"[:60])
+    elif any(a in ("-w", "-a", "-r", "-n", "-s") for a in args):  # save, reload or add an entry: nothing is shown
+        return Stream()
     else:
         col.add("read", "shell_history", frozenset({"credential_store", "log"}), "shell", "history")
     return Stream()
@@ -2291,6 +2382,8 @@ def _firewall(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         is not None
     )
     if name == "iptables" and args[:1] in (["-L"], ["-S"], ["--list"]) or name == "ufw" and args[:1] == ["status"]:
+        return Stream()
+    if name == "ufw" and "--dry-run" in args:
         return Stream()
     col.add("tamper" if tamper else "change_settings", "firewall", frozenset(), "shell", f"{name} {joined}"[:80])
     return None
@@ -2419,7 +2512,6 @@ def _security(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         "export",
         "find-certificate",
         "unlock-keychain",
-        "list-keychains",
         "dump-trust-settings",
     ):
         col.add("read", "keychain", frozenset({"credential_store"}), "shell", f"security {args[0]}")
@@ -2440,7 +2532,7 @@ def _security(col: Collector, name: str, args: list[str], stdin: Stream | None) 
 
 @handles("ssh-keygen", "ssh-add", "ssh-copy-id", "ssh-keyscan")
 def _sshkeys(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    opts, operands = split_opts(args, "fitbCNPEmOrRsIVnDlF")
+    opts, operands = split_opts(args, "fpTtO" if name == "ssh-keyscan" else "fitbCNPEmOrRsIVnDF")
     if name == "ssh-copy-id":
         for k in values(opts, "-i"):
             col.path("read", k, "identity")
@@ -2461,6 +2553,8 @@ def _sshkeys(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     for f in values(opts, "-f"):
         if name == "ssh-keygen" and not has(opts, "-l", "-y", "-e", "-p", "-R", "-F"):
             write_path(col, f, "ssh-keygen")
+        elif name == "ssh-keygen" and has(opts, "-l", "-y", "-e", "-p"):
+            col.path("read", f, "key management")
         else:
             col.path("read", f, name)
     for f in operands:

@@ -338,7 +338,7 @@ class _Walker:
             if target in ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty") or target.startswith("/dev/fd/"):
                 continue
             detail = "append" if append else "redirect"
-            p = write_path(self.col, target, detail)
+            p = write_path(self.col, target, detail, content=out)
             content = out.text if out and out.text is not None else None
             origin = out.origin if out and out.flavour == "downloaded" else None
             if content is None and out and len(out.sources) == 1:
@@ -553,12 +553,20 @@ _SPECIAL_VARS: Final = _HISTORY_VARS | frozenset(
 
 
 # -- argv level: wrappers, interpreters, the command table -------------------------------------
-def write_path(col: Collector, path: str, detail: str | None = None, via: str = "shell") -> str:
-    """A write to ``path``, plus ``persist`` / ``change_settings`` when the path is such a place."""
+def write_path(
+    col: Collector, path: str, detail: str | None = None, via: str = "shell", content: Stream | None = None
+) -> str:
+    """A write to ``path``, plus ``persist`` / ``change_settings`` when the path is such a place.
+
+    ``content`` is what is written, when the caller knows it (a redirect's or tee's input): a
+    persistence write whose content is only shell setup (:func:`is_shell_setup`) carries
+    ``setup only`` in the persist effect's detail, so rules can tell a completion line from a payload.
+    """
     p = col.path("write", path, detail, via)
     classes = path_classes(p)
     if "persistence" in classes:
-        col.add("persist", p, classes, via, detail)
+        setup = _SHELL_RC.search(p) is not None and is_shell_setup(content)
+        col.add("persist", p, classes, via, f"{detail or 'write'}: setup only" if setup else detail)
     if "agent_settings" in classes:
         col.add("change_settings", p, classes, via, detail)
     return p
@@ -583,12 +591,121 @@ def run_argv(col: Collector, argv: list[str], stdin: Stream | None, env: dict[st
     if handler is None and "/" in name:
         return run_program(col, name, argv[1:], stdin)
     col.add("execute", base, path_classes(name) if "/" in name else NO_CLASSES)
-    if handler is None:
-        return None
-    return handler(col, base, argv[1:], stdin)
+    out = handler(col, base, argv[1:], stdin) if handler is not None else None
+    if out is None and _prints_shell_setup(base, argv[1:]):
+        return Stream(flavour=SHELL_SETUP)
+    return out
 
 
 _PY_VERSION: Final = re.compile(r"^python[\d.]*$")
+
+#: A user's shell startup file: the only persistence place whose content :func:`is_shell_setup` judges.
+_SHELL_RC: Final = re.compile(
+    r"^(~|/home/[^/]+|/root|/Users/[^/]+)/(\.(bashrc|bash_profile|bash_login|profile|zshrc|zshenv|zprofile|zlogin"
+    r"|kshrc|shrc|mkshrc)|\.config/fish/config\.fish)$"
+)
+
+#: Stream flavour: the output of an installed tool's shell-integration subcommand
+#: (``kubectl completion bash``, ``starship init zsh``, ``brew shellenv``): code meant for a shell rc file.
+SHELL_SETUP: Final = "shell_setup"
+_SETUP_SUBCOMMANDS: Final = frozenset(
+    {"completion", "completions", "init", "shellenv", "hook", "activate", "alias", "shell-init", "setup-shell"}
+)
+#: Programs whose first word is code or a script to run, never a subcommand of their own.
+_NOT_A_TOOL: Final = frozenset(
+    {
+        "sh",
+        "bash",
+        "zsh",
+        "dash",
+        "ksh",
+        "fish",
+        "eval",
+        "source",
+        ".",
+        "exec",
+        "env",
+        "sudo",
+        "node",
+        "perl",
+        "ruby",
+        "php",
+        "lua",
+        "osascript",
+        "curl",
+        "wget",
+        "cat",
+        "echo",
+        "printf",
+        "base64",
+        "xxd",
+    }
+)
+
+
+def _prints_shell_setup(base: str, args: list[str]) -> bool:
+    """Whether ``base args`` is an installed tool printing its own shell integration (completion, init, hook …)."""
+    if base in _NOT_A_TOOL or base.startswith("python") or "/" in base:
+        return False
+    words = [a for a in args[:4] if not a.startswith("-")]
+    return bool(words) and words[0] in _SETUP_SUBCOMMANDS
+
+
+#: Variables whose value changes what every later program loads or runs: setting one is never "just setup".
+_LOADER_VARIABLES: Final = frozenset(
+    {
+        "LD_PRELOAD",
+        "LD_AUDIT",
+        "LD_LIBRARY_PATH",
+        "DYLD_INSERT_LIBRARIES",
+        "DYLD_LIBRARY_PATH",
+        "PROMPT_COMMAND",
+        "BASH_ENV",
+        "ENV",
+        "NODE_OPTIONS",
+        "PERL5OPT",
+        "RUBYOPT",
+        "PYTHONSTARTUP",
+        "GIT_SSH_COMMAND",
+        "SUDO_ASKPASS",
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "GIT_CONFIG_GLOBAL",
+    }
+)
+
+
+def is_shell_setup(content: Stream | None) -> bool:
+    """Whether text bound for a shell rc file (or a scheduled job) only configures the shell.
+
+    True for the output of a tool's shell-integration subcommand, and for known text whose every
+    effect is configuration: aliases, completions, options, ``eval``/``source`` of a local tool's
+    output, sourcing a file that is not in a temporary or hidden location, setting ordinary
+    variables (``PATH`` included, unless it points into a temporary location). Anything that
+    writes, deletes, fetches, connects, sends, decodes, sets a loader variable, or runs a program
+    from a path in a temporary or hidden location is not setup, and neither is content whose
+    effects are unknown or empty (a comment-only append is not recognised as setup).
+    """
+    if content is None:
+        return False
+    if content.flavour == SHELL_SETUP:
+        return True
+    if content.text is None or content.flavour or content.sources:
+        return False
+    effects = analyse_shell(content.text).effects
+    return bool(effects) and all(_setup_effect(e) for e in effects)
+
+
+def _setup_effect(e: Effect) -> bool:
+    if e.op == "env":
+        return e.detail == "set" and e.resource not in _LOADER_VARIABLES and "temp" not in e.classes
+    if e.op != "execute" or e.detail not in (None, "source") or "temp" in e.classes or "://" in e.resource:
+        return False
+    parts = e.resource.split("/")
+    return not any(part.startswith(".") and part not in (".", "..") for part in parts[2 if parts[0] == "~" else 0 :])
 
 
 def decode_base64(text: str) -> str | None:
