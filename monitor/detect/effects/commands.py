@@ -110,8 +110,8 @@ def _upload(col: Collector, path: str, endpoint: str, via: str = "shell") -> Non
 
 def _send_stdin(col: Collector, stdin: Stream | None, endpoint: str, send: bool = True) -> None:
     """Data piped into a network client goes to ``endpoint``: files named upstream are uploaded."""
-    if stdin is None:
-        return
+    if stdin is None or (stdin.text == "" and not stdin.sources and stdin.flavour is None):
+        return  # nothing flows (`</dev/null`): a connection, not a send
     if send:
         col.endpoint("send", endpoint, "stdin")
     for src in stdin.sources:

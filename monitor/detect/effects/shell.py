@@ -316,7 +316,9 @@ class _Walker:
                 if not target or target.startswith("&"):
                     continue
                 if "<" in ops:
-                    if target.startswith(("/dev/tcp/", "/dev/udp/")):
+                    if target in ("/dev/null", "/dev/zero"):
+                        stdin = Stream(text="")  # an empty (or endless zero) input: nothing is read or sent
+                    elif target.startswith(("/dev/tcp/", "/dev/udp/")):
                         self.col.endpoint("connect", target)
                         stdin = Stream(flavour="downloaded", origin=target)
                     else:
