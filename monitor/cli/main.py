@@ -22,7 +22,18 @@ from agentwatch.errors import ConfigError
 from agentwatch.formats import DECODERS
 
 
-@click.group()
+class _Commands(click.Group):
+    """Configuration found unusable while a command runs (a detector's config, a rule file) is
+    a user error: one line with where and what, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(f"{exc}; hint: fix the configuration (--config / AGENTWATCH_CONFIG)") from None
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="agentwatch")
 @click.option(
     "--config",
