@@ -23,37 +23,14 @@ from sqlalchemy import select
 
 from agentwatch.cli.main import main
 from agentwatch.config import Config, MonitorSettings
-from agentwatch.events.audit_event import from_mapping
 from agentwatch.respond.evidence import MANIFEST, MANIFEST_DIGEST, verify_bundle, write_bundle
 from agentwatch.respond.incident_record import example_incident
 from agentwatch.respond.playbook_engine import load_playbooks
 from agentwatch.respond.responder import Responder
 from agentwatch.store import actions, open_store
 from tests.conftest import write_config
+from tests.test_responder import session_events as events
 from tests.test_store import alert
-
-
-def events(session: str) -> list:  # type: ignore[type-arg]
-    base = 1_767_225_600_000
-    rows = [
-        ("session_start", None, None),
-        ("tool_call", "Read", "/home/dev/.ssh/id_rsa"),
-        ("tool_call", "Read", "README.md"),
-    ]
-    return [
-        from_mapping(
-            {
-                "event_id": f"{session}:e{i}",
-                "ts": base + i * 1000,
-                "session_id": session,
-                "agent_id": "coder-1",
-                "kind": kind,
-                "tool": tool,
-                "target": target,
-            }
-        )
-        for i, (kind, tool, target) in enumerate(rows)
-    ]
 
 
 @pytest.fixture
