@@ -365,6 +365,15 @@ def _written_content(leaf: str, args: Mapping[str, Any]) -> tuple[str | None, bo
     return None, False
 
 
+def _strings(value: object, limit: int = 8) -> list[str]:
+    """An argument that holds one string or a list of them, as a list (the first ``limit``)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value[: limit * 4] if isinstance(v, str)][:limit]
+    return []
+
+
 def _from_args(
     tool: str,
     args: Mapping[str, Any],
@@ -390,15 +399,7 @@ def _from_args(
             elif fetch_verb or not write_verb:
                 out.append(make("download", url, classes, "args", detail))
     for key in _PATH_KEYS:
-        value = args.get(key)
-        paths = (
-            [value]
-            if isinstance(value, str)
-            else [v for v in value if isinstance(v, str)]
-            if isinstance(value, list)
-            else []
-        )
-        for p in paths[:8]:
+        for p in _strings(args.get(key)):
             if not p or "://" in p[:12]:
                 continue
             this_op = "write" if op == "move" and key in ("destination", "dest", "target_path", "output_path") else op
@@ -408,15 +409,7 @@ def _from_args(
                 if content is not None:
                     memory_of(scratch).put(p, content, cwd)  # type: ignore[union-attr]
     for key in _RECIPIENT_KEYS:
-        value = args.get(key)
-        recipients = (
-            [value]
-            if isinstance(value, str)
-            else [v for v in value if isinstance(v, str)]
-            if isinstance(value, list)
-            else []
-        )
-        for r in recipients[:8]:
+        for r in _strings(args.get(key)):
             if r:
                 domain = r.rsplit("@", 1)[1] if "@" in r else ""
                 classes = endpoint_classes(domain) if domain else NO_CLASSES
