@@ -1,6 +1,6 @@
 """Third-party detection quality: public corpora nobody here wrote, through ``replay``'s code.
 
-    python bench/quality.py [--corpora ../shared/corpora] [--only art,tldr] [--limit N]
+    python bench/quality.py [--corpora ../shared/corpora] [--only art,tldr] [--limit N] [--split dev|holdout]
                             [--min-severity medium] [--show-misses 20] [--json]
 
 The corpora are read in place from ``../shared/corpora`` (beside the repository; see its
@@ -34,6 +34,7 @@ first) and summarises its scored items; the replay, labelling and scoring are sh
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
@@ -112,6 +113,28 @@ class Options:
     show_flagged: int = 25
     #: ``detector/rule`` labels whose findings do not count (e.g. to see recall without a broad rule)
     ignore_rules: frozenset[str] = frozenset()
+    #: ``all``, or one half of each corpus (:func:`split_of`): ``dev`` to look at while writing rules,
+    #: ``holdout`` to measure whether what was written from ``dev`` generalises.
+    split: str = "all"
+
+
+SPLITS: Final = ("all", "dev", "holdout")
+
+
+def split_of(key: str) -> str:
+    """The half a corpus item belongs to, stable across runs and machines: ``dev`` or ``holdout``.
+
+    Atomic Red Team splits by technique id (all tests of T1053.003 on one side), tldr by page,
+    so a rule written from a dev test cannot have seen a holdout test of the same (sub-)technique.
+
+    >>> split_of("T1053"), split_of("T1003")
+    ('holdout', 'dev')
+    """
+    return "dev" if hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % 2 == 0 else "holdout"
+
+
+def in_split(key: str, split: str) -> bool:
+    return split == "all" or split_of(key) == split
 
 
 @dataclass(slots=True)
@@ -366,6 +389,7 @@ class AtomicRedTeamAdapter:
 
     def runs(self, options: Options) -> list[CorpusRun]:
         tests = corpus_art.load_tests(options.corpora / "atomic-red-team", options.limit)
+        tests = [t for t in tests if in_split(t.technique, options.split)]
         return [
             CorpusRun(
                 f"art_{variant}",
@@ -427,6 +451,7 @@ class TldrAdapter:
 
     def runs(self, options: Options) -> list[CorpusRun]:
         examples = corpus_tldr.load_examples(options.corpora / "tldr", options.limit, options.seed)
+        examples = [e for e in examples if in_split(e.page, options.split)]
         sessions = corpus_tldr.build_sessions(
             examples,
             start_ms=START_MS,
@@ -515,6 +540,7 @@ def run_quality(
         "min_severity": options.min_severity,
         "ignored_rules": sorted(options.ignore_rules),
         "limit": options.limit,
+        "split": options.split,
         "seed": options.seed,
         "agents_per_pool": options.agents,
         "detectors": {a.name: a.policy.mode for a in active_detectors(config)},
@@ -556,7 +582,8 @@ def render(report: dict[str, Any], out: Callable[[str], None] = print) -> None:
     """The report for people: recall per tactic, rule hits, flagged benign commands, misses."""
     sev = report["min_severity"]
     out(
-        f"agentwatch quality bench — corpora {report['corpora']}, alert ≥ {sev}, limit {report['limit']}"
+        f"agentwatch quality bench — corpora {report['corpora']}, alert ≥ {sev}, limit {report['limit']}, "
+        f"split {report['split']}"
         + (f", ignoring {', '.join(report['ignored_rules'])}" if report["ignored_rules"] else "")
     )
     runs = report["corpus"]
@@ -689,6 +716,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DETECTOR/RULE",
         help="do not count this rule's findings (repeatable), e.g. privilege_changes/sudo",
     )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="all",
+        help="all (default), or one half of each corpus: dev (Atomic techniques and tldr pages to write rules "
+        "from) or holdout (the other half, to measure what generalises)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -707,6 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_misses=args.show_misses,
         show_flagged=args.show_flagged,
         ignore_rules=frozenset(args.ignore_rule),
+        split=args.split,
     )
     saved = os.environ.pop("AGENTWATCH_CONFIG", None)  # the bench measures the defaults unless told otherwise
     try:

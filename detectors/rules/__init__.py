@@ -1,1 +1,4 @@
-"""The shipped YAML rule files of the effect_rules detector (package data; see core.yaml)."""
+"""The shipped YAML rule files (package data).
+
+One rule-pack detector per name: ``<detector>.yaml`` and ``<detector>.<part>.yaml``.
+"""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentwatch.detect.effects.model import Effect
+from agentwatch.detect.rules.checks import CHECKS, CheckContext
 from agentwatch.detect.rules.loader import Condition, EffectMatch, Rule, RuleError, RuleSet, compile_matcher
 
 
@@ -38,7 +39,13 @@ class Override:
 class RuleEngine:
     """The rules to evaluate, overrides applied; immutable once built."""
 
-    def __init__(self, ruleset: RuleSet, overrides: Mapping[str, Override] | None = None, where: str = "config"):
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        overrides: Mapping[str, Override] | None = None,
+        where: str = "config",
+        data: Mapping[str, Any] | None = None,
+    ):
         known = ruleset.by_id()
         overrides = overrides or {}
         unknown = sorted(set(overrides) - set(known))
@@ -65,6 +72,11 @@ class RuleEngine:
                 changes["exceptions"] = rule.exceptions + extra
             rules.append(dataclasses.replace(rule, **changes) if changes else rule)
         self.rules: tuple[Rule, ...] = tuple(rules)
+        #: the rule files' data tables, with the detector's configuration-derived tables over them
+        self.data: Mapping[str, Any] = {**ruleset.data, **(data or {})}
+        #: rules that call a Python check: evaluated on every action their trigger ops allow, never cached
+        self.dynamic: tuple[Rule, ...] = tuple(r for r in self.rules if r.dynamic)
+        self._static = tuple(r for r in self.rules if not r.dynamic)
         matchers = [m for r in self.rules for m in (*_matchers(r.condition), *r.exceptions)]
         # Whether any matcher looks at the tool or agent name; when none does, they are not part of a plan's key.
         self._keyed_by_tool = any(m.tool is not None for m in matchers)
@@ -82,11 +94,13 @@ class RuleEngine:
         index: int,
         event_id: str,
         window: dict[str, list[Any]],
+        context: CheckContext | None = None,
     ) -> list[RuleHit]:
         """Rules that fire on one action (the ``index``-th action of its session).
 
         ``window`` maps a window rule's id to, per part of its ``all``, ``[action index, event id]``
         of the part's last match (or ``None``); it is updated in place and stays small.
+        ``context`` is what rules with a Python check see; without it those rules do not fire.
         """
         key = (
             effects if isinstance(effects, tuple) else tuple(effects),
@@ -106,6 +120,37 @@ class RuleEngine:
                 if hit is None:
                     continue
             hits.append(hit)
+        if self.dynamic and context is not None:
+            hits.extend(self._dynamic_hits(key[0], tool, agent, index, event_id, window, context))
+        return hits
+
+    def _dynamic_hits(
+        self,
+        effects: tuple[Effect, ...],
+        tool: str,
+        agent: str,
+        index: int,
+        event_id: str,
+        window: dict[str, list[Any]],
+        context: CheckContext,
+    ) -> list[RuleHit]:
+        present = frozenset([e.op for e in effects])
+        context.data = self.data
+        hits: list[RuleHit] = []
+        for rule in self.dynamic:
+            if rule.trigger_ops is not None and present.isdisjoint(rule.trigger_ops):
+                continue
+            usable = _without_exceptions(effects, rule.exceptions, tool, agent) if rule.exceptions else effects
+            if rule.within <= 1:
+                matched = _eval(rule.condition, usable, tool, agent, context)
+                if matched is not None:
+                    hits.append(RuleHit(rule, matched))
+                continue
+            parts = tuple(_eval(part, usable, tool, agent, context) for part in rule.condition.parts)
+            if any(got is not None for got in parts):
+                hit = _apply_window(rule, parts, index, event_id, window)
+                if hit is not None:
+                    hits.append(hit)
         return hits
 
     def _plan(self, effects: tuple[Effect, ...], tool: str, agent: str) -> tuple[_Step, ...]:
@@ -131,7 +176,7 @@ class RuleEngine:
 
     def _candidates(self, present: frozenset[str]) -> tuple[Rule, ...]:
         """The rules whose trigger ops meet ``present`` (or that have none), in rule order; memoised."""
-        found = tuple(r for r in self.rules if r.trigger_ops is None or not present.isdisjoint(r.trigger_ops))
+        found = tuple(r for r in self._static if r.trigger_ops is None or not present.isdisjoint(r.trigger_ops))
         if len(self._by_ops) >= _MAX_OP_SETS:
             self._by_ops.clear()
         self._by_ops[present] = found
@@ -158,9 +203,21 @@ def _without_exceptions(
     return tuple(e for e in effects if not any(x.matches(e, tool, agent) for x in exceptions))
 
 
-def _eval(cond: Condition, effects: Sequence[Effect], tool: str, agent: str) -> tuple[Effect, ...] | None:
+def _eval(
+    cond: Condition, effects: Sequence[Effect], tool: str, agent: str, context: CheckContext | None = None
+) -> tuple[Effect, ...] | None:
     """The effects that make ``cond`` hold (``()`` for a `not` that holds), or None when it does not."""
     kind = cond.kind
+    if kind == "check":
+        if context is None:
+            return None
+        memo_key = (cond.check, repr(cond.args))
+        if memo_key in context.memo:
+            return context.memo[memo_key]  # type: ignore[no-any-return]
+        context.args = dict(cond.args)
+        got = CHECKS[cond.check].fn(context)
+        context.memo[memo_key] = got
+        return got
     if kind == "effect":
         m = cond.match
         assert m is not None
@@ -169,19 +226,19 @@ def _eval(cond: Condition, effects: Sequence[Effect], tool: str, agent: str) -> 
     if kind == "all":
         out: list[Effect] = []
         for part in cond.parts:
-            got = _eval(part, effects, tool, agent)
+            got = _eval(part, effects, tool, agent, context)
             if got is None:
                 return None
             out.extend(got)
         return tuple(dict.fromkeys(out))
     if kind == "any":
         for part in cond.parts:
-            got = _eval(part, effects, tool, agent)
+            got = _eval(part, effects, tool, agent, context)
             if got is not None:
                 return got
         return None
     # not
-    return () if _eval(cond.parts[0], effects, tool, agent) is None else None
+    return () if _eval(cond.parts[0], effects, tool, agent, context) is None else None
 
 
 def _apply_window(

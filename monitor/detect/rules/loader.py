@@ -17,6 +17,7 @@ import yaml
 
 from agentwatch.detect.detector_spec import THREAT_CATEGORIES
 from agentwatch.detect.effects.model import CLASSES, OPS, VIAS, Effect
+from agentwatch.detect.rules import checks
 from agentwatch.errors import ConfigError
 
 #: Keys of a rule, each with what it holds.
@@ -50,7 +51,7 @@ MATCHER_KEYS: Final = {
     "tool": "glob(s) over the event's tool name",
     "agent": "glob(s) over the event's agent id",
 }
-COMBINATORS: Final = ("all", "any", "not", "macro")
+COMBINATORS: Final = ("all", "any", "not", "macro", "check")
 STATUSES: Final = ("stable", "test", "experimental")
 _ID: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _TAG: Final = re.compile(r"^(?:T\d{4}(?:\.\d{3})?|ASI(?:0[1-9]|10))$")
@@ -110,11 +111,19 @@ class EffectMatch:
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A compiled condition: ``kind`` is ``effect`` (with ``match``), ``all``, ``any`` or ``not``."""
+    """A compiled condition: ``kind`` is ``effect`` (with ``match``), ``all``, ``any``, ``not``, or
+    ``check`` (a named Python check, :mod:`agentwatch.detect.rules.checks`, with its ``args``)."""
 
     kind: str
     match: EffectMatch | None = None
     parts: tuple[Condition, ...] = ()
+    check: str = ""
+    args: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def uses_checks(self) -> bool:
+        """Whether this condition (or a part of it) calls a Python check."""
+        return self.kind == "check" or any(p.uses_checks for p in self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +144,16 @@ class Rule:
     source: str = ""
     #: ops at least one of which an action must have for the rule to be worth evaluating (None: any)
     trigger_ops: frozenset[str] | None = field(default=None, compare=False)
+    #: whether the condition calls a Python check (then it depends on more than the effects: never cached)
+    dynamic: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     macros: Mapping[str, Any]
+    #: named data tables (top-level ``data``) the checks read, e.g. marker lists; shared by the files
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
@@ -150,6 +163,7 @@ def load_files(paths: Iterable[str | Path]) -> RuleSet:
     """Parse, validate and compile every rule of ``paths`` (macros shared among them)."""
     docs: list[tuple[str, dict[str, Any]]] = []
     macros: dict[str, tuple[str, Any]] = {}
+    data: dict[str, tuple[str, Any]] = {}
     for path in paths:
         where = str(path)
         try:
@@ -160,10 +174,19 @@ def load_files(paths: Iterable[str | Path]) -> RuleSet:
             raise RuleError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
         raw = {} if raw is None else raw
         if not isinstance(raw, dict):
-            raise RuleError(f"{where}: expected a mapping with `macros` and/or `rules`")
-        extra = set(raw) - {"macros", "rules"}
+            raise RuleError(f"{where}: expected a mapping with `macros`, `data` and/or `rules`")
+        extra = set(raw) - {"macros", "rules", "data"}
         if extra:
-            raise RuleError(f"{where}: unknown top-level key(s) {sorted(extra)}; known: macros, rules")
+            raise RuleError(f"{where}: unknown top-level key(s) {sorted(extra)}; known: macros, data, rules")
+        table = raw.get("data") or {}
+        if not isinstance(table, dict):
+            raise RuleError(f"{where}: `data` must be a mapping of name → table")
+        for name, body in table.items():
+            if not isinstance(name, str) or not _ID.match(name):
+                raise RuleError(f"{where}: data table name {name!r} must match {_ID.pattern}")
+            if name in data:
+                raise RuleError(f"{where}: data table {name!r} already defined in {data[name][0]}")
+            data[name] = (where, body)
         for name, body in (raw.get("macros") or {}).items():
             if not isinstance(name, str) or not _ID.match(name):
                 raise RuleError(f"{where}: macro name {name!r} must match {_ID.pattern}")
@@ -185,7 +208,20 @@ def load_files(paths: Iterable[str | Path]) -> RuleSet:
             rules.append(rule)
     for name, (where, body) in macros.items():  # unused macros are still checked
         _condition(body, f"{where}: macro {name}", macros, 0, (name,))
-    return RuleSet(tuple(rules), {k: v[1] for k, v in macros.items()})
+    tables = {k: v[1] for k, v in data.items()}
+    for rule in rules:  # each check validates its args and the data tables it reads, once, at load
+        for cond in _checks(rule.condition):
+            try:
+                checks.CHECKS[cond.check].validate(dict(cond.args), tables)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise RuleError(f"{rule.source}: rule {rule.id}: check {cond.check}: {exc}") from None
+    return RuleSet(tuple(rules), {k: v[1] for k, v in macros.items()}, tables)
+
+
+def _checks(cond: Condition) -> list[Condition]:
+    if cond.kind == "check":
+        return [cond]
+    return [c for part in cond.parts for c in _checks(part)]
 
 
 def compile_rule(item: Any, where: str, index: int, macros: Mapping[str, tuple[str, Any]]) -> Rule:
@@ -238,6 +274,7 @@ def compile_rule(item: Any, where: str, index: int, macros: Mapping[str, tuple[s
         description=str(item.get("description", "")),
         source=where,
         trigger_ops=_trigger_ops(condition, windowed=within > 1),
+        dynamic=condition.uses_checks,
     )
 
 
@@ -299,8 +336,10 @@ def _condition(
     combinators = [k for k in raw if k in COMBINATORS]
     if not combinators:
         return Condition("effect", match=compile_matcher(raw, at))
-    if len(raw) != 1:
+    if len(raw) != 1 and not (combinators == ["check"] and set(raw) <= {"check", "args"}):
         raise RuleError(f"{at}: `{combinators[0]}` must stand alone in its mapping, found {sorted(raw)}")
+    if "check" in raw:
+        return _check_condition(raw, at)
     key, value = next(iter(raw.items()))
     if key == "macro":
         if not isinstance(value, str) or value not in macros:
@@ -318,11 +357,23 @@ def _condition(
     )
 
 
+def _check_condition(raw: Mapping[str, Any], at: str) -> Condition:
+    """``{check: name}`` or ``{check: name, args: {...}}``: a Python check registered under ``name``."""
+    name = raw["check"]
+    if not isinstance(name, str) or name not in checks.CHECKS:
+        known = ", ".join(sorted(checks.CHECKS)) or "none registered"
+        raise RuleError(f"{at}: unknown check {name!r}; known: {known}")
+    args = raw.get("args", {})
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        raise RuleError(f"{at}: check {name}: `args` must be a mapping of name → value")
+    return Condition("check", check=name, args=tuple(sorted(args.items())))
+
+
 def _trigger_ops(cond: Condition, windowed: bool = False) -> frozenset[str] | None:
     """Ops one of which must be present for ``cond`` to hold on an action (None: no such bound)."""
     if cond.kind == "effect":
         return cond.match.ops if cond.match is not None else None
-    if cond.kind == "not":
+    if cond.kind in ("not", "check"):
         return None
     if cond.kind == "all" and not windowed:
         for part in cond.parts:

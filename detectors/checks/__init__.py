@@ -1,0 +1,1 @@
+"""Python checks the shipped rule packs name in their YAML rules (see :mod:`agentwatch.detect.rules.checks`)."""
