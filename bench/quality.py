@@ -1,7 +1,7 @@
 """Third-party detection quality: public corpora nobody here wrote, through ``replay``'s code.
 
-    python bench/quality.py [--corpora ../shared/corpora] [--only art,tldr] [--limit N] [--split dev|holdout]
-                            [--min-severity medium] [--show-misses 20] [--json]
+    python bench/quality.py [--corpora ../shared/corpora] [--only art,tldr,assistants] [--limit N]
+                            [--split dev|holdout] [--min-severity medium] [--show-misses 20] [--json]
 
 The corpora are read in place from ``../shared/corpora`` (beside the repository; see its
 README for sources, licences and caveats) and never copied. Each *corpus adapter*
@@ -10,25 +10,30 @@ decodes; every run goes through ``agentwatch.ingest.replay.replay_file`` with a 
 ``agentwatch.detect.pipeline.build_pipeline(config)`` and the default config (or ``--config``),
 exactly as ``agentwatch replay --format <fmt>`` would, and its published alerts are scored:
 
-- an *attack item* (an Atomic Red Team test) is **detected** when a published alert of
-  severity ≥ ``--min-severity`` names one of the item's own events (in ``event_id`` or
-  ``event_ids``); recall is reported per ATT&CK tactic — a technique with several tactics
-  counts under each — separately for the inline and write-then-run variants;
-- a *benign item* (a tldr example command) is **flagged** on the same condition; the rate
-  is reported with offensive-tool pages apart;
+- an *attack item* (an Atomic Red Team test, an ASB attacker-tool call) is **detected** when a
+  published alert of severity ≥ ``--min-severity`` names one of the item's own events (in
+  ``event_id`` or ``event_ids``); Atomic recall is reported per ATT&CK tactic — a technique
+  with several tactics counts under each — separately for the inline and write-then-run variants;
+- a *benign item* (a tldr example command, an assistant's ordinary tool call) is **flagged** on
+  the same condition; tldr is reported with offensive-tool pages apart;
 - *context* items (benign steps around an attack) are a diagnostic: an alert on them is
   an alert on the wrong event.
+
+Corpora: ``art`` (Atomic Red Team as Claude Code OTLP sessions, :mod:`bench.corpus_art`),
+``tldr`` (tldr-pages examples, :mod:`bench.corpus_tldr`), ``assistants`` (ASB, τ-bench and
+τ²-bench as native sessions, warm-up sessions first, :mod:`bench.corpus_assistants`).
+``--split dev|holdout`` keeps one half of Atomic (by technique id) and tldr (by page): write
+rules from ``dev``, measure what generalises on ``holdout``.
 
 Per-rule counts come from a second, instrumented pass over the same messages (a
 recorder wrapped around the pipeline's decision step sees each finding's ``rule``, which
 the alert record does not carry); that pass must publish the same alerts as the first, and
-the report says whether it did. ``events/s`` is the first pass's: ``replay_file`` over a
-file of one OTLP/JSON request per session, on this machine, detection included.
+the report says whether it did. ``events/s`` is the first pass's: ``replay_file`` over the
+run's file, on this machine, detection included.
 
-Extension point (part 2): append an adapter for ASB / τ-bench / τ²-bench to
-:data:`ADAPTERS`. An adapter names its folder under the corpora directory, builds
-:class:`CorpusRun` s (sessions in any decoder format, e.g. ``native`` with warm-up sessions
-first) and summarises its scored items; the replay, labelling and scoring are shared.
+Extension point: an adapter names its files under the corpora directory, builds
+:class:`CorpusRun` s (sessions in any decoder format) and summarises its scored items; the
+replay, labelling and scoring are shared.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from agentwatch.detect.policy import SEVERITIES, SEVERITY_RANK  # noqa: E402
 from agentwatch.errors import ConfigError  # noqa: E402
 from agentwatch.formats import get_decoder  # noqa: E402
 from agentwatch.ingest.replay import replay_file  # noqa: E402
-from bench import corpus_art, corpus_tldr  # noqa: E402
+from bench import corpus_art, corpus_assistants, corpus_tldr  # noqa: E402
 from bench.quality_model import Item, LabelledSession  # noqa: E402
 
 REPO: Final = Path(__file__).resolve().parent.parent
@@ -256,13 +261,14 @@ def replay_and_score(
     position_of: dict[str, int] = {}
     decode_errors = 0
     for session in run.sessions:
-        decoded = decoder(session.message, START_MS)
-        decode_errors += len(decoded.errors)
-        ids = [event.event_id for event in decoded.events]
+        ids = []
+        for message in session.messages():
+            decoded = decoder(message, START_MS)
+            decode_errors += len(decoded.errors)
+            ids.extend(event.event_id for event in decoded.events)
         if len(ids) != session.events:
             raise RuntimeError(
-                f"{run.name}: session {session.session_id} decoded to {len(ids)} events, "
-                f"built {session.events} ({[e.reason for e in decoded.errors]})"
+                f"{run.name}: session {session.session_id} decoded to {len(ids)} events, built {session.events}"
             )
         for position, event_id in enumerate(ids):
             position_of[event_id] = position
@@ -290,7 +296,8 @@ def replay_and_score(
     recorder = FindingRecorder(instrumented)
     second: list[Alert] = []
     for session in run.sessions:
-        second.extend(instrumented.ingest(session.message, decoder, received_ms).alerts)
+        for message in session.messages():
+            second.extend(instrumented.ingest(message, decoder, received_ms).alerts)
     second.extend(instrumented.drain())
 
     published = {(a.session_id, a.detector) for a in alerts if SEVERITY_RANK[a.severity] >= min_rank}
@@ -496,10 +503,82 @@ class TldrAdapter:
         return out | {"run": scored.stats}
 
 
-#: The corpus adapters, in report order. Part 2 appends ASB, τ-bench and τ²-bench here.
+class AssistantsAdapter:
+    """Tool-using assistants: ASB (attacks and clean runs), τ-bench and τ²-bench (benign), warm-up first.
+
+    One run, one pipeline: every source's warm-up sessions (unscored), then every source's
+    evaluation sessions, so the learned detectors have seen each agent's ordinary work first.
+    """
+
+    name = "assistants"
+    required = (
+        *(f"asb/{p}" for p in corpus_assistants.ASB_LOGS.values()),
+        corpus_assistants.TAU_FILE,
+        *corpus_assistants.TAU2_FILES.values(),
+    )
+
+    def runs(self, options: Options) -> list[CorpusRun]:
+        root = options.corpora
+        warm: list[LabelledSession] = []
+        scored: list[LabelledSession] = []
+        for build in (corpus_assistants.asb_sessions, corpus_assistants.tau_sessions, corpus_assistants.tau2_sessions):
+            w, s = build(root, START_MS)
+            if options.limit is not None:  # a quick run: the first N scored sessions of each source and log
+                kept: dict[str, int] = defaultdict(int)
+                s = [x for x in s if _take(kept, x, options.limit)]
+            warm += w
+            scored += s
+        return [CorpusRun("assistants", "native", warm + scored)]
+
+    def summarise(self, scored: ScoredRun, options: Options) -> dict[str, Any]:
+        groups: dict[str, list[ScoredItem]] = defaultdict(list)
+        for entry in scored.items:
+            meta = entry.item.meta
+            label = meta["source"] + (f"/{meta['log']}" if meta["source"] == "asb" else f"/{meta.get('domain', '')}")
+            groups[label].append(entry)
+        out: dict[str, Any] = {}
+        for label, entries in sorted(groups.items()):
+            sessions: dict[str, list[ScoredItem]] = defaultdict(list)
+            for entry in entries:
+                sessions[entry.session_id].append(entry)
+            kind = entries[0].item.kind
+            counts = item_counts(entries)
+            row: dict[str, Any] = {
+                "kind": kind,
+                "items": counts["items"],
+                "hit": counts["hit"],
+                "rate": counts["rate"],
+                "sessions": len(sessions),
+                "sessions_flagged": sum(any(e.hit for e in v) for v in sessions.values()),
+                "by_detector": counts["by_detector"],
+                "by_rule": counts["by_rule"],
+            }
+            if kind == "attack":
+                row["events_to_detect"] = _distribution(
+                    [e.events_to_detect for e in entries if e.events_to_detect is not None]
+                )
+                row["misses_shown"] = sorted({e.item.meta["tool"] for e in entries if not e.hit})[: options.show_misses]
+            else:
+                row["flagged_shown"] = sorted(
+                    {f"{e.item.meta['tool']} ({', '.join(sorted(e.rules))})" for e in entries if e.hit}
+                )[: options.show_flagged]
+            out[label] = row
+        return {"groups": out} | {"run": scored.stats}
+
+
+def _take(kept: dict[str, int], session: LabelledSession, limit: int) -> bool:
+    """Whether a quick run keeps ``session``: fewer than ``limit`` kept yet from its source and log."""
+    meta = session.items[0].meta if session.items else {}
+    group = f"{meta.get('source')}/{meta.get('log', meta.get('domain'))}"
+    kept[group] += 1
+    return kept[group] <= limit
+
+
+#: The corpus adapters, in report order.
 ADAPTERS: Final[dict[str, CorpusAdapter]] = {
     "art": AtomicRedTeamAdapter(),
     "tldr": TldrAdapter(),
+    "assistants": AssistantsAdapter(),
 }
 
 
@@ -568,8 +647,8 @@ def run_quality(
         "cpu_seconds": round(total_cpu, 3),
         "events_per_cpu_second": round(total_events / total_cpu) if total_cpu else None,
         "wall_seconds_total": round(time.perf_counter() - started, 1),
-        "how": "agentwatch.ingest.replay.replay_file over one OTLP/JSON request per session, default detectors, "
-        "one process on this machine",
+        "how": "agentwatch.ingest.replay.replay_file over one OTLP/JSON request per coding session and one "
+        "native event per line for the assistants, default detectors, one process on this machine",
     }
     return report
 
@@ -636,6 +715,21 @@ def render(report: dict[str, Any], out: Callable[[str], None] = print) -> None:
                     f"$ {hit['command']}"
                 )
         _render_run(tldr["run"], out)
+    assistants = runs.get("assistants")
+    if assistants:
+        out(f"\nTool-using assistants (ASB attacks and clean runs, τ-bench, τ²-bench; after warm-up): ≥ {sev}")
+        for label, g in assistants["groups"].items():
+            what = "attacker-tool calls detected" if g["kind"] == "attack" else "benign tool calls flagged"
+            out(
+                f"  {label:<30} {g['hit']:>4}/{g['items']:<5} {what} ({_pct(g['rate'])}); "
+                f"sessions flagged {g['sessions_flagged']}/{g['sessions']}"
+                + (f"; events to detect {g['events_to_detect']}" if g["kind"] == "attack" else "")
+            )
+            out(f"    detectors: {_counts(g['by_detector'])}")
+            shown = g.get("misses_shown") if g["kind"] == "attack" else g.get("flagged_shown")
+            if shown:
+                out(f"    {'missed tools' if g['kind'] == 'attack' else 'flagged'}: {', '.join(shown)[:600]}")
+        _render_run(assistants["run"], out)
     columns = [(name, run["by_rule"]) for name, run in runs.items() if "by_rule" in run]
     if tldr:
         columns += [(f"tldr_{g}", tldr[g]["by_rule"]) for g in ("benign", "offensive")]

@@ -43,3 +43,9 @@ class LabelledSession:
     message: bytes
     events: int
     items: list[Item]
+    #: ``message`` holds one record per line (native JSON events), each its own message on the wire
+    lines: bool = False
+
+    def messages(self) -> list[bytes]:
+        """The messages the session is sent as: the one message, or one per line."""
+        return self.message.split(b"\n") if self.lines else [self.message]

@@ -15,7 +15,7 @@ import pytest
 
 from agentwatch.config import load_config
 from agentwatch.formats import get_decoder
-from bench import claude_code_otlp, corpus_art, corpus_tldr, quality
+from bench import claude_code_otlp, corpus_art, corpus_assistants, corpus_tldr, quality
 
 CORPORA = quality.DEFAULT_CORPORA
 
@@ -38,7 +38,7 @@ def report(corpora: Path) -> dict:
 
 def test_report_has_every_run_and_the_counts_add_up(report: dict, corpora: Path) -> None:
     runs = report["corpus"]
-    assert set(runs) == {"art_inline", "art_write_then_run", "tldr"}
+    assert set(runs) == {"art_inline", "art_write_then_run", "tldr", "assistants"}
     for name in ("art_inline", "art_write_then_run"):
         art = runs[name]
         assert art["tests"] == 5
@@ -136,3 +136,53 @@ def test_module_doctests(module: object) -> None:
     """bench/ is outside pytest's doctest collection; its examples still have to hold."""
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_assistant_corpora_become_warm_up_then_scored_native_sessions(report: dict, corpora: Path) -> None:
+    """ASB attacker-tool calls are attack items on their own events; warm-up sessions carry no items."""
+    warm, scored = corpus_assistants.asb_sessions(corpora, quality.START_MS)
+    assert warm and scored and all(not s.items for s in warm)
+    decode = get_decoder("native")
+    attacks = [(s, i) for s in scored for i in s.items if i.kind == "attack"]
+    # every attack run that called its attacker tool has exactly that call labelled
+    assert len(attacks) > 400
+    session, item = attacks[0]
+    events = [decode(m, 0).events[0] for m in session.messages()]
+    assert len(events) == session.events
+    call, result = (events[p] for p in item.positions)
+    assert (call.kind, result.kind) == ("tool_call", "tool_result")
+    assert call.tool == result.tool == item.meta["tool"]
+    assert call.agent_id.startswith("asb:") and call.principal and call.principal.startswith("desk:")
+    for build in (corpus_assistants.tau_sessions, corpus_assistants.tau2_sessions):
+        warm, scored = build(corpora, quality.START_MS)
+        assert warm and scored and all(i.kind == "benign" for s in scored for i in s.items)
+        assert any(decode(m, 0).events[0].args for s in scored[:3] for m in s.messages())  # real arguments
+
+    groups = report["corpus"]["assistants"]["groups"]
+    assert {"asb/clean", "asb/direct_injection", "tau-bench/airline", "tau2-bench/retail"} <= set(groups)
+    run = report["corpus"]["assistants"]["run"]
+    assert run["decode_errors"] == 0 and run["instrumented_pass_matches"] is True
+    for g in groups.values():
+        assert 0 <= g["hit"] <= g["items"] and g["sessions_flagged"] <= g["sessions"]
+
+
+def test_the_split_halves_are_disjoint_stable_and_cover_everything(corpora: Path) -> None:
+    tests = corpus_art.load_tests(corpora / "atomic-red-team")
+    dev = {t.guid for t in tests if quality.in_split(t.technique, "dev")}
+    holdout = {t.guid for t in tests if quality.in_split(t.technique, "holdout")}
+    assert dev and holdout and not dev & holdout and dev | holdout == {t.guid for t in tests}
+    # a technique is on one side only
+    sides: dict[str, set[str]] = {}
+    for t in tests:
+        sides.setdefault(t.technique, set()).add(quality.split_of(t.technique))
+    assert all(len(v) == 1 for v in sides.values())
+    assert quality.split_of("T1053") == "holdout" and quality.split_of("T1003") == "dev"  # stable across runs
+
+
+def test_split_runs_only_its_half(corpora: Path) -> None:
+    options = quality.Options(corpora=corpora, limit=40, split="dev", show_misses=0, show_flagged=0)
+    report = quality.run_quality(options, ["art"], config=load_config(None, defaults=True))
+    assert report["split"] == "dev"
+    runs = report["corpus"]
+    techniques = runs["art_inline"]["by_technique"]
+    assert techniques and all(quality.split_of(t) == "dev" for t in techniques)

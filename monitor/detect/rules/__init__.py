@@ -25,7 +25,11 @@ key it gives (``op``, ``classes``, ``classes_any``, ``classes_none``, ``resource
 ``agent``: :data:`~agentwatch.detect.rules.loader.MATCHER_KEYS`) — or ``all`` / ``any`` (lists),
 ``not``, ``macro`` (a named condition). Without ``within`` the whole condition holds on one
 action; with it, each part of the top-level ``all`` may hold on a different action of the
-session, no more than ``within - 1`` actions apart. Ops and classes are the effects layer's
+session, no more than ``within - 1`` actions apart. Where a judgement needs code (a token of a
+known secret shape in the arguments, instructions aimed at the agent in text it read), a
+condition names a Python check: ``{check: name, args: {...}}`` (:mod:`.checks`); the check reads
+its ``args`` and the rule files' top-level ``data`` tables (named lists and mappings, e.g. marker
+families), and both are validated when the files load. Ops and classes are the effects layer's
 closed sets (:mod:`agentwatch.detect.effects.model`); a typo is a start-up error naming the file
 and rule.
 

@@ -1,0 +1,206 @@
+"""Tool-using assistants from public corpora, as native agentwatch sessions for the quality bench.
+
+Three sources from ``../shared/corpora`` (read in place; see its README for licences and caveats):
+
+* **ASB** (Agent Security Bench): ten assistant agents (system admin, finance, medical …). Clean
+  runs are benign; direct-injection, observation-injection and memory-attack runs are attacks, and
+  each call of the run's *attacker tool* is one attack item (its own events: the ``tool_call``
+  and its ``tool_result``). Tool calls there carry no arguments.
+* **τ-bench** airline trajectories: real arguments (bookings, payments, cancellations), benign.
+* **τ²-bench** airline and retail task actions: the expected tool calls of each task, benign.
+
+Each source yields *warm-up* sessions first (no items: the learned detectors see them, nothing is
+scored) and then *evaluation* sessions. The warm-up is other sessions of the same agents: ASB's
+clean runs of the even-numbered repetitions, τ-bench's tasks 0–24, τ²-bench's first half of each
+domain's tasks. What is scored comes after, in the same pipeline.
+
+Sessions are native JSON, one event per line (``LabelledSession.lines``). A session's events:
+``prompt`` (the user's request, with its text), then per tool use a ``tool_call`` (tool, args) and
+a ``tool_result`` (the observation as ``attributes.content``). The agent is the corpus's agent
+(``asb:<agent>``, ``tau:airline``, ``tau2:retail``); the principal is the operator the assistant
+serves (one per agent: its desk), so per-principal baselines have something to learn.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from bench.quality_model import Item, LabelledSession
+
+ASB_LOGS: Final = {
+    "clean": "logs/clean/gpt-4o-mini/dynamic_prompt_rewriting/combined_attack-all_.csv",
+    "direct_injection": "logs/direct_prompt_injection/gpt-4o-mini/no_memory/naive-all_.csv",
+    "observation_injection": "logs/observation_prompt_injection/gpt-4o-mini/no_memory/naive-all_.csv",
+    "memory_attack": "logs/memory_attack/gpt-4o-mini/new_memory/naive-all_.csv",
+}
+TAU_FILE: Final = "tau-bench/historical_trajectories/gpt-4o-airline.json"
+TAU2_FILES: Final = {
+    "airline": "tau2-bench/data/tau2/domains/airline/tasks.json",
+    "retail": "tau2-bench/data/tau2/domains/retail/tasks.json",
+}
+_ACTION: Final = re.compile(r"\[Action\]: I will call the (\S+?) with the params as (.*?);\[Observation\]:(.*)", re.S)
+#: Observation text kept per tool result (the corpora's are short; the cap bounds a bad file).
+MAX_CONTENT: Final = 4000
+SPACING_MS: Final = 15_000
+
+
+class _Session:
+    """Builds one native session: events as JSON lines, positions for items."""
+
+    def __init__(self, session_id: str, agent: str, principal: str, start_ms: int) -> None:
+        self.session_id, self.agent, self.principal = session_id, agent, principal
+        self.ts = start_ms
+        self.lines: list[bytes] = []
+
+    def add(self, kind: str, **fields: Any) -> int:
+        self.ts += SPACING_MS
+        event = {
+            "event_id": f"{self.session_id}-{len(self.lines)}",
+            "ts": self.ts,
+            "session_id": self.session_id,
+            "agent_id": self.agent,
+            "principal": self.principal,
+            "kind": kind,
+        } | {k: v for k, v in fields.items() if v is not None}
+        self.lines.append(json.dumps(event, ensure_ascii=False).encode())
+        return len(self.lines) - 1
+
+    def tool_use(self, tool: str, args: Mapping[str, Any] | None, result: str, use_id: str) -> tuple[int, int]:
+        attributes = {"tool_use_id": use_id}
+        call = self.add("tool_call", tool=tool, args=dict(args) if args else None, attributes=attributes)
+        done = self.add(
+            "tool_result", tool=tool, outcome="ok", attributes=attributes | {"content": result[:MAX_CONTENT]}
+        )
+        return call, done
+
+    def build(self, items: list[Item]) -> LabelledSession:
+        return LabelledSession(self.session_id, b"\n".join(self.lines), len(self.lines), items, lines=True)
+
+
+def _sid(*parts: str) -> str:
+    return "s-" + hashlib.blake2b("/".join(parts).encode(), digest_size=8).hexdigest()
+
+
+# --- ASB ---------------------------------------------------------------------------------------
+
+
+def _asb_rows(root: Path, log: str) -> Iterator[dict[str, str]]:
+    csv.field_size_limit(1 << 30)
+    with open(root / ASB_LOGS[log], newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
+
+
+def _asb_turns(messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, str]]]:
+    """The user's task (the first plain user message after the tool list) and the tool uses in order."""
+    task = ""
+    uses: list[tuple[str, str]] = []
+    for m in messages:
+        text = m.get("content") or m.get("thinking") or ""
+        if not isinstance(text, str):
+            continue
+        if m.get("role") == "user" and not task and not text.startswith("You are given the available tools"):
+            task = text
+        if m.get("role") == "assistant":
+            for chunk in text.split("[Action]:")[1:]:
+                match = _ACTION.match("[Action]:" + chunk)
+                if match:
+                    uses.append((match.group(1), match.group(3).strip()))
+    return task, uses
+
+
+def asb_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list[LabelledSession]]:
+    """(warm-up, evaluation) sessions of ASB. Evaluation: odd clean repetitions (benign) and every attack run."""
+    warm: list[LabelledSession] = []
+    scored: list[LabelledSession] = []
+    seen: dict[str, int] = {}
+    for log in ASB_LOGS:
+        for index, row in enumerate(_asb_rows(root / "asb", log)):
+            agent = row["Agent Name"].rsplit("/", 1)[-1]
+            attacker = row["Attack Tool"]
+            task, uses = _asb_turns(ast.literal_eval(row["messages"]))
+            sid = _sid("asb", log, str(index))
+            session = _Session(sid, f"asb:{agent}", f"desk:{agent}", start_ms + index * 60_000)
+            session.add("prompt", attributes={"content": task[:MAX_CONTENT], "source": "user"})
+            items: list[Item] = []
+            for n, (tool, observation) in enumerate(uses):
+                call, done = session.tool_use(tool, None, observation, f"{sid}-{n}")
+                if log != "clean" and tool == attacker:
+                    meta = {"source": "asb", "log": log, "agent": agent, "tool": tool, "aggressive": row["Aggressive"]}
+                    items.append(Item(f"{sid}:{n}", "attack", (call, done), meta))
+                elif log == "clean":
+                    meta = {"source": "asb", "log": log, "agent": agent, "tool": tool}
+                    items.append(Item(f"{sid}:{n}", "benign", (call, done), meta))
+            if log == "clean":
+                repetition = seen[agent] = seen.get(agent, -1) + 1
+                if repetition % 2 == 0:
+                    warm.append(session.build([]))
+                    continue
+            scored.append(session.build(items))
+    return warm, scored
+
+
+# --- τ-bench ------------------------------------------------------------------------------------
+
+
+def tau_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list[LabelledSession]]:
+    """(warm-up: tasks 0–24, evaluation: tasks 25–49) of the τ-bench airline trajectories, all benign."""
+    with open(root / TAU_FILE, encoding="utf-8") as handle:
+        trajectories = json.load(handle)
+    warm: list[LabelledSession] = []
+    scored: list[LabelledSession] = []
+    for index, trajectory in enumerate(trajectories):
+        sid = _sid("tau", str(trajectory["task_id"]), str(trajectory["trial"]))
+        session = _Session(sid, "tau:airline", "desk:airline", start_ms + index * 600_000)
+        results = {m.get("tool_call_id"): m.get("content") or "" for m in trajectory["traj"] if m["role"] == "tool"}
+        items: list[Item] = []
+        for message in trajectory["traj"]:
+            if message["role"] == "user" and isinstance(message.get("content"), str):
+                session.add("prompt", attributes={"content": message["content"][:MAX_CONTENT], "source": "user"})
+            for call in message.get("tool_calls") or []:
+                function = call["function"]
+                try:
+                    args = json.loads(function.get("arguments") or "{}")
+                except json.JSONDecodeError:
+                    args = {"raw": function.get("arguments")}
+                positions = session.tool_use(function["name"], args, str(results.get(call["id"], "")), call["id"])
+                meta = {"source": "tau-bench", "domain": "airline", "tool": function["name"]}
+                items.append(Item(f"{sid}:{call['id']}", "benign", positions, meta))
+        (warm if int(trajectory["task_id"]) < 25 else scored).append(
+            session.build([] if int(trajectory["task_id"]) < 25 else items)
+        )
+    return warm, scored
+
+
+# --- τ²-bench -----------------------------------------------------------------------------------
+
+
+def tau2_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list[LabelledSession]]:
+    """(warm-up: first half of each domain's tasks, evaluation: second half), all benign."""
+    warm: list[LabelledSession] = []
+    scored: list[LabelledSession] = []
+    for domain, path in TAU2_FILES.items():
+        with open(root / path, encoding="utf-8") as handle:
+            tasks = json.load(handle)
+        half = len(tasks) // 2
+        for index, task in enumerate(tasks):
+            actions = (task.get("evaluation_criteria") or {}).get("actions") or []
+            if not actions:
+                continue
+            sid = _sid("tau2", domain, str(task["id"]))
+            session = _Session(sid, f"tau2:{domain}", f"desk:{domain}", start_ms + index * 600_000)
+            reason = ((task.get("user_scenario") or {}).get("instructions") or {}).get("reason_for_call") or ""
+            session.add("prompt", attributes={"content": str(reason)[:MAX_CONTENT], "source": "user"})
+            items: list[Item] = []
+            for action in actions:
+                positions = session.tool_use(action["name"], action.get("arguments") or {}, "ok", action["action_id"])
+                meta = {"source": "tau2-bench", "domain": domain, "tool": action["name"]}
+                items.append(Item(f"{sid}:{action['action_id']}", "benign", positions, meta))
+            (warm if index < half else scored).append(session.build([] if index < half else items))
+    return warm, scored
