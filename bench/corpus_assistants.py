@@ -9,8 +9,9 @@ Three sources from ``../shared/corpora`` (read in place; see its README for lice
 * **τ-bench** airline trajectories: real arguments (bookings, payments, cancellations), benign.
 * **τ²-bench** airline and retail task actions: the expected tool calls of each task, benign.
 
-Each source yields *warm-up* sessions first (no items: the learned detectors see them, nothing is
-scored) and then *evaluation* sessions. The warm-up is other sessions of the same agents: ASB's
+Each source yields *warm-up* sessions (the learned detectors see them, nothing is scored) and
+*evaluation* sessions; :func:`timeline` puts every warm-up session first, then every evaluation
+session, one after another in event time, so each closes on idle time before the next begins. The warm-up is other sessions of the same agents: ASB's
 clean runs of the even-numbered repetitions, τ-bench's tasks 0–24, τ²-bench's first half of each
 domain's tasks. What is scored comes after, in the same pipeline.
 
@@ -52,36 +53,54 @@ SPACING_MS: Final = 15_000
 
 
 class _Session:
-    """Builds one native session: events as JSON lines, positions for items."""
+    """One native session under construction: events with times relative to its start, items by position."""
 
-    def __init__(self, session_id: str, agent: str, principal: str, start_ms: int) -> None:
+    def __init__(self, session_id: str, agent: str, principal: str) -> None:
         self.session_id, self.agent, self.principal = session_id, agent, principal
-        self.ts = start_ms
-        self.lines: list[bytes] = []
+        self.events: list[dict[str, Any]] = []
+        self.items: list[Item] = []
 
     def add(self, kind: str, **fields: Any) -> int:
-        self.ts += SPACING_MS
         event = {
-            "event_id": f"{self.session_id}-{len(self.lines)}",
-            "ts": self.ts,
+            "event_id": f"{self.session_id}-{len(self.events)}",
+            "ts": (len(self.events) + 1) * SPACING_MS,
             "session_id": self.session_id,
             "agent_id": self.agent,
             "principal": self.principal,
             "kind": kind,
         } | {k: v for k, v in fields.items() if v is not None}
-        self.lines.append(json.dumps(event, ensure_ascii=False).encode())
-        return len(self.lines) - 1
+        self.events.append(event)
+        return len(self.events) - 1
 
     def tool_use(self, tool: str, args: Mapping[str, Any] | None, result: str, use_id: str) -> tuple[int, int]:
         attributes = {"tool_use_id": use_id}
         call = self.add("tool_call", tool=tool, args=dict(args) if args else None, attributes=attributes)
-        done = self.add(
-            "tool_result", tool=tool, outcome="ok", attributes=attributes | {"content": result[:MAX_CONTENT]}
-        )
+        content = attributes | {"content": result[:MAX_CONTENT]}
+        done = self.add("tool_result", tool=tool, outcome="ok", attributes=content)
         return call, done
 
-    def build(self, items: list[Item]) -> LabelledSession:
-        return LabelledSession(self.session_id, b"\n".join(self.lines), len(self.lines), items, lines=True)
+    @property
+    def duration_ms(self) -> int:
+        return (len(self.events) + 1) * SPACING_MS
+
+    def build(self, start_ms: int, scored: bool) -> LabelledSession:
+        """The session's message, its events timed from ``start_ms``; a warm-up session carries no items."""
+        lines = [json.dumps(e | {"ts": start_ms + e["ts"]}, ensure_ascii=False).encode() for e in self.events]
+        return LabelledSession(self.session_id, b"\n".join(lines), len(lines), self.items if scored else [], lines=True)
+
+
+def timeline(
+    warm: list[_Session], scored: list[_Session], start_ms: int, gap_ms: int = 60_000
+) -> list[LabelledSession]:
+    """Every warm-up session, then every scored one, one after another in event time (never overlapping,
+    never going back), so a session closes on idle time before the next begins."""
+    out: list[LabelledSession] = []
+    clock = start_ms
+    for group, is_scored in ((warm, False), (scored, True)):
+        for session in group:
+            out.append(session.build(clock, is_scored))
+            clock += session.duration_ms + gap_ms
+    return out
 
 
 def _sid(*parts: str) -> str:
@@ -115,10 +134,10 @@ def _asb_turns(messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, str
     return task, uses
 
 
-def asb_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list[LabelledSession]]:
+def asb_sessions(root: Path) -> tuple[list[_Session], list[_Session]]:
     """(warm-up, evaluation) sessions of ASB. Evaluation: odd clean repetitions (benign) and every attack run."""
-    warm: list[LabelledSession] = []
-    scored: list[LabelledSession] = []
+    warm: list[_Session] = []
+    scored: list[_Session] = []
     seen: dict[str, int] = {}
     for log in ASB_LOGS:
         for index, row in enumerate(_asb_rows(root / "asb", log)):
@@ -126,9 +145,9 @@ def asb_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list
             attacker = row["Attack Tool"]
             task, uses = _asb_turns(ast.literal_eval(row["messages"]))
             sid = _sid("asb", log, str(index))
-            session = _Session(sid, f"asb:{agent}", f"desk:{agent}", start_ms + index * 60_000)
+            session = _Session(sid, f"asb:{agent}", f"desk:{agent}")
             session.add("prompt", attributes={"content": task[:MAX_CONTENT], "source": "user"})
-            items: list[Item] = []
+            items = session.items
             for n, (tool, observation) in enumerate(uses):
                 call, done = session.tool_use(tool, None, observation, f"{sid}-{n}")
                 if log != "clean" and tool == attacker:
@@ -140,26 +159,26 @@ def asb_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list
             if log == "clean":
                 repetition = seen[agent] = seen.get(agent, -1) + 1
                 if repetition % 2 == 0:
-                    warm.append(session.build([]))
+                    warm.append(session)
                     continue
-            scored.append(session.build(items))
+            scored.append(session)
     return warm, scored
 
 
 # --- τ-bench ------------------------------------------------------------------------------------
 
 
-def tau_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list[LabelledSession]]:
+def tau_sessions(root: Path) -> tuple[list[_Session], list[_Session]]:
     """(warm-up: tasks 0–24, evaluation: tasks 25–49) of the τ-bench airline trajectories, all benign."""
     with open(root / TAU_FILE, encoding="utf-8") as handle:
         trajectories = json.load(handle)
-    warm: list[LabelledSession] = []
-    scored: list[LabelledSession] = []
-    for index, trajectory in enumerate(trajectories):
+    warm: list[_Session] = []
+    scored: list[_Session] = []
+    for trajectory in trajectories:
         sid = _sid("tau", str(trajectory["task_id"]), str(trajectory["trial"]))
-        session = _Session(sid, "tau:airline", "desk:airline", start_ms + index * 600_000)
+        session = _Session(sid, "tau:airline", "desk:airline")
         results = {m.get("tool_call_id"): m.get("content") or "" for m in trajectory["traj"] if m["role"] == "tool"}
-        items: list[Item] = []
+        items = session.items
         for message in trajectory["traj"]:
             if message["role"] == "user" and isinstance(message.get("content"), str):
                 session.add("prompt", attributes={"content": message["content"][:MAX_CONTENT], "source": "user"})
@@ -172,19 +191,17 @@ def tau_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list
                 positions = session.tool_use(function["name"], args, str(results.get(call["id"], "")), call["id"])
                 meta = {"source": "tau-bench", "domain": "airline", "tool": function["name"]}
                 items.append(Item(f"{sid}:{call['id']}", "benign", positions, meta))
-        (warm if int(trajectory["task_id"]) < 25 else scored).append(
-            session.build([] if int(trajectory["task_id"]) < 25 else items)
-        )
+        (warm if int(trajectory["task_id"]) < 25 else scored).append(session)
     return warm, scored
 
 
 # --- τ²-bench -----------------------------------------------------------------------------------
 
 
-def tau2_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], list[LabelledSession]]:
+def tau2_sessions(root: Path) -> tuple[list[_Session], list[_Session]]:
     """(warm-up: first half of each domain's tasks, evaluation: second half), all benign."""
-    warm: list[LabelledSession] = []
-    scored: list[LabelledSession] = []
+    warm: list[_Session] = []
+    scored: list[_Session] = []
     for domain, path in TAU2_FILES.items():
         with open(root / path, encoding="utf-8") as handle:
             tasks = json.load(handle)
@@ -194,13 +211,13 @@ def tau2_sessions(root: Path, start_ms: int) -> tuple[list[LabelledSession], lis
             if not actions:
                 continue
             sid = _sid("tau2", domain, str(task["id"]))
-            session = _Session(sid, f"tau2:{domain}", f"desk:{domain}", start_ms + index * 600_000)
+            session = _Session(sid, f"tau2:{domain}", f"desk:{domain}")
             reason = ((task.get("user_scenario") or {}).get("instructions") or {}).get("reason_for_call") or ""
             session.add("prompt", attributes={"content": str(reason)[:MAX_CONTENT], "source": "user"})
-            items: list[Item] = []
+            items = session.items
             for action in actions:
                 positions = session.tool_use(action["name"], action.get("arguments") or {}, "ok", action["action_id"])
                 meta = {"source": "tau2-bench", "domain": domain, "tool": action["name"]}
                 items.append(Item(f"{sid}:{action['action_id']}", "benign", positions, meta))
-            (warm if index < half else scored).append(session.build([] if index < half else items))
+            (warm if index < half else scored).append(session)
     return warm, scored

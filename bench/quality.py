@@ -519,16 +519,16 @@ class AssistantsAdapter:
 
     def runs(self, options: Options) -> list[CorpusRun]:
         root = options.corpora
-        warm: list[LabelledSession] = []
-        scored: list[LabelledSession] = []
+        warm: list[Any] = []
+        scored: list[Any] = []
         for build in (corpus_assistants.asb_sessions, corpus_assistants.tau_sessions, corpus_assistants.tau2_sessions):
-            w, s = build(root, START_MS)
+            w, s = build(root)
             if options.limit is not None:  # a quick run: the first N scored sessions of each source and log
                 kept: dict[str, int] = defaultdict(int)
                 s = [x for x in s if _take(kept, x, options.limit)]
             warm += w
             scored += s
-        return [CorpusRun("assistants", "native", warm + scored)]
+        return [CorpusRun("assistants", "native", corpus_assistants.timeline(warm, scored, START_MS))]
 
     def summarise(self, scored: ScoredRun, options: Options) -> dict[str, Any]:
         groups: dict[str, list[ScoredItem]] = defaultdict(list)
@@ -566,7 +566,7 @@ class AssistantsAdapter:
         return {"groups": out} | {"run": scored.stats}
 
 
-def _take(kept: dict[str, int], session: LabelledSession, limit: int) -> bool:
+def _take(kept: dict[str, int], session: Any, limit: int) -> bool:
     """Whether a quick run keeps ``session``: fewer than ``limit`` kept yet from its source and log."""
     meta = session.items[0].meta if session.items else {}
     group = f"{meta.get('source')}/{meta.get('log', meta.get('domain'))}"

@@ -72,10 +72,12 @@ from agentwatch.destinations import (
     named_destinations,
     org_domain,
 )
+from agentwatch.detect.consequence import TIERS, Consequence, ToolCatalogue, classify
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from agentwatch.detect.learned_merge import merge_lru
 from agentwatch.detect.session_state import SessionState
 from agentwatch.events.audit_event import AuditEvent
+from agentwatch.observe.metrics import BASELINE_AGENTS, TOOL_CALLS_BY_TIER
 
 __all__ = ["Novelty", "NoveltyConfig"]
 
@@ -93,7 +95,79 @@ DEFAULT_BASE_SCORES: Final = {
     "internal_recipient_domain": 0.3,
     "internal_bucket": 0.35,
 }
-KINDS: Final = ("tool", "domain", "recipient", "recipient_domain", "bucket", "cloud_account", "table")
+KINDS: Final = (
+    "tool",
+    "domain",
+    "recipient",
+    "recipient_domain",
+    "bucket",
+    "cloud_account",
+    "table",
+    "tier",
+    "counterparty",
+)
+#: Score of a new tool, a first action of a consequence tier, or a new counterparty of a consequential
+#: action, by the action's consequence tier (:mod:`agentwatch.detect.consequence`), before multipliers.
+#: A read-only novelty stays low; an action nobody can classify is treated as possibly consequential.
+DEFAULT_TIER_SCORES: Final = {
+    "read_only": 0.3,
+    "internal_write": 0.55,
+    "unknown": 0.6,
+    "external_comm": 0.65,
+    "deletion": 0.65,
+    "publication": 0.7,
+    "physical": 0.7,
+    "financial": 0.75,
+    "access_change": 0.75,
+}
+#: Sessions closed between two updates of ``agentwatch_baseline_agents``.
+BASELINE_PUBLISH_EVERY: Final = 256
+#: How much of a session's prompts is kept to tell a call the principal asked for (per session).
+MAX_ASKED_CHARS: Final = 2048
+#: Argument names whose values are the other party of a consequential action (an account paid, a guest invited).
+COUNTERPARTY_KEYS: Final = (
+    "iban",
+    "account_number",
+    "to_account",
+    "recipient_account",
+    "destination_account",
+    "payee",
+    "beneficiary",
+    "phone",
+    "phone_number",
+    "guest",
+    "guest_email",
+    "grantee",
+    "invitee",
+    "member",
+    "wallet",
+    "wallet_address",
+)
+_COUNTERPARTY_KEYS: Final = frozenset(COUNTERPARTY_KEYS)
+#: What an effect's op says about the consequence of a call the effects layer understood (coding tools).
+_OP_TIERS: Final = {
+    "read": "read_only",
+    "download": "read_only",
+    "connect": "read_only",
+    "write": "internal_write",
+    "move": "internal_write",
+    "chmod": "internal_write",
+    "chown": "internal_write",
+    "execute": "internal_write",
+    "install": "internal_write",
+    "persist": "internal_write",
+    "change_settings": "internal_write",
+    "env": "internal_write",
+    "kill": "internal_write",
+    "listen": "external_comm",
+    "send": "external_comm",
+    "upload": "external_comm",
+    "delete": "deletion",
+    "tamper": "deletion",
+    "account": "access_change",
+    "elevate": "access_change",
+}
+_TIER_RANK: Final = {t: i for i, t in enumerate(TIERS)}
 #: Key prefix of the fleet-wide items of one kind in the shared learned state (``export_learned``).
 FLEET_KEY_PREFIX: Final = "fleet:"
 
@@ -130,6 +204,18 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
         ``-`` (``acme-`` for ``@acme.example``) counts too.
     infer_org_bucket_prefix
         See ``internal_bucket_prefixes``.
+    tier_scores
+        Score of a new tool, of the agent's first action of a consequence tier, and of a new
+        counterparty (an ``iban``, ``payee``, ``guest``… argument of a consequential call), by
+        the call's consequence tier (:data:`DEFAULT_TIER_SCORES`), before multipliers.
+    confirm_min_score, confirm_sessions
+        A new item reported at ``confirm_min_score`` or more (an alert, with the default
+        policy) becomes normal only after it was used in ``confirm_sessions`` sessions that
+        closed clean; until then it alerts each time. Lower-scored novelties are learned
+        after one clean session (or at once when below ``report_min_score``).
+    tool_catalogue
+        A YAML file ``tools: {<tool glob>: <tier>}`` that overrides how tools are classified
+        (:class:`agentwatch.detect.consequence.ToolCatalogue`).
     base_scores
         Score of a new item of each kind before multipliers; the keys ``domain``,
         ``recipient_domain`` and ``bucket`` are for *external* ones, the ``internal_…``
@@ -166,6 +252,10 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
 
     min_sessions_for_baseline: int = 3
     min_events_for_baseline: int = 30
+    tier_scores: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIER_SCORES))
+    confirm_min_score: float = 0.5
+    confirm_sessions: int = 3
+    tool_catalogue: str | None = None
     internal_domains: tuple[str, ...] = ()
     internal_suffixes: tuple[str, ...] = DEFAULT_INTERNAL_SUFFIXES
     internal_bucket_prefixes: tuple[str, ...] = ()
@@ -197,12 +287,15 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
         missing = set(DEFAULT_BASE_SCORES) - set(self.base_scores)
         if missing:
             raise ValueError(f"base_scores misses {sorted(missing)}")
+        missing = set(DEFAULT_TIER_SCORES) - set(self.tier_scores)
+        if missing:
+            raise ValueError(f"tier_scores misses {sorted(missing)}")
 
 
 class _Profile:
     """What one agent (or principal) has used, per kind, LRU-bounded; plus discovery rates."""
 
-    __slots__ = ("sessions", "events", "items", "rates", "external_rates")
+    __slots__ = ("sessions", "events", "items", "rates", "external_rates", "confirm")
 
     def __init__(self) -> None:
         self.sessions = 0
@@ -211,12 +304,16 @@ class _Profile:
         #: kind → [observations, new ones] (both fading), for internal and external items apart
         self.rates: dict[str, list[float]] = {}
         self.external_rates: dict[str, list[float]] = {}
+        #: "kind\titem" → clean sessions it alerted in, for items not yet learned (bounded, LRU)
+        self.confirm: OrderedDict[str, int] = OrderedDict()
 
     def __getstate__(self) -> tuple:
-        return self.sessions, self.events, self.items, self.rates, self.external_rates
+        return self.sessions, self.events, self.items, self.rates, self.external_rates, self.confirm
 
     def __setstate__(self, state: tuple) -> None:
-        self.sessions, self.events, self.items, self.rates, self.external_rates = state
+        if len(state) == 5:  # written before `confirm` existed
+            state = (*state, OrderedDict())
+        self.sessions, self.events, self.items, self.rates, self.external_rates, self.confirm = state
 
 
 class _SessionNovelty:
@@ -236,6 +333,7 @@ class _SessionNovelty:
         "ready",
         "pending",
         "context",
+        "asked",
     )
 
     def __init__(
@@ -253,10 +351,12 @@ class _SessionNovelty:
         self.internal = internal
         self.bucket_prefixes = bucket_prefixes
         self.ready = ready
-        #: (kind, item) of reported events, learned only if the session closes clean
-        self.pending: dict[tuple[str, str], None] = {}
+        #: (kind, item) of reported events → the score reported, learned only if the session closes clean
+        self.pending: dict[tuple[str, str], float] = {}
         #: domains and addresses the user's prompt names (bounded)
         self.context: set[str] = set()
+        #: what the principal asked in this session, lower-cased (the first MAX_ASKED_CHARS)
+        self.asked = ""
 
     def __getstate__(self) -> tuple:
         return (None, None) + tuple(getattr(self, name) for name in self.__slots__[2:])
@@ -307,6 +407,13 @@ class Novelty(Detector):
         super().__init__(config)
         self._profiles: OrderedDict[str, _Profile] = OrderedDict()
         self._fleet: dict[str, OrderedDict[str, str]] = {kind: OrderedDict() for kind in KINDS}
+        self._catalogue = ToolCatalogue.load(self.config.tool_catalogue) if self.config.tool_catalogue else None
+        #: calls by consequence tier (``unknown``: no evidence could classify the tool), also exported as
+        #: ``agentwatch_tool_calls_by_tier_total``
+        self.tier_counts: dict[str, int] = dict.fromkeys(TIERS, 0)
+        self._closed = 0
+        self._tier_metric = {tier: TOOL_CALLS_BY_TIER.labels(tier) for tier in TIERS}
+        self._baseline_metric = {state: BASELINE_AGENTS.labels(self.name, state) for state in ("learning", "ready")}
         self._sql_tools: dict[str, bool] = {}
         self._mail_tools: dict[str, bool] = {}
         #: profile keys and fleet kinds changed since the last ``export_learned``
@@ -369,6 +476,11 @@ class Novelty(Detector):
             self._profile(key, remote)
             return
         extra = profile.sessions > remote.sessions or profile.events > remote.events
+        for key_item, seen in remote.confirm.items():
+            if seen > profile.confirm.get(key_item, 0):
+                profile.confirm[key_item] = seen
+            elif seen < profile.confirm.get(key_item, 0):
+                extra = True
         profile.sessions = max(profile.sessions, remote.sessions)
         profile.events = max(profile.events, remote.events)
         for kind, items in remote.items.items():
@@ -409,12 +521,34 @@ class Novelty(Detector):
                 self._sql_tools[tool] = is_sql
         return is_sql and (isinstance(args.get("sql"), str) or isinstance(args.get("query"), str))
 
-    def _items(self, event: AuditEvent, st: _SessionNovelty) -> list[tuple[str, str, bool]]:
-        """(kind, item, internal) touched by one tool call."""
+    def consequence(self, event: AuditEvent, session: SessionState) -> Consequence:
+        """The call's consequence tier: from its effects when the effects layer understood it (a shell
+        command, a file tool), else from the tool's name, arguments and annotations."""
+        effects = session.effects
+        if effects and self._catalogue is None:
+            best = ""
+            for effect in effects:
+                tier = _OP_TIERS.get(getattr(effect, "op", ""), "")
+                if tier and (not best or _TIER_RANK[tier] > _TIER_RANK[best]):
+                    best = tier
+            if best:
+                return Consequence(best, "effects")
+        return classify(event.tool, event.args, event.attributes, self._catalogue)
+
+    def _items(self, event: AuditEvent, st: _SessionNovelty, tier: str) -> list[tuple[str, str, bool]]:
+        """(kind, item, internal) touched by one tool call of consequence ``tier``."""
         tool = event.tool
         out: list[tuple[str, str, bool]] = []
         if tool:
             out.append(("tool", tool, True))
+        if tier not in ("read_only", "unknown"):
+            out.append(("tier", tier, True))
+            args = event.args
+            if args and not _COUNTERPARTY_KEYS.isdisjoint(args):
+                for key in COUNTERPARTY_KEYS:
+                    value = args.get(key)
+                    if isinstance(value, (str, int)) and not isinstance(value, bool) and len(str(value)) <= 128:
+                        out.append(("counterparty", f"{key}:{str(value).strip().lower()}", False))
         target = event.target or ""
         args = event.args
         if "://" in target or "@" in target or (args and not DESTINATION_ARG_KEYS.isdisjoint(args)):
@@ -450,11 +584,13 @@ class Novelty(Detector):
 
     # -- scoring ------------------------------------------------------------------------
     def _score(
-        self, kind: str, internal: bool, item: str, event: AuditEvent, st: _SessionNovelty, rate: float
+        self, kind: str, internal: bool, item: str, event: AuditEvent, st: _SessionNovelty, rate: float, tier: str
     ) -> float:
         cfg = self.config
         scores = cfg.base_scores
-        if kind in ("domain", "recipient_domain", "bucket"):
+        if kind in ("tool", "tier", "counterparty"):
+            base = cfg.tier_scores[tier] + (0.05 if kind == "tier" else 0.0)
+        elif kind in ("domain", "recipient_domain", "bucket"):
             sent = event.bytes_out or 0
             if internal:
                 base = scores["internal_" + kind]
@@ -467,6 +603,8 @@ class Novelty(Detector):
         else:
             base = scores[kind]
         factor = 1.0 - self.config.discovery_weight * rate
+        if kind in ("tool", "tier") and self._asked_for(event, st):
+            factor *= cfg.prompt_context_factor  # doing, for whom the principal named, what they asked
         first_user = self._fleet[kind].get(item)
         if first_user is not None and first_user != "a:" + event.agent_id:
             factor *= cfg.fleet_known_factor
@@ -523,13 +661,18 @@ class Novelty(Detector):
         target = event.target
         if target and "@" in target and event.tool and not self._is_mail_tool(event.tool):
             self._add_context(st, email_addresses(target))  # a lookup naming someone puts them in context
-        items = self._items(event, st)
+        consequence = self.consequence(event, session)
+        tier = consequence.tier
+        self.tier_counts[tier] += 1
+        self._tier_metric[tier].inc()
+        items = self._items(event, st, tier)
         if not items:
             return NO_FINDINGS
         self._changed.add("a:" + session.agent_id)
         keep = 1.0 - self.config.discovery_fading
         known_items = agent.items
         novel: list[tuple[float, str, str, bool]] = []
+        discovered: list[list[float]] = []
         for kind, item, internal in items:
             known = known_items.get(kind)
             rates = agent.rates if internal else agent.external_rates
@@ -545,23 +688,31 @@ class Novelty(Detector):
                 continue  # already reported in this session
             rate = counts[1] / (counts[0] + 1.0)
             counts[0] = counts[0] * keep + 1.0
-            counts[1] = counts[1] * keep + 1.0
-            score = self._score(kind, internal, item, event, st, rate) if st.ready else 0.0
+            counts[1] *= keep
+            score = self._score(kind, internal, item, event, st, rate, tier) if st.ready else 0.0
             novel.append((score, kind, item, internal))
+            discovered.append(counts)
         if not novel:
             return NO_FINDINGS
         agent_key = "a:" + event.agent_id
         best = max(novel, key=lambda n: n[0])
         if best[0] < self.config.report_min_score:
+            # Ordinary discoveries raise the agent's discovery rate; a reported one does not (river's
+            # AnomalyFilter rule: what is judged anomalous does not teach what normal looks like).
+            for counts in discovered:
+                counts[1] += 1.0
             for _, kind, item, _ in novel:
                 self._learn_all(st, agent_key, kind, item)
             return NO_FINDINGS
-        for _, kind, item, _ in novel:
-            st.pending[(kind, item)] = None
+        for item_score, kind, item, _ in novel:
+            st.pending[(kind, item)] = item_score
         score, kind, item, internal = best
-        where = "internal" if internal or kind in ("tool", "table", "cloud_account") else "external"
+        where = "internal" if internal or kind in ("tool", "table", "cloud_account", "tier") else "external"
         others = [f"{k} {quote(i, 60)}" for _, k, i, _ in novel if (k, i) != (kind, item)][:3]
-        reason = f"first use by this agent of {where} {kind.replace('_', ' ')} {quote(item, 80)}"
+        what = "consequence tier" if kind == "tier" else kind.replace("_", " ")
+        reason = f"first use by this agent of {where if kind != 'tier' else 'a'} {what} {quote(item, 80)}"
+        if kind != "tier":
+            reason += f" (a {tier.replace('_', '-')} action: {consequence.why})"
         if event.bytes_out:
             reason += f" ({event.bytes_out:,} bytes out)"
         if others:
@@ -597,20 +748,61 @@ class Novelty(Detector):
                 self._add_context(st, email_addresses(value))
 
     def _prompt(self, event: AuditEvent, session: SessionState) -> None:
-        """Destinations the *user* names in a prompt are expected, not novel (scored lower)."""
+        """Destinations the *user* names in a prompt are expected, not novel (scored lower); so is a
+        call whose every argument value the user gave."""
         text = event.attributes.get("content") if event.attributes else None
-        if not isinstance(text, str) or "." not in text:
+        if not isinstance(text, str):
             return
         st = session.scratch.get("novelty")
         if st is None:
             st = session.scratch["novelty"] = self._session_state(session, event)
-        self._add_context(st, named_destinations(text, self.config.max_context))
+        if len(st.asked) < MAX_ASKED_CHARS:
+            st.asked = (st.asked + "\n" + text[: MAX_ASKED_CHARS - len(st.asked)].lower())[:MAX_ASKED_CHARS]
+        if "." in text:
+            self._add_context(st, named_destinations(text, self.config.max_context))
+
+    @staticmethod
+    def _asked_for(event: AuditEvent, st: _SessionNovelty) -> bool:
+        """Whether every identifying argument value of the call (ids, names: 3–64 characters) is in what
+        the principal asked this session — and there is at least one."""
+        args = event.args
+        if not args or not st.asked:
+            return False
+        values = [v for v in list(args.values())[:16] if isinstance(v, str) and 3 <= len(v) <= 64]
+        return bool(values) and all(v.lower() in st.asked for v in values)
 
     def _relink(self, st: _SessionNovelty, session: SessionState) -> _Profile:
         agent = st.agent = self._profile("a:" + session.agent_id)
         if st.principal_key is not None:
             st.principal = self._profile(st.principal_key)
         return agent
+
+    #: Attributes that are handles, not learned state: never checkpointed.
+    _HANDLES: ClassVar[frozenset[str]] = frozenset({"config", "_tier_metric", "_baseline_metric", "_catalogue"})
+
+    def checkpoint(self) -> bytes:
+        """Learned state: profiles, fleet items, counts (not config, metric handles or the catalogue)."""
+        return pickle.dumps({k: v for k, v in self.__dict__.items() if k not in self._HANDLES}, protocol=5)
+
+    def restore(self, state: bytes) -> None:
+        loaded = pickle.loads(state)  # noqa: S301 - our own checkpoint
+        self.__dict__.update({k: v for k, v in loaded.items() if k not in self._HANDLES})
+        self._publish_baselines()
+
+    def baseline_status(self) -> dict[str, bool]:
+        """Which agents have a baseline yet (True) and which are still learning (False): cold start, visible."""
+        cfg = self.config
+        return {
+            key[2:]: p.sessions >= cfg.min_sessions_for_baseline and p.events >= cfg.min_events_for_baseline
+            for key, p in self._profiles.items()
+            if key.startswith("a:")
+        }
+
+    def _publish_baselines(self) -> None:
+        status = self.baseline_status()
+        ready = sum(status.values())
+        self._baseline_metric["ready"].set(ready)
+        self._baseline_metric["learning"].set(len(status) - ready)
 
     def close_session(self, session: SessionState) -> Sequence[Finding]:
         st = session.scratch.get("novelty")
@@ -621,11 +813,23 @@ class Novelty(Detector):
         agent = st.agent = self._profile("a:" + session.agent_id, st.agent)  # refresh LRU, survive eviction
         agent.sessions += 1
         agent.events += session.event_count
+        self._closed += 1
+        if self._closed % BASELINE_PUBLISH_EVERY == 1:
+            self._publish_baselines()  # O(profiles): every so many sessions, not every one
         self._changed.add("a:" + session.agent_id)
         clean = all(name == self.name for name in session.alerts)
         if clean and st.pending:
             agent_key = "a:" + session.agent_id
-            for kind, item in st.pending:
+            cfg = self.config
+            for (kind, item), score in st.pending.items():
+                if score >= cfg.confirm_min_score and cfg.confirm_sessions > 1:
+                    key = f"{kind}\t{item}"
+                    seen = agent.confirm.pop(key, 0) + 1
+                    if seen < cfg.confirm_sessions:
+                        agent.confirm[key] = seen  # alerts again next time; learned after confirm_sessions
+                        while len(agent.confirm) > cfg.max_items_per_kind:
+                            agent.confirm.popitem(last=False)
+                        continue
                 self._learn_all(st, agent_key, kind, item)
         st.pending = {}
         return NO_FINDINGS

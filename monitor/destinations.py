@@ -132,11 +132,44 @@ def named_destinations(text: str, limit: int, max_chars: int = 4096) -> list[str
     return out
 
 
+#: Mail domains anyone can have an address at: never "the organisation's own", whoever the principal is.
+CONSUMER_MAIL_DOMAINS: Final = frozenset(
+    "gmail.com googlemail.com outlook.com hotmail.com live.com msn.com yahoo.com ymail.com icloud.com me.com "
+    "mac.com aol.com proton.me protonmail.com pm.me gmx.com gmx.de gmx.net web.de mail.com yandex.com yandex.ru "
+    "mail.ru qq.com 163.com 126.com sina.com naver.com hanmail.net zoho.com tutanota.com tuta.io fastmail.com "
+    "hey.com orange.fr free.fr laposte.net libero.it btinternet.com comcast.net verizon.net att.net "
+    "rediffmail.com seznam.cz wp.pl o2.pl".split()
+)
+
+#: Providers whose country domains (``yahoo.co.uk``, ``outlook.fr``) are consumer mail too.
+_CONSUMER_BRANDS: Final = frozenset({"gmail", "yahoo", "hotmail", "outlook", "live", "aol", "gmx", "yandex", "icloud"})
+
+
+def is_consumer_mail_domain(domain: str) -> bool:
+    """Whether ``domain`` is a mail provider's public domain (``yahoo.co.uk`` and ``outlook.fr`` count too).
+
+    >>> [is_consumer_mail_domain(d) for d in ("gmail.com", "yahoo.co.uk", "acme.example")]
+    [True, True, False]
+    """
+    domain = domain.lower().rstrip(".")
+    if domain in CONSUMER_MAIL_DOMAINS:
+        return True
+    first = domain.split(".", 1)[0]
+    return first in _CONSUMER_BRANDS and domain.count(".") <= 2
+
+
 def org_domain(principal: str | None) -> str | None:
-    """The mail domain of a principal that is an address (``alice@acme.example`` → ``acme.example``)."""
+    """The organisation's mail domain from a principal that is an address (``alice@acme.example`` → ``acme.example``).
+
+    A consumer mail domain is nobody's organisation: ``bob@gmail.com`` gives None, so an attacker
+    at the same provider is never "internal".
+
+    >>> org_domain("alice@acme.example"), org_domain("bob@gmail.com")
+    ('acme.example', None)
+    """
     if principal and "@" in principal:
         domain = principal.rsplit("@", 1)[1].lower().strip()
-        return domain if "." in domain else None
+        return domain if "." in domain and not is_consumer_mail_domain(domain) else None
     return None
 
 

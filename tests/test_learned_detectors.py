@@ -272,10 +272,92 @@ def test_novelty_learns_a_flagged_item_only_when_the_session_closes_clean() -> N
     session.alerts["taint_flow"] = object()
     detector.close_session(session)
     assert "evil.example" not in detector._profiles["a:mailbot"].items["recipient_domain"]
-    # Flagged again in a session nobody else alerted on: learned at close, quiet afterwards.
-    assert feed(detector, _session_events("again", [leak]))
-    assert "evil.example" in detector._profiles["a:mailbot"].items["recipient_domain"]
+    # Flagged again in sessions nobody else alerted on: an alert-level novelty becomes normal only after
+    # confirm_sessions (3) such sessions — it alerts in each of them — then it is quiet.
+    profile = detector._profiles["a:mailbot"]
+    for n in range(detector.config.confirm_sessions):
+        assert "evil.example" not in profile.items["recipient_domain"]
+        assert feed(detector, _session_events(f"again{n}", [leak]))
+    assert "evil.example" in profile.items["recipient_domain"]
     assert feed(detector, _session_events("after", [leak])) == []
+
+
+def test_novelty_learns_a_low_scored_novelty_after_one_clean_session() -> None:
+    """Below alert level (a new internal tool, 0.3–0.45) one clean session is enough, as before."""
+    detector = Novelty(NoveltyConfig(report_min_score=0.2))
+    routine = [{"tool": "gmail.send", "target": "bob@acme.example", "args": {"to": ["bob@acme.example"]}}] * 12
+    for n in range(3):
+        feed(detector, _session_events(f"w{n}", routine))
+    lookup = {"tool": "crm.get_contact", "args": {"id": "c-1"}}
+    [(rule, _, score, _, _)] = feed(detector, _session_events("first", [lookup]))
+    assert rule == "tool" and 0.2 <= score < 0.5
+    assert feed(detector, _session_events("second", [lookup])) == []
+
+
+def test_novelty_scores_a_new_tool_by_its_consequence() -> None:
+    """A well-baselined agent: a never-seen money transfer alerts high, a never-seen lookup stays low."""
+    detector = Novelty()
+    routine = [{"tool": "gmail.send", "target": "bob@acme.example", "args": {"to": ["bob@acme.example"]}}] * 12
+    for n in range(3):
+        feed(detector, _session_events(f"w{n}", routine))
+    [pay] = feed(detector, _session_events("pay", [{"tool": "bank.transfer_funds", "args": {"amount": 900}}]))
+    assert pay[2] >= 0.75 and "financial" in pay[3]
+    lookups = feed(detector, _session_events("look", [{"tool": "crm.get_contact", "args": {"id": "c-1"}}]))
+    assert all(f[2] < 0.5 for f in lookups)
+    # the same transfer, for an IBAN the principal gave in this session's prompt, scores lower
+    base = {"session_id": "asked", "agent_id": "mailbot", "principal": "ann@acme.example"}
+    asked = [
+        from_mapping(
+            {
+                "event_id": "a0",
+                "ts": T0,
+                "kind": "prompt",
+                **base,
+                "attributes": {"content": "please pay invoice 7 to DE89370400440532013000"},
+            }
+        ),
+        from_mapping(
+            {
+                "event_id": "a1",
+                "ts": T0 + 1000,
+                "kind": "tool_call",
+                **base,
+                "tool": "bank.send_payment",
+                "args": {"iban": "DE89370400440532013000"},
+            }
+        ),
+    ]
+    found = feed(detector, asked)
+    assert all(f[2] < pay[2] for f in found)
+
+
+def test_consumer_mail_domains_are_never_internal() -> None:
+    """For a principal at gmail.com, an attacker at gmail.com is an outsider."""
+    detector = Novelty()
+    base = {"agent_id": "helper", "principal": "ann@gmail.com"}
+    routine = [{"tool": "mail.send", "target": "ann@gmail.com", "args": {"to": ["ann@gmail.com"]}}] * 12
+    for n in range(3):
+        feed(
+            detector,
+            [
+                from_mapping(
+                    {
+                        "event_id": f"w{n}-{i}",
+                        "ts": T0 + i * 1000,
+                        "session_id": f"w{n}",
+                        "kind": "tool_call",
+                        **base,
+                        **c,
+                    }
+                )
+                for i, c in enumerate(routine)
+            ],
+        )
+    leak = {"tool": "mail.send", "target": "mallory@gmail.com", "args": {"to": ["mallory@gmail.com"]}}
+    found = feed(
+        detector, [from_mapping({"event_id": "x1", "ts": T0, "session_id": "x", "kind": "tool_call", **base, **leak})]
+    )
+    assert found and "external" in found[0][3]
 
 
 def test_taint_flow_state_in_scratch_is_small() -> None:
@@ -392,3 +474,20 @@ def test_rates_window_tolerates_late_events() -> None:
         seen.append(session.scratch["rates"].in_window)
     # the call 100 s too old is not counted; at 75.5 s only the calls from 16 s on remain
     assert seen == [1, 2, 3, 4, 4, 2]
+
+
+def test_novelty_baseline_status_is_visible_and_survives_a_checkpoint() -> None:
+    """Cold start is explicit: which agents have a baseline yet; metric handles are not checkpointed."""
+    detector = Novelty()
+    routine = [{"tool": "gmail.send", "target": "bob@acme.example", "args": {"to": ["bob@acme.example"]}}] * 12
+    feed(detector, _session_events("w0", routine))
+    assert detector.baseline_status() == {"mailbot": False}
+    for n in range(1, 3):
+        feed(detector, _session_events(f"w{n}", routine))
+    assert detector.baseline_status() == {"mailbot": True}
+    copy = Novelty()
+    copy.restore(detector.checkpoint())
+    assert copy.baseline_status() == {"mailbot": True}
+    assert copy._tier_metric is not detector._tier_metric  # its own handles, not unpickled ones
+    found = feed(copy, _session_events("pay", [{"tool": "bank.transfer_funds", "args": {"amount": 900}}]))
+    assert found and found[0][2] >= 0.75

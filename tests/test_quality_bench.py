@@ -140,9 +140,13 @@ def test_module_doctests(module: object) -> None:
 
 def test_the_assistant_corpora_become_warm_up_then_scored_native_sessions(report: dict, corpora: Path) -> None:
     """ASB attacker-tool calls are attack items on their own events; warm-up sessions carry no items."""
-    warm, scored = corpus_assistants.asb_sessions(corpora, quality.START_MS)
+    warm_asb, scored_asb = corpus_assistants.asb_sessions(corpora)
+    built = corpus_assistants.timeline(warm_asb, scored_asb, quality.START_MS)
+    warm, scored = built[: len(warm_asb)], built[len(warm_asb) :]
     assert warm and scored and all(not s.items for s in warm)
     decode = get_decoder("native")
+    times = [decode(m, 0).events[0].ts_ms for s in built for m in s.messages()]
+    assert times == sorted(times)  # one timeline: warm-up first, sessions never overlap
     attacks = [(s, i) for s in scored for i in s.items if i.kind == "attack"]
     # every attack run that called its attacker tool has exactly that call labelled
     assert len(attacks) > 400
@@ -154,8 +158,9 @@ def test_the_assistant_corpora_become_warm_up_then_scored_native_sessions(report
     assert call.tool == result.tool == item.meta["tool"]
     assert call.agent_id.startswith("asb:") and call.principal and call.principal.startswith("desk:")
     for build in (corpus_assistants.tau_sessions, corpus_assistants.tau2_sessions):
-        warm, scored = build(corpora, quality.START_MS)
-        assert warm and scored and all(i.kind == "benign" for s in scored for i in s.items)
+        warm_sessions, scored_sessions = build(corpora)
+        scored = corpus_assistants.timeline(warm_sessions, scored_sessions, quality.START_MS)[len(warm_sessions) :]
+        assert warm_sessions and scored and all(i.kind == "benign" for s in scored for i in s.items)
         assert any(decode(m, 0).events[0].args for s in scored[:3] for m in s.messages())  # real arguments
 
     groups = report["corpus"]["assistants"]["groups"]

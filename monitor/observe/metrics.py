@@ -81,6 +81,16 @@ STATE_CHECKPOINT_SECONDS = Histogram(
 STATE_SESSIONS_RESTORED = Counter(
     "agentwatch_state_sessions_restored_total", "Sessions loaded from the store when their partition was assigned."
 )
+BASELINE_AGENTS = Gauge(
+    "agentwatch_baseline_agents",
+    "Agents a learned detector holds a profile for, by whether the baseline is ready (cold start is visible).",
+    ["detector", "state"],
+)
+TOOL_CALLS_BY_TIER = Counter(
+    "agentwatch_tool_calls_by_tier_total",
+    "Tool calls by consequence tier (agentwatch.detect.consequence); tier=unknown counts unclassified tools.",
+    ["tier"],
+)
 INFO = Gauge("agentwatch_build_info", "Constant 1, labelled with the running version.", ["version"])
 INFO.labels(__version__).set(1)
 
