@@ -398,7 +398,7 @@ class Novelty(Detector):
     name: ClassVar[str] = "novelty"
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = NoveltyConfig
-    cost_us: ClassVar[float] = 5.1  # measured: bench/detector_cost.py, 2-core reference machine
+    cost_us: ClassVar[float] = 7.0  # bench/detector_cost.py: 1.35× the 5.1 µs measured before consequence tiers
     summary: ClassVar[str] = "A tool, destination, recipient, bucket or table never used before by this agent."
 
     config: NoveltyConfig
@@ -408,8 +408,8 @@ class Novelty(Detector):
         self._profiles: OrderedDict[str, _Profile] = OrderedDict()
         self._fleet: dict[str, OrderedDict[str, str]] = {kind: OrderedDict() for kind in KINDS}
         self._catalogue = ToolCatalogue.load(self.config.tool_catalogue) if self.config.tool_catalogue else None
-        #: calls by consequence tier (``unknown``: no evidence could classify the tool), also exported as
-        #: ``agentwatch_tool_calls_by_tier_total``
+        #: calls by consequence tier since the last publication (``unknown``: no evidence could classify the
+        #: tool), added to ``agentwatch_tool_calls_by_tier_total`` every BASELINE_PUBLISH_EVERY sessions
         self.tier_counts: dict[str, int] = dict.fromkeys(TIERS, 0)
         self._closed = 0
         self._tier_metric = {tier: TOOL_CALLS_BY_TIER.labels(tier) for tier in TIERS}
@@ -664,7 +664,6 @@ class Novelty(Detector):
         consequence = self.consequence(event, session)
         tier = consequence.tier
         self.tier_counts[tier] += 1
-        self._tier_metric[tier].inc()
         items = self._items(event, st, tier)
         if not items:
             return NO_FINDINGS
@@ -799,6 +798,11 @@ class Novelty(Detector):
         }
 
     def _publish_baselines(self) -> None:
+        """Baseline readiness and calls per tier to the metrics (every so many sessions, never per event)."""
+        for tier, count in self.tier_counts.items():
+            if count:
+                self._tier_metric[tier].inc(count)
+                self.tier_counts[tier] = 0
         status = self.baseline_status()
         ready = sum(status.values())
         self._baseline_metric["ready"].set(ready)

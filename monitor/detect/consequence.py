@@ -196,6 +196,7 @@ class ToolCatalogue:
 
     def __init__(self, entries: Mapping[str, str] | None = None, where: str = "tool catalogue") -> None:
         self.entries: tuple[tuple[str, str], ...] = ()
+        self._memo: dict[str, str | None] = {}
         for glob, tier in (entries or {}).items():
             if not isinstance(glob, str) or tier not in TIERS:
                 raise ConfigError(f"{where}: {glob!r}: tier must be one of {', '.join(TIERS)}, got {tier!r}")
@@ -214,10 +215,14 @@ class ToolCatalogue:
         return cls(raw.get("tools") or {}, str(path))
 
     def tier_of(self, tool: str) -> str | None:
-        for glob, tier in self.entries:
-            if fnmatch.fnmatchcase(tool, glob):
-                return tier
-        return None
+        """The tier of the first glob ``tool`` matches, or None (memoised per tool name, bounded)."""
+        if tool in self._memo:
+            return self._memo[tool]
+        found = next((tier for glob, tier in self.entries if fnmatch.fnmatchcase(tool, glob)), None)
+        if len(self._memo) >= _CACHE_MAX:
+            self._memo.clear()
+        self._memo[tool] = found
+        return found
 
 
 def _annotations(attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -283,7 +288,7 @@ BUILTIN_TOOLS: Final = ToolCatalogue(
     "built-in tools",
 )
 
-_cache: dict[tuple[str, tuple[str, ...]], Consequence] = {}
+_cache: dict[tuple[str, tuple[Any, ...]], Consequence] = {}
 
 
 def classify(
@@ -309,22 +314,27 @@ def classify(
         tier = catalogue.tier_of(tool)
         if tier is not None:
             return Consequence(tier, "catalogue")
-    tier = BUILTIN_TOOLS.tier_of(tool)
-    if tier is not None:
-        return Consequence(tier, "built-in")
-    notes = _annotations(attributes)
-    if notes is not None:
-        found = _from_annotations(notes)
-        if found is not None:
-            return found
-    names = tuple(sorted(k.lower() for k in args if isinstance(k, str))[:32]) if args else ()
-    key = (tool[:MAX_TOOL_CHARS], names)
+    if attributes:
+        notes = _annotations(attributes)
+        if notes is not None:
+            found = _from_annotations(notes)
+            if found is not None:
+                return found
+    key = (tool, tuple(args) if args else ())  # argument names as given: a C-level tuple, no sorting per call
     got = _cache.get(key)
     if got is None:
-        leaf = re.split(r"__|[./:]", tool[:MAX_TOOL_CHARS])
-        words = [w for part in reversed(leaf) for w in tool_words(part)]  # the tool's own name first, then its server
-        got = _from_words(words, names)
+        got = _classify_names(tool[:MAX_TOOL_CHARS], key[1])
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
         _cache[key] = got
     return got
+
+
+def _classify_names(tool: str, keys: tuple[Any, ...]) -> Consequence:
+    tier = BUILTIN_TOOLS.tier_of(tool)
+    if tier is not None:
+        return Consequence(tier, "built-in")
+    names = tuple(sorted(k.lower() for k in keys[:64] if isinstance(k, str))[:32])
+    leaf = re.split(r"__|[./:]", tool)
+    words = [w for part in reversed(leaf) for w in tool_words(part)]  # the tool's own name first, then its server
+    return _from_words(words, names)

@@ -211,7 +211,7 @@ def _eval(
     if kind == "check":
         if context is None:
             return None
-        memo_key = (cond.check, repr(cond.args))
+        memo_key = cond.memo_key
         if memo_key in context.memo:
             return context.memo[memo_key]  # type: ignore[no-any-return]
         context.args = dict(cond.args)

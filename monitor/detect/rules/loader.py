@@ -119,6 +119,8 @@ class Condition:
     parts: tuple[Condition, ...] = ()
     check: str = ""
     args: tuple[tuple[str, Any], ...] = ()
+    #: the check and its args as one string: a check named twice with the same args runs once per action
+    memo_key: str = ""
 
     @property
     def uses_checks(self) -> bool:
@@ -366,7 +368,8 @@ def _check_condition(raw: Mapping[str, Any], at: str) -> Condition:
     args = raw.get("args", {})
     if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
         raise RuleError(f"{at}: check {name}: `args` must be a mapping of name → value")
-    return Condition("check", check=name, args=tuple(sorted(args.items())))
+    items = tuple(sorted(args.items()))
+    return Condition("check", check=name, args=items, memo_key=f"{name}:{items!r}")
 
 
 def _trigger_ops(cond: Condition, windowed: bool = False) -> frozenset[str] | None:
