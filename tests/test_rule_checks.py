@@ -194,3 +194,25 @@ def test_registering_a_second_function_under_one_name_is_an_error() -> None:
         @check("test-always")
         def other(ctx: CheckContext) -> tuple[Effect, ...] | None:
             return None
+
+
+def test_the_documented_check_example_works(tmp_path: Path) -> None:
+    """docs/writing-a-detector.md's check and rule, as written there."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "writing-a-detector.md").read_text()
+    section = doc[doc.index("### When a rule needs code") :]
+    python_block, yaml_block = re.findall(r"```(?:python|yaml)\n(.*?)```", section, re.S)[:2]
+    try:
+        exec(compile(python_block, "my_checks.py", "exec"), {})  # registers the check "mentions_any"
+        engine = RuleEngine(load_files([_write(tmp_path, yaml_block)]))
+        window: dict[str, list[Any]] = {}
+        read = _event(1, "Status of Project-Orchid attached")
+        session = SessionTable().touch(read)[0]
+        assert engine.evaluate((), "read_inbox", "a", 1, "e1", window, CheckContext(read, session, ())) == []
+        send = (Effect("send", "https://x.example", frozenset({"net_external"})),)
+        ev = _event(2)
+        [hit] = engine.evaluate(send, "Bash", "a", 2, "e2", window, CheckContext(ev, session, send))
+        assert hit.rule.id == "codename-leak" and hit.earlier_event_ids == ("e1",)
+    finally:
+        CHECKS.pop("mentions_any", None)
