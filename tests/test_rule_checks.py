@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agentwatch.detect.effects.model import Effect
-from agentwatch.detect.rules import RuleEngine, RuleError, load_files
+from agentwatch.detect.rules import Override, RuleEngine, RuleError, load_files
 from agentwatch.detect.rules.checks import CHECKS, CheckContext, bounded_text, check
 from agentwatch.detect.session_state import SessionTable
 from agentwatch.events.audit_event import AuditEvent, from_mapping
@@ -216,3 +216,28 @@ def test_the_documented_check_example_works(tmp_path: Path) -> None:
         assert hit.rule.id == "codename-leak" and hit.earlier_event_ids == ("e1",)
     finally:
         CHECKS.pop("mentions_any", None)
+
+
+def test_a_rules_exceptions_reach_its_checks(tmp_path: Path) -> None:
+    """An operator's exception removes effects from what the rule's checks see, too."""
+    seen: list[tuple[Effect, ...]] = []
+
+    @check("test-sees-effects")
+    def sees(ctx: CheckContext) -> tuple[Effect, ...] | None:
+        """Holds when some effect is left."""
+        seen.append(ctx.effects)
+        return ctx.effects or None
+
+    try:
+        text = """
+rules:
+  - {id: r, title: t, category: secret_access, score: 0.5, condition: {check: test-sees-effects}}
+"""
+        engine = RuleEngine(load_files([_write(tmp_path, text)]), {"r": Override(exceptions=({"resource": "/tmp/*"},))})
+        ev = _event(1)
+        session = SessionTable().touch(ev)[0]
+        effects = (Effect("read", "/tmp/x"),)
+        assert engine.evaluate(effects, "Read", "a", 1, "e1", {}, CheckContext(ev, session, effects)) == []
+        assert seen == [()]
+    finally:
+        del CHECKS["test-sees-effects"]

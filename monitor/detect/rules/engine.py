@@ -140,13 +140,18 @@ class RuleEngine:
         for rule in self.dynamic:
             if rule.trigger_ops is not None and present.isdisjoint(rule.trigger_ops):
                 continue
-            usable = _without_exceptions(effects, rule.exceptions, tool, agent) if rule.exceptions else effects
+            ctx = context
+            usable = effects
+            if rule.exceptions:
+                usable = _without_exceptions(effects, rule.exceptions, tool, agent)
+                if len(usable) != len(effects):  # the rule's checks see only the effects its exceptions leave
+                    ctx = dataclasses.replace(context, effects=usable, memo={})
             if rule.within <= 1:
-                matched = _eval(rule.condition, usable, tool, agent, context)
+                matched = _eval(rule.condition, usable, tool, agent, ctx)
                 if matched is not None:
                     hits.append(RuleHit(rule, matched))
                 continue
-            parts = tuple(_eval(part, usable, tool, agent, context) for part in rule.condition.parts)
+            parts = tuple(_eval(part, usable, tool, agent, ctx) for part in rule.condition.parts)
             if any(got is not None for got in parts):
                 hit = _apply_window(rule, parts, index, event_id, window)
                 if hit is not None:
