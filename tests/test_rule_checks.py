@@ -241,3 +241,15 @@ rules:
         assert seen == [()]
     finally:
         del CHECKS["test-sees-effects"]
+
+
+def test_glob_sets_keep_their_ranges_and_a_bad_range_is_one_line(tmp_path: Path) -> None:
+    from agentwatch.detect.rules.loader import glob_regex
+
+    assert glob_regex(["*7[0-7][0-7]*"]).fullmatch("chmod 755 x")
+    assert not glob_regex(["*7[0-7][0-7]*"]).fullmatch("chmod 7-7 x")
+    assert glob_regex(["a[!0-9]b"]).fullmatch("axb") and not glob_regex(["a[!0-9]b"]).fullmatch("a5b")
+    assert glob_regex(["a[]b"]).fullmatch("a[]b")  # an empty set is literal text
+    text = "rules:\n  - {id: r, title: t, category: secret_access, score: 0.5, condition: {resource: '[z-a]'}}\n"
+    with pytest.raises(RuleError, match="bad glob in `resource`"):
+        load_files([_write(tmp_path, text)])

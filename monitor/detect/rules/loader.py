@@ -404,10 +404,14 @@ def glob_regex(globs: Iterable[str], ignore_case: bool = False) -> re.Pattern[st
                 out.append(".*")
             elif c == "?":
                 out.append(".")
-            elif c == "[" and "]" in g[i + 1 :]:
-                end = g.index("]", i + 1)
+            elif c == "[" and g.find("]", i + 2) != -1 and g[i + 1 : i + 3] != "!]":
+                end = g.find("]", i + 2)  # a set holds at least one character: ``[]x]`` is the set of ] and x
                 body = g[i + 1 : end]
-                out.append("[" + ("^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)) + "]")
+                negate = body.startswith("!")
+                body = body[1:] if negate else body
+                # a set keeps its ranges (``[0-7]``); only what is special inside [] is escaped
+                body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
+                out.append("[" + ("^" if negate else "") + body + "]")
                 i = end
             else:
                 out.append(re.escape(c))
@@ -422,7 +426,10 @@ def _globs(raw: Mapping[str, Any], key: str, at: str, ignore_case: bool = False)
     globs = _str_list(raw[key], f"{at}: {key}")
     if not globs:
         raise RuleError(f"{at}: `{key}` is empty")
-    return glob_regex(globs, ignore_case)
+    try:
+        return glob_regex(globs, ignore_case)
+    except re.error as exc:
+        raise RuleError(f"{at}: bad glob in `{key}` {globs!r}: {exc}") from None
 
 
 def _regex(raw: Mapping[str, Any], key: str, at: str) -> re.Pattern[str] | None:
