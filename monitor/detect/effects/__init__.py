@@ -34,7 +34,11 @@ from agentwatch.detect.effects.tools import ACTION_KINDS, effects_of
 
 __all__ = ["ACTION_KINDS", "CLASSES", "OPS", "Effect", "describe", "effects_of"]
 
-_UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+#: Control, bidi and invisible characters (zero-width, BOM, Unicode tag characters U+E0000–E007F used to
+#: smuggle text): never copied from agent-written text into a reason.
+_UNPRINTABLE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\U000e0000-\U000e007f]+"
+)
 
 
 def describe(effects: Iterable[Effect], limit: int = 6, max_chars: int = 480) -> str:

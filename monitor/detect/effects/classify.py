@@ -39,10 +39,11 @@ _CREDENTIAL: Final = re.compile(
     | (^|/)\.config/(google-chrome|chromium|bravesoftware|microsoft-edge)(/|$)
     | /application\ support/(google/chrome|firefox|microsoft\ edge|bravesoftware)
     | (^|/)(cookies|login\ data|web\ data|logins\.json|key[34]\.db|cookies\.sqlite|signons\.sqlite)$
+    | (^|/)library/cookies(/|$) | \.binarycookies$
     | ^/etc/(shadow|gshadow|master\.passwd|security/opasswd)(-|$) | ^/etc/ssl/private | ^/var/db/shadow
     | \.(pem|key|p12|pfx|jks|keystore|kdbx|ppk|asc|gpg|ovpn)$ | (^|/)id_(rsa|dsa|ecdsa|ed25519)[^/]*$
     | (^|/)(credentials|secrets?)(\.[\w-]+)?$ | (^|/)service[-_]?account[^/]*\.json$ | (^|/)wallet\.dat$
-    | (^|/)\.(bash|zsh|sh|python|mysql|psql|node_repl|lesshst)_?history$ | (^|/)\.histfile$
+    | (^|/)\.(bash|zsh|sh|python|mysql|psql|node_repl|lesshst)_?history$ | (^|/)\.(histfile|history)$
     | ^/proc/(\d+|self|\$\w+|\*)/(mem|environ|maps)$ | ^/(var/)?run/secrets(/|$) | ^/(private/)?var/db/dslocal
     | (^|/)\.claude/\.credentials\.json$
     """
@@ -52,7 +53,7 @@ _SYSTEM: Final = re.compile(
     r"|Applications)(/|$)"
 )
 _ACCESS: Final = re.compile(
-    r"""(?x) ^/(usr/local/)?etc/(sudoers|sudoers\.d|passwd|group|pam\.d|security|ssh/sshd_config|polkit-1
+    r"""(?x) ^/(usr/local/)?etc/(sudoers|sudoers\.d|passwd|group|pam\.d|security|ssh/sshd_config(\.d)?|polkit-1
                                   |doas\.conf)(/|$|-)
     | ^/private/etc/sudoers | (^|/)\.ssh/authorized_keys2?$"""
 )
@@ -65,7 +66,9 @@ _PERSISTENCE: Final = re.compile(
     | ^/etc/(crontab|cron\.|anacrontab) | ^/var/spool/(cron|at)(/|$) | ^/var/at(/|$) | ^/usr/lib/cron
     | ^/(usr/local/)?etc/(systemd|init\.d|init|rc\.local|rc\.d|rc\d\.d|xdg/autostart|update-motd\.d|udev/rules\.d
             |modules-load\.d|emond\.d|periodic|ld\.so\.preload|ld\.so\.conf|apt/apt\.conf\.d|launchd\.conf
-            |yum/pluginconf\.d|dnf/plugins)(/|$|\.)
+            |yum/pluginconf\.d|dnf/plugins|modules|modprobe\.d|networkmanager/dispatcher\.d
+            |dhcp/dhclient-(enter|exit)-hooks\.d)(/|$|\.)
+    | ^/library/security/securityagentplugins(/|$)
     | ^/(usr/)?lib/systemd/ | (^|/)\.config/systemd/ | \.(service|timer|socket)$
     | /launch(agents|daemons)(/|$) | ^/library/startupitems | (^|/)\.config/autostart(/|$)
     | (^|/)\.git/hooks/ | (^|/)\.ssh/(authorized_keys2?|rc)$ | /site-packages/[^/]+\.pth$
@@ -88,7 +91,8 @@ _AGENT_SETTINGS: Final = re.compile(
 _LOG: Final = re.compile(
     r"""(?ix) ^/(private/)?var/log(/|$) | \.log(\.\d+)?$ | ^/var/(audit|run/utmp|account)(/|$)
     | (^|/)(wtmp|btmp|lastlog|utmp|auth\.log|syslog|messages|secure|audit\.log)$ | ^/var/log/journal
-    | (^|/)\.(bash|zsh|sh|python|mysql|psql)_?history$ | (^|/)\.histfile$ | ^/private/var/audit
+    | (^|/)\.(bash|zsh|sh|python|mysql|psql)_?history$ | (^|/)\.(histfile|history)$ | ^/private/var/audit
+    | ^/(private/)?var/(spool/)?mail(/|$) | (^~|^/Users/[^/]+)/Library/Mail(/|$)
     """
 )
 _TEMP: Final = re.compile(r"^/(tmp|var/tmp|dev/shm|private/tmp|private/var/folders|var/folders)(/|$)|^\$\{?TMPDIR")
@@ -147,7 +151,7 @@ def path_classes(path: str, cwd: str | None = None) -> frozenset[str]:
     if _LOG.search(p):
         out.add("log")
     if p.startswith("/"):
-        if p.startswith("/dev/"):
+        if p.startswith("/dev/") and not _TEMP.match(p):  # /dev/shm is a tmpfs for files, not a device
             if p not in _HARMLESS_DEVICES and not p.startswith(("/dev/fd/", "/dev/tcp/", "/dev/udp/")):
                 out.add("device")
         elif _TEMP.match(p):

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from agentwatch.detect.effects import infra
 from agentwatch.detect.effects.classify import endpoint_classes, is_secret_name, path_classes
 from agentwatch.detect.effects.shell import (
     _DL_MARK,
@@ -31,7 +32,7 @@ from agentwatch.detect.effects.shell import (
 )
 
 Handler = Callable[[Collector, str, list[str], Stream | None], Stream | None]
-HANDLERS: dict[str, Handler] = {}
+HANDLERS: dict[str, Handler] = dict(infra.HANDLERS)  # database clients and IaC tools (effects/infra.py)
 
 
 def handles(*names: str) -> Callable[[Handler], Handler]:
@@ -122,9 +123,16 @@ def _send_stdin(col: Collector, stdin: Stream | None, endpoint: str, send: bool 
 _SUDO_VAL: Final = "ugpChDrRT"
 
 
+#: Programs that, run through sudo or doas, are a shell as the target user.
+_SHELL_PROGRAMS: Final = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish", "csh", "tcsh", "su"})
+
+
 @handles("sudo", "doas", "pkexec")
 def _sudo(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """``elevate`` to the target user; detail ``<name> shell`` for a shell as that user (``-i``, ``-s``,
+    ``sudo bash``, ``sudo su``), ``<name> password on stdin`` when ``-S`` reads a password piped in."""
     i, user = 0, "root"
+    flags: set[str] = set()
     while i < len(args) and args[i].startswith("-"):
         a = args[i]
         if a in ("-l", "--list", "-ll"):
@@ -139,9 +147,17 @@ def _sudo(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
             continue
         if a.startswith("--user="):
             user = a.split("=", 1)[1]
+        flags.update([a.split("=", 1)[0]] if a.startswith("--") else a[1:])
         i += 1
     rest = args[i:]
-    col.add("elevate", user, detail=name)
+    detail = name
+    if ("S" in flags or "--stdin" in flags) and stdin is not None and (stdin.text or stdin.sources):
+        detail = f"{name} password on stdin"
+        if "$(…)" in (stdin.text or "")[:200]:  # computed from data: a list of passwords being tried
+            col.add("execute", name, detail="password from data")
+    elif flags & {"i", "s", "--login", "--shell"} or (rest and rest[0].rsplit("/", 1)[-1] in _SHELL_PROGRAMS):
+        detail = f"{name} shell"
+    col.add("elevate", user, detail=detail)
     if not rest:
         return None
     if rest and "=" in rest[0] and not rest[0].startswith("="):  # sudo VAR=x cmd
@@ -152,8 +168,12 @@ def _sudo(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
 @handles("su", "runuser")
 def _su(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     opts, operands = split_opts(args, "cgs", {"--command", "--group", "--shell"})
+    if has(opts, "-h", "--help", "-V", "--version"):
+        return None
     user = next((o for o in operands if o != "-"), "root")
     col.add("elevate", user, detail=name)
+    if stdin is not None and "$(…)" in (stdin.text or "")[:200]:  # a password computed from data, piped in
+        col.add("execute", name, detail="password from data")
     for cmd in values(opts, "-c", "--command"):
         run_shell(col, cmd)
     return None
@@ -183,6 +203,8 @@ def _env(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
             continue
         break
     rest = args[i:]
+    if name == "env":
+        note_shell_escape(col, rest, stdin)
     if not rest:
         if name in ("env", "printenv"):
             col.add("env", "*", frozenset({"credential_store"}), detail="read")
@@ -260,7 +282,44 @@ def _wrapper(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     if name == "watch":
         return run_shell(col, " ".join(args[i:]), stdin)
     rest = args[i:]
+    note_shell_escape(col, rest, stdin)
+    if name in ("nohup", "setsid", "daemonize") and rest:  # the command outlives the session that started it
+        col.detached += 1
+        try:
+            return run_argv(col, rest, stdin, {})
+        finally:
+            col.detached -= 1
     return run_argv(col, rest, stdin, {}) if rest else None
+
+
+def note_shell_escape(col: Collector, argv: list[str], stdin: Stream | None) -> None:
+    """An interactive shell (no script, no ``-c``, nothing on stdin) started by another program.
+
+    ``find . -exec /bin/sh \\;``, ``env /bin/sh``, ``busybox sh``, ``nice bash -p``: the GTFOBins way
+    out of a restricted command, or into a root shell when the wrapper runs under sudo.
+    """
+    if not argv or stdin is not None or argv[0].rsplit("/", 1)[-1] not in _SHELLS:
+        return
+    if all(a.startswith("-") and "c" not in a.lstrip("-") for a in argv[1:]):
+        col.add("execute", argv[0].rsplit("/", 1)[-1], detail="shell escape")
+
+
+#: Editor commands given on the command line that start a shell: vim ``-c ':!sh'``/``:shell``/``:terminal``,
+#: ``:py``/``:lua`` calls to os.system/os.execute; emacs ``--eval '(term "/bin/sh")'``/``(shell)``.
+_EDITOR_SHELL: Final = re.compile(
+    r"^\s*:?\s*(?:!|sh(?:ell)?\b|term(?:inal)?\b)|\b(?:os\.system|os\.execute|subprocess|pty\.spawn)\b"
+    r"|\((?:ansi-)?term\b|\(shell(?:-command)?\b|\(eshell\b|\bcall-process\b|\bstart-process\b"
+)
+
+
+def _editor_shell_escape(col: Collector, args: list[str]) -> list[str]:
+    """Editor commands in ``args`` (``-c``, ``+cmd``, ``--eval``, ``-e``) that run a shell: noted; returns them."""
+    commands = [
+        args[k + 1] for k, a in enumerate(args[:-1]) if a in ("-c", "--cmd", "--eval", "-eval", "--execute", "-e")
+    ] + [a[1:] for a in args if a.startswith("+") and len(a) > 1]
+    if any(_EDITOR_SHELL.search(c[:2000]) for c in commands):
+        col.add("execute", "shell", detail="shell escape")
+    return commands
 
 
 @handles("xargs", "parallel")
@@ -292,6 +351,8 @@ def _eval(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     if text.startswith(_DL_MARK):
         col.endpoint("execute", text[len(_DL_MARK) :].split("\x00", 1)[0], "downloaded")
         return None
+    if col.was_decoded(text):
+        col.add("execute", "eval", detail="decoded")
     return run_shell(col, text, stdin)
 
 
@@ -313,7 +374,7 @@ def _stdin_code(col: Collector, stdin: Stream | None, analyse: Callable[[Collect
     if stdin.flavour == "downloaded" and stdin.origin:
         col.endpoint("execute", stdin.origin, "downloaded")
     if stdin.text is not None:
-        if stdin.flavour == "decoded":
+        if stdin.flavour == "decoded" or col.was_decoded(stdin.text):
             col.add("execute", lang, detail="decoded")
         analyse(col, stdin.text)
     elif stdin.flavour == "decoded":
@@ -327,6 +388,8 @@ def _code_arg(col: Collector, code: str, analyse: Callable[[Collector, str], obj
     if code.startswith(_DL_MARK):
         col.endpoint("execute", code[len(_DL_MARK) :].split("\x00", 1)[0], "downloaded")
         return
+    if col.was_decoded(code):
+        col.add("execute", lang, detail="decoded")
     analyse(col, code)
 
 
@@ -357,6 +420,8 @@ def _shell(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
         p = col.path("execute", a, "script")
         col.runs.append(p)
         return None
+    if stdin is None and col.depth > 1:  # a bare shell started from code (os.system("/bin/sh"), sh -c bash)
+        col.add("execute", name, detail="shell escape")
     _stdin_code(col, stdin, _shell_code, name)
     return None
 
@@ -388,8 +453,14 @@ def _python(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
     if name in ("uv", "poetry", "pipenv"):
         if args[:1] == ["run"]:
             return run_argv(col, args[1:], stdin, {})
-        if args[:2] in (["pip", "install"],) or args[:1] in (["add"],):
-            return _install(col, "pip", args[2:] if args[0] == "pip" else args[1:], stdin)
+        if args[:2] in (["pip", "install"], ["pip", "download"], ["tool", "install"]):
+            return _install(col, "pip", args[1:], stdin)  # the verb stays: _install looks for it
+        if args[:1] == ["add"] or (name == "pipenv" and args[:1] == ["install"]):
+            return _install(col, "pip", ["install", *args[1:]], stdin)
+        if name == "poetry" and args[:2] == ["source", "add"]:
+            url = next((a for a in args[3:] if "://" in a), "")
+            if url:
+                col.endpoint("change_settings", url, "poetry index")
         return None
     i = 0
     while i < len(args):
@@ -424,6 +495,10 @@ def _python_module(col: Collector, module: str, args: list[str], stdin: Stream |
     if module in ("http.server", "SimpleHTTPServer", "smtpd", "pyftpdlib", "uploadserver"):
         port = next((a for a in args if a.isdigit()), "8000")
         col.add("listen", port, detail=f"python -m {module}")
+        if module != "smtpd":  # the files it serves: --directory/-d, else the working directory
+            opts, _ = split_opts(args, "dpbiw", {"--directory", "--bind", "--port"})
+            served = next(iter(values(opts, "-d", "--directory")), None) or col.cwd or "."
+            col.path("read", served, "served over the network")
         return None
     if module in ("base64",) and "-d" in args:
         return Stream(flavour="decoded", text=decode_base64(stdin.text) if stdin and stdin.text else None)
@@ -445,6 +520,9 @@ _INLINE_FLAGS: Final = {
     "bun": ("-e", "--eval"),
 }
 
+#: Options of these interpreters that take a value (``osascript -l JavaScript -e …``): not a script path.
+_INLINE_VALUE_OPTS: Final = {"osascript": ("-l", "-s"), "node": ("-r", "--require", "--import")}
+
 
 @handles(*_INLINE_FLAGS)
 def _script_lang(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
@@ -454,7 +532,10 @@ def _script_lang(col: Collector, name: str, args: list[str], stdin: Stream | Non
         return None
     if name == "awk":
         return _awk(col, args, stdin)
+    value_opts = _INLINE_VALUE_OPTS.get(name, ())
     for i, a in enumerate(args):
+        if i > 0 and args[i - 1] in value_opts:
+            continue
         if a in flags and i + 1 < len(args):
             code = args[i + 1]
             if a.lower() in ("-encodedcommand", "-enc", "-e") and name in ("pwsh", "powershell"):
@@ -462,8 +543,12 @@ def _script_lang(col: Collector, name: str, args: list[str], stdin: Stream | Non
                 if decoded:
                     col.add("execute", name, detail="decoded")
                     code = decoded
+            if name == "osascript":  # each -e is one line of the same script
+                code = "\n".join(args[k + 1] for k in range(i, len(args) - 1) if args[k] == "-e")
             col.add("execute", name, detail="inline")
             sniff(col, code)
+            if name == "osascript":
+                _applescript(col, code)
             return None
         if not a.startswith("-") and a not in flags:
             p = col.path("execute", a, "script")
@@ -472,6 +557,25 @@ def _script_lang(col: Collector, name: str, args: list[str], stdin: Stream | Non
     if stdin is not None:
         _stdin_code(col, stdin, sniff, name)
     return None
+
+
+#: AppleScript that runs shell code (``do shell script "…"``, Terminal's ``do script "…"``), and a dialog
+#: that asks for a hidden answer (a password prompt).
+_AS_SHELL: Final = re.compile(r'(?i)\bdo\s+(shell\s+)?script\s+"((?:[^"\\]|\\.){1,2000})"')
+_AS_HIDDEN_ANSWER: Final = re.compile(r"(?i)\bdisplay\s+dialog\b[^\n]{0,2000}\bhidden\s+answer\b")
+
+
+def _applescript(col: Collector, code: str) -> None:
+    """What AppleScript does beyond :func:`sniff`: the shell code it runs, a password prompt it shows."""
+    for shell, inner in _AS_SHELL.findall(code[:20000])[:4]:
+        detached = not shell  # Terminal's `do script` runs it in a window of its own, outliving this one
+        col.detached += detached
+        try:
+            run_shell(col, inner.replace('\\"', '"'))
+        finally:
+            col.detached -= detached
+    if _AS_HIDDEN_ANSWER.search(code[:20000]):
+        col.add("execute", "osascript", detail="password prompt")
 
 
 def _decode_utf16(text: str) -> str | None:
@@ -496,6 +600,12 @@ def _awk(col: Collector, args: list[str], stdin: Stream | None) -> Stream | None
     return Stream(sources=tuple(files) or _sources(stdin))
 
 
+#: PowerShell that evaluates what it downloads: ``iex (iwr URL)``, ``iwr URL | iex``, ``IEX(New-Object Net.WebClient)…``
+_PS_RUN_DOWNLOAD: Final = re.compile(
+    r"(?i)\b(?:iex|invoke-expression)\b[\s(]*(?:\(|\$\()?\s*(?:iwr|irm|invoke-webrequest|invoke-restmethod|"
+    r"new-object\s+(?:system\.)?net\.webclient)\b|\b(?:iwr|irm|invoke-webrequest|invoke-restmethod)\b[^|;\n]{0,300}"
+    r"\|\s*(?:iex|invoke-expression)\b"
+)
 _URL_IN_TEXT: Final = re.compile(r"""(?i)\b(?:https?|ftp|wss?|tcp|udp)://[^\s'"`<>)\]]+""")
 _PATH_IN_TEXT: Final = re.compile(r"""(?:(?<=['"\s(=,])|^)((?:~|/)[\w.@%+~/-]*[\w~])""")
 _INET: Final = re.compile(
@@ -508,8 +618,11 @@ _INET: Final = re.compile(
 
 def sniff(col: Collector, code: str) -> None:
     """Best effort over code no analyser reads (perl, ruby, node, awk, PowerShell): URLs, sockets, absolute paths."""
-    for url in _URL_IN_TEXT.findall(code)[:8]:
+    urls = _URL_IN_TEXT.findall(code)[:8]
+    for url in urls:
         col.endpoint("connect", url, "in code")
+    if urls and ("iex" in (low := code.lower()) or "invoke-" in low) and _PS_RUN_DOWNLOAD.search(code):
+        col.endpoint("execute", urls[0], "downloaded")  # PowerShell: iex (iwr URL), iex (New-Object Net.WebClient)…
     for m in _INET.finditer(code):
         groups = [g for g in m.groups() if g]
         host = next((g for g in groups if not g.isdigit()), "")
@@ -520,8 +633,23 @@ def sniff(col: Collector, code: str) -> None:
         classes = path_classes(path)
         if classes - {"system_path", "home", "repo", "temp"}:
             col.path("read", path, "in code")
-    if re.search(r"\b(system|exec|spawn|popen|`|shell_exec|passthru|child_process)", code):
-        col.add("execute", "shell", detail="from code")
+    if _SHELL_FROM_CODE.search(code):
+        col.add("execute", "shell", detail="remote_shell" if _SOCKET_IN_CODE.search(code) else "from code")
+
+
+#: Code that runs a shell command: exec/system/spawn…, AppleScript's ``do shell script`` (and Terminal's
+#: ``do script``), JXA's ``doShellScript``/``doScript`` and Cocoa's ``NSTask`` (through the ObjC bridge).
+_SHELL_FROM_CODE: Final = re.compile(
+    r"\b(system|exec|spawn|popen|`|shell_exec|passthru|child_process)|(?i:do\s+(?:shell\s+)?script|doShellScript)"
+    r"|\bdoScript\b"
+    r"|\bNSTask\b"
+)
+#: Code that opens a network socket itself (perl/ruby/php/node/awk): with a shell in the same code, a
+#: reverse or bind shell.
+_SOCKET_IN_CODE: Final = re.compile(
+    r"\b(?:socket\s*\(|IO::Socket|TCPSocket|TCPServer|fsockopen|net\.(?:connect|createConnection|Socket))"
+    r"|/inet/tcp/|/dev/tcp/"
+)
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -595,6 +723,19 @@ _READ_VALUE_OPTS: Final = {
     "getfacl": "",
     "exiftool": "",
 }
+#: Programs that search text for a pattern (their pattern is judged by :data:`_CREDENTIAL_WORDS`).
+_SEARCHERS: Final = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "zgrep"})
+#: A search pattern that hunts for secrets: passwords, private keys, tokens, credentials.
+_CREDENTIAL_WORDS: Final = re.compile(
+    r"(?i)pass(?:w(?:or)?d|phrase)?s?\b|secret|private.?key|api.?key|access.?key|auth.?token|credential"
+)
+#: Names of credential stores a file search looks for (`find / -name .netrc`, `-path "*/.kube/*"`).
+_CREDENTIAL_FILE_NAMES: Final = re.compile(
+    r"(?i)\.(?:aws|azure|kube|docker|gnupg|ssh|netrc|pgpass|git-credentials|vault-token|kdbx|ppk|pem|pfx|p12|oci)\b"
+    r"|gcloud|\bid_(?:rsa|dsa|ecdsa|ed25519)|keychain|wallet|shadow|htpasswd|\.env\b|login\s?data|cookies|key[34]\.db"
+)
+#: ed commands that read a file into the buffer (``e file``, ``E file``, ``r file``).
+_ED_READS: Final = re.compile(r"(?m)^\s*[erE]\s+(/\S+|~\S*)")
 _EDITORS: Final = frozenset({"vim", "vi", "nano", "emacs", "code", "pico", "ed"})
 _PATTERN_FIRST: Final = frozenset({"grep", "egrep", "fgrep", "rg", "zgrep", "jq", "yq", "look", "tr", "sed", "ag"})
 _NAME_ONLY: Final = frozenset({"readlink", "realpath", "dirname", "basename", "stat", "file", "lsattr", "getfacl"})
@@ -624,6 +765,7 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
             "--expression",
         },
     )
+    patterns = values(opts, "-e", "--regexp") or (operands[:1] if name in _SEARCHERS else [])
     if name in _PATTERN_FIRST and operands and not has(opts, "-e", "-f", "--regexp", "--file", "--expression"):
         operands = operands[1:] if name != "tr" else []
     if name == "tr":
@@ -640,10 +782,22 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
         has(opts, "-r", "-R", "--recursive") or name in ("rg", "ag")
     ):
         detail = "recursive"
+    if name in _SEARCHERS and any(_CREDENTIAL_WORDS.search(p[:200]) for p in patterns):
+        detail = "credential search" if detail is None else f"{detail} credential search"
     files = [f for f in operands if _looks_path(f) or f == "-"]
+    if detail and detail.endswith("credential search") and not files:
+        for src in _sources(stdin):  # `cat ~/.history | grep -i pass`: the piped file is searched
+            col.path("read", src, detail)
+        if stdin is not None and not stdin.sources:  # `env | grep -i secret`: a program's output is searched
+            col.add("read", "-", frozenset(), "shell", detail)
     if name in _EDITORS:
+        commands = set(_editor_shell_escape(col, args))
         for f in files:
-            write_path(col, f, name)
+            if f not in commands and not f.startswith("+"):  # `vim +10 f`: a line number, not a file
+                write_path(col, f, name)
+        if name == "ed" and stdin is not None and stdin.text:  # `echo 'e /etc/shadow' | ed`: ed's own commands
+            read = [col.path("read", f, "ed") for f in _ED_READS.findall(stdin.text.replace("\\n", "\n")[:4000])]
+            return Stream(sources=tuple(read[:8])) if read else None
         return None
     if name == "sed" and has(opts, "-i", "--in-place") or any(n.startswith("--in-place") for n, _ in opts):
         for f in files:
@@ -660,8 +814,8 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
                 )
             )
         return stdin
-    if name == "split" and len(files) > 1:
-        files = files[:1]
+    if name == "split":  # `split -b 5M data`: the file is cut into chunks (the second operand is their prefix)
+        files, detail = files[:1], "chunked"
     if name == "xxd" and has(opts, "-r"):
         for f in files[:1]:
             col.path("read", f)
@@ -669,7 +823,7 @@ def _reader(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
     for f in files:
         if f != "-":
             col.path("read", f, detail)
-    if name in ("grep", "egrep", "rg") and not files and detail:
+    if name in ("grep", "egrep", "rg") and not files and detail and detail.startswith("recursive"):
         col.path("read", ".", detail)
     if name == "b64decode" or name in ("base64", "base32") and has(opts, "-d", "--decode", "-D"):
         text = stdin.text if stdin and stdin.text is not None else None
@@ -733,6 +887,8 @@ def _echo(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
 
 @handles("cp", "install", "ditto", "rsync", "scp", "ln", "mv", "rclone", "sftp", "ftp", "gsutil", "azcopy")
 def _copy(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    if name == "gsutil" and infra.cloud_effects(col, name, args):  # gsutil rm -r, gsutil rb
+        return None
     short = {
         "cp": "tS",
         "mv": "tS",
@@ -772,6 +928,7 @@ def _copy(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     if name in ("sftp", "ftp"):
         for op in operands[:1]:
             col.endpoint("connect", op)
+            _batch_transfer(col, op, operands[1:2], stdin)
         return None
     if target is None and operands:
         target, operands = operands[-1], operands[:-1]
@@ -817,6 +974,26 @@ def _copy(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     return None
 
 
+#: sftp/ftp batch commands that move a file: ``put local [remote]``, ``get remote [local]``.
+_BATCH_TRANSFER: Final = re.compile(r"(?m)^\s*(put|mput|send|get|mget|recv)\s+(\S+)(?:\s+(\S+))?")
+
+
+def _batch_transfer(col: Collector, endpoint: str, local: list[str], stdin: Stream | None) -> None:
+    """An sftp/ftp session's transfers: ``sftp host:/remote [local]`` fetches; ``put``/``get`` on stdin move files."""
+    if _is_remote(endpoint) and ":" in endpoint.split("@", 1)[-1] and not (stdin and stdin.text):
+        dest = local[0] if local else "."
+        col.endpoint("download", endpoint, f"to {dest}")
+        write_path(col, dest, "sftp")
+    for verb, first, second in _BATCH_TRANSFER.findall((stdin.text or "")[:4000] if stdin else "")[:8]:
+        if verb in ("put", "mput", "send"):
+            col.path("read", first)
+            col.add("upload", first, path_classes(first) | endpoint_classes(endpoint), "shell", f"to {endpoint}")
+            col.endpoint("send", endpoint, "sftp")
+        else:
+            col.endpoint("download", endpoint, f"to {second or posixpath.basename(first)}")
+            write_path(col, second or posixpath.basename(first), "sftp")
+
+
 def col_norm(col: Collector, path: str) -> str:
     from agentwatch.detect.effects.classify import normalise_path
 
@@ -853,8 +1030,9 @@ def _rm(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Str
 @handles("truncate")
 def _truncate(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     opts, operands = split_opts(args, "sr", {"--size", "--reference"})
+    grow = any(v.startswith("+") for v in values(opts, "-s", "--size"))  # `-s +N` adds N bytes to the end
     for f in operands:
-        write_path(col, f, "truncate")
+        write_path(col, f, "truncate grow" if grow else "truncate")
     return None
 
 
@@ -869,9 +1047,12 @@ def _touch(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
 
 @handles("which", "whereis", "type")
 def _which(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    """``$(which python3)`` evaluates to the program's name, so ``$py -c …`` is analysed as Python."""
+    """``$(which python3)`` evaluates to the program's path (``/usr/bin/python3``: where a system program lives on
+    a merged-/usr system), so ``$py -c …`` is analysed as Python and ``cp $(which sh) …`` copies the system shell."""
     names = [a for a in args if not a.startswith("-")]
-    return Stream(text=names[0]) if names else None
+    if not names:
+        return None
+    return Stream(text=names[0] if "/" in names[0] or name != "which" else f"/usr/bin/{names[0]}")
 
 
 @handles("trap")
@@ -890,7 +1071,7 @@ def _trap(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
 def _shutdown(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     if name in ("init", "telinit") and not (args[:1] and args[0] in ("0", "6")):
         return None
-    if name == "shutdown" and any(a in ("-c", "-k", "--help") for a in args):  # cancel, warn only, help
+    if name == "shutdown" and any(a in ("-c", "-k", "--help", "--show") for a in args):  # cancel, warn, help, show
         return None
     if any(a in ("-w", "--wtmp-only", "--help") for a in args):  # only writes the wtmp record, or help
         return None
@@ -928,6 +1109,8 @@ def _capture(col: Collector, name: str, args: list[str], stdin: Stream | None) -
         return None
     if name == "import" and "-window" not in args:
         return None
+    if name == "xinput" and not {"test", "test-xi2"}.intersection(args[:2]):  # list, enable, set-prop …
+        return None
     what = {
         "pbpaste": "clipboard",
         "xclip": "clipboard",
@@ -951,7 +1134,8 @@ def _setfile(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     opts, operands = split_opts(args, "acdmt")
     if name != "GetFileInfo":
         for f in operands:
-            col.path("write", f, "timestamp" if has(opts, "-d", "-m") else "attributes")
+            hide = any("V" in v for v in values(opts, "-a"))  # `SetFile -a V`: the Finder hides the file
+            col.path("write", f, "timestamp" if has(opts, "-d", "-m") else "hidden" if hide else "attributes")
     return None
 
 
@@ -1106,12 +1290,20 @@ def _shell_builtin(col: Collector, name: str, args: list[str], stdin: Stream | N
         col.cwd = col_norm(col, args[-1]) if args[-1] != "-" else col.cwd
     if name == "set" and args[:2] in (["+o", "history"],):
         col.add("tamper", "shell_history", detail="set +o history")
+    if name == "set" and not args:  # prints every shell and environment variable
+        col.add("env", "*", frozenset({"credential_store"}), detail="read")
+    if name == "yes" and col.detached:  # `yes > /dev/null &`: a process that only burns a CPU, left running
+        col.add("execute", "yes", detail="busy loop, detached")
     if name == "mkdir":
         opts, operands = split_opts(args, "m")
         for d in operands:
             if path_classes(d) & {"persistence", "agent_settings", "agent_instructions", "credential_store"}:
                 write_path(col, d, "mkdir")
     return None
+
+
+#: ``find -perm`` values that select setuid or setgid files: -4000, /2000, -u=s, /g=s, 6000 …
+_SETID_PERM: Final = re.compile(r"^[-/+]?(?:[2467][0-7]{3}|[ug]=s|[ug]\+s)$")
 
 
 @handles("find")
@@ -1129,6 +1321,13 @@ def _find(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     for j, a in enumerate(expr):
         if a in ("-name", "-iname", "-path", "-ipath", "-regex") and j + 1 < len(expr):
             pattern = expr[j + 1]
+    patterns = [expr[j + 1] for j, a in enumerate(expr[:-1]) if a in ("-name", "-iname", "-path", "-ipath", "-regex")]
+    if any(_CREDENTIAL_WORDS.search(p[:200]) or _CREDENTIAL_FILE_NAMES.search(p[:200]) for p in patterns):
+        for r in roots:
+            col.path("read", r, "credential search")
+    if any(a == "-perm" and _SETID_PERM.match(expr[j + 1]) for j, a in enumerate(expr[:-1])):
+        for r in roots:  # `find / -perm -4000`: looking for setuid/setgid programs to escalate through
+            col.path("read", r, "setuid search")
     found = roots[0]
     for r in roots:
         target = (
@@ -1151,6 +1350,7 @@ def _find(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
             end = next((k for k in range(j + 1, len(expr)) if expr[k] in (";", "\\;", "+")), len(expr))
             cmd = [found if w == "{}" else w.replace("{}", found) for w in expr[j + 1 : end]]
             if cmd:
+                note_shell_escape(col, cmd, None)
                 run_argv(col, cmd, None, {})
         elif a in ("-fprint", "-fprintf", "-fls") and j + 1 < len(expr):
             write_path(col, expr[j + 1], "find")
@@ -1202,6 +1402,7 @@ def _list(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
     "gpg2",
     "age",
     "ccrypt",
+    "ccencrypt",
     "zipcloak",
     "hdiutil",
 )
@@ -1238,15 +1439,15 @@ def _archive(col: Collector, name: str, args: list[str], stdin: Stream | None) -
         return None
     if name in ("openssl",):
         return _openssl(col, args, stdin)
-    if name in ("gpg", "gpg2", "age", "ccrypt"):
-        opts, operands = split_opts(args, "ourRf", {"--output", "--recipient", "--export-secret-keys", "--passphrase"})
+    if name in ("gpg", "gpg2", "age", "ccrypt", "ccencrypt"):
+        opts, operands = split_opts(args, "Kk" if name.startswith("cc") else "ourRf", _GPG_VALUE_OPTS)
         if has(opts, "--export-secret-keys", "--export-secret-subkeys"):
             col.add("read", "~/.gnupg", path_classes("~/.gnupg"), "shell", "export secret keys")
         for f in operands:
             col.path("read", f, name)
         for out in values(opts, "-o", "--output"):
             col.path("write", out, name)
-        if has(opts, "-c", "--symmetric", "-e", "--encrypt") and name != "age":
+        if name == "ccencrypt" or (has(opts, "-c", "--symmetric", "-e", "--encrypt") and name != "age"):
             col.add("execute", name, detail="encrypt")
         return Stream(
             sources=tuple(operands) or _sources(stdin), flavour="decoded" if has(opts, "-d", "--decrypt") else None
@@ -1260,6 +1461,30 @@ def _archive(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     for f in operands:
         col.path("write", f, name)
     return None
+
+
+#: gpg's long options that take a value (the value is not a file to read).
+_GPG_VALUE_OPTS: Final = frozenset(
+    {
+        "--output",
+        "--recipient",
+        "--export-secret-keys",
+        "--passphrase",
+        "--passphrase-fd",
+        "--passphrase-file",
+        "--cipher-algo",
+        "--digest-algo",
+        "--compress-algo",
+        "--s2k-cipher-algo",
+        "--s2k-digest-algo",
+        "--homedir",
+        "--local-user",
+        "--default-key",
+        "--pinentry-mode",
+        "--trust-model",
+        "--keyserver",
+    }
+)
 
 
 def _tar(col: Collector, args: list[str], stdin: Stream | None) -> Stream | None:
@@ -1347,6 +1572,8 @@ def _openssl(col: Collector, args: list[str], stdin: Stream | None) -> Stream | 
     decoded = "-d" in flags or sub in ("base64",) and "-d" in flags
     if sub in ("enc", "aes-256-cbc", "des3", "bf") or sub.startswith(("aes", "des", "rc4", "chacha")):
         col.add("execute", "openssl", detail="decrypt" if "-d" in flags else "encrypt")
+    elif sub in ("rsautl", "pkeyutl", "smime", "cms") and "-encrypt" in flags:  # public-key encryption of a file
+        col.add("execute", "openssl", detail="encrypt")
     text = None
     if decoded and sub in ("base64", "enc") and "-a" in flags | {"-base64"} and stdin and stdin.text:
         text = decode_base64(stdin.text)
@@ -1581,8 +1808,11 @@ _ADMIN_GROUPS: Final = frozenset({"sudo", "wheel", "admin", "root", "docker", "a
     "vipw",
     "visudo",
     "addgroup",
+    "chsh",
 )
 def _account(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    if name == "chsh" and any(a in ("-l", "--list-shells", "-h", "--help") for a in args):
+        return None  # lists the allowed shells: no account changes
     if name == "dscl":
         verb = next((a for a in args if a.startswith("-")), "")
         target = next((a for a in args[args.index(verb) + 1 :] if not a.startswith("-")), "") if verb else ""
@@ -1657,6 +1887,9 @@ _CURL_LONG: Final = {
     "--interface",
     "--socks5",
     "--socks5-hostname",
+    "--socks4",
+    "--socks4a",
+    "--preproxy",
     "--unix-socket",
     "-x",
 }
@@ -1708,6 +1941,8 @@ def _curl(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
                 _upload(col, o.split("@", 1)[1], url)
             elif "=" in o:
                 sent = True
+    for proxy in values(opts, "-x", "--proxy", "--socks5", "--socks5-hostname", "--socks4", "--socks4a", "--preproxy"):
+        col.endpoint("connect", proxy, "proxy")  # the traffic goes through this endpoint first
     for h in values(opts, "-H", "--header"):
         if "@" in h and h.startswith("@"):
             col.path("read", h[1:], "headers")
@@ -1812,7 +2047,7 @@ def _netcat(col: Collector, name: str, args: list[str], stdin: Stream | None) ->
     if not hosts:
         return None
     endpoint = f"{hosts[0]}:{ports[0]}" if ports else hosts[0]
-    col.endpoint("connect", endpoint, "scan" if has(opts, "-z") else name)
+    col.endpoint("connect", endpoint, _probe_kind(ports) if has(opts, "-z") else name)
     if stdin is not None:
         _send_stdin(col, stdin, endpoint)
     return Stream(flavour="downloaded", origin=endpoint)
@@ -1847,6 +2082,9 @@ def _ssh(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
     if name == "sshpass":
         i = 0
         while i < len(args) and args[i].startswith("-"):
+            password = args[i][2:] if len(args[i]) > 2 else (args[i + 1] if i + 1 < len(args) else "")
+            if args[i].startswith("-p") and "$(…)" in password:  # computed from data: a list being tried
+                col.add("execute", "sshpass", detail="password from data")
             i += 1 if len(args[i]) > 2 else 2
         return run_argv(col, args[i:], stdin, {}) if i < len(args) else None
     opts, operands = split_opts(args, "bcDEeFIiJLlmOopQRSWw" + ("M" if name == "autossh" else ""))
@@ -1911,6 +2149,15 @@ def _probe(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
             col.endpoint("connect", t, f"{name} lookup")
             continue
         col.endpoint("connect", t, "scan" if name in ("nmap", "masscan", "zmap", "rustscan", "unicornscan") else name)
+    port = next(iter(values(opts, "-p")), "")
+    if name == "whois" and targets and port.isdigit() and port != "43":  # a raw TCP client in disguise
+        col.endpoint("connect", f"{targets[0]}:{port}", "whois query to a custom port")
+    if name in ("ping", "ping6") and targets and port:  # `ping -p <hex>`: data carried in the ICMP padding
+        col.endpoint("send", targets[0], "icmp payload")
+    if name in ("dig", "nslookup", "host"):  # a name built at run time (`dig $(… | base64).example.com`)
+        for o in operands[:4]:
+            if "$(…)" in o and "." in o.replace("$(…)", ""):
+                col.endpoint("send", o, "dns")
     if name in ("dig", "nslookup", "host") and targets:
         # DNS tunnelling and exfiltration hide data in long labels
         label = max((t for t in targets), key=len)
@@ -1918,12 +2165,60 @@ def _probe(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
             col.endpoint("send", label, "dns")
     for o in values(opts, "-oN", "-oX", "-oG", "-oA", "-o"):
         col.path("write", o, name)
+    if name in ("dig", "nslookup", "host") and targets:  # the answer (a TXT record, say) is remote content
+        return Stream(flavour="downloaded", origin=targets[-1])
     return Stream()
+
+
+def _probe_kind(ports: list[str]) -> str:
+    """``nc -z``: ``scan`` over several ports (a range, or more than one), ``port check`` for one port."""
+    spans = [p.split("-", 1) for p in ports]
+    if len(ports) == 1 and (len(spans[0]) == 1 or spans[0][0] == spans[0][1]):
+        return "port check"
+    return "scan"
+
+
+#: swaks options that take a value (``-a``/``--auth`` is the SMTP auth type, not an attachment).
+_SWAKS_VALUE_OPTS: Final = frozenset(
+    "-t --to -f --from -s --server -a --auth -au --auth-user -ap --auth-password -p --port -h --helo --header "
+    "--body -d --data --attach --attach-body --attach-type --attach-name -q --quit-after --protocol --timeout".split()
+)
+
+
+def _swaks(col: Collector, args: list[str], stdin: Stream | None) -> None:
+    """swaks: mail to ``--to`` recipients; ``--attach FILE`` uploads FILE (``-`` is standard input)."""
+    recipients: list[str] = []
+    attachments: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        value = args[i + 1] if a in _SWAKS_VALUE_OPTS and i + 1 < len(args) else None
+        if a in ("-t", "--to") and value:
+            recipients.extend(r for r in value.split(",") if r)
+        elif a in ("--attach", "--attach-body") and value:
+            attachments.append(value.lstrip("@"))
+        elif a.startswith("--header-") and i + 1 < len(args):
+            i += 1  # --header-X-Name VALUE
+        i += 2 if value is not None else 1
+    recipients = recipients or ["<recipient>"]
+    for r in recipients:
+        col.add("send", r, _mail_classes(r), "shell", "swaks")
+    for att in attachments:
+        if att == "-":
+            att_sources = stdin.sources if stdin is not None else ()
+        else:
+            att_sources = (att,)
+        for src in att_sources:
+            col.add("upload", src, path_classes(src) | _mail_classes(recipients[0]), "shell", f"to {recipients[0]}")
+            col.path("read", src)
 
 
 @handles("mail", "mailx", "sendmail", "mutt", "swaks", "msmtp", "s-nail")
 def _mail(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
-    opts, operands = split_opts(args, "sabcrAfF" if name != "swaks" else "")
+    if name == "swaks":
+        _swaks(col, args, stdin)
+        return None
+    opts, operands = split_opts(args, "sabcrAfF")
     recipients = [o for o in operands if "@" in o] or ["<recipient>"]
     for r in recipients:
         col.add("send", r, _mail_classes(r), "shell", name)
@@ -1959,6 +2254,7 @@ def _git(col: Collector, name: str, args: list[str], stdin: Stream | None) -> St
         col.endpoint("send", remote, "git push") if _is_url(remote) or "@" in remote else col.add(
             "send", f"git remote {remote}", frozenset(), "shell", "git push"
         )
+        infra.push_effects(col, rest)  # force-push, branch deletion, mirror: the remote refs it destroys
     elif sub in ("clone", "fetch", "pull", "submodule", "ls-remote"):
         url = next((o for o in operands if _is_url(o) or "@" in o), None)
         if url:
@@ -2036,6 +2332,8 @@ def _gh(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Str
 
 @handles("aws", "gcloud", "az", "kubectl", "oc", "doctl", "s3cmd", "mc", "heroku", "vercel", "netlify", "terraform")
 def _cloud(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    if infra.cloud_effects(col, name, args):  # kubectl delete, terraform destroy, gcloud/az delete, aws s3 rm …
+        return None
     words = [a for a in args if not a.startswith("-")]
     if name in ("aws", "s3cmd", "mc", "gcloud") and any(w in ("cp", "sync", "mv", "put") for w in words[:3]):
         idx = next(i for i, w in enumerate(words) if w in ("cp", "sync", "mv", "put"))
@@ -2060,8 +2358,11 @@ def _cloud(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
         w
         in (
             "get-secret-value",
+            "batch-get-secret-value",
             "get-parameter",
             "get-parameters",
+            "get-parameters-by-path",
+            "get-parameter-history",
             "get-session-token",
             "create-access-key",
             "get-login-password",
@@ -2097,7 +2398,44 @@ def _cloud(col: Collector, name: str, args: list[str], stdin: Stream | None) -> 
         col.add("read", "gcloud access token", frozenset({"credential_store"}), "shell", "cloud token")
     elif name == "az" and "get-access-token" in words:
         col.add("read", "az access token", frozenset({"credential_store"}), "shell", "cloud token")
+    elif name == "kubectl" and words[:2] == ["config", "view"] and "--raw" in args:
+        col.add("read", "~/.kube/config", path_classes("~/.kube/config"), "shell", "kubectl config view --raw")
+    elif (name == "gcloud" and words[:3] == ["secrets", "versions", "access"]) or (
+        name == "az" and words[:2] == ["keyvault", "secret"] and words[2:3] in (["show"], ["download"])
+    ):
+        col.add("read", f"{name} {joined}", frozenset({"credential_store"}), "shell", "cloud secret")
+    elif _lists_secrets(name, words):
+        col.add("read", f"{name} {joined}", frozenset(), "shell", "secret list")
     return None
+
+
+def _lists_secrets(name: str, words: list[str]) -> bool:
+    """``aws secretsmanager list-secrets``, ``gcloud secrets list``, ``az keyvault secret list``: names, not values."""
+    return (
+        (name == "aws" and words[:2] == ["secretsmanager", "list-secrets"])
+        or (name == "gcloud" and words[:2] == ["secrets", "list"])
+        or (name == "az" and words[:3] == ["keyvault", "secret", "list"])
+    )
+
+
+@handles("vault", "op", "doppler")
+def _secrets_cli(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """Secrets-manager clients: ``vault kv get``, ``op read``/``op item get``, ``doppler secrets`` print secret
+    values (a credential read); ``vault kv list`` lists names only."""
+    words = [a for a in args if not a.startswith("-")]
+    joined = " ".join(words[:4])
+    if name == "vault" and words[:1] == ["kv"]:
+        words = words[1:]
+    verb = words[:1]
+    if (
+        (name == "vault" and verb in (["get"], ["read"]))
+        or (name == "op" and (verb == ["read"] or words[:2] == ["item", "get"]))
+        or (name == "doppler" and verb == ["secrets"] and words[1:2] in ([], ["get"], ["download"]))
+    ):
+        col.add("read", f"{name} {joined}", frozenset({"credential_store"}), "shell", "secrets manager")
+    if name == "vault" and verb == ["list"]:
+        col.add("read", f"{name} {joined}", frozenset(), "shell", "secret list")
+    return Stream()
 
 
 @handles("docker", "podman", "nerdctl")
@@ -2169,6 +2507,25 @@ _INSTALL_VERBS: Final = {
     "helm": ("install", "upgrade"),
     "softwareupdate": ("-i", "--install"),
 }
+#: Package-manager subcommands whose own verbs (``add``, ``install``) install nothing: caches, tags, owners, hooks.
+_OTHER_SUBCOMMANDS: Final = frozenset(
+    {"cache", "hook", "dist-tag", "owner", "access", "team", "org", "profile", "token", "deprecate", "star", "tag"}
+)
+#: Flags that name a package index or registry (pip, uv, npm, gem …); their value is the index URL.
+_INDEX_FLAGS: Final = (
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "--index",
+    "--default-index",
+    "--registry",
+    "--source",
+    "-f",
+    "--find-links",
+)
+_INDEX_FLAGS_EQ: Final = tuple(f + "=" for f in _INDEX_FLAGS if f.startswith("--"))
+#: Options of an uninstall whose next word is their value, not a package (``helm uninstall app -n prod``).
+_OPT_VALUE: Final = frozenset({"-n", "--namespace", "--kube-context", "--kubeconfig", "--timeout"})
 _REMOVE_VERBS: Final = frozenset({"remove", "uninstall", "purge", "erase", "autoremove", "-R", "-r", "-e", "rm"})
 
 
@@ -2176,6 +2533,8 @@ _REMOVE_VERBS: Final = frozenset({"remove", "uninstall", "purge", "erase", "auto
 def _install(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
     verbs = _INSTALL_VERBS[name]
     words = [a for a in args if a]
+    if name == "code" and words[:1] == ["tunnel"]:
+        return _tunnel(col, name, args, stdin)
     if name == "code" and "--install-extension" not in words:
         return _reader(col, name, args, stdin)
     if name in ("npx", "bunx", "pnpx", "uvx", "cpan", "cpanm", "easy_install"):
@@ -2186,10 +2545,17 @@ def _install(col: Collector, name: str, args: list[str], stdin: Stream | None) -
                 col.add("execute", pkg, frozenset(), "shell", name)
         return None
     idx = next((i for i, w in enumerate(words) if w in verbs), None)
+    if idx is not None and next((w for w in words if not w.startswith("-")), "") in _OTHER_SUBCOMMANDS:
+        idx = None  # `npm cache add x`, `npm dist-tag add x@1 tag`, `npm owner add user x`: nothing installed
+    if idx is None and _package_source(col, name, [w for w in words if not w.startswith("-")]):
+        return None
     if idx is None:
         rm = next((i for i, w in enumerate(words) if w in _REMOVE_VERBS), None)
         if rm is not None:
-            for pkg in [w for w in words[rm + 1 :] if not w.startswith("-")][:8]:
+            removed = [
+                w for j, w in enumerate(words[rm + 1 :], rm) if not w.startswith("-") and words[j] not in _OPT_VALUE
+            ]
+            for pkg in removed[:8]:
                 col.add("delete", f"package:{pkg}", frozenset(), "shell", f"{name} uninstall")
         return None
     rest = words[idx + 1 :]
@@ -2204,14 +2570,14 @@ def _install(col: Collector, name: str, args: list[str], stdin: Stream | None) -
                 col.path("read", rest[j + 1], f"{name} requirements")
                 pkgs.append(f"-r {rest[j + 1]}")
             skip = True
-        elif w in ("-i", "--index-url", "--extra-index-url", "--registry", "--source", "-f", "--find-links"):
+        elif w in _INDEX_FLAGS:
             if j + 1 < len(rest) and name not in ("dpkg", "rpm", "nix-env", "installer"):
                 col.endpoint("connect", rest[j + 1], f"{name} index")
                 skip = True
             elif name in ("dpkg", "rpm", "installer") and j + 1 < len(rest):
                 pkgs.append(rest[j + 1])
                 skip = True
-        elif w.startswith("--index-url=") or w.startswith("--registry="):
+        elif w.startswith(_INDEX_FLAGS_EQ) and w.split("=", 1)[0] in _INDEX_FLAGS:
             col.endpoint("connect", w.split("=", 1)[1], f"{name} index")
         elif w in ("-t", "--target", "--prefix", "-o", "--root"):
             skip = True
@@ -2230,6 +2596,26 @@ def _install(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     return None
 
 
+def _package_source(col: Collector, name: str, words: list[str]) -> bool:
+    """Where a package manager is told to fetch from: ``helm repo add NAME URL`` (a ``connect``, detail
+    ``helm repo``), ``npm config set registry URL`` / ``pip config set global.index-url URL`` (a
+    ``change_settings`` of the URL, detail ``<manager> index``). Whether ``words`` was such a command."""
+    if name == "helm" and words[:2] == ["repo", "add"] and len(words) >= 4:
+        col.endpoint("connect", words[3], "helm repo")
+        return True
+    if words[:1] == ["set"]:  # npm set registry URL
+        words = ["config", *words]
+    if words[:2] != ["config", "set"] or len(words) < 3:
+        return False
+    key, _, value = words[2].partition("=")
+    value = value or (words[3] if len(words) > 3 else "")
+    setting = key.lower().replace(":", ".").rpartition(".")[2]  # `@scope:registry`, `global.index-url`
+    if "://" in value and setting in ("registry", "index-url", "extra-index-url", "find-links"):
+        col.endpoint("change_settings", value, f"{name} index")
+        return True
+    return False
+
+
 def _pkg_classes(pkg: str) -> frozenset[str]:
     if "://" in pkg or pkg.startswith("git+"):
         return endpoint_classes(pkg.removeprefix("git+"))
@@ -2243,7 +2629,11 @@ _SECURITY_SERVICES: Final = re.compile(
     r"(?i)(audit|syslog|journal|apparmor|selinux|firewall|ufw|iptables|nftables|falco|osquery|wazuh|ossec|crowdstrike"
     r"|falcon|sentinel|defender|mdatp|clamav|clamd|sysmon|auditbeat|filebeat|elastic-agent|splunk|carbonblack|cbagent"
     r"|tetragon|aide|fail2ban|snort|suricata|zeek|xagt|cylance|sophos|eset|tripwire|com\.apple\.(alf|xprotect)"
-    r"|lulu|little.?snitch|santa|blockblock|oversight|knockknock)"
+    r"|lulu|little.?snitch|santa|blockblock|oversight|knockknock"
+    # more EDR/AV and DNS-security agents (Carbon Black's cbdaemon, Cisco Umbrella, Defender's wdavdaemon …),
+    # and the BSD/macOS packet filter as a service (`service pf stop`)
+    r"|cbdaemon|cbsensor|cb-psc|opendns|umbrella|wdavdaemon|sentinelone|cyserver|traps_pmd|kesl|bdsec|ds_agent"
+    r"|mfetp|mcafee|symantec|trendmicro|qualys|ir_agent|tanium|lacework|sysdig|uptycs|\bpf(log)?\b)"
 )
 
 
@@ -2259,7 +2649,7 @@ def _crontab(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     src = operands[0] if operands else "-"
     if src != "-":
         col.path("read", src, "crontab")
-    col.add("persist", "crontab", frozenset({"persistence"}), "shell", "crontab")
+    col.add("persist", "crontab", frozenset({"persistence"}), "shell", "crontab -e" if has(opts, "-e") else "crontab")
     if stdin is not None and stdin.text:
         for line in stdin.text.splitlines()[:8]:
             fields = line.split(None, 5)
@@ -2273,6 +2663,8 @@ def _at(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Str
     if any(a in ("-l", "-r", "-d", "-c") for a in args):
         return None
     opts, operands = split_opts(args, "fqt")
+    if stdin is None and not values(opts, "-f"):
+        return None  # no job given: at/batch would prompt for one, nothing is scheduled
     col.add("persist", "at", frozenset({"persistence"}), "shell", " ".join(operands)[:40] or name)
     for f in values(opts, "-f"):
         col.path("read", f, "at")
@@ -2280,6 +2672,10 @@ def _at(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Str
     if stdin is not None and stdin.text:
         run_shell(col, stdin.text)
     return None
+
+
+#: Words of update-rc.d/chkconfig that are not the service's name (``chkconfig off NAME`` is read too).
+_RC_VERBS: Final = frozenset({"on", "off", "add", "del", "reset", "enable", "disable", "defaults", "remove", "-f"})
 
 
 @handles("systemctl", "service", "launchctl", "update-rc.d", "chkconfig", "rc-update", "rc-service", "sv", "initctl")
@@ -2292,7 +2688,8 @@ def _service(col: Collector, name: str, args: list[str], stdin: Stream | None) -
         units = [unit]
     elif name in ("update-rc.d", "chkconfig", "rc-update") and len(words) >= 2:
         verb = "enable" if any(w in ("defaults", "enable", "add", "on") for w in words) else "disable"
-        units = [words[0] if name != "rc-update" else words[1]]
+        named = [w for w in words if w not in _RC_VERBS and not w.isdigit()] or words
+        units = [words[1] if name == "rc-update" else named[0]]
     else:
         verb, units = words[0], words[1:]
     user = "--user" in args
@@ -2354,6 +2751,13 @@ def _kill(col: Collector, name: str, args: list[str], stdin: Stream | None) -> S
 _SIGNALS: Final = frozenset({"KILL", "TERM", "HUP", "INT", "STOP", "QUIT", "USR1", "USR2", "CONT", "9", "15"})
 
 
+@handles("pgrep", "pidof")
+def _pgrep(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """``$(pgrep cron)`` / ``$(pidof sshd)`` stands for the processes named: ``kill $(pgrep cron)`` kills ``cron``."""
+    opts, operands = split_opts(args, "uUgGPtFsoOn" if name == "pgrep" else "o")
+    return Stream(text=operands[0]) if operands else Stream()
+
+
 # -- defences, settings ----------------------------------------------------------------------------
 @handles("history")
 def _history(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
@@ -2364,6 +2768,29 @@ def _history(col: Collector, name: str, args: list[str], stdin: Stream | None) -
     else:
         col.add("read", "shell_history", frozenset({"credential_store", "log"}), "shell", "history")
     return Stream()
+
+
+#: A journal retention under a day (``1s``, ``10min``, ``2h``), or a size under a megabyte (``1K``, ``500B``).
+_SHORT_TIME: Final = re.compile(r"^\d+\s*(us|ms|s|sec|seconds?|m|min|minutes?|h|hours?)?$")
+_SMALL_SIZE: Final = re.compile(r"^\d+\s*[BbKk]?$")
+
+
+def _empties_journal(args: list[str]) -> bool:
+    """``journalctl --vacuum-time=1s`` / ``--vacuum-size=1K`` / ``--vacuum-files=1`` delete (nearly) every journal
+    file; ``--vacuum-time=2d`` or ``--rotate`` alone is routine housekeeping."""
+    for i, a in enumerate(args[:16]):
+        name, eq, value = a.partition("=")
+        if not name.startswith("--vacuum-"):
+            continue
+        value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+        value = value.strip()
+        if (
+            (name == "--vacuum-files" and value in ("0", "1"))
+            or (name == "--vacuum-time" and _SHORT_TIME.match(value))
+            or (name == "--vacuum-size" and _SMALL_SIZE.match(value))
+        ):
+            return True
+    return False
 
 
 @handles("iptables", "ip6tables", "nft", "ufw", "firewall-cmd", "pfctl", "socketfilterfw", "iptables-restore")
@@ -2404,6 +2831,7 @@ def _firewall(col: Collector, name: str, args: list[str], stdin: Stream | None) 
     "logrotate",
     "aa-disable",
     "aa-complain",
+    "aa-teardown",
     "apparmor_parser",
     "modprobe",
     "insmod",
@@ -2434,16 +2862,20 @@ def _settings(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         "sysctl": lambda a: bool(re.search(r"randomize_va_space=0|yama.ptrace_scope=0|kptr_restrict=0", " ".join(a))),
         "tmutil": lambda a: a[:1] in (["disable"], ["deletelocalsnapshots"], ["delete"]),
         "log": lambda a: a[:1] in (["erase"],) or "--disable" in a,
-        "journalctl": lambda a: any(x.startswith(("--vacuum", "--rotate", "--flush")) for x in a),
+        "journalctl": _empties_journal,
         "aa-disable": lambda a: True,
         "aa-complain": lambda a: True,
+        "aa-teardown": lambda a: not {"-h", "--help"} & set(a),
         "apparmor_parser": lambda a: "-R" in a,
-        "defaults": lambda a: bool(
-            re.search(
-                r"(?i)write.*(com\.apple\.(alf|security|loginwindow|screensaver)|gatekeeper|quarantine|globalstate)",
-                " ".join(a),
+        "defaults": lambda a: (
+            bool(
+                re.search(
+                    r"(?i)write.*(com\.apple\.(alf|security|loginwindow|screensaver)|gatekeeper|quarantine|globalstate)",
+                    " ".join(a),
+                )
             )
-        ),
+            and not {"LoginHook", "LogoutHook"} & set(a)
+        ),  # a login hook runs a script: persistence (below)
         "wevtutil": lambda a: a[:1] in (["cl"], ["clear-log"]),
     }
     check = tamper_rules.get(name)
@@ -2458,6 +2890,7 @@ def _settings(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         "journalctl": "log",
         "aa-disable": "apparmor",
         "aa-complain": "apparmor",
+        "aa-teardown": "apparmor",
         "apparmor_parser": "apparmor",
         "wevtutil": "log",
     }.get(name, name)
@@ -2499,6 +2932,34 @@ def _settings(col: Collector, name: str, args: list[str], stdin: Stream | None) 
         k and (k in args or k.startswith(("-", "=")) and any(k in a for a in args)) for k in keys
     ):
         col.add("change_settings", name, frozenset(), "shell", joined[:80])
+    return Stream()
+
+
+@handles("upx")
+def _upx(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """An executable packer: ``upx FILE`` rewrites FILE packed (``-o OUT``: writes OUT); ``-d`` unpacks;
+    ``-t``/``-l``/``-V`` only test, list or print the version."""
+    opts, operands = split_opts(args, "o", {"--output"})
+    if has(opts, "-t", "-l", "-V", "-h", "--test", "--list", "--version", "--help"):
+        return Stream()
+    detail = "unpacked" if has(opts, "-d", "--decompress") else "packed"
+    for f in values(opts, "-o", "--output") or operands[:8]:
+        col.path("write", f, detail)
+    return None
+
+
+@handles("mdatp", "falconctl", "sentinelctl")
+def _edr_cli(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """An endpoint-security agent's own CLI: turning a protection off, unloading or uninstalling the agent is
+    ``tamper`` (``mdatp config real-time-protection --value disabled``, ``falconctl -d``, ``sentinelctl unload``)."""
+    words = [a.lower() for a in args[:12]]
+    off = (
+        any(w in ("disabled", "off", "false") for w in words)
+        or any(w in ("uninstall", "unload", "stop", "disable") for w in words)
+        or (name == "falconctl" and any(w in ("-d", "--delete") for w in words))
+    )
+    if off:
+        col.add("tamper", name, frozenset(), "shell", f"{name} {' '.join(args[:6])}"[:80])
     return Stream()
 
 
@@ -2557,10 +3018,11 @@ def _sshkeys(col: Collector, name: str, args: list[str], stdin: Stream | None) -
             col.path("read", f, "key management")
         else:
             col.path("read", f, name)
+    # ssh-add hands keys to the agent process: managed, not disclosed (like ssh-keygen -l/-y)
     for f in operands:
-        col.path("read", f, name)
+        col.path("read", f, "key management" if name == "ssh-add" else name)
     if name == "ssh-add" and not operands and not has(opts, "-l", "-L", "-D", "-d"):
-        col.add("read", "~/.ssh", path_classes("~/.ssh"), "shell", "ssh-add")
+        col.add("read", "~/.ssh", path_classes("~/.ssh"), "shell", "key management")
     return Stream()
 
 
@@ -2635,6 +3097,169 @@ def _discovery(col: Collector, name: str, args: list[str], stdin: Stream | None)
     if name == "getent" and args[:1] in (["shadow"], ["gshadow"]):
         col.add("read", "/etc/shadow", path_classes("/etc/shadow"), "shell", "getent")
     return Stream()
+
+
+# -- tunnels ---------------------------------------------------------------------------------------
+#: Programs that expose this machine to the internet or carry traffic inside another protocol, with the
+#: first words that start a tunnel (empty: any use does).
+_TUNNELS: Final = {
+    "cloudflared": ("tunnel", "access"),  # and `run` or `--url` (login, create, list, route only manage)
+    "ngrok": ("http", "tcp", "tls", "start", "tunnel"),
+    "devtunnel": ("host",),
+    "code": ("tunnel",),
+    "lt": (),
+    "localtunnel": (),
+    "bore": ("local",),
+    "frpc": (),
+    "frps": (),
+    "chisel": ("server", "client"),
+    "rathole": (),
+    "gost": (),
+    "inlets": ("client", "server", "http", "tcp"),
+    "iodine": (),
+    "iodined": (),
+    "dnscat": (),
+    "dnscat2": (),
+    "dns2tcpc": (),
+    "ptunnel": (),
+    "ptunnel-ng": (),
+    "icmptunnel": (),
+    "hans": (),
+}
+#: Tunnels that hide traffic in DNS or ICMP rather than expose a port.
+_COVERT_TUNNELS: Final = frozenset(
+    {"iodine", "iodined", "dnscat", "dnscat2", "dns2tcpc", "ptunnel", "ptunnel-ng", "icmptunnel", "hans"}
+)
+#: ``code tunnel`` subcommands that manage an existing tunnel rather than open one.
+_TUNNEL_ADMIN: Final = frozenset({"status", "kill", "prune", "rename", "unregister", "user", "help", "--help"})
+
+
+@handles(*(n for n in _TUNNELS if n != "code"))
+def _tunnel(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """A tunnel: a local port published on the internet (``listen``), or traffic carried over DNS/ICMP (``send``)."""
+    words = [a for a in args if not a.startswith("-")]
+    starts = _TUNNELS[name]
+    if starts and not (words[:1] and words[0] in starts):
+        return None
+    if name == "code" and len(words) > 1 and words[1] in _TUNNEL_ADMIN:
+        return None
+    if name == "cloudflared" and "run" not in words and not any(a.startswith("--url") for a in args):
+        return None
+    if name in _COVERT_TUNNELS:
+        server = next((w for w in reversed(words) if "." in w), name)
+        col.endpoint("send", server, f"{name} tunnel")
+        return None
+    opts, operands = split_opts(args, "p", {"--url", "--port", "--local-port", "--to"})
+    target = next(iter(values(opts, "--url", "--port", "-p", "--local-port")), "") or next(
+        (o for o in operands if o.isdigit() or ":" in o), name
+    )
+    detached = ", detached" if col.detached else ""
+    col.add("listen", target, frozenset({"net_external"}), "shell", f"public tunnel ({name}{detached})")
+    return None
+
+
+#: tor options that only inspect or configure, never join the network.
+_TOR_OFFLINE: Final = frozenset(
+    {
+        "--help",
+        "-h",
+        "--version",
+        "--verify-config",
+        "--hash-password",
+        "--list-torrc-options",
+        "--keygen",
+        "--list-modules",
+        "--list-fingerprint",
+        "--library-versions",
+        "--dump-config",
+    }
+)
+
+
+@handles("tor")
+def _tor(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """``tor``: this machine joins the Tor network (a local SOCKS proxy into it); ``detached`` when left running."""
+    if _TOR_OFFLINE.intersection(args):
+        return None
+    daemon = col.detached or any(a.lower() == "--runasdaemon" for a in args) and "1" in args
+    col.add("connect", "tor network", frozenset({"net_external"}), "shell", "tor, detached" if daemon else "tor")
+    return None
+
+
+_SNIFFER_INFO: Final = frozenset({"-D", "--list-interfaces", "-h", "--help", "-v", "--version", "-L", "-G"})
+
+
+@handles("tcpdump", "tshark", "dumpcap", "tcpflow", "ngrep", "termshark")
+def _sniffer(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """A packet capture: live traffic is read (``-r file`` reads a saved capture instead; ``-w file`` saves one)."""
+    if _SNIFFER_INFO.intersection(args[:16]):
+        return None
+    opts, _ = split_opts(args, "rwicfsCGWyEFMT" if name != "ngrep" else "dIOA")
+    saved = values(opts, "-r", "-I") if name == "ngrep" else values(opts, "-r")
+    for f in saved:
+        col.path("read", f, name)
+    if not saved:
+        iface = next(iter(values(opts, "-i", "-d")), "") or "any"
+        detached = ", detached" if col.detached else ""
+        col.add("read", "network traffic", frozenset(), "shell", f"live capture on {iface}{detached}")
+    for f in values(opts, "-w", "-O"):
+        if f != "-":
+            col.path("write", f, name)
+    return Stream()
+
+
+@handles("tftp", "atftp")
+def _tftp(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """``tftp -g -r file host`` (busybox) or ``tftp host -c get file``: a file fetched over TFTP (``-p``: sent)."""
+    opts, operands = split_opts(args, "rlm", {"--remote-file", "--local-file"})
+    words = [o for o in operands if o not in ("-c", "get", "put")]
+    host = next((o for o in words if "." in o or ":" in o or o == "localhost"), "")
+    if not host:
+        return None
+    remote = next(iter(values(opts, "-r", "--remote-file")), "") or next((o for o in words if o != host), "")
+    local = next(iter(values(opts, "-l", "--local-file")), "") or posixpath.basename(remote)
+    col.endpoint("connect", host, name)
+    if has(opts, "-p", "--put") or "put" in operands:
+        col.path("read", local)
+        col.add("upload", local, path_classes(local) | endpoint_classes(host), "shell", f"to {host}")
+    elif local:
+        col.endpoint("download", f"tftp://{host}/{remote}", f"to {local}")
+        write_path(col, local, "download")
+    return None
+
+
+# -- debuggers -------------------------------------------------------------------------------------
+#: Debugger commands that copy a process's memory out (gdb's ``dump memory``, ``gcore``; lldb's ``memory read``).
+_MEMORY_DUMP_CMDS: Final = re.compile(
+    r"(?i)\b(?:dump\s+(?:memory|binary|value)|gcore|generate-core-file|memory\s+read)\b"
+)
+
+
+@handles("gdb", "lldb")
+def _debugger(col: Collector, name: str, args: list[str], stdin: Stream | None) -> Stream | None:
+    """``gdb -p PID -batch -ex 'dump memory …'``: another process's memory is read (attaching alone is debugging)."""
+    pid, commands = "", [stdin.text] if stdin is not None and stdin.text else []
+    for a, value in zip(args[:64], [*args[1:65], ""], strict=False):  # gdb's options are single-dash words
+        if a in ("-p", "--pid", "--attach-pid"):
+            pid = value
+        elif a.startswith(("--pid=", "--attach-pid=")):
+            pid = a.partition("=")[2]
+        elif a in ("-ex", "-iex", "--eval-command", "-o", "--one-line"):
+            commands.append(value)
+    if pid and any(_MEMORY_DUMP_CMDS.search(c[:2000]) for c in commands):
+        resource = f"/proc/{pid}/mem"
+        col.add("read", resource, path_classes(resource), "shell", f"{name} memory dump")
+    if pid and any(_INJECT_CMDS.search(c[:2000]) for c in commands):
+        resource = f"/proc/{pid}/mem"
+        col.add("write", resource, path_classes(resource), "shell", f"{name} code injection")
+    return None
+
+
+#: Debugger commands that make an attached process run or load code (ptrace injection): ``call dlopen(…)``,
+#: ``print (void*)dlopen(…)``, ``set {int}0x… = …``, lldb's ``expression``/``memory write``.
+_INJECT_CMDS: Final = re.compile(
+    r"(?i)\b(?:call\s|dlopen|__libc_dlopen_mode|set\s+(?:var\s+)?[{*$]|\$pc\s*=|expression\s|memory\s+write)"
+)
 
 
 # names registered twice: the later, more specific table entries win

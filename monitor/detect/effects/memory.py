@@ -78,8 +78,11 @@ class WriteMemory:
                 return
             self._store(key, source.digest, source.effects)
             return
-        downloaded = Effect("download", origin[:256], endpoint_classes(origin), "shell", f"to {key}"[:120])
-        self._store(key, _digest(origin), (downloaded,))
+        classes = endpoint_classes(origin)
+        downloaded = Effect("download", origin[:256], classes, "shell", f"to {key}"[:120])
+        # running the file runs what was downloaded (as `curl … | sh` does)
+        ran = Effect("execute", origin[:256], classes, "shell", "downloaded")
+        self._store(key, _digest(origin), (downloaded, ran))
 
     def forget(self, path: str, cwd: str | None = None) -> None:
         self.files.pop(normalise_path(path, cwd), None)
@@ -125,7 +128,7 @@ def memory_of(scratch: dict[str, Any], create: bool = True) -> WriteMemory | Non
 def script_effects(path: str, content: str) -> tuple[Effect, ...]:
     """What running the file at ``path`` holding ``content`` would do (by extension, then shebang)."""
     from agentwatch.detect.effects.python_code import analyse_python
-    from agentwatch.detect.effects.shell import Collector, analyse_shell
+    from agentwatch.detect.effects.shell import Collector
 
     ext = posixpath.splitext(path)[1].lower()
     first = content.lstrip()[:80].split("\n", 1)[0]
@@ -133,11 +136,11 @@ def script_effects(path: str, content: str) -> tuple[Effect, ...]:
         if "python" in first:
             return analyse_python(content).effects
         if any(s in first for s in ("sh", "bash", "zsh", "ksh")):
-            return analyse_shell(content).effects
+            return _shell_script_effects(content)
     if ext in _PY_EXT:
         return analyse_python(content).effects
     if ext in _SHELL_EXT:
-        return analyse_shell(content).effects
+        return _shell_script_effects(content)
     if ext in _SNIFF_EXT:
         from agentwatch.detect.effects.commands import sniff
 
@@ -145,6 +148,20 @@ def script_effects(path: str, content: str) -> tuple[Effect, ...]:
         sniff(col, content)
         return col.result().effects
     return ()
+
+
+def _shell_script_effects(content: str) -> tuple[Effect, ...]:
+    """A shell script's effects, plus running what it downloaded itself (`curl -o x URL; bash x` inside it)."""
+    from agentwatch.detect.effects.shell import analyse_shell
+
+    analysis = analyse_shell(content)
+    fetched = {normalise_path(w.path): w.origin for w in analysis.writes if w.origin and w.origin[:5] != "copy:"}
+    ran = [
+        Effect("execute", origin[:256], endpoint_classes(origin), "shell", "downloaded")
+        for origin in (fetched.get(normalise_path(r)) for r in analysis.runs)
+        if origin
+    ]
+    return analysis.effects + tuple(ran) if ran else analysis.effects
 
 
 def _digest(content: str) -> str:

@@ -226,6 +226,11 @@ def run_python(col: Collector, code: str) -> None:
         return
     code = code[:MAX_CODE]
     tree = _parse(code)
+    if tree is None and ("!" in code or "%" in code):  # a notebook cell: IPython's shell escapes and magics
+        commands, code = ipython_shell(code)
+        for command in commands:
+            run_shell(col, command)
+        tree = _parse(code) if code.strip() else ast.Module(body=[], type_ignores=[])
     col.depth += 1
     try:
         if tree is None:
@@ -245,6 +250,40 @@ def run_python(col: Collector, code: str) -> None:
         col.depth -= 1
 
 
+#: IPython line magics that run their argument line as a shell command (``%pip install x`` runs ``pip install x``).
+_SHELL_MAGICS: Final = frozenset({"pip", "conda", "mamba", "uv"})
+_SHELL_CELL_MAGICS: Final = frozenset({"%%bash", "%%sh", "%%script"})
+
+
+def ipython_shell(code: str, limit: int = 64) -> tuple[list[str], str]:
+    """A notebook cell's shell commands (``!cmd``, ``%pip …``, ``%system cmd``, a ``%%bash`` cell) and the
+    Python left with those lines blanked; at most ``limit`` commands.
+
+    >>> ipython_shell("%pip install -q colourama\\nimport os\\n!curl -s https://x.example | sh")
+    (['pip install -q colourama', 'curl -s https://x.example | sh'], '\\nimport os\\n')
+    """
+    lines = code.splitlines()
+    first = lines[0].split() if lines else []
+    if first and first[0] in _SHELL_CELL_MAGICS:
+        return ["\n".join(lines[1:])], ""
+    commands: list[str] = []
+    kept: list[str] = []
+    for line in lines:
+        text = line.strip()
+        word = text[1:].split(None, 1)
+        if len(commands) < limit and text.startswith("!") and len(text) > 1:
+            commands.append(text[1:].strip())
+            line = ""
+        elif len(commands) < limit and text.startswith("%") and word and word[0] in _SHELL_MAGICS:
+            commands.append(text[1:])
+            line = ""
+        elif len(commands) < limit and text.startswith("%") and word and word[0] in ("system", "sx"):
+            commands.append(word[1] if len(word) > 1 else "")
+            line = ""
+        kept.append(line)
+    return [c for c in commands if c], "\n".join(kept)
+
+
 def _parse(code: str) -> ast.Module | None:
     """The syntax tree; a text cut mid-statement (a capped event) is retried without its last lines."""
     lines = code.splitlines()
@@ -257,6 +296,10 @@ def _parse(code: str) -> ast.Module | None:
             if len(lines) <= cut + 1:
                 return None
     return None
+
+
+#: ctypes/cffi calls that load a shared library (its code runs: constructors at load, then calls).
+_LIBRARY_LOADERS: Final = frozenset({"ctypes.CDLL", "ctypes.cdll.LoadLibrary", "ctypes.PyDLL", "cffi.FFI.dlopen"})
 
 
 class _Visitor(ast.NodeVisitor):
@@ -575,6 +618,8 @@ class _Visitor(ast.NodeVisitor):
             return
         if fn.startswith("ctypes.") or fn.startswith("cffi.") or fn in ("mmap.mmap",):
             col.add("execute", fn, via=_VIA, detail="native")
+            if fn in _LIBRARY_LOADERS and isinstance(first, str) and "/" in first:  # a library named by path
+                col.add("execute", first[:256], path_classes(first), _VIA, "shared library")
             return
         if fn in _URLOPEN:
             self._urlopen(fn, node, kw, first, second)

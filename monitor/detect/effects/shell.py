@@ -27,7 +27,7 @@ import codecs
 import functools
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import tree_sitter
@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 _PARSER: Final = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
 
 MAX_DEPTH: Final = 5
+#: Simple commands analysed inside one another through wrappers (sudo env nohup … cmd).
+MAX_NESTING: Final = 32
 MAX_EFFECTS: Final = 96
+#: Decoded texts one analysis remembers (Collector.decoded).
+MAX_DECODED: Final = 8
 MAX_TEXT: Final = 65536  # characters of one command line analysed (the event caps it far lower)
 CACHE_SIZE: Final = 4096
 
@@ -84,10 +88,24 @@ class Analysis(NamedTuple):
 class Collector:
     """Mutable state of one analysis: effects found so far (deduplicated, capped), runs, writes."""
 
-    __slots__ = ("effects", "_seen", "runs", "writes", "depth", "marker", "cwd", "parsed")
+    __slots__ = (
+        "effects",
+        "_seen",
+        "runs",
+        "writes",
+        "depth",
+        "marker",
+        "cwd",
+        "parsed",
+        "detached",
+        "decoded",
+        "nesting",
+    )
 
     def __init__(self) -> None:
         self.effects: list[Effect] = []
+        #: simple commands being analysed inside one another (``sudo env nohup …``), bounded by MAX_NESTING
+        self.nesting = 0
         self._seen: set[tuple[str, str, str | None, str]] = set()
         self.runs: list[str] = []
         self.writes: list[Written] = []
@@ -95,6 +113,20 @@ class Collector:
         self.marker: str | None = None
         self.cwd: str | None = None
         self.parsed = True
+        #: > 0 while analysing a command left running in the background (`cmd &`, `nohup cmd`, `setsid cmd`)
+        self.detached = 0
+        #: texts decoded inside a substitution (`$(echo … | base64 -d)`), so that running one later in the
+        #: command (`eval`, `sh -c`, `echo $X | sh`) is known to run decoded content; at most MAX_DECODED
+        self.decoded: set[str] = set()
+
+    def note_decoded(self, text: str) -> None:
+        """Remember ``text`` as the output of a decoding (bounded: see :data:`MAX_DECODED`)."""
+        if text and len(self.decoded) < MAX_DECODED:
+            self.decoded.add(text.strip())
+
+    def was_decoded(self, text: str) -> bool:
+        """Whether ``text`` is (whitespace aside) a decoded output noted earlier in this analysis."""
+        return bool(self.decoded) and text.strip() in self.decoded
 
     def add(
         self,
@@ -213,13 +245,16 @@ _CONTAINERS: Final = frozenset(
 
 
 class _Walker:
-    __slots__ = ("col", "env", "_pending")
+    __slots__ = ("col", "env", "_pending", "_functions", "_calling")
 
     def __init__(self, col: Collector, env: dict[str, str] | None = None) -> None:
         self.col = col
         self.env: dict[str, str] = dict(env or {})
         #: redirects of a redirected_statement whose body is a list/pipeline, for its last command
         self._pending: dict[int, _Redirects] = {}
+        #: shell functions defined so far (name → body), and the ones being called (no recursion)
+        self._functions: dict[str, Node] = {}
+        self._calling: set[str] = set()
 
     def walk(self, node: Node, stdin: Stream | None = None) -> Stream | None:
         t = node.type
@@ -262,9 +297,20 @@ class _Walker:
             return self.walk(body) if body is not None else None
         if t in ("command_substitution", "process_substitution"):
             return self.substitution(node)
+        if t == "function_definition":
+            fn_name, fn_body = node.child_by_field_name("name"), node.child_by_field_name("body")
+            if fn_name is not None and fn_body is not None and len(self._functions) < _MAX_FUNCTIONS:
+                self._functions[_text(fn_name)] = fn_body
         if t in _CONTAINERS or node.child_count:
             out = None
             for child in node.named_children:
+                if child.next_sibling is not None and child.next_sibling.type == "&":  # `cmd &`: left running
+                    self.col.detached += 1
+                    try:
+                        out = self.walk(child, stdin if t in ("subshell", "compound_statement") else None)
+                    finally:
+                        self.col.detached -= 1
+                    continue
                 out = self.walk(child, stdin if t in ("subshell", "compound_statement") else None)
             return out
         return None
@@ -407,7 +453,10 @@ class _Walker:
                     argv.extend(value.split())
                 else:
                     argv.append(value)
-        out = run_argv(self.col, argv, stdin, local_env) if argv else None
+        if argv and argv[0] in self._functions and argv[0] not in self._calling:
+            out = self.call(argv, stdin)
+        else:
+            out = run_argv(self.col, argv, stdin, local_env) if argv else None
         if (
             argv
             and redirects is not None
@@ -419,11 +468,33 @@ class _Walker:
             )
         ):
             self.col.add("execute", argv[0].rsplit("/", 1)[-1], detail="remote_shell")
+        if argv and redirects is not None and _burns_cpu(argv, redirects.outputs):
+            self.col.add("execute", argv[0].rsplit("/", 1)[-1], detail="busy loop")
+        if argv and redirects is not None and _pings_to_wait(argv, redirects.outputs):
+            self.col.add("execute", "ping", detail="delay")
         if not argv and local_env:
             self.env.update(local_env)
         if redirects is not None:
             return self.apply_outputs(redirects, out)
         return out
+
+    def call(self, argv: list[str], stdin: Stream | None) -> Stream | None:
+        """Run a function defined earlier with its positional parameters bound (``f /etc/shadow``)."""
+        name = argv[0]
+        saved: dict[str, str] = {k: self.env[k] for k in _POSITIONAL if k in self.env}
+        for k in _POSITIONAL:
+            self.env.pop(k, None)
+        for i, arg in enumerate(argv[1:10], start=1):
+            self.env[str(i)] = arg
+        self.env["@"] = self.env["*"] = " ".join(argv[1:])
+        self._calling.add(name)
+        try:
+            return self.walk(self._functions[name], stdin)
+        finally:
+            self._calling.discard(name)
+            for k in _POSITIONAL:
+                self.env.pop(k, None)
+            self.env.update(saved)
 
     # -- words -----------------------------------------------------------------------------
     def value(self, node: Node | None) -> tuple[str, bool]:
@@ -451,6 +522,8 @@ class _Walker:
         if t in ("command_substitution", "process_substitution"):
             out = self.substitution(node)
             if out is not None and out.text is not None:
+                if out.flavour == "decoded":
+                    self.col.note_decoded(out.text)
                 return out.text.strip(), True
             if out is not None and out.flavour == "downloaded" and out.origin:
                 return f"{_DL_MARK}{out.origin}\x00", False
@@ -482,11 +555,44 @@ class _Walker:
         return f"${name}"
 
 
+#: Endless sources: reading one to the end never ends.
+_ENDLESS: Final = frozenset({"/dev/zero", "/dev/urandom", "/dev/random"})
+
+
+def _burns_cpu(argv: list[str], outputs: tuple[tuple[str, bool], ...]) -> bool:
+    """``yes > /dev/null``, ``cat /dev/urandom > /dev/null``: endless output thrown away, a process that only
+    burns a CPU (resource hijacking's simplest form)."""
+    if not any(target == "/dev/null" for target, _ in outputs):
+        return False
+    name = argv[0].rsplit("/", 1)[-1]
+    return name == "yes" or name == "cat" and len(argv) == 2 and argv[1] in _ENDLESS
+
+
+def _pings_to_wait(argv: list[str], outputs: tuple[tuple[str, bool], ...]) -> bool:
+    """``ping -c 250 host > /dev/null``: a minute or more of pings whose replies nobody reads, a sleep in disguise
+    (time-based sandbox evasion); a short reachability check (``ping -c 1 … > /dev/null && …``) is not."""
+    if argv[0].rsplit("/", 1)[-1] not in ("ping", "ping6") or not any(t == "/dev/null" for t, _ in outputs):
+        return False
+    for i, a in enumerate(argv[1:16], start=1):
+        count = argv[i + 1] if a == "-c" and i + 1 < len(argv) else a[2:] if a.startswith("-c") else ""
+        if count.isdigit():
+            return int(count) >= 60
+    return False
+
+
 def env_assignment(col: Collector, name: str, value: str | None, via: str = "shell") -> None:
     """Setting ``name``: history variables that stop recording are ``tamper``; loader/shell variables ``env``."""
     if name in _HISTORY_VARS:
-        if value is None or value in ("", "0", "/dev/null", "ignorespace", "ignoreboth", "*"):
+        # HISTIGNORE with any pattern keeps the matching commands out of the history (`ls*|rm*`)
+        if (
+            value is None
+            or value in ("", "0", "/dev/null", "ignorespace", "ignoreboth", "*")
+            or (name == "HISTIGNORE" and value.strip())
+        ):
             col.add("tamper", "shell_history", NO_CLASSES, via, f"{name}={value or ''}")
+    elif name in _INDEX_VARS:  # a package manager's index, for this command or (exported) the next ones
+        if value and "://" in value:
+            col.endpoint("change_settings", value.split()[0], f"{_INDEX_VARS[name]} index", via)
     elif name in _SPECIAL_VARS:
         classes = path_classes(value) if value and value.startswith(("/", "~", ".")) else NO_CLASSES
         col.add("env", name, classes, via, "set")
@@ -524,33 +630,55 @@ def _ansi_c(text: str) -> str:
         return text
 
 
+#: Positional parameters a function call binds; at most this many functions are remembered per analysis.
+_POSITIONAL: Final = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "@", "*")
+_MAX_FUNCTIONS: Final = 64
 _SHELL_NAMES: Final = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "csh", "tcsh"})
-_HISTORY_VARS: Final = frozenset({"HISTFILE", "HISTSIZE", "HISTFILESIZE", "HISTCONTROL", "SAVEHIST", "HISTIGNORE"})
-_SPECIAL_VARS: Final = _HISTORY_VARS | frozenset(
-    {
-        "LD_PRELOAD",
-        "LD_LIBRARY_PATH",
-        "LD_AUDIT",
-        "DYLD_INSERT_LIBRARIES",
-        "DYLD_LIBRARY_PATH",
-        "PATH",
-        "PYTHONPATH",
-        "PYTHONSTARTUP",
-        "PROMPT_COMMAND",
-        "BASH_ENV",
-        "ENV",
-        "NODE_OPTIONS",
-        "PERL5OPT",
-        "RUBYOPT",
-        "GIT_SSH_COMMAND",
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "GIT_CONFIG_GLOBAL",
-        "SUDO_ASKPASS",
-    }
+_HISTORY_VARS: Final = frozenset(
+    {"HISTFILE", "HISTSIZE", "HISTFILESIZE", "HISTCONTROL", "SAVEHIST", "HISTIGNORE", "SHELL_SESSION_HISTORY"}
+)
+#: Variables that point a package manager at an index or registry, with the manager's name.
+_INDEX_VARS: Final = {
+    "PIP_INDEX_URL": "pip",
+    "PIP_EXTRA_INDEX_URL": "pip",
+    "PIP_FIND_LINKS": "pip",
+    "UV_INDEX_URL": "uv",
+    "UV_EXTRA_INDEX_URL": "uv",
+    "UV_INDEX": "uv",
+    "UV_DEFAULT_INDEX": "uv",
+    "NPM_CONFIG_REGISTRY": "npm",
+    "npm_config_registry": "npm",
+    "YARN_REGISTRY": "yarn",
+}
+_SPECIAL_VARS: Final = (
+    _HISTORY_VARS
+    | frozenset(_INDEX_VARS)
+    | frozenset(
+        {
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "LD_AUDIT",
+            "DYLD_INSERT_LIBRARIES",
+            "DYLD_LIBRARY_PATH",
+            "PATH",
+            "PYTHONPATH",
+            "PYTHONSTARTUP",
+            "PROMPT_COMMAND",
+            "BASH_ENV",
+            "ENV",
+            "NODE_OPTIONS",
+            "PERL5OPT",
+            "RUBYOPT",
+            "GIT_SSH_COMMAND",
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "GIT_CONFIG_GLOBAL",
+            "SUDO_ASKPASS",
+        }
+    )
 )
 
 
@@ -575,7 +703,23 @@ def write_path(
 
 
 def run_argv(col: Collector, argv: list[str], stdin: Stream | None, env: dict[str, str]) -> Stream | None:
-    """Effects of one simple command given as words (also used by Python's subprocess lists)."""
+    """Effects of one simple command given as words (also used by Python's subprocess lists).
+
+    Wrappers (``sudo``, ``env``, ``nohup``, ``xargs``…) call back here for the command they run; past
+    :data:`MAX_NESTING` of them (``sudo sudo sudo …`` thousands deep) the rest is an unparsed execute.
+    """
+    if col.nesting >= MAX_NESTING:
+        col.parsed = False
+        col.add("execute", (argv[0] if argv else "?").rsplit("/", 1)[-1], NO_CLASSES, "shell", "unparsed")
+        return None
+    col.nesting += 1
+    try:
+        return _run_argv(col, argv, stdin, env)
+    finally:
+        col.nesting -= 1
+
+
+def _run_argv(col: Collector, argv: list[str], stdin: Stream | None, env: dict[str, str]) -> Stream | None:
     from agentwatch.detect.effects.commands import HANDLERS, run_program  # circular: the table calls back here
 
     argv = [a for a in argv if a != ""] or argv
@@ -587,12 +731,16 @@ def run_argv(col: Collector, argv: list[str], stdin: Stream | None, env: dict[st
         col.endpoint("execute", origin, "downloaded")
         return None
     base = name.rsplit("/", 1)[-1]
+    if base[:1] == "$" and base[1:2] != "(":
+        base = _program_named_by(base, HANDLERS) or base
     handler: Callable[..., Stream | None] | None = HANDLERS.get(base)
     if handler is None and base[:6] == "python" and _PY_VERSION.match(base):
         handler = HANDLERS["python"]
     if handler is None and "/" in name:
         return run_program(col, name, argv[1:], stdin)
     col.add("execute", base, path_classes(name) if "/" in name else NO_CLASSES)
+    if handler is None:
+        _credential_operands(col, argv[1:])
     out = handler(col, base, argv[1:], stdin) if handler is not None else None
     if out is None and _prints_shell_setup(base, argv[1:]):
         return Stream(flavour=SHELL_SETUP)
@@ -600,6 +748,28 @@ def run_argv(col: Collector, argv: list[str], stdin: Stream | None, env: dict[st
 
 
 _PY_VERSION: Final = re.compile(r"^python[\d.]*$")
+
+
+def _credential_operands(col: Collector, args: list[str], limit: int = 16) -> None:
+    """An unknown program given a credential store as an operand reads it (``unshadow /etc/passwd /etc/shadow``):
+    a ``read`` with detail ``operand``. A word right after an option (``--key k.pem``) is taken as that option's
+    value — a credential used, not read — and skipped."""
+    after_option = False
+    for a in args[:limit]:
+        if a.startswith("-"):
+            after_option = "=" not in a
+            continue
+        if not after_option and "credential_store" in path_classes(normalise_path(a, col.cwd)):
+            col.path("read", a, "operand")
+        after_option = False
+
+
+def _program_named_by(word: str, known: Mapping[str, object]) -> str | None:
+    """The program an unresolved ``$VARIABLE`` used as a command is named after, if it is one we know:
+    ``$GPG``, ``$PYTHON``, ``$which_7z`` → ``gpg``, ``python``, ``7z`` (its last ``_``-separated word)."""
+    last = word[1:].rsplit("_", 1)[-1].lower()
+    return last if last in known else None
+
 
 #: A user's shell startup file: the only persistence place whose content :func:`is_shell_setup` judges.
 _SHELL_RC: Final = re.compile(

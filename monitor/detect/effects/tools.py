@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from agentwatch.detect.effects.classify import endpoint_classes, normalise_path, path_classes
+from agentwatch.detect.effects.infra import CLI_TOOLS, cli_line, sql_effects_of, sql_tool_text
 from agentwatch.detect.effects.memory import memory_of
 from agentwatch.detect.effects.model import NO_CLASSES, Effect, make
 from agentwatch.detect.effects.python_code import analyse_python
@@ -286,6 +287,14 @@ def _compute(event: Any, session: Any) -> tuple[Effect, ...]:
         or args.get("language") in ("python", "python3", "py")
     ):
         return _with_memory(analyse_python(code), scratch, cwd, performed)
+    program = leaf.partition(".")[0]
+    if program in CLI_TOOLS:  # a tool named for a program (`kubectl`, `aws.cli`): its target or argv is the command
+        line = cli_line(program, event.target, args)
+        if line is not None:
+            return _with_memory(analyse_shell(line), scratch, cwd, performed)
+    statement = sql_tool_text(tool, args)
+    if statement is not None:  # a database tool (`sql.query`): what its statement drops, truncates or empties
+        return sql_effects_of(statement) + _from_args(tool, args, event.target, scratch, cwd, performed)
     return _from_args(tool, args, event.target, scratch, cwd, performed)
 
 
@@ -312,9 +321,24 @@ def _with_memory(
         if found is not None:
             via = f"script:{found[0]}"[:200]
             extra.extend(Effect(e.op, e.resource, e.classes, via, e.detail) for e in found[1].effects)
+            extra.extend(_downloaded_run(found[0], found[1].effects, via))
     if not extra:
         return effects
     return tuple(dict.fromkeys(effects + tuple(extra)))
+
+
+def _downloaded_run(path: str, effects: tuple[Effect, ...], via: str) -> tuple[Effect, ...]:
+    """``execute <url> (downloaded)`` when the file run at ``path`` is itself the download of ``<url>``.
+
+    The write memory keeps a downloaded file as one ``download <url>`` effect with detail ``to <path>``
+    (:meth:`WriteMemory.put_origin`); running that file runs what was downloaded, as ``curl … | sh`` does.
+    """
+    own = f"to {path}"[:120]
+    return tuple(
+        Effect("execute", e.resource, e.classes, via, "downloaded")
+        for e in effects
+        if e.op == "download" and e.detail == own
+    )
 
 
 def _write_tool(
