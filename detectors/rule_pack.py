@@ -11,8 +11,9 @@ general library), ``secret_access``, ``destructive_ops``, ``privilege_changes``,
 Every action — a ``tool_call``, or the ``tool_result`` that is its only record (Claude Code's
 OpenTelemetry path), or a ``memory_write`` — is judged on ``session.effects``. When both the
 ``tool_call`` and the ``tool_result`` of one call arrive, the result is not judged a second
-time as an action (matched by ``tool_use_id``, else by a digest of tool and arguments); rules
-with checks still see it (a check may read the result's content).
+time as an action (matched by ``tool_use_id``, else by a digest of tool, target and arguments,
+else — a result without arguments — by the oldest pending call of the same tool);
+rules with checks still see it (a check may read the result's content).
 
 A finding's ``rule`` is the rule id; its reason names the rule, its title and the effects
 that made it fire (``describe``), so an analyst sees why.
@@ -47,6 +48,10 @@ from agentwatch.events.audit_event import AuditEvent
 __all__ = ["RuleOverride", "RulePack", "RulePackConfig", "shipped_rule_files"]
 
 RULES_DIR: Final = Path(__file__).with_name("rules")
+#: Event kinds no rule pack reads: model calls and session bookkeeping (a third of all events).
+SKIPPED_KINDS: Final = frozenset({"model_call", "session_start", "session_end"})
+#: The event the rule packs are judging and its call key (the pipeline runs detectors on one event at a time).
+_LAST_KEY: list[Any] = [None, ""]
 #: tool_call keys remembered per session, to skip the tool_result of the same call.
 MAX_PENDING_CALLS: Final = 8
 
@@ -111,6 +116,9 @@ class RulePack(Detector):
     config_type: ClassVar[type[DetectorConfig]] = RulePackConfig
     #: modules whose import registers the Python checks this pack's rules name
     check_modules: ClassVar[tuple[str, ...]] = ()
+    #: whether this pack's checks read what a tool *returned* (prompt injection does): when False, a
+    #: ``tool_result`` whose call was already judged is skipped outright
+    reads_results: ClassVar[bool] = False
 
     def __init__(self, config: RulePackConfig | None = None) -> None:
         super().__init__(config)
@@ -145,6 +153,8 @@ class RulePack(Detector):
         return None
 
     def observe(self, event: AuditEvent, session: SessionState) -> Sequence[Finding]:
+        if event.kind in SKIPPED_KINDS:
+            return ()  # bookkeeping: no action, no content a rule reads
         effects = session.effects
         if effects is None:
             effects = effects_of(event, session)
@@ -153,18 +163,23 @@ class RulePack(Detector):
             return ()
         state = session.scratch.get(self.name)
         if state is None:
-            state = session.scratch[self.name] = {"n": 0, "calls": [], "w": {}}
-        key = _call_key(event)
-        calls: list[str] = state["calls"]
-        if event.kind == "tool_result" and key in calls:
-            calls.remove(key)  # its tool_call was judged already as an action; checks may still read the result
+            state = session.scratch[self.name] = {"n": 0, "pending": [], "w": {}}
+        if _LAST_KEY[0] is event:  # every rule pack asks for the same event's key: computed once
+            key = _LAST_KEY[1]
+        else:
+            key = _call_key(event)
+            _LAST_KEY[:] = [event, key]
+        calls: list[str] = state.setdefault("pending", [])
+        repeated = event.kind == "tool_result" and _repeats_a_call(event, key, calls)
+        if repeated:  # its tool_call was judged already as an action; checks may still read the result
             effects = ()
-            if not dynamic:
+            if not dynamic or not self.reads_results:
                 return ()
         elif event.kind == "tool_call":
             calls.append(key)
-            if len(calls) > MAX_PENDING_CALLS:
-                del calls[0]
+            calls.append("tool:" + (event.tool or "")[:80])
+            if len(calls) > 2 * MAX_PENDING_CALLS:
+                del calls[:2]
         state["n"] += 1
         context = CheckContext(event, session, tuple(effects)) if dynamic else None
         hits = self._engine.evaluate(
@@ -190,6 +205,27 @@ class RulePack(Detector):
                 )
             )
         return out
+
+
+def _repeats_a_call(event: AuditEvent, key: str, calls: list[str]) -> bool:
+    """Whether a ``tool_result`` records a call already judged (and forget that call).
+
+    ``calls`` holds, per pending ``tool_call``, its key then ``tool:<name>``. A result pairs with its call
+    by ``tool_use_id`` or by the same tool, target and arguments; a result that carries no arguments (many
+    runtimes' results echo only the target) pairs with the oldest pending call of the same tool.
+    """
+    if key in calls:
+        at = calls.index(key)
+        del calls[at : at + 2]
+        return True
+    if event.args:
+        return False  # a result with its own arguments is paired by them (or is the only record of its call)
+    name = "tool:" + (event.tool or "")[:80]
+    for at in range(1, len(calls), 2):
+        if calls[at] == name:
+            del calls[at - 1 : at + 1]
+            return True
+    return False
 
 
 def _call_key(event: AuditEvent) -> str:

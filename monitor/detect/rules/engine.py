@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from agentwatch.detect.effects.model import Effect
 from agentwatch.detect.rules.checks import CHECKS, CheckContext
@@ -85,6 +85,9 @@ class RuleEngine:
         # the rules worth evaluating per set of ops, and the evaluation plan per distinct action.
         self._by_ops: dict[frozenset[str], tuple[Rule, ...]] = {}
         self._plans: dict[tuple[tuple[Effect, ...], str, str], tuple[_Step, ...]] = {}
+        # per distinct action, the rules with checks that may still hold (their effect parts allow it), with the
+        # effects their exceptions leave: the checks then run only for those
+        self._dyn_plans: dict[tuple[tuple[Effect, ...], str, str], tuple[_Candidate, ...]] = {}
 
     def evaluate(
         self,
@@ -121,12 +124,34 @@ class RuleEngine:
                     continue
             hits.append(hit)
         if self.dynamic and context is not None:
-            hits.extend(self._dynamic_hits(key[0], tool, agent, index, event_id, window, context))
+            candidates = self._dyn_plans.get(key)
+            if candidates is None:
+                candidates = self._dynamic_candidates(key[0], tool, agent)
+                if len(self._dyn_plans) >= _MAX_PLANS:
+                    self._dyn_plans.clear()
+                self._dyn_plans[key] = candidates
+            if candidates:
+                hits.extend(self._dynamic_hits(candidates, tool, agent, index, event_id, window, context))
         return hits
+
+    def _dynamic_candidates(self, effects: tuple[Effect, ...], tool: str, agent: str) -> tuple[_Candidate, ...]:
+        """The rules with checks whose effect conditions may hold on this action, each with the effects its
+        exceptions leave and its condition partially evaluated on them (only the checks are left to run)."""
+        present = frozenset([e.op for e in effects])
+        out: list[_Candidate] = []
+        for rule in self.dynamic:
+            if rule.trigger_ops is not None and present.isdisjoint(rule.trigger_ops):
+                continue
+            usable = _without_exceptions(effects, rule.exceptions, tool, agent) if rule.exceptions else effects
+            parts = rule.condition.parts if rule.within > 1 else (rule.condition,)
+            residual = tuple(_residual(part, usable, tool, agent) for part in parts)
+            if any(r.kind != "false" for r in residual):
+                out.append((rule, usable, residual))
+        return tuple(out)
 
     def _dynamic_hits(
         self,
-        effects: tuple[Effect, ...],
+        candidates: tuple[_Candidate, ...],
         tool: str,
         agent: str,
         index: int,
@@ -134,24 +159,22 @@ class RuleEngine:
         window: dict[str, list[Any]],
         context: CheckContext,
     ) -> list[RuleHit]:
-        present = frozenset([e.op for e in effects])
         context.data = self.data
         hits: list[RuleHit] = []
-        for rule in self.dynamic:
-            if rule.trigger_ops is not None and present.isdisjoint(rule.trigger_ops):
-                continue
+        for rule, usable, residual in candidates:
             ctx = context
-            usable = effects
-            if rule.exceptions:
-                usable = _without_exceptions(effects, rule.exceptions, tool, agent)
-                if len(usable) != len(effects):  # the rule's checks see only the effects its exceptions leave
-                    ctx = dataclasses.replace(context, effects=usable, memo={})
+            if len(usable) != len(context.effects):  # the rule's checks see only the effects its exceptions leave
+                ctx = dataclasses.replace(context, effects=usable, memo={})
             if rule.within <= 1:
-                matched = _eval(rule.condition, usable, tool, agent, ctx)
+                only = residual[0]
+                if only.kind == "check":  # the common shape: the effect parts decided, one check left
+                    matched = _run_check(only, ctx)
+                else:
+                    matched = _eval(only, usable, tool, agent, ctx)
                 if matched is not None:
                     hits.append(RuleHit(rule, matched))
                 continue
-            parts = tuple(_eval(part, usable, tool, agent, ctx) for part in rule.condition.parts)
+            parts = tuple(_eval(part, usable, tool, agent, ctx) for part in residual)
             if any(got is not None for got in parts):
                 hit = _apply_window(rule, parts, index, event_id, window)
                 if hit is not None:
@@ -213,16 +236,12 @@ def _eval(
 ) -> tuple[Effect, ...] | None:
     """The effects that make ``cond`` hold (``()`` for a `not` that holds), or None when it does not."""
     kind = cond.kind
+    if kind == "const":
+        return cond.evidence
+    if kind == "false":
+        return None
     if kind == "check":
-        if context is None:
-            return None
-        memo_key = cond.memo_key
-        if memo_key in context.memo:
-            return context.memo[memo_key]  # type: ignore[no-any-return]
-        context.args = dict(cond.args)
-        got = CHECKS[cond.check].fn(context)
-        context.memo[memo_key] = got
-        return got
+        return _run_check(cond, context) if context is not None else None
     if kind == "effect":
         m = cond.match
         assert m is not None
@@ -244,6 +263,57 @@ def _eval(
         return None
     # not
     return () if _eval(cond.parts[0], effects, tool, agent, context) is None else None
+
+
+def _run_check(cond: Condition, context: CheckContext) -> tuple[Effect, ...] | None:
+    """A check's verdict on this action, computed once per (check, args) whatever rules name it."""
+    memo = context.memo
+    memo_key = cond.memo_key
+    if memo_key in memo:
+        return memo[memo_key]  # type: ignore[no-any-return]
+    context.args = cond.args_map
+    got = CHECKS[cond.check].fn(context)
+    memo[memo_key] = got
+    return got
+
+
+#: A rule with checks, for one action: the effects its exceptions leave, and its condition (or, for a
+#: window rule, each part of it) partially evaluated on them.
+_Candidate = tuple[Rule, tuple[Effect, ...], tuple[Condition, ...]]
+_FALSE: Final = Condition("false")
+
+
+def _residual(cond: Condition, effects: Sequence[Effect], tool: str, agent: str) -> Condition:
+    """``cond`` with every effect matcher already decided on these effects: what is left is its checks.
+
+    An effect matcher becomes ``const`` (holds; ``evidence``: the effects it matched) or ``false``;
+    combinators fold constants away, keeping the order that decides which evidence an ``any`` reports.
+    """
+    kind = cond.kind
+    if kind == "check":
+        return cond
+    if kind == "effect":
+        m = cond.match
+        found = tuple(e for e in effects if m is not None and m.matches(e, tool, agent))
+        return Condition("const", evidence=found) if found else _FALSE
+    if kind == "not":
+        inner = _residual(cond.parts[0], effects, tool, agent)
+        if inner.kind == "false":
+            return Condition("const")
+        return _FALSE if inner.kind == "const" else Condition("not", parts=(inner,))
+    parts = [_residual(p, effects, tool, agent) for p in cond.parts]
+    if kind == "all":
+        if any(p.kind == "false" for p in parts):
+            return _FALSE
+        if all(p.kind == "const" for p in parts):
+            return Condition("const", evidence=tuple(dict.fromkeys(e for p in parts for e in p.evidence)))
+        return Condition("all", parts=tuple(parts))
+    kept = [p for p in parts if p.kind != "false"]  # any
+    if not kept:
+        return _FALSE
+    if kept[0].kind == "const":
+        return kept[0]  # the first part that can hold surely holds: it is what `any` reports
+    return Condition("any", parts=tuple(kept))
 
 
 def _apply_window(

@@ -121,6 +121,10 @@ class Condition:
     args: tuple[tuple[str, Any], ...] = ()
     #: the check and its args as one string: a check named twice with the same args runs once per action
     memo_key: str = ""
+    #: for the engine's partially evaluated conditions (kind ``const``): the effects that made it hold
+    evidence: tuple[Effect, ...] = ()
+    #: ``args`` as the mapping a check reads (built once; checks must not change it)
+    args_map: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def uses_checks(self) -> bool:
@@ -369,7 +373,7 @@ def _check_condition(raw: Mapping[str, Any], at: str) -> Condition:
     if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
         raise RuleError(f"{at}: check {name}: `args` must be a mapping of name → value")
     items = tuple(sorted(args.items()))
-    return Condition("check", check=name, args=items, memo_key=f"{name}:{items!r}")
+    return Condition("check", check=name, args=items, memo_key=f"{name}:{items!r}", args_map=dict(items))
 
 
 def _trigger_ops(cond: Condition, windowed: bool = False) -> frozenset[str] | None:
