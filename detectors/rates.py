@@ -6,11 +6,16 @@ Per ``agent_id`` (and once for the whole fleet), an exponentially weighted mean 
 variance (river ``stats.EWMean`` / ``stats.EWVar``) of five per-session figures, in
 ``log1p`` space (cost in cents) so one heavy session does not swamp the baseline:
 
-* ``calls_per_minute`` — the most ``tool_call`` events in any sliding 60 s of event time,
+* ``calls_per_minute`` — the most tool calls in any sliding 60 s of event time,
 * ``tokens`` — ``tokens_in + tokens_out`` summed over the session,
 * ``cost_usd`` — summed ``cost_usd``,
 * ``bytes_out`` — summed ``bytes_out``,
-* ``loop`` — the longest run of consecutive ``tool_call`` s with the same tool *and* target.
+* ``loop`` — the longest run of consecutive tool calls with the same tool *and* target.
+
+A tool call is a ``tool_call`` event, or a ``tool_result`` that is the only record of its call
+(Claude Code's OpenTelemetry path sends nothing else): a result is paired with a pending
+``tool_call`` of the same tool (and the same ``tool_use_id`` when both carry one) and then not
+counted again; an unpaired result is counted as the call.
 
 A session's figures are learned when it closes, unless it fired (river's
 ``AnomalyFilter`` convention: a detector does not learn what it flagged) — except
@@ -64,6 +69,8 @@ _KEEP_TARGET: Final = 256
 AGENT_KEY_PREFIX: Final = "a:"
 FLEET_KEY: Final = "fleet"
 _UNITS: Final = ("tool calls in 60 s", "tokens", "USD", "bytes out", "identical tool calls in a row")
+#: ``tool_call`` s remembered per session (awaiting their ``tool_result``), to count each call once.
+MAX_PENDING_CALLS: Final = 8
 
 
 class RatesConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
@@ -80,7 +87,7 @@ class RatesConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
     bytes_out_floor, bytes_out_ceiling
         Bytes sent by tool calls in one session.
     loop_floor, loop_ceiling
-        Consecutive ``tool_call`` s with the same tool and target (a runaway retry or
+        Consecutive tool calls with the same tool and target (a runaway retry or
         polling loop).
     k_sigma
         How many baseline standard deviations (log space) above the baseline mean a
@@ -194,6 +201,7 @@ class _SessionRates:
         "run",
         "fired",
         "evidence",
+        "pending",
     )
 
     def __init__(self, next_at: list[float]) -> None:
@@ -211,13 +219,39 @@ class _SessionRates:
         #: highest score reported in this session (0: none)
         self.fired = 0.0
         self.evidence: dict[int, tuple[str, ...]] = {}
+        #: (tool, tool_use_id) of recent ``tool_call`` s whose ``tool_result`` has not arrived, oldest first
+        self.pending: list[tuple[str | None, str | None]] = []
 
     def __getstate__(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
 
     def __setstate__(self, state: tuple) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
+        self.pending = []  # absent from state saved before it existed
+        for name, value in zip(self.__slots__, state, strict=False):
             setattr(self, name, value)
+
+    def remember_call(self, tool: str | None, use_id: str | None) -> None:
+        """Note a ``tool_call`` whose ``tool_result`` may follow (the oldest is forgotten past the bound)."""
+        self.pending.append((tool, use_id))
+        if len(self.pending) > MAX_PENDING_CALLS:
+            del self.pending[0]
+
+    def is_only_record(self, tool: str | None, use_id: str | None) -> bool:
+        """Whether a ``tool_result`` is the only record of its call; if not, its ``tool_call`` is paired off.
+
+        It pairs with the pending call of the same ``tool_use_id``, else with the oldest pending call
+        of the same tool whose id does not contradict it (a result may carry no id or no arguments).
+        """
+        pending = self.pending
+        if not pending:
+            return True
+        match = next((i for i, p in enumerate(pending) if use_id is not None and p == (tool, use_id)), None)
+        if match is None:
+            match = next((i for i, (t, u) in enumerate(pending) if t == tool and (u is None or use_id is None)), None)
+        if match is None:
+            return True
+        del pending[match]
+        return False
 
 
 class Rates(Detector):
@@ -326,12 +360,18 @@ class Rates(Detector):
         if st is None:
             st = session.scratch["rates"] = _SessionRates(self._thresholds(session.agent_id))
         kind = event.kind
-        if kind == "tool_result" and not event.bytes_out and not event.cost_usd and not event.tokens_in:
-            return NO_FINDINGS  # the common case: a result carries nothing counted here
+        is_call = False
+        if kind == "tool_call":
+            is_call = True
+            st.remember_call(event.tool, _use_id(event))
+        elif kind == "tool_result":
+            is_call = st.is_only_record(event.tool, _use_id(event))
+            if not is_call and not event.bytes_out and not event.cost_usd and not event.tokens_in:
+                return NO_FINDINGS  # the common case: the result of a counted call, carrying nothing counted here
         values = st.values
         next_at = st.next_at
         hits: list[int] | None = None
-        if kind == "tool_call":
+        if is_call:
             count = self._count_call(st, event.ts_ms // self._bucket_ms)
             if count > values[_CPM]:
                 values[_CPM] = count
@@ -444,3 +484,10 @@ class Rates(Detector):
         self._changed.add(session.agent_id)
         self._fleet_changed = True
         return NO_FINDINGS
+
+
+def _use_id(event: AuditEvent) -> str | None:
+    """The call id an event carries (``attributes.tool_use_id``), bounded, or None."""
+    attributes = event.attributes
+    use_id = attributes.get("tool_use_id") if isinstance(attributes, dict) else None
+    return use_id[:80] if isinstance(use_id, str) and use_id else None

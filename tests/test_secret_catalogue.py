@@ -14,7 +14,8 @@ import pytest
 from agentwatch import destinations
 from agentwatch.detect.effects.classify import path_classes
 from agentwatch.detect.session_state import SessionTable
-from agentwatch.detectors import novelty, secret_access, taint_flow
+from agentwatch.detectors import novelty, taint_flow
+from agentwatch.detectors.checks import secret_access_checks
 from agentwatch.detectors.secret_access import SecretAccess
 from agentwatch.detectors.taint_flow import TaintFlow
 from agentwatch.events.audit_event import from_mapping
@@ -148,10 +149,19 @@ def test_credential_files_are_credential_stores_for_the_effects_layer(name: str)
     assert "credential_store" in path_classes(path), path
 
 
+def _token_kinds_checked(condition: Any) -> set[str]:
+    """The token kinds a secret_access rule condition asks the ``secret_token`` check for."""
+    if condition.kind == "check" and condition.check == "secret_token":
+        return set(dict(condition.args)["kinds"])
+    return {kind for part in condition.parts for kind in _token_kinds_checked(part)}
+
+
 def test_the_consumers_are_built_from_the_catalogue() -> None:
-    sa_rx = {rule.rx for rule in secret_access._TOKEN_RULES} | {rule.rx for rule in secret_access._PATH_RULES}
-    assert {t.rx for t in TOKENS} <= sa_rx
-    assert {r.rx for r in CREDENTIAL_READS} <= sa_rx
+    # secret_access: every token kind has a rule, and the check scans with the catalogue's own patterns;
+    # credential stores are the effects layer's (test_every_credential_read_is_a_secret_for_both_detectors)
+    checked = [_token_kinds_checked(rule.condition) for rule in SecretAccess().rules]
+    assert set().union(*checked) == {t.kind for t in TOKENS}
+    assert secret_access_checks.TOKENS is TOKENS
     assert taint_flow.DEFAULT_SECRET_PATTERNS == tuple(r.alone for r in CREDENTIAL_READS)
     assert token("private_key").tail  # redaction removes the whole block, not only its header
 
