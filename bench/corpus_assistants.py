@@ -11,9 +11,10 @@ Three sources from ``../shared/corpora`` (read in place; see its README for lice
 
 Each source yields *warm-up* sessions (the learned detectors see them, nothing is scored) and
 *evaluation* sessions; :func:`timeline` puts every warm-up session first, then every evaluation
-session, one after another in event time, so each closes on idle time before the next begins. The warm-up is other sessions of the same agents: ASB's
-clean runs of the even-numbered repetitions, τ-bench's tasks 0–24, τ²-bench's first half of each
-domain's tasks. What is scored comes after, in the same pipeline.
+session, one after another in event time, so each closes on idle time before the next begins.
+The warm-up is other sessions of the same agents: ASB's clean runs of the even-numbered
+repetitions, τ-bench's tasks 0–24, τ²-bench's first half of each domain's tasks. What is scored
+comes after, in the same pipeline.
 
 Sessions are native JSON, one event per line (``LabelledSession.lines``). A session's events:
 ``prompt`` (the user's request, with its text), then per tool use a ``tool_call`` (tool, args) and
