@@ -25,6 +25,7 @@ import binascii
 import codecs
 import functools
 import posixpath
+import warnings
 import zlib
 from typing import Final
 
@@ -291,7 +292,10 @@ def _parse(code: str) -> ast.Module | None:
     for cut in range(4 if capped else 1):
         text = "\n".join(lines[: len(lines) - cut]) if cut else code
         try:
-            return ast.parse(text)
+            with warnings.catch_warnings():  # agent code's invalid escapes are its business, not a warning of ours
+                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             if len(lines) <= cut + 1:
                 return None
