@@ -57,3 +57,31 @@ def event(n: int, tool: str | None, kind: str = "tool_result", **args: Any) -> A
             "args": args or None,
         }
     )
+
+
+def shell_effects(command: str) -> tuple[Effect, ...]:
+    """What the shell analyser makes of one command line."""
+    from agentwatch.detect.effects.shell import analyse_shell
+
+    return tuple(analyse_shell(command).effects)
+
+
+def rules_fired(command: str) -> set[str]:
+    """Rules of effect_rules that reach medium (score ≥ 0.5) on one Bash action run in a project."""
+    from agentwatch.detect.session_state import SessionTable
+    from agentwatch.detectors.effect_rules import EffectRules
+
+    action = from_mapping(
+        {
+            "event_id": "e1",
+            "ts": 1767225600000,
+            "session_id": "s-rules",
+            "agent_id": "coder",
+            "kind": "tool_result",
+            "tool": "Bash",
+            "cwd": "/home/dev/project",
+            "args": {"command": command},
+        }
+    )
+    session = SessionTable().touch(action)[0]
+    return {f.rule for f in EffectRules().observe(action, session) if f.score >= 0.5}

@@ -7,36 +7,14 @@ from pathlib import Path
 import pytest
 
 from agentwatch.detect.effects.classify import path_classes
-from agentwatch.detect.effects.shell import analyse_shell
 from agentwatch.detect.rules import load_files
-from agentwatch.detect.session_state import SessionTable
-from agentwatch.detectors.effect_rules import EffectRules
-from agentwatch.events.audit_event import from_mapping
-from tests.effects_helpers import find
+from tests.effects_helpers import find, rules_fired, shell_effects
 
 RULES = Path(__file__).resolve().parents[1] / "detectors" / "rules" / "effect_rules.evasion_impact.yaml"
 
 
-def effects(command: str):
-    return analyse_shell(command).effects
-
-
-def fired(command: str) -> set[str]:
-    """Rules of effect_rules that reach medium (score ≥ 0.5) on one Bash action."""
-    event = from_mapping(
-        {
-            "event_id": "e1",
-            "ts": 1767225600000,
-            "session_id": "s-evasion",
-            "agent_id": "coder",
-            "kind": "tool_result",
-            "tool": "Bash",
-            "cwd": "/home/dev/project",
-            "args": {"command": command},
-        }
-    )
-    session = SessionTable().touch(event)[0]
-    return {f.rule for f in EffectRules().observe(event, session) if f.score >= 0.5}
+effects = shell_effects
+fired = rules_fired
 
 
 # --- the effects layer --------------------------------------------------------------------------------

@@ -6,12 +6,10 @@ this file holds what every rule-based detector must do alike.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
-from agentwatch.detect.detector_spec import Detector, Finding, validate_detector_class
+from agentwatch.detect.detector_spec import Detector, validate_detector_class
 from agentwatch.detect.session_state import SessionTable
 from agentwatch.detectors.destructive_ops import DestructiveOps
 from agentwatch.detectors.effect_rules import EffectRules
@@ -20,7 +18,9 @@ from agentwatch.detectors.prompt_injection import PromptInjection
 from agentwatch.detectors.provenance import Provenance
 from agentwatch.detectors.secret_access import SecretAccess
 from agentwatch.detectors.supply_chain import SupplyChain
-from agentwatch.events.audit_event import AuditEvent, from_mapping
+from tests.rule_pack_helpers import bash
+from tests.rule_pack_helpers import events as _events
+from tests.rule_pack_helpers import run as _run
 
 RULE_DETECTORS: tuple[type[Detector], ...] = (
     SecretAccess,
@@ -31,40 +31,8 @@ RULE_DETECTORS: tuple[type[Detector], ...] = (
     EffectRules,
     Provenance,
 )
-_TS = 1_767_225_600_000
 
 
-def _events(*raw: dict[str, Any]) -> list[AuditEvent]:
-    out = []
-    for i, r in enumerate(raw, start=1):
-        base = {
-            "event_id": f"e{i}",
-            "ts": _TS + i * 1000,
-            "session_id": "s",
-            "agent_id": "a",
-            "kind": "tool_call",
-        }
-        out.append(from_mapping({**base, **r}))
-    return out
-
-
-def _run(det: Detector, *raw: dict[str, Any]) -> list[Finding]:
-    table = SessionTable()
-    found: list[Finding] = []
-    for ev in _events(*raw):
-        found.extend(det.observe(ev, table.touch(ev)[0]))
-    return found
-
-
-def _top(det: Detector, *raw: dict[str, Any]) -> float:
-    return max((f.score for f in _run(det, *raw)), default=0.0)
-
-
-def bash(cmd: str, **kw: Any) -> dict[str, Any]:
-    return {"tool": "Bash", "target": cmd, "args": {"command": cmd}, **kw}
-
-
-# -- contract and fixtures -----------------------------------------------------------
 @pytest.mark.parametrize("cls", RULE_DETECTORS, ids=lambda c: c.name)
 def test_contract(cls: type[Detector]) -> None:
     assert validate_detector_class(cls) == []

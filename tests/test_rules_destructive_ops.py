@@ -7,51 +7,19 @@ from typing import Any
 import msgspec
 import pytest
 
-from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
-from agentwatch.detect.detector_spec import Finding, validate_detector_class
-from agentwatch.detect.session_state import SessionTable
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases
 from agentwatch.detectors.destructive_ops import DestructiveOps, DestructiveOpsConfig
 from agentwatch.detectors.rule_pack import RuleOverride
-from agentwatch.events.audit_event import AuditEvent, from_mapping
-
-_TS = 1_767_225_600_000
-
-
-def _events(*raw: dict[str, Any]) -> list[AuditEvent]:
-    base = {"session_id": "s", "agent_id": "a", "kind": "tool_call"}
-    return [from_mapping({**base, "event_id": f"e{i}", "ts": _TS + i * 1000, **r}) for i, r in enumerate(raw, 1)]
-
-
-def _run(det: DestructiveOps, *raw: dict[str, Any]) -> list[Finding]:
-    table = SessionTable()
-    found: list[Finding] = []
-    for ev in _events(*raw):
-        found.extend(det.observe(ev, table.touch(ev)[0]))
-    return found
-
-
-def _top(det: DestructiveOps, *raw: dict[str, Any]) -> float:
-    return max((f.score for f in _run(det, *raw)), default=0.0)
+from tests.rule_pack_helpers import bash
+from tests.rule_pack_helpers import run as _run
+from tests.rule_pack_helpers import top as _top
 
 
 def _rules(det: DestructiveOps, *raw: dict[str, Any]) -> set[str]:
     return {f.rule for f in _run(det, *raw)}
 
 
-def bash(cmd: str, **kw: Any) -> dict[str, Any]:
-    return {"tool": "Bash", "target": cmd, "args": {"command": cmd}, **kw}
-
-
 # -- contract and fixtures -----------------------------------------------------------
-def test_contract() -> None:
-    assert validate_detector_class(DestructiveOps) == []
-
-
-def test_fixture_passes() -> None:
-    failed = [f"{r.case}: {r.detail}" for r in run_fixture(DestructiveOps) if not r.passed]
-    assert not failed, failed
-
-
 def test_fixture_shape() -> None:
     cases = load_cases(fixture_path(DestructiveOps))
     positives = [c for c in cases if c.expect == "alert"]

@@ -7,42 +7,22 @@ from typing import Any
 import msgspec
 import pytest
 
-from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
-from agentwatch.detect.detector_spec import Finding, validate_detector_class
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases
 from agentwatch.detect.session_state import SessionTable
 from agentwatch.detectors.checks.privilege_changes_checks import DENIED_KEY, segments, settings_change_kind
 from agentwatch.detectors.privilege_changes import PrivilegeChanges, PrivilegeChangesConfig
 from agentwatch.detectors.rule_pack import RuleOverride
 from agentwatch.errors import ConfigError
-from agentwatch.events.audit_event import AuditEvent, from_mapping
+from tests.rule_pack_helpers import bash
+from tests.rule_pack_helpers import events as _events
+from tests.rule_pack_helpers import run as _run
+from tests.rule_pack_helpers import top as _top
 
-_TS = 1_767_225_600_000
 PRIV, GUARD = "privilege_escalation", "guardrail_circumvention"
-
-
-def _events(*raw: dict[str, Any]) -> list[AuditEvent]:
-    base = {"session_id": "s", "agent_id": "a", "kind": "tool_call"}
-    return [from_mapping({**base, "event_id": f"e{i}", "ts": _TS + i * 1000, **r}) for i, r in enumerate(raw, 1)]
-
-
-def _run(det: PrivilegeChanges, *raw: dict[str, Any]) -> list[Finding]:
-    table = SessionTable()
-    found: list[Finding] = []
-    for ev in _events(*raw):
-        found.extend(det.observe(ev, table.touch(ev)[0]))
-    return found
-
-
-def _top(det: PrivilegeChanges, *raw: dict[str, Any]) -> float:
-    return max((f.score for f in _run(det, *raw)), default=0.0)
 
 
 def _rules(det: PrivilegeChanges, *raw: dict[str, Any]) -> set[str]:
     return {f.rule for f in _run(det, *raw)}
-
-
-def bash(cmd: str, **kw: Any) -> dict[str, Any]:
-    return {"tool": "Bash", "target": cmd, "args": {"command": cmd}, **kw}
 
 
 def denied(tool: str, target: str) -> dict[str, Any]:
@@ -50,15 +30,6 @@ def denied(tool: str, target: str) -> dict[str, Any]:
 
 
 # -- contract and fixtures -----------------------------------------------------------
-def test_contract() -> None:
-    assert validate_detector_class(PrivilegeChanges) == []
-
-
-def test_fixture_passes() -> None:
-    failed = [f"{r.case}: {r.detail}" for r in run_fixture(PrivilegeChanges) if not r.passed]
-    assert not failed, failed
-
-
 def test_fixture_shape() -> None:
     cases = load_cases(fixture_path(PrivilegeChanges))
     positives = [c for c in cases if c.expect == "alert"]

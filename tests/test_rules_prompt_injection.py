@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
-from agentwatch.detect.detector_spec import Finding, validate_detector_class
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases
+from agentwatch.detect.detector_spec import Finding
 from agentwatch.detect.effects import effects_of
 from agentwatch.detect.policy import DetectorPolicy
 from agentwatch.detect.rules import RuleError, load_files
@@ -20,7 +20,10 @@ from agentwatch.detect.session_state import SessionTable
 from agentwatch.detectors.checks.prompt_injection_checks import compile_markers
 from agentwatch.detectors.prompt_injection import ARMED_KEY, PromptInjection, PromptInjectionConfig, injection_markers
 from agentwatch.detectors.rule_pack import RuleOverride, shipped_rule_files
-from agentwatch.events.audit_event import AuditEvent, from_mapping
+from tests.rule_pack_helpers import bash
+from tests.rule_pack_helpers import events as _events
+from tests.rule_pack_helpers import run as _run
+from tests.rule_pack_helpers import top as _top
 
 _TS = 1_767_225_600_000
 CLAUDE_MD = "/repo/CLAUDE.md"
@@ -28,30 +31,6 @@ CLAUDE_MD = "/repo/CLAUDE.md"
 ALERT_AT = DetectorPolicy().min_score
 #: The fixture's cases whose injected text is only read (no action follows): no alert, findings as context.
 READ_ONLY = "read only: context, no alert"
-
-
-def _events(*raw: dict[str, Any]) -> list[AuditEvent]:
-    base = {"session_id": "s", "agent_id": "a", "kind": "tool_call"}
-    return [from_mapping({**base, "event_id": f"e{i}", "ts": _TS + i * 1000, **r}) for i, r in enumerate(raw, 1)]
-
-
-def _run(det: PromptInjection, *raw: dict[str, Any]) -> list[Finding]:
-    """Events through the detector as the pipeline runs it (effects computed first, into the session)."""
-    table = SessionTable()
-    found: list[Finding] = []
-    for ev in _events(*raw):
-        session = table.touch(ev)[0]
-        session.effects = effects_of(ev, session)
-        found.extend(det.observe(ev, session))
-    return found
-
-
-def _top(det: PromptInjection, *raw: dict[str, Any]) -> float:
-    return max((f.score for f in _run(det, *raw)), default=0.0)
-
-
-def bash(cmd: str, **kw: Any) -> dict[str, Any]:
-    return {"tool": "Bash", "target": cmd, "args": {"command": cmd}, **kw}
 
 
 def _result(content: str, tool: str = "WebFetch", **kw: Any) -> dict[str, Any]:
@@ -65,15 +44,6 @@ def _result(content: str, tool: str = "WebFetch", **kw: Any) -> dict[str, Any]:
 
 
 # -- contract and fixtures -----------------------------------------------------------
-def test_contract() -> None:
-    assert validate_detector_class(PromptInjection) == []
-
-
-def test_fixture_passes() -> None:
-    failed = [f"{r.case}: {r.detail}" for r in run_fixture(PromptInjection) if not r.passed]
-    assert not failed, failed
-
-
 def test_fixture_shape() -> None:
     cases = load_cases(fixture_path(PromptInjection))
     positives = [c for c in cases if c.expect == "alert"]

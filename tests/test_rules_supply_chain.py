@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_fixture
-from agentwatch.detect.detector_spec import validate_detector_class
+from agentwatch.detect.detector_fixtures import fixture_path, load_cases
 from agentwatch.detect.rules import RuleError, load_files
 from agentwatch.detect.session_state import SessionTable
 from agentwatch.detectors.checks.supply_chain_checks import (
@@ -20,6 +19,8 @@ from agentwatch.detectors.checks.supply_chain_checks import (
 from agentwatch.detectors.rule_pack import RuleOverride, shipped_rule_files
 from agentwatch.detectors.supply_chain import SupplyChain, SupplyChainConfig
 from agentwatch.events.audit_event import from_mapping
+from tests.rule_pack_helpers import bash
+from tests.rule_pack_helpers import top as _top
 
 _TS = 1_767_225_600_000
 DATA = load_files(shipped_rule_files("supply_chain")).data
@@ -36,24 +37,7 @@ def _findings(det: SupplyChain, *raw: dict[str, Any]) -> list[Any]:
     return found
 
 
-def _top(det: SupplyChain, *raw: dict[str, Any]) -> float:
-    return max((f.score for f in _findings(det, *raw)), default=0.0)
-
-
-def bash(cmd: str, **kw: Any) -> dict[str, Any]:
-    return {"tool": "Bash", "target": cmd, "args": {"command": cmd}, **kw}
-
-
 # -- the detector contract -----------------------------------------------------------------------
-def test_contract() -> None:
-    assert validate_detector_class(SupplyChain) == []
-
-
-def test_fixture_passes() -> None:
-    failed = [f"{r.case}: {r.detail}" for r in run_fixture(SupplyChain) if not r.passed]
-    assert not failed, failed
-
-
 def test_fixture_shape() -> None:
     cases = load_cases(fixture_path(SupplyChain))
     positives = [c for c in cases if c.expect == "alert"]

@@ -650,36 +650,32 @@ _INDEX_VARS: Final = {
     "npm_config_registry": "npm",
     "YARN_REGISTRY": "yarn",
 }
-_SPECIAL_VARS: Final = (
-    _HISTORY_VARS
-    | frozenset(_INDEX_VARS)
-    | frozenset(
-        {
-            "LD_PRELOAD",
-            "LD_LIBRARY_PATH",
-            "LD_AUDIT",
-            "DYLD_INSERT_LIBRARIES",
-            "DYLD_LIBRARY_PATH",
-            "PATH",
-            "PYTHONPATH",
-            "PYTHONSTARTUP",
-            "PROMPT_COMMAND",
-            "BASH_ENV",
-            "ENV",
-            "NODE_OPTIONS",
-            "PERL5OPT",
-            "RUBYOPT",
-            "GIT_SSH_COMMAND",
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "GIT_CONFIG_GLOBAL",
-            "SUDO_ASKPASS",
-        }
-    )
+#: Variables whose value changes what every later program loads or runs: setting one is never "just setup".
+_LOADER_VARIABLES: Final = frozenset(
+    {
+        "LD_PRELOAD",
+        "LD_AUDIT",
+        "LD_LIBRARY_PATH",
+        "DYLD_INSERT_LIBRARIES",
+        "DYLD_LIBRARY_PATH",
+        "PROMPT_COMMAND",
+        "BASH_ENV",
+        "ENV",
+        "NODE_OPTIONS",
+        "PERL5OPT",
+        "RUBYOPT",
+        "PYTHONSTARTUP",
+        "GIT_SSH_COMMAND",
+        "SUDO_ASKPASS",
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "GIT_CONFIG_GLOBAL",
+    }
 )
+_SPECIAL_VARS: Final = _HISTORY_VARS | frozenset(_INDEX_VARS) | _LOADER_VARIABLES | frozenset({"PATH", "PYTHONPATH"})
 
 
 # -- argv level: wrappers, interpreters, the command table -------------------------------------
@@ -821,33 +817,6 @@ def _prints_shell_setup(base: str, args: list[str]) -> bool:
         return False
     words = [a for a in args[:4] if not a.startswith("-")]
     return bool(words) and words[0] in _SETUP_SUBCOMMANDS
-
-
-#: Variables whose value changes what every later program loads or runs: setting one is never "just setup".
-_LOADER_VARIABLES: Final = frozenset(
-    {
-        "LD_PRELOAD",
-        "LD_AUDIT",
-        "LD_LIBRARY_PATH",
-        "DYLD_INSERT_LIBRARIES",
-        "DYLD_LIBRARY_PATH",
-        "PROMPT_COMMAND",
-        "BASH_ENV",
-        "ENV",
-        "NODE_OPTIONS",
-        "PERL5OPT",
-        "RUBYOPT",
-        "PYTHONSTARTUP",
-        "GIT_SSH_COMMAND",
-        "SUDO_ASKPASS",
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "GIT_CONFIG_GLOBAL",
-    }
-)
 
 
 def is_shell_setup(content: Stream | None) -> bool:
