@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Final
 import msgspec
 
 from agentwatch.destinations import email_addresses, url_hosts
-from agentwatch.detect.consequence import CONSEQUENTIAL, classify, tool_words
+from agentwatch.detect.consequence import BUILTIN_TOOLS, CONSEQUENTIAL, classify, tool_words
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from agentwatch.detect.session_state import SessionState
 from agentwatch.events.audit_event import AuditEvent
@@ -60,6 +60,10 @@ COUNTERPARTY_ARGS: Final = frozenset(
 )
 #: Tool-result attributes naming who wrote the content (a ticket's requester, a mail's sender).
 AUTHOR_KEYS: Final = ("from", "requester", "sender", "reply_to", "customer")
+#: Tool-like identifiers in text: CamelCase with two or more capitals, or snake_case, 6–64 characters.
+_TOOL_NAME: Final = re.compile(r"\b(?:[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+|[a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")
+MAX_NAMED_TOOLS: Final = 64
+MAX_TOOL_CHARS: Final = 128
 _IBAN: Final = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b")
 _SEND_OPS: Final = frozenset({"send", "upload"})
 
@@ -71,6 +75,9 @@ class ProvenanceConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True)
     ----------
     score
         Score of an injection-driven action (0.8: high under the default policy).
+    named_tool_score
+        Score of the first call in a session of a tool that a tool's output named and the principal did
+        not (0.75; at most 0.5 for a read-only tool).
     untrusted_tools
         More tool-name globs whose results are untrusted content (on top of :data:`OUTSIDE_WORDS`).
     trusted_tools
@@ -82,6 +89,7 @@ class ProvenanceConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True)
     """
 
     score: float = 0.8
+    named_tool_score: float = 0.75
     untrusted_tools: tuple[str, ...] = ()
     trusted_tools: tuple[str, ...] = ()
     max_content_chars: int = 16_384
@@ -103,6 +111,10 @@ class _Seen(msgspec.Struct, gc=False):
     #: (start offset in ``untrusted`` at the time, event id) of each untrusted result kept, most recent last
     sources: list[tuple[int, str]] = msgspec.field(default_factory=list)
     dropped: int = 0
+    #: tool-like identifiers (``DiagnosisHandler``, ``wire_funds``) tool output named → the event that named them
+    named_tools: dict[str, str] = msgspec.field(default_factory=dict)
+    #: tools this session already called (lower-cased)
+    used_tools: list[str] = msgspec.field(default_factory=list)
 
 
 class Provenance(Detector):
@@ -225,7 +237,10 @@ class Provenance(Detector):
             return NO_FINDINGS
         # a tool_result with arguments is the only record of its call (Claude Code's OTel path): judge the
         # action first, against what was read *before* it, then remember what it returned
-        found = self._judge(event, session) if kind == "tool_call" or (kind == "tool_result" and event.args) else ()
+        acting = kind == "tool_call" or (kind == "tool_result" and bool(event.args))
+        found = self._judge(event, session) if acting else ()
+        if acting and event.tool:
+            found = (*found, *self._tool_named_by_output(event, session))
         if kind != "tool_call":
             attributes = event.attributes if isinstance(event.attributes, dict) else {}
             content = attributes.get("content")
@@ -233,6 +248,8 @@ class Provenance(Detector):
                 seen = session.scratch.get(self.name)
                 if seen is None:
                     seen = session.scratch[self.name] = _Seen()
+                if kind == "tool_result":
+                    self._note_tool_names(seen, content, event.event_id)
                 if kind == "prompt" or (kind == "message" and not self._untrusted(event, attributes)):
                     self._remember(seen, content, event.event_id, asked=True)
                 elif self._untrusted(event, attributes):
@@ -241,6 +258,46 @@ class Provenance(Detector):
                     if authors:  # answering whoever wrote it is the task, not an injection
                         self._remember(seen, " ".join(authors), event.event_id, asked=True)
         return found
+
+    def _note_tool_names(self, seen: _Seen, content: str, event_id: str) -> None:
+        """Remember tool-like identifiers a tool's output names (bounded: the first MAX_NAMED_TOOLS)."""
+        named = seen.named_tools
+        if len(named) >= MAX_NAMED_TOOLS:
+            return
+        for word in _TOOL_NAME.findall(content[: self.config.max_content_chars]):
+            if len(named) >= MAX_NAMED_TOOLS:
+                break
+            named.setdefault(word.lower(), event_id)
+
+    def _tool_named_by_output(self, event: AuditEvent, session: SessionState) -> Sequence[Finding]:
+        """A tool this session never called, that a tool's output named and the principal did not: an
+        injected instruction to use it (ASB's observation injections: "… by using the X tool")."""
+        tool = (event.tool or "")[:MAX_TOOL_CHARS]
+        seen = session.scratch.get(self.name)
+        if seen is None:
+            seen = session.scratch[self.name] = _Seen()
+        name = tool.lower()
+        if name in seen.used_tools:
+            return NO_FINDINGS
+        if len(seen.used_tools) < MAX_NAMED_TOOLS:
+            seen.used_tools.append(name)
+        origin = seen.named_tools.get(name)
+        if origin is None or origin == event.event_id or name in seen.asked or BUILTIN_TOOLS.tier_of(tool):
+            return NO_FINDINGS
+        tier = classify(event.tool, event.args, event.attributes).tier
+        score = self.config.named_tool_score if tier != "read_only" else min(self.config.named_tool_score, 0.5)
+        return (
+            Finding(
+                score=score,
+                reason=(
+                    f"first use in this session of {quote(tool, 60)} ({tier.replace('_', '-')}), which a tool's "
+                    f"output named (event {quote(origin, 60)}) and the principal never asked for"
+                ),
+                event_ids=(origin, event.event_id),
+                category="injection_exfiltration",
+                rule="tool_named_by_tool_output",
+            ),
+        )
 
     @staticmethod
     def _authors(attributes: dict[str, Any], content: str) -> list[str]:
