@@ -253,3 +253,100 @@ def test_glob_sets_keep_their_ranges_and_a_bad_range_is_one_line(tmp_path: Path)
     text = "rules:\n  - {id: r, title: t, category: secret_access, score: 0.5, condition: {resource: '[z-a]'}}\n"
     with pytest.raises(RuleError, match="bad glob in `resource`"):
         load_files([_write(tmp_path, text)])
+
+
+def test_a_prefilter_drops_its_check_once_per_distinct_action(tmp_path: Path) -> None:
+    """A check's prefilter is decided with the action's cached plan: where it says no, the check is never
+    called (and a `not` over it holds); where it says yes, the check runs on every event as before."""
+    asked: list[str] = []
+    ran: list[str] = []
+
+    def sql_tools_only(
+        effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> bool:
+        asked.append(tool)
+        return "sql" in tool.lower()
+
+    @check("test-prefiltered", prefilter=sql_tools_only)
+    def prefiltered(ctx: CheckContext) -> tuple[Effect, ...] | None:
+        """Holds on every event its prefilter lets through."""
+        ran.append(ctx.event.event_id)
+        return ()
+
+    try:
+        text = """
+rules:
+  - {id: sql, title: t, category: secret_access, score: 0.5, condition: {check: test-prefiltered}}
+  - {id: not-sql, title: t, category: secret_access, score: 0.4, condition: {not: {check: test-prefiltered}}}
+"""
+        engine = RuleEngine(load_files([_write(tmp_path, text)]))
+        read = (Effect("read", "/srv/app.py"),)
+        fired = []
+        for n, tool in enumerate(["Read", "Read", "run_sql", "run_sql"], start=1):
+            ev = _event(n)
+            session = SessionTable().touch(ev)[0]
+            hits = engine.evaluate(read, tool, "a", n, f"e{n}", {}, CheckContext(ev, session, read))
+            fired.append([h.rule.id for h in hits])
+        assert fired == [["not-sql"], ["not-sql"], ["sql"], ["sql"]]
+        assert ran == ["e3", "e4"]  # never called where the prefilter said no
+        # per rule and distinct action (the tool is part of its key), not per event: 2 rules × 2 actions
+        assert asked == ["Read", "Read", "run_sql", "run_sql"]
+    finally:
+        del CHECKS["test-prefiltered"]
+
+
+def test_shipped_prefilters_bound_what_their_checks_read() -> None:
+    """The shipped prefilters are the checks' own early returns on effects and tool name."""
+    from agentwatch.detectors.checks import destructive_ops_checks, privilege_changes_checks  # noqa: F401
+
+    sql = CHECKS["sql_statement"].prefilter
+    assert sql is not None
+    psql = (Effect("execute", "psql", frozenset(), "shell"),)
+    assert sql((), "postgres_query", {}, {}) and sql(psql, "Bash", {}, {})
+    assert not sql((Effect("execute", "ls", frozenset(), "shell"),), "Bash", {}, {})
+    grants = CHECKS["tool_grants_role"].prefilter
+    assert grants is not None
+    words = {"tools": "t"}, {"t": ["member", "role"]}
+    assert grants((), "github__add_Member", *words) and not grants((), "Read", *words)
+    bulk = CHECKS["bulk_deletion"].prefilter
+    assert bulk is not None
+    table = {"bulk_delete_words": ["delete", "trash"]}
+    assert bulk((), "gmail__batch_delete", {}, table) and not bulk((), "delete__list_files", {}, table)
+    assert not bulk((), "", {}, table)
+
+
+def test_a_closed_gate_skips_every_rule_naming_its_check_and_is_asked_once_per_action(tmp_path: Path) -> None:
+    gated: list[str] = []
+    ran: list[Any] = []
+
+    def has_content(ctx: CheckContext) -> bool:
+        gated.append(ctx.event.event_id)
+        attributes = ctx.event.attributes if isinstance(ctx.event.attributes, dict) else {}
+        return bool(attributes.get("content"))
+
+    @check("test-gated", validate=lambda args, data: None, gate=has_content)
+    def gated_check(ctx: CheckContext) -> tuple[Effect, ...] | None:
+        """Holds when its word is in the content."""
+        ran.append(ctx.args["word"])
+        attributes = ctx.event.attributes if isinstance(ctx.event.attributes, dict) else {}
+        return () if ctx.args["word"] in str(attributes.get("content")) else None
+
+    try:
+        text = """
+rules:
+  - {id: a, title: t, category: secret_access, score: 0.5, condition: {check: test-gated, args: {word: alpha}}}
+  - {id: b, title: t, category: secret_access, score: 0.5, condition: {check: test-gated, args: {word: beta}}}
+"""
+        engine = RuleEngine(load_files([_write(tmp_path, text)]))
+        results = []
+        for n, content in enumerate(["", "beta here"], start=1):
+            ev = _event(n, content)
+            session = SessionTable().touch(ev)[0]
+            results.append(
+                [h.rule.id for h in engine.evaluate((), "Read", "a", n, f"e{n}", {}, CheckContext(ev, session, ()))]
+            )
+        assert results == [[], ["b"]]
+        assert gated == ["e1", "e2"]  # once per action, whatever the number of rules
+        assert ran == ["alpha", "beta"]  # not called on e1, where the gate was closed
+    finally:
+        del CHECKS["test-gated"]

@@ -209,8 +209,14 @@ def _bulk_evidence(tool: str, what: str) -> tuple[Effect, ...]:
     return (make("delete", f"{tool[:80]} {what}", via="tool", detail="bulk"),)
 
 
+def _is_deletion_tool(effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    """Prefilter of ``bulk_deletion``: the tool's own name (after an MCP server's ``__``) says it deletes."""
+    return _deletes(tool.rpartition("__")[2].lower(), tuple(data["bulk_delete_words"]))
+
+
 @check(
     "bulk_deletion",
+    prefilter=_is_deletion_tool,
     validate=_tables(
         "bulk_delete_words",
         "bulk_delete_threshold",

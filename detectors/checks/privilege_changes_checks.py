@@ -218,7 +218,15 @@ def _validate_command_line(args: Mapping[str, Any], data: Mapping[str, Any]) -> 
         raise ValueError("`gate` words must be non-empty and lower-case")
 
 
-@check("command_line", validate=_validate_command_line)
+def _runs_named_program(
+    effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]
+) -> bool:
+    """Prefilter of ``command_line``: with ``programs``, the action must run one of them."""
+    programs = _names(args, "programs")
+    return not programs or any(e.op == "execute" and e.resource.rpartition("/")[2] in programs for e in effects)
+
+
+@check("command_line", validate=_validate_command_line, prefilter=_runs_named_program)
 def command_line(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """A program this action runs gets arguments matching the data table ``pattern`` (its command line only).
 
@@ -301,24 +309,39 @@ def _is_sql_tool(tool: str) -> bool:
     return any(w in low for w in _SQL_TOOL_WORDS)
 
 
-@check("sql_statement", validate=_validate_pattern)
-def sql_statement(ctx: CheckContext) -> tuple[Effect, ...] | None:
-    """SQL a database tool or a SQL client sends matches the data table ``pattern``."""
+def _may_send_sql(effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    """Prefilter of ``sql_statement``: a database tool, or an action that runs a SQL client."""
+    return _is_sql_tool(tool) or any(e.op == "execute" and e.resource in _SQL_CLIENTS for e in effects)
+
+
+def _sql_sent(ctx: CheckContext) -> tuple[str, str] | tuple[()]:
+    """(the SQL text the action sends, where it goes: the tool or "SQL client"), or ``()`` when it sends none."""
     event = ctx.event
     if event.kind not in _ACTIONS or event.outcome == "denied":
-        return None
+        return ()
     cap = _limit(ctx, "max_scan_chars", _DEFAULT_SCAN)
     tool = event.tool or ""
     args = event.args if isinstance(event.args, dict) else {}
     if _is_sql_tool(tool):
         if event.kind == "tool_result" and not args:
-            return None  # the result of a query already judged as a call (a result carries no arguments)
+            return ()  # the result of a query already judged as a call (a result carries no arguments)
         parts = [event.target or ""] + [t for k in _SQL_KEYS for t in _strings(args.get(k), cap)]
-        text, where = _clip("\n".join(parts), cap), tool
-    elif _is_action(ctx) and any(e.op == "execute" and e.resource in _SQL_CLIENTS for e in ctx.effects):
-        text, where = _action_text(ctx), "SQL client"
-    else:
+        return _clip("\n".join(parts), cap), tool
+    if _is_action(ctx) and any(e.op == "execute" and e.resource in _SQL_CLIENTS for e in ctx.effects):
+        return _action_text(ctx), "SQL client"
+    return ()
+
+
+@check("sql_statement", validate=_validate_pattern, prefilter=_may_send_sql)
+def sql_statement(ctx: CheckContext) -> tuple[Effect, ...] | None:
+    """SQL a database tool or a SQL client sends matches the data table ``pattern``."""
+    sent = ctx.memo.get("sql_statement.sent")
+    if sent is None:  # the three SQL rules read the same text: found once per action
+        sent = ctx.memo["sql_statement.sent"] = _sql_sent(ctx)
+    if not sent:
         return None
+    text, where = sent
+    tool = ctx.event.tool or ""
     m = _pattern(ctx.data, ctx.args["pattern"]).search(text)
     if m is None:
         return None
@@ -332,15 +355,26 @@ def _validate_written(args: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         raise ValueError("`prose` must be true or false")
 
 
-@check("written_content", validate=_validate_written)
+def _tool_writes(effects: tuple[Effect, ...], args: Mapping[str, Any]) -> tuple[Effect, ...]:
+    """The writes of a file tool ``written_content`` reads (none when ``prose: false`` and all are prose files)."""
+    writes = tuple(e for e in effects if e.op == "write" and e.via == "tool")
+    if writes and not args.get("prose", True) and all(e.resource.lower().endswith(_PROSE_SUFFIXES) for e in writes):
+        return ()
+    return writes
+
+
+def _has_tool_writes(effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    """Prefilter of ``written_content``: a file tool writes (and not only prose, with ``prose: false``)."""
+    return bool(_tool_writes(effects, args))
+
+
+@check("written_content", validate=_validate_written, prefilter=_has_tool_writes)
 def written_content(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """Content a file tool writes matches the data table ``pattern`` (``prose: false``: not in .md/.txt …)."""
     if not _is_action(ctx):
         return None
-    writes = tuple(e for e in ctx.effects if e.op == "write" and e.via == "tool")
+    writes = _tool_writes(ctx.effects, ctx.args)
     if not writes:
-        return None
-    if not ctx.args.get("prose", True) and all(e.resource.lower().endswith(_PROSE_SUFFIXES) for e in writes):
         return None
     args = ctx.event.args if isinstance(ctx.event.args, dict) else {}
     text = _written(args, _CONTENT_KEYS, _limit(ctx, "max_scan_chars", _DEFAULT_SCAN))
@@ -366,11 +400,12 @@ def _validate_settings(args: Mapping[str, Any], data: Mapping[str, Any]) -> None
         raise ValueError("data table `extra_settings_paths` must be a list of path fragments")
 
 
-def _settings_effects(ctx: CheckContext) -> tuple[Effect, ...]:
-    extra = [p.lower() for p in ctx.data.get("extra_settings_paths", ()) if isinstance(p, str) and p]
+def _settings_effects(effects: tuple[Effect, ...], data: Mapping[str, Any]) -> tuple[Effect, ...]:
+    """The effects that change the agent's settings (or an operator-listed settings path), hook scripts aside."""
+    extra = [p.lower() for p in data.get("extra_settings_paths", ()) if isinstance(p, str) and p]
     return tuple(
         e
-        for e in ctx.effects
+        for e in effects
         if e.op in _SETTINGS_OPS
         and not _HOOK_SCRIPTS.search(e.resource)
         and ("agent_settings" in e.classes or (extra and any(p in e.resource.lower() for p in extra)))
@@ -408,12 +443,17 @@ def settings_change_kind(new: str, old: str, command: str, deletes: bool) -> str
     return "other"
 
 
-@check("settings_change", validate=_validate_settings)
+def _touches_settings(effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    """Prefilter of ``settings_change``: some effect changes the agent's settings."""
+    return bool(_settings_effects(effects, data))
+
+
+@check("settings_change", validate=_validate_settings, prefilter=_touches_settings)
 def settings_change(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """A write to the agent's own settings (or an operator-listed settings path) that does ``change``."""
     if not _is_action(ctx):
         return None
-    touched = _settings_effects(ctx)
+    touched = _settings_effects(ctx.effects, ctx.data)
     if not touched:
         return None
     want = ctx.args["change"]
@@ -462,7 +502,13 @@ def _validate_grants(args: Mapping[str, Any], data: Mapping[str, Any]) -> None:
             raise ValueError(f"data table {args[name]!r} must be a list of words")
 
 
-@check("tool_grants_role", validate=_validate_grants)
+def _access_tool(effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    """Prefilter of ``tool_grants_role``: the tool's name holds a word of table ``tools``."""
+    low = tool.lower()
+    return any(w in low for w in data[args["tools"]])
+
+
+@check("tool_grants_role", validate=_validate_grants, prefilter=_access_tool)
 def tool_grants_role(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """A tool named for access control (a word of table ``tools``) is asked for a role of table ``roles``."""
     event = ctx.event

@@ -73,8 +73,15 @@ def _value_text(value: object) -> str:
 
 
 def argument_text(ctx: CheckContext) -> tuple[str, str]:
-    """(target plus command- and path-like argument values, content-like argument values), each bounded."""
-    event = ctx.event
+    """(target plus command- and path-like argument values, content-like argument values), each bounded;
+    computed once per action (the token scan and the SQL and search checks all read it)."""
+    got = ctx.memo.get("secret_access.arguments")
+    if got is None:
+        got = ctx.memo["secret_access.arguments"] = _argument_text(ctx.event)
+    return got  # type: ignore[no-any-return]
+
+
+def _argument_text(event: Any) -> tuple[str, str]:
     target = bounded_text(event.target, MAX_VALUE_CHARS)
     surface = [target] if target else []
     content: list[str] = []
@@ -167,25 +174,43 @@ def _validate_kinds(args: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown args {sorted(set(args) - {'kinds'})}")
 
 
-@check("secret_token", validate=_validate_kinds)
+def _any_token(ctx: CheckContext) -> bool:
+    """Gate of ``secret_token`` (nine rules name it, one per token kind): some token is in the arguments."""
+    return bool(secret_tokens(ctx))
+
+
+@check("secret_token", validate=_validate_kinds, gate=_any_token)
 def secret_token(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """A token of one of ``args.kinds`` is in the action's arguments; the evidence names its kind, never the token."""
-    found = sorted(secret_tokens(ctx) & set(ctx.args["kinds"]))
+    tokens = secret_tokens(ctx)
+    if not tokens:
+        return None  # the common case: nine rules ask, none has a token to find
+    found = sorted(tokens.intersection(ctx.args["kinds"]))
     if not found:
         return None
     return tuple(_TOKEN_EVIDENCE[kind] for kind in found)
 
 
 # -- environment variables --------------------------------------------------------------------------
-@check("secret_variable_read")
-def secret_variable_read(ctx: CheckContext) -> tuple[Effect, ...] | None:
-    """The action reads environment variables whose names say they hold a secret (the evidence: those reads)."""
-    found = tuple(
+def _secret_variable_reads(effects: tuple[Effect, ...]) -> tuple[Effect, ...]:
+    return tuple(
         e
-        for e in ctx.effects
+        for e in effects
         if e.op == "env" and e.detail == "read" and e.resource != "*" and _SECRET_VARIABLE.match(e.resource)
     )
-    return found or None
+
+
+def _reads_secret_variable(
+    effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]
+) -> bool:
+    """Prefilter of ``secret_variable_read`` (the check is a function of the effects alone)."""
+    return bool(_secret_variable_reads(effects))
+
+
+@check("secret_variable_read", prefilter=_reads_secret_variable)
+def secret_variable_read(ctx: CheckContext) -> tuple[Effect, ...] | None:
+    """The action reads environment variables whose names say they hold a secret (the evidence: those reads)."""
+    return _secret_variable_reads(ctx.effects) or None
 
 
 @check("command_mentions", validate=lambda args, data: _words_table(args, data, "table"))
@@ -267,13 +292,20 @@ _CREDENTIAL_SEARCH: Final = re.compile(
 )
 
 
-@check("credential_search", validate=lambda args, data: _words_table(args, data, "stores"))
+def _is_store_search(effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    """Whether ``tool`` searches mail, chat or documents (its name: ``search`` and a word of ``args.stores``)."""
+    low = tool.lower()
+    return "search" in low and any(w in low for w in data[args["stores"]])
+
+
+@check(
+    "credential_search",
+    validate=lambda args, data: _words_table(args, data, "stores"),
+    prefilter=_is_store_search,
+)
 def credential_search(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """A search tool over mail, chat or documents (a word of ``args.stores`` in its name) looks for credentials."""
-    if not _judged_here(ctx):
-        return None
-    tool = (ctx.event.tool or "").lower()
-    if "search" not in tool or not any(w in tool for w in ctx.data[ctx.args["stores"]]):
+    if not _judged_here(ctx) or not _is_store_search(ctx.effects, ctx.event.tool or "", ctx.args, ctx.data):
         return None
     low = _command_text(ctx)
     if not any(g in low for g in _SEARCH_GATES):
@@ -291,11 +323,20 @@ def _validate_paths(args: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         raise KeyError(f"data table {name!r} must be a list of path fragments")
 
 
-@check("configured_path", validate=_validate_paths)
+def _configured_effects(effects: tuple[Effect, ...], fragments: Any) -> tuple[Effect, ...]:
+    if not fragments:
+        return ()
+    return tuple(e for e in effects if any(f in e.resource.lower() for f in fragments))
+
+
+def _touches_configured(
+    effects: tuple[Effect, ...], tool: str, args: Mapping[str, Any], data: Mapping[str, Any]
+) -> bool:
+    """Prefilter of ``configured_path`` (the check is a function of the effects and the table alone)."""
+    return bool(_configured_effects(effects, data[args["table"]]))
+
+
+@check("configured_path", validate=_validate_paths, prefilter=_touches_configured)
 def configured_path(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """An effect's resource contains a fragment of ``args.table`` (lower-case comparison); evidence: those effects."""
-    fragments = ctx.data[ctx.args["table"]]
-    if not fragments:
-        return None
-    found = tuple(e for e in ctx.effects if any(f in e.resource.lower() for f in fragments))
-    return found or None
+    return _configured_effects(ctx.effects, ctx.data[ctx.args["table"]]) or None

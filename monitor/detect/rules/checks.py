@@ -21,6 +21,16 @@ and must not raise; an exception is caught by the detector and counted as a plug
 
 A rule with a check is evaluated on every action its other parts allow (it is not cached by
 effects, since it reads more than effects); keep checks cheap — gate a regex on a substring.
+
+A check may also declare a ``prefilter(effects, tool, args, data) -> bool``: a necessary condition on the
+part of an action the engine caches per distinct action (its effects and its tool name). Where it is
+False the check cannot hold, so the engine drops the check from that action's plan once, instead of
+calling the check on every such event. It must be implied by the check's own early returns (a
+prefilter that says False where the check could hold changes what fires) and must not raise.
+
+A check that many rules name with different ``args`` (one per token kind, say) may declare a
+``gate(context) -> bool``, the same for every ``args``: the engine asks it once per action and, where it
+is False, none of those rules calls the check.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ if TYPE_CHECKING:
     from agentwatch.detect.session_state import SessionState
     from agentwatch.events.audit_event import AuditEvent
 
-__all__ = ["CHECKS", "Check", "CheckContext", "check"]
+__all__ = ["CHECKS", "Check", "CheckContext", "Prefilter", "check"]
 
 
 @dataclass(slots=True)
@@ -56,6 +66,10 @@ def _no_validation(args: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         raise ValueError(f"takes no args, got {sorted(args)}")
 
 
+#: A check's necessary condition on an action's effects and tool name, given the rule's args and the data tables.
+Prefilter = Callable[[tuple["Effect", ...], str, Mapping[str, Any], Mapping[str, Any]], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """A registered check: ``fn(context) -> evidence effects | None`` and its load-time validator."""
@@ -65,6 +79,12 @@ class Check:
     doc: str
     #: ``validate(args, data)`` raises ValueError/TypeError/KeyError (one line) when the rule's args are unusable
     validate: Callable[[Mapping[str, Any], Mapping[str, Any]], None] = _no_validation
+    #: ``prefilter(effects, tool, args, data)``: False where the check surely does not hold (None: no such bound)
+    prefilter: Prefilter | None = None
+    #: ``gate(context)``: False where the check holds for no ``args`` (asked once per action; None: no gate)
+    gate: Callable[[CheckContext], bool] | None = None
+    #: the key of the gate's verdict in a context's memo
+    gate_key: tuple[str, str] = ("", "")
 
 
 #: Every registered check by name. Modules register at import (the rule-pack detectors import theirs).
@@ -72,11 +92,15 @@ CHECKS: Final[dict[str, Check]] = {}
 
 
 def check(
-    name: str, validate: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None
+    name: str,
+    validate: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None,
+    prefilter: Prefilter | None = None,
+    gate: Callable[[CheckContext], bool] | None = None,
 ) -> Callable[
     [Callable[[CheckContext], tuple[Effect, ...] | None]], Callable[[CheckContext], tuple[Effect, ...] | None]
 ]:
-    """Register ``fn`` as the check ``name`` (a second registration under one name is an error).
+    """Register ``fn`` as the check ``name`` (a second registration under one name is an error), with its
+    load-time ``validate`` and its optional ``prefilter`` and ``gate`` (see the module's docstring).
 
     >>> @check("doc-example-never")
     ... def never(ctx):
@@ -93,7 +117,7 @@ def check(
         if existing is not None and existing.fn is not fn:
             raise ValueError(f"check {name!r} is already registered by {existing.fn.__module__}")
         doc = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
-        CHECKS[name] = Check(name, fn, doc, validate or _no_validation)
+        CHECKS[name] = Check(name, fn, doc, validate or _no_validation, prefilter, gate, ("gate", name))
         return fn
 
     return register

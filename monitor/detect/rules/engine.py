@@ -79,7 +79,9 @@ class RuleEngine:
         self._static = tuple(r for r in self.rules if not r.dynamic)
         matchers = [m for r in self.rules for m in (*_matchers(r.condition), *r.exceptions)]
         # Whether any matcher looks at the tool or agent name; when none does, they are not part of a plan's key.
-        self._keyed_by_tool = any(m.tool is not None for m in matchers)
+        # A check's prefilter reads the tool name too (it is decided once per distinct action, like a matcher).
+        prefiltered = any(CHECKS[c.check].prefilter is not None for r in self.dynamic for c in _checks(r.condition))
+        self._keyed_by_tool = prefiltered or any(m.tool is not None for m in matchers)
         self._keyed_by_agent = any(m.agent is not None for m in matchers)
         # Memos (bounded; rules are pure functions of an action's effects, tool and agent, so caching is exact):
         # the rules worth evaluating per set of ops, and the evaluation plan per distinct action.
@@ -144,7 +146,7 @@ class RuleEngine:
                 continue
             usable = _without_exceptions(effects, rule.exceptions, tool, agent) if rule.exceptions else effects
             parts = rule.condition.parts if rule.within > 1 else (rule.condition,)
-            residual = tuple(_residual(part, usable, tool, agent) for part in parts)
+            residual = tuple(_residual(part, usable, tool, agent, self.data) for part in parts)
             if any(r.kind != "false" for r in residual):
                 out.append((rule, usable, residual))
         return tuple(out)
@@ -218,6 +220,13 @@ _MAX_OP_SETS = 4096
 _MAX_PLANS = 8192
 
 
+def _checks(cond: Condition) -> list[Condition]:
+    """Every check in a condition."""
+    if cond.kind == "check":
+        return [cond]
+    return [c for part in cond.parts for c in _checks(part)]
+
+
 def _matchers(cond: Condition) -> list[EffectMatch]:
     """Every effect matcher in a condition."""
     if cond.kind == "effect":
@@ -266,13 +275,21 @@ def _eval(
 
 
 def _run_check(cond: Condition, context: CheckContext) -> tuple[Effect, ...] | None:
-    """A check's verdict on this action, computed once per (check, args) whatever rules name it."""
+    """A check's verdict on this action, computed once per (check, args) whatever rules name it; None without
+    a call where the check's gate (asked once per action) is closed."""
     memo = context.memo
     memo_key = cond.memo_key
     if memo_key in memo:
         return memo[memo_key]  # type: ignore[no-any-return]
+    registered = CHECKS[cond.check]
+    if registered.gate is not None:
+        is_open = memo.get(registered.gate_key)
+        if is_open is None:
+            is_open = memo[registered.gate_key] = bool(registered.gate(context))
+        if not is_open:
+            return None
     context.args = cond.args_map
-    got = CHECKS[cond.check].fn(context)
+    got = registered.fn(context)
     memo[memo_key] = got
     return got
 
@@ -283,25 +300,29 @@ _Candidate = tuple[Rule, tuple[Effect, ...], tuple[Condition, ...]]
 _FALSE: Final = Condition("false")
 
 
-def _residual(cond: Condition, effects: Sequence[Effect], tool: str, agent: str) -> Condition:
+def _residual(cond: Condition, effects: Sequence[Effect], tool: str, agent: str, data: Mapping[str, Any]) -> Condition:
     """``cond`` with every effect matcher already decided on these effects: what is left is its checks.
 
-    An effect matcher becomes ``const`` (holds; ``evidence``: the effects it matched) or ``false``;
-    combinators fold constants away, keeping the order that decides which evidence an ``any`` reports.
+    An effect matcher becomes ``const`` (holds; ``evidence``: the effects it matched) or ``false``; so does a
+    check whose prefilter says it cannot hold on these effects and this tool; combinators fold constants
+    away, keeping the order that decides which evidence an ``any`` reports.
     """
     kind = cond.kind
     if kind == "check":
+        prefilter = CHECKS[cond.check].prefilter
+        if prefilter is not None and not prefilter(tuple(effects), tool, cond.args_map, data):
+            return _FALSE
         return cond
     if kind == "effect":
         m = cond.match
         found = tuple(e for e in effects if m is not None and m.matches(e, tool, agent))
         return Condition("const", evidence=found) if found else _FALSE
     if kind == "not":
-        inner = _residual(cond.parts[0], effects, tool, agent)
+        inner = _residual(cond.parts[0], effects, tool, agent, data)
         if inner.kind == "false":
             return Condition("const")
         return _FALSE if inner.kind == "const" else Condition("not", parts=(inner,))
-    parts = [_residual(p, effects, tool, agent) for p in cond.parts]
+    parts = [_residual(p, effects, tool, agent, data) for p in cond.parts]
     if kind == "all":
         if any(p.kind == "false" for p in parts):
             return _FALSE
@@ -311,8 +332,8 @@ def _residual(cond: Condition, effects: Sequence[Effect], tool: str, agent: str)
     kept = [p for p in parts if p.kind != "false"]  # any
     if not kept:
         return _FALSE
-    if kept[0].kind == "const":
-        return kept[0]  # the first part that can hold surely holds: it is what `any` reports
+    if kept[0].kind == "const" or len(kept) == 1:
+        return kept[0]  # the first part that can hold surely holds (or is the only one): it is what `any` reports
     return Condition("any", parts=tuple(kept))
 
 
