@@ -54,6 +54,7 @@ evicted (LRU: items in regular use stay); ``max_profiles`` agents plus principal
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 from collections import OrderedDict
@@ -61,6 +62,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Final
 
 import msgspec
+from river import stats
 
 from agentwatch.destinations import (
     DEFAULT_INTERNAL_SUFFIXES,
@@ -213,6 +215,11 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
         policy) becomes normal only after it was used in ``confirm_sessions`` sessions that
         closed clean; until then it alerts each time. Lower-scored novelties are learned
         after one clean session (or at once when below ``report_min_score``).
+    min_amount_observations, amount_sigmas, amount_fading, amount_min_variance
+        How much: per agent and tool, the exponentially weighted mean and variance (river, fading
+        ``amount_fading``) of log10 of a financial call's ``amount``; after ``min_amount_observations``
+        calls, an amount ``amount_sigmas`` standard deviations above is reported (the variance is at
+        least ``amount_min_variance``, so an agent that always moves the same sum is not flagged for cents).
     tool_catalogue
         A YAML file ``tools: {<tool glob>: <tier>}`` that overrides how tools are classified
         (:class:`agentwatch.detect.consequence.ToolCatalogue`).
@@ -255,6 +262,10 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
     tier_scores: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIER_SCORES))
     confirm_min_score: float = 0.5
     confirm_sessions: int = 3
+    min_amount_observations: int = 10
+    amount_sigmas: float = 3.0
+    amount_fading: float = 0.05
+    amount_min_variance: float = 0.01
     tool_catalogue: str | None = None
     internal_domains: tuple[str, ...] = ()
     internal_suffixes: tuple[str, ...] = DEFAULT_INTERNAL_SUFFIXES
@@ -295,7 +306,7 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
 class _Profile:
     """What one agent (or principal) has used, per kind, LRU-bounded; plus discovery rates."""
 
-    __slots__ = ("sessions", "events", "items", "rates", "external_rates", "confirm")
+    __slots__ = ("sessions", "events", "items", "rates", "external_rates", "confirm", "amounts")
 
     def __init__(self) -> None:
         self.sessions = 0
@@ -306,14 +317,38 @@ class _Profile:
         self.external_rates: dict[str, list[float]] = {}
         #: "kind\titem" → clean sessions it alerted in, for items not yet learned (bounded, LRU)
         self.confirm: OrderedDict[str, int] = OrderedDict()
+        #: tool → [river EWMean, river EWVar, observations] of log10(amount) of its financial calls (LRU)
+        self.amounts: OrderedDict[str, list[Any]] = OrderedDict()
 
     def __getstate__(self) -> tuple:
-        return self.sessions, self.events, self.items, self.rates, self.external_rates, self.confirm
+        return self.sessions, self.events, self.items, self.rates, self.external_rates, self.confirm, self.amounts
 
     def __setstate__(self, state: tuple) -> None:
         if len(state) == 5:  # written before `confirm` existed
             state = (*state, OrderedDict())
-        self.sessions, self.events, self.items, self.rates, self.external_rates, self.confirm = state
+        if len(state) == 6:  # written before `amounts` existed
+            state = (*state, OrderedDict())
+        (self.sessions, self.events, self.items, self.rates, self.external_rates, self.confirm, self.amounts) = state
+
+
+#: Argument names holding the sum a financial call moves.
+AMOUNT_KEYS: Final = ("amount", "total", "value", "sum", "price", "amount_usd", "amount_eur")
+
+
+def _amount_of(args: dict[str, Any] | None) -> float | None:
+    """The first positive, finite number under an amount-like argument name (strings like ``"1,250.00"`` too)."""
+    if not args:
+        return None
+    for key in AMOUNT_KEYS:
+        value = args.get(key)
+        if isinstance(value, str):
+            try:
+                value = float(value.replace(",", "").strip()[:32])
+            except ValueError:
+                continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e15:
+            return float(value)
+    return None
 
 
 class _SessionNovelty:
@@ -476,6 +511,12 @@ class Novelty(Detector):
             self._profile(key, remote)
             return
         extra = profile.sessions > remote.sessions or profile.events > remote.events
+        for tool, remote_stats in remote.amounts.items():  # how much: the better-observed estimate wins
+            mine_stats = profile.amounts.get(tool)
+            if mine_stats is None or remote_stats[2] > mine_stats[2]:
+                profile.amounts[tool] = remote_stats
+            elif mine_stats[2] > remote_stats[2]:
+                extra = True
         for key_item, seen in remote.confirm.items():
             if seen > profile.confirm.get(key_item, 0):
                 profile.confirm[key_item] = seen
@@ -664,9 +705,10 @@ class Novelty(Detector):
         consequence = self.consequence(event, session)
         tier = consequence.tier
         self.tier_counts[tier] += 1
+        unusual = self._unusual_amount(event, agent, st, tier) if tier == "financial" else NO_FINDINGS
         items = self._items(event, st, tier)
         if not items:
-            return NO_FINDINGS
+            return unusual
         self._changed.add("a:" + session.agent_id)
         keep = 1.0 - self.config.discovery_fading
         known_items = agent.items
@@ -692,7 +734,7 @@ class Novelty(Detector):
             novel.append((score, kind, item, internal))
             discovered.append(counts)
         if not novel:
-            return NO_FINDINGS
+            return unusual
         agent_key = "a:" + event.agent_id
         best = max(novel, key=lambda n: n[0])
         if best[0] < self.config.report_min_score:
@@ -702,7 +744,7 @@ class Novelty(Detector):
                 counts[1] += 1.0
             for _, kind, item, _ in novel:
                 self._learn_all(st, agent_key, kind, item)
-            return NO_FINDINGS
+            return unusual
         for item_score, kind, item, _ in novel:
             st.pending[(kind, item)] = item_score
         score, kind, item, internal = best
@@ -724,7 +766,51 @@ class Novelty(Detector):
                 category="anomaly",
                 rule=kind,
             ),
+            *unusual,
         )
+
+    def _unusual_amount(self, event: AuditEvent, agent: _Profile, st: _SessionNovelty, tier: str) -> Sequence[Finding]:
+        """How much: a financial call's amount far above what this agent moves with this tool.
+
+        Per agent and tool, river ``EWMean``/``EWVar`` of log10(amount); once ``min_amount_observations``
+        calls are learned, an amount ``amount_sigmas`` or more standard deviations above the mean is
+        reported (0.6, up to 0.85), and not learned (what is reported does not teach normal)."""
+        amount = _amount_of(event.args)
+        if amount is None:
+            return NO_FINDINGS
+        cfg = self.config
+        tool = (event.tool or "")[:128]
+        stats_ = agent.amounts.get(tool)
+        if stats_ is None:
+            stats_ = agent.amounts[tool] = [stats.EWMean(cfg.amount_fading), stats.EWVar(cfg.amount_fading), 0]
+            while len(agent.amounts) > cfg.max_items_per_kind:
+                agent.amounts.popitem(last=False)
+        else:
+            agent.amounts.move_to_end(tool)
+        x = math.log10(amount + 1.0)
+        mean, var, seen = stats_
+        if st.ready and seen >= cfg.min_amount_observations:
+            sigma = math.sqrt(max(var.get(), cfg.amount_min_variance))
+            z = (x - mean.get()) / sigma
+            if z >= cfg.amount_sigmas:
+                usual = 10 ** mean.get()
+                return (
+                    Finding(
+                        score=round(min(0.85, 0.6 + 0.05 * (z - cfg.amount_sigmas)), 4),
+                        reason=(
+                            f"{quote(tool, 60)} moves {amount:,.2f}, {z:.1f} standard deviations above what this "
+                            f"agent usually moves with it (about {usual:,.2f})"
+                        ),
+                        event_ids=(event.event_id,),
+                        category="anomaly",
+                        rule="amount",
+                    ),
+                )
+        mean.update(x)
+        var.update(x)
+        stats_[2] = seen + 1
+        self._changed.add("a:" + event.agent_id)
+        return NO_FINDINGS
 
     def _add_context(self, st: _SessionNovelty, names: Iterable[str]) -> None:
         context = st.context

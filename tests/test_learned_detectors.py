@@ -491,3 +491,31 @@ def test_novelty_baseline_status_is_visible_and_survives_a_checkpoint() -> None:
     assert copy._tier_metric is not detector._tier_metric  # its own handles, not unpickled ones
     found = feed(copy, _session_events("pay", [{"tool": "bank.transfer_funds", "args": {"amount": 900}}]))
     assert found and found[0][2] >= 0.75
+
+
+def test_novelty_flags_an_amount_far_above_what_the_agent_moves_with_that_tool() -> None:
+    """How much: refunds of 20–80 for weeks, then 9,000 through the same tool alerts; 95 does not."""
+    detector = Novelty()
+    for n in range(6):
+        calls = [{"tool": "payments.refund", "args": {"amount": 20 + (i * 7 + n * 3) % 60}} for i in range(6)]
+        feed(detector, _session_events(f"w{n}", calls))
+    usual = feed(detector, _session_events("usual", [{"tool": "payments.refund", "args": {"amount": "95.00"}}]))
+    assert [f for f in usual if f[0] == "amount"] == []
+    [big] = [
+        f
+        for f in feed(detector, _session_events("big", [{"tool": "payments.refund", "args": {"amount": 9000}}]))
+        if f[0] == "amount"
+    ]
+    assert big[2] >= 0.6 and "9,000.00" in big[3]
+    # reported, so not learned: the same sum alerts again
+    again = feed(detector, _session_events("again", [{"tool": "payments.refund", "args": {"amount": 9000}}]))
+    assert any(f[0] == "amount" for f in again)
+    # hostile amounts are ignored, not crashes
+    for value in ("NaN", "inf", -5, True, "1e400", "x" * 10_000):
+        feed(detector, _session_events(f"h{value!s:.8}", [{"tool": "payments.refund", "args": {"amount": value}}]))
+    copy = Novelty()
+    copy.restore(detector.checkpoint())
+    assert any(
+        f[0] == "amount"
+        for f in feed(copy, _session_events("after", [{"tool": "payments.refund", "args": {"amount": 9000}}]))
+    )
