@@ -41,11 +41,14 @@ agents do, and 0.5 when the session's context names it. Internal means a configu
 domain or suffix, the principal's own mail domain, a private address, or a bucket
 with a configured (or the principal's organisation) prefix.
 
-Learning follows river's ``AnomalyFilter`` convention: items of an event that was
-*not* reported are learned at once; items of a reported event are held in the
-session and learned when the session closes *clean* (no other detector alerted on
-it), so one benign new destination alerts once rather than forever, while the
-destination of a session that also tripped another detector never becomes normal.
+Learning follows river's ``AnomalyFilter`` convention, as
+:class:`agentwatch.detect.learn_filter.LearnFilter` states it for ``rates``,
+``session_anomaly`` and this detector: items of an event that was *not* reported are
+learned at once; items of a reported event are held in the session and learned when
+the session closes *clean* (no other detector alerted on it) — those reported at
+``confirm_min_score`` or more only after ``confirm_sessions`` clean sessions — so one
+benign new destination alerts a few times rather than forever, while the destination
+of a session that also tripped another detector never becomes normal.
 
 Bounds: ``max_items_per_kind`` per agent/principal and kind, least recently *used*
 evicted (LRU: items in regular use stay); ``max_profiles`` agents plus principals, LRU;
@@ -76,6 +79,7 @@ from agentwatch.destinations import (
 )
 from agentwatch.detect.consequence import TIERS, Consequence, ToolCatalogue, classify
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.detect.learn_filter import LearnFilter
 from agentwatch.detect.learned_merge import merge_lru
 from agentwatch.detect.session_state import SessionState
 from agentwatch.events.audit_event import AuditEvent
@@ -907,19 +911,14 @@ class Novelty(Detector):
         if self._closed % BASELINE_PUBLISH_EVERY == 1:
             self._publish_baselines()  # O(profiles): every so many sessions, not every one
         self._changed.add("a:" + session.agent_id)
-        clean = all(name == self.name for name in session.alerts)
-        if clean and st.pending:
-            agent_key = "a:" + session.agent_id
+        if st.pending:
             cfg = self.config
-            for (kind, item), score in st.pending.items():
-                if score >= cfg.confirm_min_score and cfg.confirm_sessions > 1:
-                    key = f"{kind}\t{item}"
-                    seen = agent.confirm.pop(key, 0) + 1
-                    if seen < cfg.confirm_sessions:
-                        agent.confirm[key] = seen  # alerts again next time; learned after confirm_sessions
-                        while len(agent.confirm) > cfg.max_items_per_kind:
-                            agent.confirm.popitem(last=False)
-                        continue
-                self._learn_all(st, agent_key, kind, item)
+            gate = LearnFilter(self.name, confirm_at=cfg.confirm_min_score, confirm_sessions=cfg.confirm_sessions)
+            if gate.clean(session):
+                agent_key = "a:" + session.agent_id
+                for (kind, item), score in st.pending.items():
+                    # an alert-level item alerts again next time, until confirm_sessions clean sessions
+                    if gate.confirmed(agent.confirm, f"{kind}\t{item}", score, cfg.max_items_per_kind):
+                        self._learn_all(st, agent_key, kind, item)
         st.pending = {}
         return NO_FINDINGS

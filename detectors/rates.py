@@ -23,6 +23,9 @@ that a session whose findings all stayed *marginal* (below ``learn_flagged_below
 and that no other detector alerted on is learned, so a legitimate shift (an agent
 that starts exporting 60 MB a day) alerts a few times and then becomes normal,
 while a real runaway (scores ≥ 0.7, or corroborated) never enters the baseline.
+The rule is :class:`agentwatch.detect.learn_filter.LearnFilter` (``threshold =
+learn_flagged_below``, judged on the session's highest score), shared with
+``session_anomaly`` and ``novelty``.
 
 When it fires
 -------------
@@ -52,6 +55,7 @@ from typing import ClassVar, Final
 from river import stats
 
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
+from agentwatch.detect.learn_filter import LearnFilter
 from agentwatch.detect.learned_merge import better_of
 from agentwatch.detect.session_state import SessionState
 from agentwatch.events.audit_event import AuditEvent
@@ -467,9 +471,7 @@ class Rates(Detector):
         st = session.scratch.get("rates")
         if st is None:
             return NO_FINDINGS
-        if st.fired and (
-            st.fired >= self.config.learn_flagged_below or any(name != self.name for name in session.alerts)
-        ):
+        if not LearnFilter(self.name, threshold=self.config.learn_flagged_below).learnable(st.fired, session):
             return NO_FINDINGS  # flagged: do not learn it
         agents = self._agents
         baseline = agents.get(session.agent_id)

@@ -37,7 +37,9 @@ With the defaults a finding needs z ≥ 3 (score 0.3, ``low``) and reaches 0.5 a
 z ≈ 4.5; on the fleet simulator about 1–2 % of benign windows produce a ``low``
 finding and ~0.1–0.2 % of benign sessions reach 0.5, while runaway-loop windows sit
 at z ≈ 4–11. Windows scoring a finding are not learned (river's
-``AnomalyFilter`` convention).
+``AnomalyFilter`` convention, as :class:`agentwatch.detect.learn_filter.LearnFilter`
+with ``threshold = 0``, the rule ``rates`` and ``novelty`` share); a window without one
+is learned at once, whatever other detectors say of the session.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from typing import ClassVar, Final
 from river import anomaly, stats
 
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
+from agentwatch.detect.learn_filter import LearnFilter
 from agentwatch.detect.learned_merge import better_of
 from agentwatch.detect.session_state import SessionState
 from agentwatch.events.audit_event import AuditEvent
@@ -83,6 +86,8 @@ _LOG_RATE: Final = math.log1p(6_000.0)
 _LOG_TOOLS: Final = math.log1p(64.0)
 #: Kinds that are session bookkeeping rather than behaviour; not counted in windows.
 _LIFECYCLE: Final = frozenset({"session_start", "session_end", "prompt", "message"})
+#: What a window may teach the models: none that scored a finding (threshold 0: every finding is anomalous).
+_LEARN_FILTER: Final = LearnFilter("session_anomaly", threshold=0.0)
 
 
 class SessionAnomalyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
@@ -438,12 +443,13 @@ class SessionAnomaly(Detector):
             model, scope = None, ""
         found: Sequence[Finding] = NO_FINDINGS
         raw = None
+        score = 0.0
         if model is not None:
             raw = model.hst.score_one(x)
             score, z = self._map(model, raw)
             if score > 0.0:
                 found = (self._finding(score, z, raw, scope, x, n, first, last),)
-        if found:
+        if found and _LEARN_FILTER.classify(score):
             return found  # flagged: not learned
         self._learn(agent_id, agent, x, raw if scope == "agent" else None)
         self._changed.add(agent_id)
@@ -451,7 +457,7 @@ class SessionAnomaly(Detector):
         self._fleet_changed = True  # the count of windows learned travels with the fleet model
         if agent is None or self.windows_learned % cfg.fleet_sample_every == 0:
             self._fleet.learn(x, raw if scope == "fleet" else None)
-        return NO_FINDINGS
+        return found
 
     def _learn(self, agent_id: str, agent: _Model | None, x: dict[str, float], raw: float | None) -> None:
         cfg = self.config
