@@ -50,10 +50,11 @@ financial, access change, physical, deletion), between two tools the agent alrea
 a tool it has reached from another predecessor before (``read_inbox → transfer_funds`` from an
 agent that always went ``review_invoice → transfer_funds``). It scores the tier's score × 0.6
 (``transition_factor``: at most 0.45, low, never an alert alone; τ²-bench retail shows why —
-10 of its 56 benign evaluation sessions take such a never-seen order, in novelty alone) and, when
-another new item of the same call is reported (a new payee, recipient domain…), adds 0.05
-(``transition_bonus``) to that finding and names the order in its reason. Any other new transition
-is learned silently, like any item of a call that was not reported.
+10 of its 56 benign evaluation sessions take such a never-seen order, in novelty alone). When
+another new item of the same call is reported, its reason names the order; a new other party (payee,
+recipient, bucket) can also get ``transition_bonus`` more, 0 by default: 0.05 pushed one benign
+``agentwatch simulate --seed 3`` session over the alert line and raised no recall anywhere measured.
+Any other new transition is learned silently, like any item of a call that was not reported.
 
 Learning follows river's ``AnomalyFilter`` convention: items of an event that was
 *not* reported are learned at once; items of a reported event are held in the
@@ -239,8 +240,9 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
         Order: a never-seen ``previous tool → tool`` transition of a baselined agent into a high-stakes
         tier (``consequence.HIGH_STAKES``), where both tools are known to the agent and it has reached
         this tool from another predecessor before, scores ``tier_scores[tier] × transition_factor``
-        (at most 0.45 with the defaults: low, never an alert alone) before multipliers; when another
-        new item of the same call is reported, that finding gets ``transition_bonus`` more.
+        (at most 0.45 with the defaults: low, never an alert alone) before multipliers; when a new
+        other party (counterparty, recipient, recipient domain, bucket) of the same call is reported,
+        that finding gets ``transition_bonus`` more (0 by default; see the module docstring).
     min_amount_observations, amount_sigmas, amount_fading, amount_min_variance
         How much: per agent and tool, the exponentially weighted mean and variance (river, fading
         ``amount_fading``) of log10 of a financial call's ``amount``; after ``min_amount_observations``
@@ -289,7 +291,7 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
     confirm_min_score: float = 0.5
     confirm_sessions: int = 3
     transition_factor: float = 0.6
-    transition_bonus: float = 0.05
+    transition_bonus: float = 0.0
     min_amount_observations: int = 10
     amount_sigmas: float = 3.0
     amount_fading: float = 0.05

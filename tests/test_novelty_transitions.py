@@ -1,13 +1,16 @@
 """novelty learns order: per agent, the ``previous tool → tool`` transitions of its sessions (issue 12).
 
 A never-seen transition of a baselined agent into a high-stakes tier, between tools it knows, is a
-departure in order: reported low (never an alert alone), or as 0.05 more on another new item of the
-same call. Bounded and LRU like the other kinds, checkpointed, merged across monitors.
+departure in order: reported low (never an alert alone), or named in the reason of another new item
+of the same call (plus ``transition_bonus``, 0 by default, on a new other party). Bounded and LRU like
+the other kinds, checkpointed, merged across monitors.
 """
 
 from __future__ import annotations
 
 import pickle
+
+import pytest
 
 from agentwatch.detect.detector_fixtures import fixture_path, load_cases, run_case
 from agentwatch.detect.policy import DetectorPolicy
@@ -115,19 +118,39 @@ def test_orders_that_are_not_departures_are_learned_silently() -> None:
     assert pair("read_inbox", "transfer_funds") in transitions(old)
 
 
-def test_a_never_seen_order_adds_to_another_new_item_of_the_call() -> None:
-    detector = baselined()
-    state = detector.checkpoint()
-    in_order, out_of_order = Novelty(), Novelty()
+@pytest.mark.parametrize("bonus", [None, 0.05])
+def test_a_never_seen_order_is_named_on_another_new_item_of_the_call(bonus: float | None) -> None:
+    state = baselined().checkpoint()
+    config = NoveltyConfig() if bonus is None else NoveltyConfig(transition_bonus=bonus)
+    in_order, out_of_order = Novelty(config), Novelty(config)
     in_order.restore(state)
     out_of_order.restore(state)
     payee = {"tool": "transfer_funds", "args": {"invoice_id": "inv-8", "amount": 120, "payee": "globex-ltd"}}
     [usual] = run(in_order, session("a", [LIST, REVIEW, payee]))
     [unusual] = run(out_of_order, session("b", [LIST, payee]))
     assert usual.rule == unusual.rule == "counterparty"
-    assert round(unusual.score - usual.score, 4) == detector.config.transition_bonus
+    assert round(unusual.score - usual.score, 4) == (bonus or 0.0)  # 0 by default: context, not score
     assert 'in a never-seen order "read_inbox → transfer_funds"' in unusual.reason
     assert "never-seen order" not in usual.reason
+
+
+def test_the_bonus_is_for_a_new_other_party_only_and_a_repeat_is_no_new_order() -> None:
+    state = baselined().checkpoint()
+    detector = Novelty(NoveltyConfig(transition_bonus=0.05))
+    detector.restore(state)
+    # the same transfer twice in a row: a run, not a departure in order — learned silently
+    assert run(detector, session("twice", [LIST, REVIEW, PAY, PAY])) == []
+    assert pair("transfer_funds", "transfer_funds") in transitions(detector)
+    # a new host in a never-seen order: named, but no bonus (fetches and links are common)
+    twin = Novelty(NoveltyConfig(transition_bonus=0.05))
+    twin.restore(state)
+    upload = {"tool": "transfer_funds", "args": {"invoice_id": "inv-9", "amount": 120, "url": "https://pay.example/x"}}
+    found_in_order = Novelty(NoveltyConfig(transition_bonus=0.05))
+    found_in_order.restore(state)
+    [usual] = run(found_in_order, session("a", [LIST, REVIEW, upload]))
+    [unusual] = run(twin, session("b", [LIST, upload]))
+    assert usual.rule == unusual.rule == "domain"
+    assert unusual.score == usual.score and "never-seen order" in unusual.reason
 
 
 def test_transitions_are_bounded_least_recently_used_first() -> None:
