@@ -19,8 +19,9 @@ by kind:
 ``table``
     tables named in the SQL of a SQL-like tool;
 ``transition``
-    order: ``previous tool → tool`` within a session (``^ → tool`` for its first call), e.g.
-    ``review_invoice → transfer_funds``.
+    order: ``previous tool → tool`` within a session (``^ → tool`` for its first call) for the
+    calls of a high-stakes tier (below), e.g. ``review_invoice → transfer_funds``; what leads into a
+    read-only call is not kept (it would double the learned state and is never judged).
 
 Plus, per agent and kind (internal and external apart), an exponentially weighted
 *discovery rate* (the share of recent observations that were new): a never-seen
@@ -776,7 +777,8 @@ class Novelty(Detector):
         unusual = self._unusual_amount(event, agent, st, tier) if tier == "financial" else NO_FINDINGS
         items = self._items(event, st, tier)
         if event.tool:  # order: this call's predecessor in the session (SESSION_START for the first call)
-            items.append(("transition", st.prev + TRANSITION_SEP + event.tool, True))
+            if tier in HIGH_STAKES:  # learned (and judged) only where it matters: into high-stakes calls
+                items.append(("transition", st.prev + TRANSITION_SEP + event.tool, True))
             st.prev = event.tool
         if not items:
             return unusual

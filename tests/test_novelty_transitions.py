@@ -1,4 +1,4 @@
-"""novelty learns order: per agent, the ``previous tool → tool`` transitions of its sessions (issue 12).
+"""novelty learns order: per agent, the ``previous tool → tool`` transitions into its high-stakes calls (issue 12).
 
 A never-seen transition of a baselined agent into a high-stakes tier, between tools it knows, is a
 departure in order: reported low (never an alert alone), or named in the reason of another new item
@@ -63,14 +63,10 @@ def transitions(detector: Novelty, agent: str = AGENT) -> set[str]:
     return set(detector._profiles["a:" + agent].items.get("transition", ()))
 
 
-def test_transitions_of_clean_sessions_are_learned_with_the_session_start() -> None:
+def test_transitions_into_high_stakes_calls_of_clean_sessions_are_learned() -> None:
     detector = baselined()
-    assert transitions(detector) == {
-        pair(SESSION_START, "read_inbox"),
-        pair("read_inbox", "review_invoice"),
-        pair("review_invoice", "transfer_funds"),
-        pair("transfer_funds", "read_inbox"),
-    }
+    # read_inbox and review_invoice are read-only: what leads into them is not kept
+    assert transitions(detector) == {pair("review_invoice", "transfer_funds")}
     assert pair("review_invoice", "transfer_funds") in detector._fleet["transition"]
     assert pair("review_invoice", "transfer_funds") in detector._profiles["p:ann@acme.example"].items["transition"]
 
@@ -98,9 +94,9 @@ def test_a_never_seen_order_in_a_session_another_detector_alerted_on_is_not_lear
 
 def test_orders_that_are_not_departures_are_learned_silently() -> None:
     detector = baselined()
-    # into read-only calls: learned, never scored
+    # into read-only calls: neither scored nor kept
     assert run(detector, session("ro", [REVIEW, LIST])) == []
-    assert {pair(SESSION_START, "review_invoice"), pair("review_invoice", "read_inbox")} <= transitions(detector)
+    assert transitions(detector) == {pair("review_invoice", "transfer_funds")}
     # the session start is a known predecessor: a transfer as the very first call is a departure too
     assert [f.rule for f in run(baselined(), session("first-pay", [PAY]))] == ["transition"]
     # a new tool: the tool finding, not a transition one (its order is necessarily new)
@@ -157,18 +153,19 @@ def test_transitions_are_bounded_least_recently_used_first() -> None:
     detector = Novelty(
         NoveltyConfig(max_items_per_kind=4, max_fleet_items=6, min_sessions_for_baseline=0, min_events_for_baseline=0)
     )
-    for n in range(20):
-        run(detector, session(f"s{n}", [{"tool": "read_inbox"}, {"tool": f"tool{n}"}, {"tool": "read_inbox"}]))
+    for n in range(20):  # send_… tools are external communication: high stakes
+        run(detector, session(f"s{n}", [{"tool": "send_report"}, {"tool": f"send_{n}"}, {"tool": "send_report"}]))
     learned = detector._profiles["a:" + AGENT].items["transition"]
     assert len(learned) == 4
     # in regular use, so kept; the oldest one-off transitions went first
-    assert pair(SESSION_START, "read_inbox") in learned
-    assert pair("read_inbox", "tool0") not in learned and pair("tool19", "read_inbox") in learned
+    assert pair(SESSION_START, "send_report") in learned
+    assert pair("send_report", "send_0") not in learned and pair("send_19", "send_report") in learned
     assert len(detector._fleet["transition"]) == 6
     # a hostile tool name is bounded where decoded, so is the transition
-    long = session("long", [{"tool": "x" * 10_000}, {"tool": "y" * 10_000}])
+    long = session("long", [{"tool": "send_" + "x" * 10_000}, {"tool": "send_" + "y" * 10_000}])
     run(detector, long)
-    assert pair("x" * MAX_ID_CHARS + TRUNCATION_MARK, "y" * MAX_ID_CHARS + TRUNCATION_MARK) in learned
+    x, y = (("send_" + c * 10_000)[:MAX_ID_CHARS] + TRUNCATION_MARK for c in "xy")
+    assert pair(x, y) in learned
     assert all(len(t) <= 2 * (MAX_ID_CHARS + len(TRUNCATION_MARK)) + len(TRANSITION_SEP) for t in learned)
 
 
@@ -190,8 +187,8 @@ def test_a_checkpoint_from_before_transitions_restores() -> None:
     restored = Novelty()
     restored.restore(detector.checkpoint())
     assert restored._fleet["transition"] == {}
-    run(restored, session("after", [LIST, REVIEW]))
-    assert pair("read_inbox", "review_invoice") in transitions(restored)
+    run(restored, session("after", [REVIEW, PAY]))
+    assert pair("review_invoice", "transfer_funds") in transitions(restored)
     # a session's scratch pickled before `prev` existed: the next call counts as a session start
     scratch = _SessionNovelty(None, None, None, (), (), True)
     scratch.prev = "review_invoice"
@@ -211,12 +208,7 @@ def test_transitions_merge_across_monitors() -> None:
     assert "fleet:transition" in shared
     for key, state in shared.items():
         one.merge_learned(key, state)
-    assert transitions(one) == {
-        pair(SESSION_START, "read_inbox"),
-        pair("read_inbox", "review_invoice"),
-        pair("review_invoice", "transfer_funds"),
-        pair("read_inbox", "transfer_funds"),
-    }
+    assert transitions(one) == {pair("review_invoice", "transfer_funds"), pair("read_inbox", "transfer_funds")}
     assert transitions(one, "payables-2") == transitions(two, "payables-2")
     assert set(one._fleet["transition"]) == transitions(one) | transitions(two, "payables-2")
     # a join: merging the same rows again changes nothing
