@@ -17,7 +17,11 @@ by kind:
 ``cloud_account``
     ``account``/``account_id``/``project``/``subscription``/``profile`` arguments;
 ``table``
-    tables named in the SQL of a SQL-like tool.
+    tables named in the SQL of a SQL-like tool;
+``transition``
+    order: ``previous tool → tool`` within a session (``^ → tool`` for its first call) for the
+    calls of a high-stakes tier (below), e.g. ``review_invoice → transfer_funds``; what leads into a
+    read-only call is not kept (it would double the learned state and is never judged).
 
 Plus, per agent and kind (internal and external apart), an exponentially weighted
 *discovery rate* (the share of recent observations that were new): a never-seen
@@ -40,6 +44,18 @@ rate``, by 0.6 when the fleet already uses the item, 0.8 when the principal's ot
 agents do, and 0.5 when the session's context names it. Internal means a configured
 domain or suffix, the principal's own mail domain, a private address, or a bucket
 with a configured (or the principal's organisation) prefix.
+
+Order is scored conservatively: a never-seen transition counts only for a baselined agent,
+into a high-stakes tier (``consequence.HIGH_STAKES``: external communication, publication,
+financial, access change, physical, deletion), between two tools the agent already uses, into
+a tool it has reached from another predecessor before (``read_inbox → transfer_funds`` from an
+agent that always went ``review_invoice → transfer_funds``). It scores the tier's score × 0.6
+(``transition_factor``: at most 0.45, low, never an alert alone; τ²-bench retail shows why —
+10 of its 56 benign evaluation sessions take such a never-seen order, in novelty alone). When
+another new item of the same call is reported, its reason names the order; a new other party (payee,
+recipient, bucket) can also get ``transition_bonus`` more, 0 by default: 0.05 pushed one benign
+``agentwatch simulate --seed 3`` session over the alert line and raised no recall anywhere measured.
+Any other new transition is learned silently, like any item of a call that was not reported.
 
 Learning follows river's ``AnomalyFilter`` convention, as
 :class:`agentwatch.detect.learn_filter.LearnFilter` states it for ``rates``,
@@ -77,7 +93,7 @@ from agentwatch.destinations import (
     named_destinations,
     org_domain,
 )
-from agentwatch.detect.consequence import TIERS, Consequence, ToolCatalogue, classify
+from agentwatch.detect.consequence import HIGH_STAKES, TIERS, Consequence, ToolCatalogue, classify
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from agentwatch.detect.learn_filter import LearnFilter
 from agentwatch.detect.learned_merge import merge_lru
@@ -111,7 +127,13 @@ KINDS: Final = (
     "table",
     "tier",
     "counterparty",
+    "transition",
 )
+#: Separates the previous tool from this one in a ``transition`` item; ``^`` stands for the session start.
+TRANSITION_SEP: Final = " → "
+SESSION_START: Final = "^"
+#: Kinds naming the other party of an action: a new one in a never-seen order gets ``transition_bonus``.
+_PARTY_KINDS: Final = frozenset({"counterparty", "recipient", "recipient_domain", "bucket"})
 #: Score of a new tool, a first action of a consequence tier, or a new counterparty of a consequential
 #: action, by the action's consequence tier (:mod:`agentwatch.detect.consequence`), before multipliers.
 #: A read-only novelty stays low; an action nobody can classify is treated as possibly consequential.
@@ -219,6 +241,13 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
         policy) becomes normal only after it was used in ``confirm_sessions`` sessions that
         closed clean; until then it alerts each time. Lower-scored novelties are learned
         after one clean session (or at once when below ``report_min_score``).
+    transition_factor, transition_bonus
+        Order: a never-seen ``previous tool → tool`` transition of a baselined agent into a high-stakes
+        tier (``consequence.HIGH_STAKES``), where both tools are known to the agent and it has reached
+        this tool from another predecessor before, scores ``tier_scores[tier] × transition_factor``
+        (at most 0.45 with the defaults: low, never an alert alone) before multipliers; when a new
+        other party (counterparty, recipient, recipient domain, bucket) of the same call is reported,
+        that finding gets ``transition_bonus`` more (0 by default; see the module docstring).
     min_amount_observations, amount_sigmas, amount_fading, amount_min_variance
         How much: per agent and tool, the exponentially weighted mean and variance (river, fading
         ``amount_fading``) of log10 of a financial call's ``amount``; after ``min_amount_observations``
@@ -266,6 +295,8 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
     tier_scores: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIER_SCORES))
     confirm_min_score: float = 0.5
     confirm_sessions: int = 3
+    transition_factor: float = 0.6
+    transition_bonus: float = 0.0
     min_amount_observations: int = 10
     amount_sigmas: float = 3.0
     amount_fading: float = 0.05
@@ -373,6 +404,7 @@ class _SessionNovelty:
         "pending",
         "context",
         "asked",
+        "prev",
     )
 
     def __init__(
@@ -396,11 +428,15 @@ class _SessionNovelty:
         self.context: set[str] = set()
         #: what the principal asked in this session, lower-cased (the first MAX_ASKED_CHARS)
         self.asked = ""
+        #: the session's previous tool (SESSION_START before the first call): the ``transition`` kind
+        self.prev = SESSION_START
 
     def __getstate__(self) -> tuple:
         return (None, None) + tuple(getattr(self, name) for name in self.__slots__[2:])
 
     def __setstate__(self, state: tuple) -> None:
+        if len(state) == len(self.__slots__) - 1:  # written before `prev` existed
+            state = (*state, SESSION_START)
         for name, value in zip(self.__slots__, state, strict=True):
             setattr(self, name, value)
 
@@ -635,6 +671,10 @@ class Novelty(Detector):
         scores = cfg.base_scores
         if kind in ("tool", "tier", "counterparty"):
             base = cfg.tier_scores[tier] + (0.05 if kind == "tier" else 0.0)
+        elif kind == "transition":
+            if not self._departure(st, item, event.tool or "", tier):
+                return 0.0
+            base = cfg.tier_scores[tier] * cfg.transition_factor
         elif kind in ("domain", "recipient_domain", "bucket"):
             sent = event.bytes_out or 0
             if internal:
@@ -648,7 +688,7 @@ class Novelty(Detector):
         else:
             base = scores[kind]
         factor = 1.0 - self.config.discovery_weight * rate
-        if kind in ("tool", "tier") and self._asked_for(event, st):
+        if kind in ("tool", "tier", "transition") and self._asked_for(event, st):
             factor *= cfg.prompt_context_factor  # doing, for whom the principal named, what they asked
         first_user = self._fleet[kind].get(item)
         if first_user is not None and first_user != "a:" + event.agent_id:
@@ -661,6 +701,35 @@ class Novelty(Detector):
             if known is not None and item in known:
                 factor *= cfg.principal_known_factor
         return min(0.95, base * factor)
+
+    @staticmethod
+    def _predecessors(agent: _Profile | None, tool: str, limit: int) -> list[str]:
+        """Up to ``limit`` tools (or SESSION_START) this agent is known to have called right before ``tool``."""
+        known = agent.items.get("transition") if agent is not None else None
+        if not known:
+            return []
+        suffix = TRANSITION_SEP + tool
+        out = []
+        for pair in reversed(known):  # most recently used first
+            if pair.endswith(suffix):
+                out.append(pair[: -len(suffix)])
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _departure(self, st: _SessionNovelty, item: str, tool: str, tier: str) -> bool:
+        """Whether a never-seen ``item`` (``prev → tool``) is a departure in order worth a score: into a
+        high-stakes tier, both tools known to the agent, and the agent reached ``tool`` another way before
+        (so a baseline restored from before transitions were learned, or a new tool, is not judged)."""
+        if tier not in HIGH_STAKES or not tool:
+            return False
+        tools = st.agent.items.get("tool") if st.agent is not None else None
+        prev = item[: -len(TRANSITION_SEP + tool)]
+        if prev == tool:  # the same call again is a run (``rates``' business), not another order
+            return False
+        if not tools or tool not in tools or (prev != SESSION_START and prev not in tools):
+            return False
+        return bool(self._predecessors(st.agent, tool, 1))
 
     def _learn(self, profile: _Profile | None, kind: str, item: str) -> None:
         if profile is None:
@@ -711,6 +780,10 @@ class Novelty(Detector):
         self.tier_counts[tier] += 1
         unusual = self._unusual_amount(event, agent, st, tier) if tier == "financial" else NO_FINDINGS
         items = self._items(event, st, tier)
+        if event.tool:  # order: this call's predecessor in the session (SESSION_START for the first call)
+            if tier in HIGH_STAKES:  # learned (and judged) only where it matters: into high-stakes calls
+                items.append(("transition", st.prev + TRANSITION_SEP + event.tool, True))
+            st.prev = event.tool
         if not items:
             return unusual
         self._changed.add("a:" + session.agent_id)
@@ -753,11 +826,23 @@ class Novelty(Detector):
             st.pending[(kind, item)] = item_score
         score, kind, item, internal = best
         where = "internal" if internal or kind in ("tool", "table", "cloud_account", "tier") else "external"
-        others = [f"{k} {quote(i, 60)}" for _, k, i, _ in novel if (k, i) != (kind, item)][:3]
+        others = [f"{k} {quote(i, 60)}" for _, k, i, _ in novel if (k, i) != (kind, item) and k != "transition"][:3]
         what = "consequence tier" if kind == "tier" else kind.replace("_", " ")
-        reason = f"first use by this agent of {where if kind != 'tier' else 'a'} {what} {quote(item, 80)}"
-        if kind != "tier":
+        departure = next((i for s, k, i, _ in novel if k == "transition" and s > 0), None)
+        if kind == "transition":
+            before = ", ".join(quote(p, 40) for p in self._predecessors(agent, event.tool or "", 3))
+            reason = (
+                f"a never-seen order for this agent: {quote(item, 120)} (a {tier.replace('_', '-')} action: "
+                f"{consequence.why}); it came to {quote(event.tool or '', 60)} from {before} before"
+            )
+        else:
+            reason = f"first use by this agent of {where if kind != 'tier' else 'a'} {what} {quote(item, 80)}"
+        if kind not in ("tier", "transition"):
             reason += f" (a {tier.replace('_', '-')} action: {consequence.why})"
+        if departure is not None and kind != "transition":
+            if kind in _PARTY_KINDS:  # a new other party, in a never-seen order: a little more
+                score = min(0.95, score + self.config.transition_bonus)
+            reason += f", in a never-seen order {quote(departure, 120)}"
         if event.bytes_out:
             reason += f" ({event.bytes_out:,} bytes out)"
         if others:
@@ -876,6 +961,8 @@ class Novelty(Detector):
     def restore(self, state: bytes) -> None:
         loaded = pickle.loads(state)  # noqa: S301 - our own checkpoint
         self.__dict__.update({k: v for k, v in loaded.items() if k not in self._HANDLES})
+        for kind in KINDS:  # a checkpoint written before a kind existed
+            self._fleet.setdefault(kind, OrderedDict())
         self._publish_baselines()
 
     def baseline_status(self) -> dict[str, bool]:
