@@ -141,3 +141,21 @@ def test_a_bad_table_is_a_one_line_config_error(tmp_path: Path, table: str, mess
         active_detectors(load_config(path))
     text = str(caught.value)
     assert message in text and "detectors.novelty.config" in text and "\n" not in text
+
+
+def test_the_cold_start_bench_picks_the_sessions_before_a_baseline_and_silences_the_table() -> None:
+    from bench import cold_start
+    from bench.corpus_assistants import _Session
+
+    sessions = []
+    for n, size in enumerate((4, 4, 4, 40, 4)):  # agent a: 3 sessions but 12 events, then 40 more
+        session = _Session(f"a{n}", "a", "desk:a")
+        for _ in range(size):
+            session.add("prompt", attributes={"content": "x"})
+        sessions.append(session)
+    other = _Session("b0", "b", "desk:b")
+    assert cold_start.cold_sessions([*sessions, other], 3, 30) == {"a0", "a1", "a2", "a3", "b0"}
+    config = cold_start.silenced(load_config())
+    table = NoveltyConfig(cold_start_scores=config.detectors["novelty"].config["cold_start_scores"])
+    assert not any(any(row.values()) for row in table.cold_start_scores.values())
+    assert cold_findings(run_session(Novelty(table), "s", [GRANT])) == []
