@@ -33,7 +33,17 @@ in the user's prompt, a tool result's ``from``/``requester``…, a lookup's targ
 replying to the customer whose ticket is open is not treated like a stranger.
 
 Cold start, explicitly: until an agent has ``min_sessions_for_baseline`` closed
-sessions *and* ``min_events_for_baseline`` events it only learns and never reports.
+sessions *and* ``min_events_for_baseline`` events (:meth:`Novelty.baseline_status`,
+``agentwatch_baseline_agents``) it learns, and none of the learned scores below apply.
+A new agent is not a blind spot: meanwhile, and only then, each of its calls is judged by
+the cold-start table (:mod:`agentwatch.detectors.cold_start`, ``cold_start_scores``): its
+consequence tier and the most exposed party it names (a consumer mail address, another
+outside party, an internal one, none) → a score. By default a grant of access to, or a
+payment towards, an outside party and a publication reach medium (0.5–0.65), a message to a
+consumer mail address is low (0.45), everything else nothing; findings are
+``cold-start-<tier>`` and say "cold start: no baseline for this agent yet". A reported call's
+items are held like a reported novelty's (below). Once the agent has a baseline the table is
+silent, so the same action is never scored twice.
 
 Scores: a new *external* recipient domain 0.65, external domain sent to 0.6
 (fetched from: 0.45), external bucket 0.55 — plus 0.1 when the call sends
@@ -98,8 +108,9 @@ from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfi
 from agentwatch.detect.learn_filter import LearnFilter
 from agentwatch.detect.learned_merge import merge_lru
 from agentwatch.detect.session_state import SessionState
+from agentwatch.detectors.cold_start import ColdStartRules, merged_scores
 from agentwatch.events.audit_event import AuditEvent
-from agentwatch.observe.metrics import BASELINE_AGENTS, TOOL_CALLS_BY_TIER
+from agentwatch.observe.metrics import BASELINE_AGENTS, COLD_START_FINDINGS, TOOL_CALLS_BY_TIER
 
 __all__ = ["Novelty", "NoveltyConfig"]
 
@@ -219,8 +230,13 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
     Parameters
     ----------
     min_sessions_for_baseline, min_events_for_baseline
-        Cold start: the agent reports nothing until it has this many closed sessions
-        and observed events (it learns meanwhile).
+        Cold start: the agent's learned scores are silent until it has this many closed
+        sessions and observed events (it learns meanwhile); ``cold_start_scores`` applies instead.
+    cold_start_scores
+        ``{tier: {counterparty class: score}}`` for the calls of an agent *without* a baseline
+        (:mod:`agentwatch.detectors.cold_start`: classes ``consumer``, ``external``, ``internal``,
+        ``none``), laid over :data:`~agentwatch.detectors.cold_start.DEFAULT_COLD_START_SCORES` per
+        tier and class (0 silences one); silent once the agent has a baseline.
     internal_domains
         Mail/web domains that are the organisation's own (subdomains included). The
         principal's own mail domain is always added.
@@ -292,6 +308,7 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
 
     min_sessions_for_baseline: int = 3
     min_events_for_baseline: int = 30
+    cold_start_scores: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
     tier_scores: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIER_SCORES))
     confirm_min_score: float = 0.5
     confirm_sessions: int = 3
@@ -336,6 +353,7 @@ class NoveltyConfig(DetectorConfig, kw_only=True, forbid_unknown_fields=True):
         missing = set(DEFAULT_TIER_SCORES) - set(self.tier_scores)
         if missing:
             raise ValueError(f"tier_scores misses {sorted(missing)}")
+        self.cold_start_scores = merged_scores(self.cold_start_scores)
 
 
 class _Profile:
@@ -489,6 +507,11 @@ class Novelty(Detector):
         self._closed = 0
         self._tier_metric = {tier: TOOL_CALLS_BY_TIER.labels(tier) for tier in TIERS}
         self._baseline_metric = {state: BASELINE_AGENTS.labels(self.name, state) for state in ("learning", "ready")}
+        cfg = self.config
+        self._cold = ColdStartRules(
+            cfg.cold_start_scores, cfg.prompt_context_factor, cfg.report_min_score, cfg.internal_suffixes
+        )
+        self._cold_metric = {tier: COLD_START_FINDINGS.labels(self.name, tier) for tier in TIERS}
         self._sql_tools: dict[str, bool] = {}
         self._mail_tools: dict[str, bool] = {}
         #: profile keys and fleet kinds changed since the last ``export_learned``
@@ -786,6 +809,11 @@ class Novelty(Detector):
             st.prev = event.tool
         if not items:
             return unusual
+        cold = (
+            None if st.ready or tier not in self._cold.table else self._cold_start(event, agent, st, consequence, items)
+        )
+        if cold is not None:  # cold start: the consequence-tier table judged the call (cold_start.py)
+            unusual = (cold, *unusual)
         self._changed.add("a:" + session.agent_id)
         keep = 1.0 - self.config.discovery_fading
         known_items = agent.items
@@ -815,6 +843,12 @@ class Novelty(Detector):
         agent_key = "a:" + event.agent_id
         best = max(novel, key=lambda n: n[0])
         if best[0] < self.config.report_min_score:
+            if cold is not None:
+                # Reported by the cold-start table: held like a reported novelty, learned when the
+                # session closes clean (after confirm_sessions such sessions at alert level).
+                for _, kind, item, _ in novel:
+                    st.pending[(kind, item)] = cold.score
+                return unusual
             # Ordinary discoveries raise the agent's discovery rate; a reported one does not (river's
             # AnomalyFilter rule: what is judged anomalous does not teach what normal looks like).
             for counts in discovered:
@@ -857,6 +891,29 @@ class Novelty(Detector):
             ),
             *unusual,
         )
+
+    def _cold_start(
+        self, event: AuditEvent, agent: _Profile, st: _SessionNovelty, consequence: Consequence, items: list
+    ) -> Finding | None:
+        """The cold-start table's finding for a call of an agent without a baseline (:mod:`.cold_start`)."""
+        cfg = self.config
+        progress = (
+            f"{agent.sessions} of {cfg.min_sessions_for_baseline} sessions, "
+            f"{agent.events} of {cfg.min_events_for_baseline} events"
+        )
+        found = self._cold.judge(
+            event,
+            consequence.tier,
+            consequence.why,
+            items,
+            internal=st.internal,
+            context=st.context,
+            asked=st.asked,
+            progress=progress,
+        )
+        if found is not None:
+            self._cold_metric[consequence.tier].inc()
+        return found
 
     def _unusual_amount(self, event: AuditEvent, agent: _Profile, st: _SessionNovelty, tier: str) -> Sequence[Finding]:
         """How much: a financial call's amount far above what this agent moves with this tool.
@@ -952,7 +1009,9 @@ class Novelty(Detector):
         return agent
 
     #: Attributes that are handles, not learned state: never checkpointed.
-    _HANDLES: ClassVar[frozenset[str]] = frozenset({"config", "_tier_metric", "_baseline_metric", "_catalogue"})
+    _HANDLES: ClassVar[frozenset[str]] = frozenset(
+        {"config", "_tier_metric", "_baseline_metric", "_catalogue", "_cold", "_cold_metric"}
+    )
 
     def checkpoint(self) -> bytes:
         """Learned state: profiles, fleet items, counts (not config, metric handles or the catalogue)."""

@@ -91,6 +91,11 @@ TOOL_CALLS_BY_TIER = Counter(
     "Tool calls by consequence tier (agentwatch.detect.consequence); tier=unknown counts unclassified tools.",
     ["tier"],
 )
+COLD_START_FINDINGS = Counter(
+    "agentwatch_cold_start_findings_total",
+    "Findings on agents without a baseline yet, by the consequence tier of the call (novelty's cold-start table).",
+    ["detector", "tier"],
+)
 INFO = Gauge("agentwatch_build_info", "Constant 1, labelled with the running version.", ["version"])
 INFO.labels(__version__).set(1)
 
