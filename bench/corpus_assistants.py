@@ -16,6 +16,10 @@ The warm-up is other sessions of the same agents: ASB's clean runs of the even-n
 repetitions, τ-bench's tasks 0–24, τ²-bench's first half of each domain's tasks. What is scored
 comes after, in the same pipeline.
 
+Each session carries a ``split_key`` for ``bench/quality.py --split``: an ASB attack run's is its
+attacker tool (every run of ``InsiderTrading`` on one side, so a rule read off a dev miss is measured
+on attacker tools nobody looked at), a clean ASB run's its agent and task, a τ/τ² session's its task.
+
 Sessions are native JSON, one event per line (``LabelledSession.lines``). A session's events:
 ``prompt`` (the user's request, with its text), then per tool use a ``tool_call`` (tool, args) and
 a ``tool_result`` (the observation as ``attributes.content``). The agent is the corpus's agent
@@ -56,8 +60,11 @@ SPACING_MS: Final = 15_000
 class _Session:
     """One native session under construction: events with times relative to its start, items by position."""
 
-    def __init__(self, session_id: str, agent: str, principal: str) -> None:
+    def __init__(self, session_id: str, agent: str, principal: str, split_key: str) -> None:
         self.session_id, self.agent, self.principal = session_id, agent, principal
+        #: what decides the session's half of ``--split`` (``bench.quality.split_of``): sessions sharing a key
+        #: fall on one side (an ASB attack run's attacker tool, a clean run's task, a τ task)
+        self.split_key = split_key
         self.events: list[dict[str, Any]] = []
         self.items: list[Item] = []
 
@@ -146,7 +153,8 @@ def asb_sessions(root: Path) -> tuple[list[_Session], list[_Session]]:
             attacker = row["Attack Tool"]
             task, uses = _asb_turns(ast.literal_eval(row["messages"]))
             sid = _sid("asb", log, str(index))
-            session = _Session(sid, f"asb:{agent}", f"desk:{agent}")
+            key = f"asb-task:{agent}/{task}" if log == "clean" else f"asb-tool:{attacker}"
+            session = _Session(sid, f"asb:{agent}", f"desk:{agent}", key)
             session.add("prompt", attributes={"content": task[:MAX_CONTENT], "source": "user"})
             items = session.items
             for n, (tool, observation) in enumerate(uses):
@@ -177,7 +185,7 @@ def tau_sessions(root: Path) -> tuple[list[_Session], list[_Session]]:
     scored: list[_Session] = []
     for trajectory in trajectories:
         sid = _sid("tau", str(trajectory["task_id"]), str(trajectory["trial"]))
-        session = _Session(sid, "tau:airline", "desk:airline")
+        session = _Session(sid, "tau:airline", "desk:airline", f"tau-task:{trajectory['task_id']}")
         results = {m.get("tool_call_id"): m.get("content") or "" for m in trajectory["traj"] if m["role"] == "tool"}
         items = session.items
         for message in trajectory["traj"]:
@@ -212,7 +220,7 @@ def tau2_sessions(root: Path) -> tuple[list[_Session], list[_Session]]:
             if not actions:
                 continue
             sid = _sid("tau2", domain, str(task["id"]))
-            session = _Session(sid, f"tau2:{domain}", f"desk:{domain}")
+            session = _Session(sid, f"tau2:{domain}", f"desk:{domain}", f"tau2-task:{domain}/{task['id']}")
             reason = ((task.get("user_scenario") or {}).get("instructions") or {}).get("reason_for_call") or ""
             session.add("prompt", attributes={"content": str(reason)[:MAX_CONTENT], "source": "user"})
             items = session.items

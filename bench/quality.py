@@ -22,8 +22,10 @@ exactly as ``agentwatch replay --format <fmt>`` would, and its published alerts 
 Corpora: ``art`` (Atomic Red Team as Claude Code OTLP sessions, :mod:`bench.corpus_art`),
 ``tldr`` (tldr-pages examples, :mod:`bench.corpus_tldr`), ``assistants`` (ASB, τ-bench and
 τ²-bench as native sessions, warm-up sessions first, :mod:`bench.corpus_assistants`).
-``--split dev|holdout`` keeps one half of Atomic (by technique id) and tldr (by page): write
-rules from ``dev``, measure what generalises on ``holdout``.
+``--split dev|holdout`` keeps one half of Atomic (by technique id), tldr (by page) and the
+assistants' scored items (ASB attack runs by attacker tool, clean ASB runs by agent and task,
+τ/τ² by task; every session is still replayed, so the halves add up to the whole): write rules
+from ``dev``, measure what generalises on ``holdout``.
 
 Per-rule counts come from a second, instrumented pass over the same messages (a
 recorder wrapped around the pipeline's decision step sees each finding's ``rule``, which
@@ -130,7 +132,8 @@ def split_of(key: str) -> str:
     """The half a corpus item belongs to, stable across runs and machines: ``dev`` or ``holdout``.
 
     Atomic Red Team splits by technique id (all tests of T1053.003 on one side), tldr by page,
-    so a rule written from a dev test cannot have seen a holdout test of the same (sub-)technique.
+    so a rule written from a dev test cannot have seen a holdout test of the same (sub-)technique;
+    the assistants by each session's ``split_key`` (ASB: ``asb-tool:<attacker tool>`` for an attack run).
 
     >>> split_of("T1053"), split_of("T1003")
     ('holdout', 'dev')
@@ -508,6 +511,9 @@ class AssistantsAdapter:
 
     One run, one pipeline: every source's warm-up sessions (unscored), then every source's
     evaluation sessions, so the learned detectors have seen each agent's ordinary work first.
+    ``--split`` replays the same sessions and scores only its half's items, so the two halves add up
+    to the whole run exactly (dropping the other half's sessions would change what novelty has
+    learned before each attack, e.g. how well an agent is baselined, and with it the figures).
     """
 
     name = "assistants"
@@ -526,6 +532,9 @@ class AssistantsAdapter:
             if options.limit is not None:  # a quick run: the first N scored sessions of each source and log
                 kept: dict[str, int] = defaultdict(int)
                 s = [x for x in s if _take(kept, x, options.limit)]
+            for x in s:
+                if not in_split(x.split_key, options.split):
+                    x.items = []  # replayed as in the whole run (what novelty learns is unchanged), not scored
             warm += w
             scored += s
         return [CorpusRun("assistants", "native", corpus_assistants.timeline(warm, scored, START_MS))]
@@ -814,8 +823,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--split",
         choices=SPLITS,
         default="all",
-        help="all (default), or one half of each corpus: dev (Atomic techniques and tldr pages to write rules "
-        "from) or holdout (the other half, to measure what generalises)",
+        help="all (default), or one half of each corpus: dev (Atomic techniques, tldr pages, ASB attacker tools "
+        "and assistant tasks to write rules from) or holdout (the other half, to measure what generalises)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)

@@ -73,3 +73,53 @@ def test_hostile_tool_names_are_bounded_and_classified() -> None:
     assert len(tool_words(long)) < 200
     assert classify("").tier == "unknown" and classify(None).tier == "unknown"
     assert classify("x", {1: "not a str key"}).tier == "unknown"  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("tool", "tier"),
+    [
+        # a read verb said as a verb: opening the tool's own name, or after a service prefix with its object
+        ("get_user_details", "read_only"),
+        ("searchFlights", "read_only"),
+        ("list_all_airports", "read_only"),
+        ("calculate", "read_only"),  # a one-word name is the imperative itself
+        ("mcp__filesystem__read_file", "read_only"),  # after the namespace
+        ("crm.get_contact", "read_only"),
+        ("GmailSearchEmails", "read_only"),  # the service noun precedes the verb
+        ("GoogleCalendarReadEvents", "read_only"),
+        ("GmailReadEmail", "read_only"),  # the object is not a message being sent
+        ("ListMcpResourcesTool", "read_only"),  # opening verb, whatever the name ends in
+        ("WebFetch", "read_only"),  # runtimes' own tools still come first
+        ("web_search", "read_only"),
+        # a noun form or trailing noun names a thing: no evidence of read-only
+        ("DataAnalyzerTool", "unknown"),
+        ("AccuracyValidator", "unknown"),
+        ("NetworkMonitoringTool", "unknown"),
+        ("BiasDetectionTool", "unknown"),
+        ("FakeProductReviews", "unknown"),
+        ("SystemMonitor", "unknown"),  # a trailing base form is a noun
+        ("DataIntegrityCheck", "unknown"),
+        ("google_search", "unknown"),
+        ("DataReviewTool", "unknown"),  # after a prefix, a name ending in a generic thing
+        ("mcp__search__frobnicate", "unknown"),  # a server's name is not the call's verb
+        ("browser_click", "unknown"),  # "browser" is not "browse"
+        # … and then the name's other words decide
+        ("CameraSystemMonitor", "physical"),
+        ("VehicleOperationMonitor", "physical"),
+        ("SoftwareUpdateManager", "internal_write"),
+        ("InsiderTrading", "financial"),
+        ("DataWiper", "deletion"),  # a consequential verb counts in any form
+    ],
+)
+def test_a_read_verb_counts_only_said_as_a_verb(tool: str, tier: str) -> None:
+    assert classify(tool).tier == tier
+
+
+def test_why_names_the_discounted_read_word() -> None:
+    assert classify("DataAnalyzerTool").why == "noun-use:analyzer"
+    assert classify("searchFlights").why == "verb:search"
+    assert classify("frobnicate").why == "no-evidence"
+    # a noun form never hides a later consequential word, nor does a trailing read noun
+    assert classify("DiskMonitoringWiper").tier == "deletion"
+    assert classify("MonitorAndDeleteTool").tier == "read_only"  # the opening verb decides, as before
+    assert classify("mcp__monitor__send_report").tier == "external_comm"

@@ -191,3 +191,51 @@ def test_split_runs_only_its_half(corpora: Path) -> None:
     runs = report["corpus"]
     techniques = runs["art_inline"]["by_technique"]
     assert techniques and all(quality.split_of(t) == "dev" for t in techniques)
+
+
+def test_assistant_sessions_split_by_attacker_tool_and_task(corpora: Path) -> None:
+    """Every ASB attack run of one attacker tool lies on one side; clean and τ sessions split by task; each
+    kind of session has both halves, so a rule read off dev misses is measured on tools nobody looked at."""
+    sessions = [
+        (build.__name__, s)
+        for build in (corpus_assistants.asb_sessions, corpus_assistants.tau_sessions, corpus_assistants.tau2_sessions)
+        for s in build(corpora)[1]
+    ]
+    sides: dict[str, set[str]] = {}
+    for _, s in sessions:
+        sides.setdefault(s.split_key, set()).add(quality.split_of(s.split_key))
+        attackers = {i.meta["tool"] for i in s.items if i.kind == "attack"}
+        if attackers:  # an attack run is keyed by the attacker tool it calls
+            assert attackers == {s.split_key.removeprefix("asb-tool:")}
+    assert all(len(v) == 1 for v in sides.values())
+    kinds = {(source, s.split_key.split(":", 1)[0]) for source, s in sessions}
+    assert kinds == {
+        ("asb_sessions", "asb-tool"),
+        ("asb_sessions", "asb-task"),
+        ("tau_sessions", "tau-task"),
+        ("tau2_sessions", "tau2-task"),
+    }
+    for kind in kinds:
+        halves = {
+            quality.split_of(s.split_key) for source, s in sessions if (source, s.split_key.split(":")[0]) == kind
+        }
+        assert halves == {"dev", "holdout"}, kind
+
+
+def test_assistant_split_scores_only_its_half_and_the_halves_add_up(corpora: Path) -> None:
+    adapter = quality.AssistantsAdapter()
+    built = {
+        split: adapter.runs(quality.Options(corpora=corpora, limit=6, split=split))[0].sessions
+        for split in ("all", "dev", "holdout")
+    }
+    # the same sessions are replayed in every split (what the learned detectors see does not change) …
+    assert (
+        [s.message for s in built["dev"]] == [s.message for s in built["all"]] == [s.message for s in built["holdout"]]
+    )
+    items = {split: {i.key: i for s in sessions for i in s.items} for split, sessions in built.items()}
+    # … and each split scores its half of the items: disjoint, together everything
+    assert items["dev"] and items["holdout"] and not items["dev"].keys() & items["holdout"].keys()
+    assert items["dev"].keys() | items["holdout"].keys() == items["all"].keys()
+    for split in ("dev", "holdout"):
+        attacks = [i for i in items[split].values() if i.kind == "attack"]
+        assert attacks and all(quality.split_of(f"asb-tool:{i.meta['tool']}") == split for i in attacks)

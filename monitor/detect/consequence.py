@@ -26,6 +26,22 @@ Evidence, strongest first:
    write financial, ``recipient``/``to`` an external communication, ``password``/``role``/``guest``
    an access change).
 
+Read-only is a claim that the call is harmless, so it needs the stronger evidence: a read verb counts
+only *said as a verb* — in its base form, as the first verb-like word of the tool's own name (after
+an ``mcp__server__``/``server.`` namespace), opening it (``get_user``, ``searchFlights``, ``Read``,
+``calculate``) or after a service prefix with its object after it (``GmailSearchEmails``,
+``slack_list_channels``). A noun form or a trailing noun names a thing, not what the call does:
+``DataAnalyzerTool``, ``NetworkMonitoring``, ``BiasDetectionTool``, ``FakeProductReviews``,
+``SystemMonitor``, ``DataIntegrityCheck``, ``google_search``, and after a prefix a name ending in a generic
+thing (``DataReviewTool``) are not read-only: they take the tier of their other words
+(``CameraSystemMonitor`` physical, ``SoftwareUpdateManager`` internal write) or stay ``unknown``
+(why: ``noun-use:monitor``). Other verbs count in any form and position (``DataWiper`` deletes,
+``InsiderTrading`` is financial): a name that mentions a consequential action is evidence for it.
+Known gaps: a base-form read verb followed by an action noun still reads (``CarePlanUpdate``,
+``PeerReviewManagement``); genuine look-ups named as nouns (``ip_lookup``, ``vector_search``) are
+``unknown`` unless the catalogue or a ``readOnlyHint`` says otherwise. This rule was written after
+seeing which ASB attacker tools (``bench/quality.py --only assistants``) were missed as read-only.
+
 A read verb is never raised by its nouns or arguments (``get_payment_details`` reads). The result is
 cached per (tool, argument names) and costs a dictionary lookup after the first call.
 """
@@ -61,7 +77,8 @@ CONSEQUENTIAL: Final = frozenset(TIERS) - {"read_only", "unknown"}
 #: Tiers that leave the organisation or hand out power: novelty there weighs most.
 HIGH_STAKES: Final = frozenset({"external_comm", "publication", "financial", "access_change", "physical", "deletion"})
 
-#: Verbs (first decisive word of a tool name, in order) → tier.
+#: Verbs (first decisive word of a tool name, in order) → tier. A read verb decides only when said as a
+#: verb (:func:`_said_as_verb`); the others in any form (stemmed: ``DataWiper``) and position.
 _VERBS: Final[dict[str, str]] = {
     **dict.fromkeys(
         "get list search find read fetch view show query lookup look check calculate compute think describe "
@@ -133,6 +150,11 @@ _ARG_TIERS: Final[dict[str, str]] = {
     ),
     **dict.fromkeys("device_id temperature lock_state door_id".split(), "physical"),
 }
+#: Generic head nouns: a tool's own name that ends in one after a prefix names a thing (``DataReviewTool``).
+_THING_WORDS: Final = frozenset(
+    "tool software system app application service bot agent engine module plugin utility helper assistant "
+    "platform program kit toolkit suite".split()
+)
 _SUFFIXES: Final = (
     *("ations", "ation", "ions", "ion", "ments", "ment", "ings", "ing"),
     *("ers", "er", "ors", "or", "es", "s", "e"),
@@ -142,7 +164,8 @@ _SUFFIXES: Final = (
 def _stem(word: str) -> str:
     """A crude stem so that a nominalised name finds its verb: wiping/wipe, deletion/delete, manager/manage.
 
-    Used for verbs only (nouns match as written or without a plural ``s``: ``care`` is not ``car``)."""
+    Used for verbs only (nouns match as written or without a plural ``s``: ``care`` is not ``car``); a
+    stemmed read verb (``analyzer``, ``monitoring``) is a noun form and never evidence of read-only."""
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
@@ -242,15 +265,35 @@ def _from_annotations(notes: Mapping[str, Any]) -> Consequence | None:
     return None
 
 
-def _from_words(words: list[str], arg_names: tuple[str, ...]) -> Consequence:
+def _said_as_verb(own: list[str], at: int) -> bool:
+    """Whether ``own[at]``, the first verb-like word of a tool's own name, is said as a verb: the imperative
+    that opens the name (``get_user``, ``searchFlights``, ``Read``) or follows only a service prefix and has
+    its object after it (``GmailSearchEmails``) — not a noun form (``DataAnalyzer``, ``NetworkMonitoring``,
+    ``BiasDetection``, ``FakeReviews``), a trailing noun (``SystemMonitor``, ``PeerReview``,
+    ``DataIntegrityCheck``) or the modifier of a thing after a prefix (``DataReviewTool``)."""
+    if own[at] not in _VERBS:
+        return False
+    if len(own) == 1:
+        return True
+    if at == len(own) - 1:
+        return False
+    return at == 0 or own[-1] not in _THING_WORDS
+
+
+def _from_words(own: list[str], server: list[str], arg_names: tuple[str, ...]) -> Consequence:
     tier, why = "unknown", ""
-    for word in words:
+    discounted = ""  # a read word that names a thing: not evidence of what the call does
+    for at, word in enumerate(own + server):
         verb = _VERBS.get(word) or _VERBS_STEMMED.get(_stem(word))
-        if verb is not None:
+        if verb is None:
+            continue
+        if verb != "read_only":
             tier, why = verb, f"verb:{word}"
             break
-    if tier == "read_only":
-        return Consequence(tier, why)
+        if at < len(own) and not discounted and _said_as_verb(own, at):
+            return Consequence("read_only", f"verb:{word}")
+        discounted = discounted or word
+    words = own + server
     for word in words:
         noun = _NOUNS.get(word) or _NOUNS.get(word[:-1] if word.endswith("s") else "")
         if noun is not None and _RANK[noun] > _RANK[tier] and not (tier == "deletion" and noun == "external_comm"):
@@ -261,20 +304,25 @@ def _from_words(words: list[str], arg_names: tuple[str, ...]) -> Consequence:
             if tier == "unknown" and arg == "external_comm":
                 continue  # a lookup by e-mail address is not a message
             tier, why = arg, f"arg:{name}"
-    return Consequence(tier, why or "no-evidence")
+    return Consequence(tier, why or (f"noun-use:{discounted}" if discounted else "no-evidence"))
 
 
 #: Agent runtimes' own tools whose names mislead (Claude Code's ``TodoWrite`` writes the agent's own to-do
-#: list, not the organisation's records). The operator's catalogue comes first; these come before the words.
+#: list, not the organisation's records; ``web_search`` is a noun phrase, so its words alone say ``unknown``).
+#: The operator's catalogue comes first; these come before the words.
 BUILTIN_TOOLS: Final = ToolCatalogue(
     {
         "TodoWrite": "read_only",
         "TodoRead": "read_only",
+        "NotebookRead": "read_only",
         "Task": "read_only",
         "ExitPlanMode": "read_only",
         "BashOutput": "read_only",
         "WebSearch": "read_only",
         "WebFetch": "read_only",
+        "web_search": "read_only",  # Anthropic API server tool and OpenAI hosted tool
+        "web_fetch": "read_only",  # Anthropic API server tool
+        "file_search": "read_only",  # OpenAI hosted tool: searches the caller's vector stores
         "Read": "read_only",
         "Glob": "read_only",
         "Grep": "read_only",
@@ -305,6 +353,8 @@ def classify(
     'financial'
     >>> classify("DataWiper").tier, classify("TravelHelper").tier
     ('deletion', 'unknown')
+    >>> classify("GmailSearchEmails").tier, classify("SystemMonitor").why, classify("DataAnalyzerTool").tier
+    ('read_only', 'noun-use:monitor', 'unknown')
     >>> classify("helper", attributes={"annotations": {"readOnlyHint": True}}).why
     'annotation:readOnlyHint'
     """
@@ -335,6 +385,6 @@ def _classify_names(tool: str, keys: tuple[Any, ...]) -> Consequence:
     if tier is not None:
         return Consequence(tier, "built-in")
     names = tuple(sorted(k.lower() for k in keys[:64] if isinstance(k, str))[:32])
-    leaf = re.split(r"__|[./:]", tool)
-    words = [w for part in reversed(leaf) for w in tool_words(part)]  # the tool's own name first, then its server
-    return _from_words(words, names)
+    *namespace, name = re.split(r"__|[./:]", tool)
+    server = [w for part in reversed(namespace) for w in tool_words(part)]  # mcp__bank__x: ['bank', 'mcp']
+    return _from_words(tool_words(name), server, names)
