@@ -135,6 +135,7 @@ class RulePack(Detector):
             _ruleset(files), overrides, where=f"detectors.{self.name}.config.rules", data=self.config_tables(cfg)
         )
         self._max = max(1, cfg.max_findings_per_action)
+        _GROUPS[self.name] = (2 if self.reads_results else 1) if self._engine.dynamic else 0
 
     def config_tables(self, config: RulePackConfig) -> dict[str, Any]:
         """Data tables derived from this detector's own configuration keys, over the rule files' ``data``
@@ -161,30 +162,24 @@ class RulePack(Detector):
         dynamic = bool(self._engine.dynamic)
         if not effects and not dynamic:
             return ()
-        state = session.scratch.get(self.name)
-        if state is None:
-            state = session.scratch[self.name] = {"n": 0, "pending": [], "w": {}}
-        if _LAST_KEY[0] is event:  # every rule pack asks for the same event's key: computed once
-            key = _LAST_KEY[1]
-        else:
-            key = _call_key(event)
-            _LAST_KEY[:] = [event, key]
-        calls: list[str] = state.setdefault("pending", [])
-        repeated = event.kind == "tool_result" and _repeats_a_call(event, key, calls)
+        shared = _shared_state(session.scratch)
+        group = (2 if self.reads_results else 1) if dynamic else 0
+        repeated, index = shared.pair(event, group)
         if repeated:  # its tool_call was judged already as an action; checks may still read the result
             effects = ()
-            if not dynamic or not self.reads_results:
+            if group != 2:
                 return ()
-        elif event.kind == "tool_call":
-            calls.append(key)
-            calls.append("tool:" + (event.tool or "")[:80])
-            if len(calls) > 2 * MAX_PENDING_CALLS:
-                del calls[:2]
-        state["n"] += 1
+        windows = shared.windows
+        window = windows.get(self.name) if windows is not None else None
+        fresh = window is None
+        if window is None:
+            window = {}
         context = CheckContext(event, session, tuple(effects)) if dynamic else None
-        hits = self._engine.evaluate(
-            effects, event.tool or "", event.agent_id, state["n"], event.event_id, state["w"], context
-        )
+        hits = self._engine.evaluate(effects, event.tool or "", event.agent_id, index, event.event_id, window, context)
+        if fresh and window:  # kept only once a window rule has state
+            if windows is None:
+                windows = shared.windows = {}
+            windows[self.name] = window
         if not hits:
             return ()
         hits.sort(key=lambda h: -h.rule.score)
@@ -205,6 +200,122 @@ class RulePack(Detector):
                 )
             )
         return out
+
+
+#: Where the rule packs keep their one shared per-session state in ``session.scratch``.
+SCRATCH_KEY: Final = "rule_packs"
+
+
+class _PackSessions:
+    """What the rule packs remember about one session, shared by all of them (``session.scratch["rule_packs"]``).
+
+    Whether a ``tool_result`` repeats a pending call, and the action index window rules count in,
+    depend only on which events a pack judges, which depends on one of three *groups*: packs
+    without Python checks (0: judge only events with effects), packs with checks (1), packs with
+    checks that also read results (2: a repeated result still counts as an action). So the pending
+    calls are kept once per group kind (0, and 1–2 together) and the pairing is done once per event
+    and group, then reused by every pack of the group; each pack keeps only its window rules' state.
+    Containers are created when first needed (an idle session holds one small object).
+    """
+
+    __slots__ = ("pending", "counts", "windows", "_event", "_seen")
+
+    def __init__(self) -> None:
+        #: per group kind (index 0: packs without checks, 1: with checks): ``None`` or the pending calls
+        #: (per ``tool_call``, its key then ``tool:<name>``; ≤ ``MAX_PENDING_CALLS`` calls)
+        self.pending: list[list[str] | None] | None = None
+        #: per group, the actions judged so far (the index window rules count in)
+        self.counts = [0, 0, 0]
+        #: pack name → its window rules' state (``None`` until a pack evaluates an action)
+        self.windows: dict[str, dict[str, list[Any]]] | None = None
+        #: the event last paired, and per group, ``None`` or (repeated, index) for it
+        self._event: AuditEvent | None = None
+        self._seen: list[tuple[bool, int] | None] = [None, None, None]
+
+    def pair(self, event: AuditEvent, group: int) -> tuple[bool, int]:
+        """For this event and group: whether it is a ``tool_result`` of a call already judged, and the index
+        of the action (the count of actions judged, this one included; unchanged for a skipped result)."""
+        if self._event is not event:
+            self._event = event
+            self._seen = [None, None, None]
+        seen = self._seen[group]
+        if seen is not None:
+            return seen
+        kind = 1 if group else 0
+        other = self._seen[3 - group] if group else None  # the other group with checks pairs the same calls
+        if other is not None:
+            repeated = other[0]
+        else:
+            repeated = self._pair_calls(event, kind)
+        if not repeated or group == 2:
+            self.counts[group] += 1
+        seen = self._seen[group] = (repeated, self.counts[group])
+        return seen
+
+    def _pair_calls(self, event: AuditEvent, kind: int) -> bool:
+        if event.kind != "tool_call" and event.kind != "tool_result":
+            return False
+        if _LAST_KEY[0] is event:  # every rule pack asks for the same event's key: computed once
+            key = _LAST_KEY[1]
+        else:
+            key = _call_key(event)
+            _LAST_KEY[:] = [event, key]
+        pending = self.pending
+        calls = pending[kind] if pending is not None else None
+        if event.kind == "tool_result":
+            return calls is not None and _repeats_a_call(event, key, calls)
+        if calls is None:
+            if pending is None:
+                pending = self.pending = [None, None]
+            calls = pending[kind] = []
+        calls.append(key)
+        calls.append("tool:" + (event.tool or "")[:80])
+        if len(calls) > 2 * MAX_PENDING_CALLS:
+            del calls[:2]
+        return False
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.pending, self.counts, self.windows
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.pending, self.counts, self.windows = state
+        self._event = None
+        self._seen = [None, None, None]
+
+    def adopt(self, name: str, legacy: dict[str, Any], group: int) -> None:
+        """Fold in one pack's per-session dict from a checkpoint written before the state was shared
+        (``{"n": actions judged, "pending": calls, "w": windows}``; packs of one group held the same
+        ``n`` and ``pending``)."""
+        window = legacy.get("w")
+        if isinstance(window, dict) and window:
+            if self.windows is None:
+                self.windows = {}
+            self.windows[name] = window
+        count = legacy.get("n")
+        if isinstance(count, int) and count > self.counts[group]:
+            self.counts[group] = count
+        calls = legacy.get("pending")
+        kind = 1 if group else 0
+        if isinstance(calls, list) and calls and (self.pending is None or self.pending[kind] is None):
+            if self.pending is None:
+                self.pending = [None, None]
+            self.pending[kind] = list(calls)
+
+
+#: rule-pack name → its group (see :class:`_PackSessions`), to read checkpoints written before the state was shared
+_GROUPS: dict[str, int] = {}
+
+
+def _shared_state(scratch: dict[str, Any]) -> _PackSessions:
+    shared = scratch.get(SCRATCH_KEY)
+    if shared is None:
+        shared = scratch[SCRATCH_KEY] = _PackSessions()
+        for name, group in _GROUPS.items():  # a session restored from an older checkpoint
+            legacy = scratch.get(name)
+            if isinstance(legacy, dict) and "pending" in legacy:
+                del scratch[name]
+                shared.adopt(name, legacy, group)
+    return shared  # type: ignore[no-any-return]
 
 
 def _repeats_a_call(event: AuditEvent, key: str, calls: list[str]) -> bool:
