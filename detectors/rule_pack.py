@@ -215,59 +215,75 @@ class _PackSessions:
     checks that also read results (2: a repeated result still counts as an action). So the pending
     calls are kept once per group kind (0, and 1–2 together) and the pairing is done once per event
     and group, then reused by every pack of the group; each pack keeps only its window rules' state.
-    Containers are created when first needed (an idle session holds one small object).
+    Containers are created when first needed and dropped when empty (an idle session holds one small object).
     """
 
-    __slots__ = ("pending", "counts", "windows", "_event", "_seen")
+    __slots__ = ("pending0", "pending1", "count0", "count1", "count2", "windows", "_event", "_seen")
 
     def __init__(self) -> None:
-        #: per group kind (index 0: packs without checks, 1: with checks): ``None`` or the pending calls
-        #: (per ``tool_call``, its key then ``tool:<name>``; ≤ ``MAX_PENDING_CALLS`` calls)
-        self.pending: list[list[str] | None] | None = None
+        #: pending calls of packs without checks (0) and with checks (1): ``None`` or, per ``tool_call``,
+        #: its key then ``tool:<name>`` (≤ ``MAX_PENDING_CALLS`` calls)
+        self.pending0: list[str] | None = None
+        self.pending1: list[str] | None = None
         #: per group, the actions judged so far (the index window rules count in)
-        self.counts = [0, 0, 0]
-        #: pack name → its window rules' state (``None`` until a pack evaluates an action)
+        self.count0 = self.count1 = self.count2 = 0
+        #: pack name → its window rules' state (``None`` until a window rule has state)
         self.windows: dict[str, dict[str, list[Any]]] | None = None
-        #: the event last paired, and per group, ``None`` or (repeated, index) for it
+        #: the event last paired, and per group (a tuple of three), ``None`` or (repeated, index) for it
         self._event: AuditEvent | None = None
-        self._seen: list[tuple[bool, int] | None] = [None, None, None]
+        self._seen: tuple[tuple[bool, int] | None, ...] = _UNSEEN
 
     def pair(self, event: AuditEvent, group: int) -> tuple[bool, int]:
         """For this event and group: whether it is a ``tool_result`` of a call already judged, and the index
         of the action (the count of actions judged, this one included; unchanged for a skipped result)."""
         if self._event is not event:
             self._event = event
-            self._seen = [None, None, None]
-        seen = self._seen[group]
-        if seen is not None:
-            return seen
-        kind = 1 if group else 0
-        other = self._seen[3 - group] if group else None  # the other group with checks pairs the same calls
-        if other is not None:
-            repeated = other[0]
+            self._seen = _UNSEEN
+        seen = self._seen
+        done = seen[group]
+        if done is not None:
+            return done
+        other = seen[3 - group] if group else None  # the other group with checks pairs the same calls
+        repeated = other[0] if other is not None else self._pair_calls(event, group != 0)
+        if group == 0:
+            if not repeated:
+                self.count0 += 1
+            done = (repeated, self.count0)
+        elif group == 1:
+            if not repeated:
+                self.count1 += 1
+            done = (repeated, self.count1)
         else:
-            repeated = self._pair_calls(event, kind)
-        if not repeated or group == 2:
-            self.counts[group] += 1
-        seen = self._seen[group] = (repeated, self.counts[group])
-        return seen
+            self.count2 += 1
+            done = (repeated, self.count2)
+        self._seen = (*seen[:group], done, *seen[group + 1 :])
+        return done
 
-    def _pair_calls(self, event: AuditEvent, kind: int) -> bool:
-        if event.kind != "tool_call" and event.kind != "tool_result":
+    def _pair_calls(self, event: AuditEvent, checks: bool) -> bool:
+        kind = event.kind
+        if kind != "tool_call" and kind != "tool_result":
             return False
         if _LAST_KEY[0] is event:  # every rule pack asks for the same event's key: computed once
             key = _LAST_KEY[1]
         else:
             key = _call_key(event)
             _LAST_KEY[:] = [event, key]
-        pending = self.pending
-        calls = pending[kind] if pending is not None else None
-        if event.kind == "tool_result":
-            return calls is not None and _repeats_a_call(event, key, calls)
+        calls = self.pending1 if checks else self.pending0
+        if kind == "tool_result":
+            if calls is None or not _repeats_a_call(event, key, calls):
+                return False
+            if not calls:  # nothing pending: no list kept
+                if checks:
+                    self.pending1 = None
+                else:
+                    self.pending0 = None
+            return True
         if calls is None:
-            if pending is None:
-                pending = self.pending = [None, None]
-            calls = pending[kind] = []
+            calls = []
+            if checks:
+                self.pending1 = calls
+            else:
+                self.pending0 = calls
         calls.append(key)
         calls.append("tool:" + (event.tool or "")[:80])
         if len(calls) > 2 * MAX_PENDING_CALLS:
@@ -275,12 +291,12 @@ class _PackSessions:
         return False
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return self.pending, self.counts, self.windows
+        return self.pending0, self.pending1, self.count0, self.count1, self.count2, self.windows
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.pending, self.counts, self.windows = state
+        self.pending0, self.pending1, self.count0, self.count1, self.count2, self.windows = state
         self._event = None
-        self._seen = [None, None, None]
+        self._seen = _UNSEEN
 
     def adopt(self, name: str, legacy: dict[str, Any], group: int) -> None:
         """Fold in one pack's per-session dict from a checkpoint written before the state was shared
@@ -292,14 +308,23 @@ class _PackSessions:
                 self.windows = {}
             self.windows[name] = window
         count = legacy.get("n")
-        if isinstance(count, int) and count > self.counts[group]:
-            self.counts[group] = count
+        if isinstance(count, int):
+            if group == 0:
+                self.count0 = max(self.count0, count)
+            elif group == 1:
+                self.count1 = max(self.count1, count)
+            else:
+                self.count2 = max(self.count2, count)
         calls = legacy.get("pending")
-        kind = 1 if group else 0
-        if isinstance(calls, list) and calls and (self.pending is None or self.pending[kind] is None):
-            if self.pending is None:
-                self.pending = [None, None]
-            self.pending[kind] = list(calls)
+        if isinstance(calls, list) and calls:
+            if group == 0 and self.pending0 is None:
+                self.pending0 = list(calls)
+            elif group != 0 and self.pending1 is None:
+                self.pending1 = list(calls)
+
+
+#: No group has paired the current event yet.
+_UNSEEN: Final[tuple[None, None, None]] = (None, None, None)
 
 
 #: rule-pack name → its group (see :class:`_PackSessions`), to read checkpoints written before the state was shared
