@@ -400,13 +400,13 @@ class _SessionTaint:
     session and is looked up again after a restore.
     """
 
-    __slots__ = ("agent", "taint", "sources", "prev", "best", "contacts", "pending", "internal", "prefixes")
+    __slots__ = ("agent", "taint", "_sources", "prev", "best", "contacts", "pending", "internal", "prefixes")
 
     def __init__(self, agent: _AgentFlow | None, internal: tuple[str, ...], prefixes: tuple[str, ...]) -> None:
         self.agent = agent
         self.taint = 0
-        #: taint bit → (event id, short description) of its first source
-        self.sources: dict[int, tuple[str, str]] = {}
+        #: taint bit → (event id, short description) of its first source (``None`` until the first; see ``sources``)
+        self._sources: dict[int, tuple[str, str]] | None = None
         self.prev: str | None = None
         self.best = 0.0
         #: addresses and hosts the session was told about (an empty frozenset, shared, until the first)
@@ -418,6 +418,14 @@ class _SessionTaint:
 
     def __getstate__(self) -> tuple:
         return (None,) + tuple(getattr(self, name) for name in self.__slots__[1:])
+
+    @property
+    def sources(self) -> dict[int, tuple[str, str]]:
+        """Taint bit → (event id, short description) of its first source (created on first use)."""
+        sources = self._sources
+        if sources is None:
+            sources = self._sources = {}
+        return sources
 
     def contact_set(self) -> set[str]:
         """``contacts``, to add to (created on first use)."""
