@@ -404,6 +404,11 @@ def _amount_of(args: dict[str, Any] | None) -> float | None:
     return None
 
 
+#: Principals whose profile key and internal domains are kept built (cleared past it).
+_MAX_PRINCIPALS_CACHED: Final = 4096
+_NO_CONTEXT: Final[frozenset[str]] = frozenset()
+
+
 class _SessionNovelty:
     """Per-session state in ``session.scratch["novelty"]``.
 
@@ -442,8 +447,8 @@ class _SessionNovelty:
         self.ready = ready
         #: (kind, item) of reported events → the score reported, learned only if the session closes clean
         self.pending: dict[tuple[str, str], float] = {}
-        #: domains and addresses the user's prompt names (bounded)
-        self.context: set[str] = set()
+        #: domains and addresses the user's prompt names (bounded; an empty frozenset, shared, until the first)
+        self.context: set[str] | frozenset[str] = _NO_CONTEXT
         #: what the principal asked in this session, lower-cased (the first MAX_ASKED_CHARS)
         self.asked = ""
         #: the session's previous tool (SESSION_START before the first call): the ``transition`` kind
@@ -514,6 +519,8 @@ class Novelty(Detector):
         self._cold_metric = {tier: COLD_START_FINDINGS.labels(self.name, tier) for tier in TIERS}
         self._sql_tools: dict[str, bool] = {}
         self._mail_tools: dict[str, bool] = {}
+        #: principal → (its profile key, internal domains, internal bucket prefixes) for its sessions
+        self._principal_strings: dict[str | None, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {}
         #: profile keys and fleet kinds changed since the last ``export_learned``
         self._changed: set[str] = set()
         self._fleet_changed: set[str] = set()
@@ -534,15 +541,21 @@ class Novelty(Detector):
         cfg = self.config
         agent = self._profile("a:" + session.agent_id)
         principal_id = session.principal or event.principal
-        principal_key = "p:" + principal_id if principal_id else None
+        cached = self._principal_strings.get(principal_id)
+        if cached is None:  # built once per principal, shared by its sessions
+            principal_key = "p:" + principal_id if principal_id else None
+            internal = cfg.internal_domains
+            prefixes = cfg.internal_bucket_prefixes
+            org = org_domain(principal_id)
+            if org is not None:
+                internal = (*internal, org)
+                if cfg.infer_org_bucket_prefix:
+                    prefixes = (*prefixes, org.split(".", 1)[0] + "-")
+            if len(self._principal_strings) >= _MAX_PRINCIPALS_CACHED:
+                self._principal_strings.clear()
+            cached = self._principal_strings[principal_id] = (principal_key, internal, prefixes)
+        principal_key, internal, prefixes = cached
         principal = self._profile(principal_key) if principal_key else None
-        internal = cfg.internal_domains
-        prefixes = cfg.internal_bucket_prefixes
-        org = org_domain(principal_id)
-        if org is not None:
-            internal = (*internal, org)
-            if cfg.infer_org_bucket_prefix:
-                prefixes = (*prefixes, org.split(".", 1)[0] + "-")
         ready = agent.sessions >= cfg.min_sessions_for_baseline and agent.events >= cfg.min_events_for_baseline
         return _SessionNovelty(agent, principal, principal_key, internal, prefixes, ready)
 
@@ -964,6 +977,8 @@ class Novelty(Detector):
         for name in names:
             if len(context) >= cap:
                 return
+            if not isinstance(context, set):  # created on the first name
+                context = st.context = set(context)
             context.add(name)
             if "@" in name:
                 context.add(name.rsplit("@", 1)[1])

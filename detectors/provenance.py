@@ -109,12 +109,13 @@ class _Seen(msgspec.Struct, gc=False):
     asked: str = ""
     untrusted: str = ""
     #: (start offset in ``untrusted`` at the time, event id) of each untrusted result kept, most recent last
-    sources: list[tuple[int, str]] = msgspec.field(default_factory=list)
+    sources: list[tuple[int, str]] | tuple[()] = ()
     dropped: int = 0
     #: tool-like identifiers (``DiagnosisHandler``, ``wire_funds``) tool output named → the event that named them
-    named_tools: dict[str, str] = msgspec.field(default_factory=dict)
-    #: tools this session already called (lower-cased)
-    used_tools: list[str] = msgspec.field(default_factory=list)
+    #: (``None`` until a tool's output is read for them)
+    named_tools: dict[str, str] | None = None
+    #: tools this session already called (lower-cased; a list from the first)
+    used_tools: list[str] | tuple[()] = ()
 
 
 class Provenance(Detector):
@@ -262,6 +263,8 @@ class Provenance(Detector):
     def _note_tool_names(self, seen: _Seen, content: str, event_id: str) -> None:
         """Remember tool-like identifiers a tool's output names (bounded: the first MAX_NAMED_TOOLS)."""
         named = seen.named_tools
+        if named is None:
+            named = seen.named_tools = {}
         if len(named) >= MAX_NAMED_TOOLS:
             return
         for word in _TOOL_NAME.findall(content[: self.config.max_content_chars]):
@@ -279,9 +282,13 @@ class Provenance(Detector):
         name = tool.lower()
         if name in seen.used_tools:
             return NO_FINDINGS
-        if len(seen.used_tools) < MAX_NAMED_TOOLS:
-            seen.used_tools.append(name)
-        origin = seen.named_tools.get(name)
+        used = seen.used_tools
+        if len(used) < MAX_NAMED_TOOLS:
+            if isinstance(used, list):
+                used.append(name)
+            else:  # the first call: the list is created now
+                seen.used_tools = [name]
+        origin = seen.named_tools.get(name) if seen.named_tools is not None else None
         if origin is None or origin == event.event_id or name in seen.asked or BUILTIN_TOOLS.tier_of(tool):
             return NO_FINDINGS
         tier = classify(event.tool, event.args, event.attributes).tier

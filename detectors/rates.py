@@ -40,7 +40,7 @@ sessions is compared with the *fleet* baseline instead; while the fleet itself h
 fewer than ``min_fleet_sessions`` learned sessions only the ceilings fire.
 
 Per-event work is a few additions and comparisons (thresholds are computed once per
-session, at its first event); the 60 s window is a deque of at most 60 per-second
+session, at its first event); the 60 s window is a list of at most 60 per-second
 counters (O(1) amortised per call, a few hundred bytes per session).
 """
 
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import ClassVar, Final
 
@@ -209,8 +209,9 @@ class _SessionRates:
     )
 
     def __init__(self, next_at: list[float]) -> None:
-        #: [bucket number, calls] of the non-empty buckets of the sliding window (≤ 60)
-        self.buckets: deque[list[int]] = deque()
+        #: [bucket number, calls] of the non-empty buckets of the sliding window, oldest first (≤ 60; a
+        #: list, not a deque: a deque's first block alone is ~600 bytes per session)
+        self.buckets: list[list[int]] = []
         #: calls in the window ending at the newest bucket
         self.in_window = 0
         self.values = [0.0, 0.0, 0.0, 0.0, 0.0]
@@ -222,7 +223,8 @@ class _SessionRates:
         self.run = 0
         #: highest score reported in this session (0: none)
         self.fired = 0.0
-        self.evidence: dict[int, tuple[str, ...]] = {}
+        #: figure → event ids reported (``None`` until the session first fires)
+        self.evidence: dict[int, tuple[str, ...]] | None = None
         #: (tool, tool_use_id) of recent ``tool_call`` s whose ``tool_result`` has not arrived, oldest first
         self.pending: list[tuple[str | None, str | None]] = []
 
@@ -233,6 +235,10 @@ class _SessionRates:
         self.pending = []  # absent from state saved before it existed
         for name, value in zip(self.__slots__, state, strict=False):
             setattr(self, name, value)
+        if not isinstance(self.buckets, list):  # a deque in state saved before the window was a list
+            self.buckets = list(self.buckets)
+        if not self.evidence:
+            self.evidence = None
 
     def remember_call(self, tool: str | None, use_id: str | None) -> None:
         """Note a ``tool_call`` whose ``tool_result`` may follow (the oldest is forgotten past the bound)."""
@@ -428,14 +434,18 @@ class Rates(Detector):
                     break
                 position -= 1
             else:
-                buckets.appendleft([bucket, 1])
+                buckets.insert(0, [bucket, 1])
             st.in_window += 1
             return st.in_window
         buckets.append([bucket, 1])
         st.in_window += 1
         low = bucket - _BUCKETS
-        while buckets[0][0] <= low:
-            st.in_window -= buckets.popleft()[1]
+        if buckets[0][0] <= low:
+            gone = 1
+            while buckets[gone][0] <= low:
+                gone += 1
+            st.in_window -= sum(entry[1] for entry in buckets[:gone])
+            del buckets[:gone]
         return st.in_window
 
     def _fire(self, hits: list[int], st: _SessionRates, event: AuditEvent) -> list[Finding]:
@@ -449,6 +459,8 @@ class Rates(Detector):
                 st.fired = score
             # Next firing: when the score would have risen by one step (never again past the ceiling).
             st.next_at[index] = math.inf if value >= ceiling else value * (ceiling / floor) ** step_frac
+            if st.evidence is None:
+                st.evidence = {}
             evidence = st.evidence.get(index, ())
             if len(evidence) < 8:
                 evidence = st.evidence[index] = (*evidence, event.event_id)

@@ -135,6 +135,7 @@ class RulePack(Detector):
             _ruleset(files), overrides, where=f"detectors.{self.name}.config.rules", data=self.config_tables(cfg)
         )
         self._max = max(1, cfg.max_findings_per_action)
+        _GROUPS[self.name] = (2 if self.reads_results else 1) if self._engine.dynamic else 0
 
     def config_tables(self, config: RulePackConfig) -> dict[str, Any]:
         """Data tables derived from this detector's own configuration keys, over the rule files' ``data``
@@ -161,30 +162,24 @@ class RulePack(Detector):
         dynamic = bool(self._engine.dynamic)
         if not effects and not dynamic:
             return ()
-        state = session.scratch.get(self.name)
-        if state is None:
-            state = session.scratch[self.name] = {"n": 0, "pending": [], "w": {}}
-        if _LAST_KEY[0] is event:  # every rule pack asks for the same event's key: computed once
-            key = _LAST_KEY[1]
-        else:
-            key = _call_key(event)
-            _LAST_KEY[:] = [event, key]
-        calls: list[str] = state.setdefault("pending", [])
-        repeated = event.kind == "tool_result" and _repeats_a_call(event, key, calls)
+        shared = _shared_state(session.scratch)
+        group = (2 if self.reads_results else 1) if dynamic else 0
+        repeated, index = shared.pair(event, group)
         if repeated:  # its tool_call was judged already as an action; checks may still read the result
             effects = ()
-            if not dynamic or not self.reads_results:
+            if group != 2:
                 return ()
-        elif event.kind == "tool_call":
-            calls.append(key)
-            calls.append("tool:" + (event.tool or "")[:80])
-            if len(calls) > 2 * MAX_PENDING_CALLS:
-                del calls[:2]
-        state["n"] += 1
+        windows = shared.windows
+        window = windows.get(self.name) if windows is not None else None
+        fresh = window is None
+        if window is None:
+            window = {}
         context = CheckContext(event, session, tuple(effects)) if dynamic else None
-        hits = self._engine.evaluate(
-            effects, event.tool or "", event.agent_id, state["n"], event.event_id, state["w"], context
-        )
+        hits = self._engine.evaluate(effects, event.tool or "", event.agent_id, index, event.event_id, window, context)
+        if fresh and window:  # kept only once a window rule has state
+            if windows is None:
+                windows = shared.windows = {}
+            windows[self.name] = window
         if not hits:
             return ()
         hits.sort(key=lambda h: -h.rule.score)
@@ -205,6 +200,147 @@ class RulePack(Detector):
                 )
             )
         return out
+
+
+#: Where the rule packs keep their one shared per-session state in ``session.scratch``.
+SCRATCH_KEY: Final = "rule_packs"
+
+
+class _PackSessions:
+    """What the rule packs remember about one session, shared by all of them (``session.scratch["rule_packs"]``).
+
+    Whether a ``tool_result`` repeats a pending call, and the action index window rules count in,
+    depend only on which events a pack judges, which depends on one of three *groups*: packs
+    without Python checks (0: judge only events with effects), packs with checks (1), packs with
+    checks that also read results (2: a repeated result still counts as an action). So the pending
+    calls are kept once per group kind (0, and 1–2 together) and the pairing is done once per event
+    and group, then reused by every pack of the group; each pack keeps only its window rules' state.
+    Containers are created when first needed and dropped when empty (an idle session holds one small object).
+    """
+
+    __slots__ = ("pending0", "pending1", "count0", "count1", "count2", "windows", "_event", "_seen")
+
+    def __init__(self) -> None:
+        #: pending calls of packs without checks (0) and with checks (1): ``None`` or, per ``tool_call``,
+        #: its key then ``tool:<name>`` (≤ ``MAX_PENDING_CALLS`` calls)
+        self.pending0: list[str] | None = None
+        self.pending1: list[str] | None = None
+        #: per group, the actions judged so far (the index window rules count in)
+        self.count0 = self.count1 = self.count2 = 0
+        #: pack name → its window rules' state (``None`` until a window rule has state)
+        self.windows: dict[str, dict[str, list[Any]]] | None = None
+        #: the event last paired, and per group (a tuple of three), ``None`` or (repeated, index) for it
+        self._event: AuditEvent | None = None
+        self._seen: tuple[tuple[bool, int] | None, ...] = _UNSEEN
+
+    def pair(self, event: AuditEvent, group: int) -> tuple[bool, int]:
+        """For this event and group: whether it is a ``tool_result`` of a call already judged, and the index
+        of the action (the count of actions judged, this one included; unchanged for a skipped result)."""
+        if self._event is not event:
+            self._event = event
+            self._seen = _UNSEEN
+        seen = self._seen
+        done = seen[group]
+        if done is not None:
+            return done
+        other = seen[3 - group] if group else None  # the other group with checks pairs the same calls
+        repeated = other[0] if other is not None else self._pair_calls(event, group != 0)
+        if group == 0:
+            if not repeated:
+                self.count0 += 1
+            done = (repeated, self.count0)
+        elif group == 1:
+            if not repeated:
+                self.count1 += 1
+            done = (repeated, self.count1)
+        else:
+            self.count2 += 1
+            done = (repeated, self.count2)
+        self._seen = (*seen[:group], done, *seen[group + 1 :])
+        return done
+
+    def _pair_calls(self, event: AuditEvent, checks: bool) -> bool:
+        kind = event.kind
+        if kind != "tool_call" and kind != "tool_result":
+            return False
+        if _LAST_KEY[0] is event:  # every rule pack asks for the same event's key: computed once
+            key = _LAST_KEY[1]
+        else:
+            key = _call_key(event)
+            _LAST_KEY[:] = [event, key]
+        calls = self.pending1 if checks else self.pending0
+        if kind == "tool_result":
+            if calls is None or not _repeats_a_call(event, key, calls):
+                return False
+            if not calls:  # nothing pending: no list kept
+                if checks:
+                    self.pending1 = None
+                else:
+                    self.pending0 = None
+            return True
+        if calls is None:
+            calls = []
+            if checks:
+                self.pending1 = calls
+            else:
+                self.pending0 = calls
+        calls.append(key)
+        calls.append("tool:" + (event.tool or "")[:80])
+        if len(calls) > 2 * MAX_PENDING_CALLS:
+            del calls[:2]
+        return False
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.pending0, self.pending1, self.count0, self.count1, self.count2, self.windows
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.pending0, self.pending1, self.count0, self.count1, self.count2, self.windows = state
+        self._event = None
+        self._seen = _UNSEEN
+
+    def adopt(self, name: str, legacy: dict[str, Any], group: int) -> None:
+        """Fold in one pack's per-session dict from a checkpoint written before the state was shared
+        (``{"n": actions judged, "pending": calls, "w": windows}``; packs of one group held the same
+        ``n`` and ``pending``)."""
+        window = legacy.get("w")
+        if isinstance(window, dict) and window:
+            if self.windows is None:
+                self.windows = {}
+            self.windows[name] = window
+        count = legacy.get("n")
+        if isinstance(count, int):
+            if group == 0:
+                self.count0 = max(self.count0, count)
+            elif group == 1:
+                self.count1 = max(self.count1, count)
+            else:
+                self.count2 = max(self.count2, count)
+        calls = legacy.get("pending")
+        if isinstance(calls, list) and calls:
+            if group == 0 and self.pending0 is None:
+                self.pending0 = list(calls)
+            elif group != 0 and self.pending1 is None:
+                self.pending1 = list(calls)
+
+
+#: No group has paired the current event yet.
+_UNSEEN: Final[tuple[None, None, None]] = (None, None, None)
+
+
+#: rule-pack name → its group (see :class:`_PackSessions`), to read checkpoints written before the state was shared
+_GROUPS: dict[str, int] = {}
+
+
+def _shared_state(scratch: dict[str, Any]) -> _PackSessions:
+    shared = scratch.get(SCRATCH_KEY)
+    if shared is None:
+        shared = scratch[SCRATCH_KEY] = _PackSessions()
+        for name, group in _GROUPS.items():  # a session restored from an older checkpoint
+            legacy = scratch.get(name)
+            if isinstance(legacy, dict) and "pending" in legacy:
+                del scratch[name]
+                shared.adopt(name, legacy, group)
+    return shared  # type: ignore[no-any-return]
 
 
 def _repeats_a_call(event: AuditEvent, key: str, calls: list[str]) -> bool:

@@ -231,7 +231,9 @@ class _Window:
         self.models = 0
         self.errors = 0
         self.judged = 0
-        self.tools: set[str] = set()
+        #: distinct tools called (≤ ``max_distinct``); ``None`` while ``targets`` has room, as every call's
+        #: tool is then one of its keys (the set is built when ``targets`` fills: one container less per session)
+        self.tools: set[str] | None = None
         #: (tool, first 96 characters of the target) → calls in this window (≤ ``max_distinct`` keys)
         self.targets: dict[tuple[str | None, str | None], int] = {}
         self.bytes_out = 0
@@ -240,6 +242,11 @@ class _Window:
         self.cost = 0.0
         self.t0 = 0
         self.first_id = ""
+
+    def distinct_tools(self) -> int:
+        if self.tools is not None:
+            return len(self.tools)
+        return len({named[0] for named in self.targets if named[0]})
 
     def features(self, t1: int) -> dict[str, float]:
         n = self.n or 1
@@ -251,7 +258,7 @@ class _Window:
             "share_tool_result": self.results / n,
             "share_model_call": self.models / n,
             "share_other": max(0, other) / n,
-            "distinct_tools": math.log1p(len(self.tools)) / _LOG_TOOLS,
+            "distinct_tools": math.log1p(self.distinct_tools()) / _LOG_TOOLS,
             "top_target_share": max(self.targets.values()) / self.calls if self.targets else 0.0,
             "error_ratio": self.errors / self.judged if self.judged else 0.0,
             "bytes_out": min(1.0, math.log1p(self.bytes_out / n) / _LOG_BYTES),
@@ -386,8 +393,9 @@ class SessionAnomaly(Detector):
         if kind == "tool_call":
             w.calls += 1
             cap = self._max_distinct
-            if event.tool and len(w.tools) < cap:
-                w.tools.add(event.tool)
+            tools = w.tools
+            if tools is not None and event.tool and len(tools) < cap:
+                tools.add(event.tool)
             target = event.target
             key = (event.tool, target[:96] if target else target)
             targets = w.targets
@@ -396,6 +404,8 @@ class SessionAnomaly(Detector):
                 targets[key] = count + 1
             elif len(targets) < cap:
                 targets[key] = 1
+                if tools is None and len(targets) >= cap:  # full: distinct tools are counted apart from now on
+                    w.tools = {named[0] for named in targets if named[0]}
         elif kind == "tool_result":
             w.results += 1
             w.judged += 1

@@ -81,6 +81,8 @@ _SOURCE_NAMES: Final = {SECRET: "secret", SENSITIVE: "sensitive data", UNTRUSTED
 INTERNAL, KNOWN, FLEET, DOMAIN, UNKNOWN = range(5)
 _DEST_NAMES: Final = ("internal", "known", "fleet-known", "new-address-at-known-domain", "unknown")
 _DEST_KEYS: Final = ("internal", "known", "fleet", "known_domain", "unknown")
+#: Organisations whose internal domains and bucket prefixes are kept built (cleared past it).
+_MAX_ORGS_CACHED: Final = 4096
 
 #: Credential stores and the commands that print them (:data:`agentwatch.secret_catalogue.CREDENTIAL_READS`,
 #: the forms meant to be used without context checks). Each alternative starts with a literal.
@@ -388,6 +390,9 @@ class _AgentFlow:
         self.sessions, self.transitions, self.total, self.destinations = state
 
 
+_NO_CONTACTS: Final[frozenset[str]] = frozenset()
+
+
 class _SessionTaint:
     """``session.scratch["taint_flow"]``: taint bits, their evidence, and a little context.
 
@@ -395,16 +400,17 @@ class _SessionTaint:
     session and is looked up again after a restore.
     """
 
-    __slots__ = ("agent", "taint", "sources", "prev", "best", "contacts", "pending", "internal", "prefixes")
+    __slots__ = ("agent", "taint", "_sources", "prev", "best", "contacts", "pending", "internal", "prefixes")
 
     def __init__(self, agent: _AgentFlow | None, internal: tuple[str, ...], prefixes: tuple[str, ...]) -> None:
         self.agent = agent
         self.taint = 0
-        #: taint bit → (event id, short description) of its first source
-        self.sources: dict[int, tuple[str, str]] = {}
+        #: taint bit → (event id, short description) of its first source (``None`` until the first; see ``sources``)
+        self._sources: dict[int, tuple[str, str]] | None = None
         self.prev: str | None = None
         self.best = 0.0
-        self.contacts: set[str] = set()
+        #: addresses and hosts the session was told about (an empty frozenset, shared, until the first)
+        self.contacts: set[str] | frozenset[str] = _NO_CONTACTS
         #: transitions / destinations of firing events, learned if the session closes clean
         self.pending: list[tuple[str, Any]] = []
         self.internal = internal
@@ -412,6 +418,21 @@ class _SessionTaint:
 
     def __getstate__(self) -> tuple:
         return (None,) + tuple(getattr(self, name) for name in self.__slots__[1:])
+
+    @property
+    def sources(self) -> dict[int, tuple[str, str]]:
+        """Taint bit → (event id, short description) of its first source (created on first use)."""
+        sources = self._sources
+        if sources is None:
+            sources = self._sources = {}
+        return sources
+
+    def contact_set(self) -> set[str]:
+        """``contacts``, to add to (created on first use)."""
+        contacts = self.contacts
+        if not isinstance(contacts, set):
+            contacts = self.contacts = set(contacts)
+        return contacts
 
     def __setstate__(self, state: tuple) -> None:
         for name, value in zip(self.__slots__, state, strict=True):
@@ -485,6 +506,8 @@ class TaintFlow(Detector):
         self._fleet: OrderedDict[str, None] = OrderedDict()
         #: tool name → (is shell, is sensitive source, is untrusted source, sends, is SQL); bounded below
         self._tool_kinds: dict[str, tuple[bool, bool, bool, bool, bool]] = {}
+        #: organisation domain → (internal domains, internal bucket prefixes) of its sessions
+        self._org_internal: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         #: agents whose learned state changed since the last ``export_learned``; and the fleet's
         self._changed: set[str] = set()
         self._fleet_changed = False
@@ -507,9 +530,13 @@ class TaintFlow(Detector):
         prefixes = cfg.internal_bucket_prefixes
         org = org_domain(session.principal or event.principal)
         if org is not None:
-            internal = (*internal, org)
-            if cfg.infer_org_bucket_prefix:
-                prefixes = (*prefixes, org.split(".", 1)[0] + "-")
+            cached = self._org_internal.get(org)
+            if cached is None:  # built once per organisation, shared by its sessions
+                org_prefixes = (*prefixes, org.split(".", 1)[0] + "-") if cfg.infer_org_bucket_prefix else prefixes
+                if len(self._org_internal) >= _MAX_ORGS_CACHED:
+                    self._org_internal.clear()
+                cached = self._org_internal[org] = ((*internal, org), org_prefixes)
+            internal, prefixes = cached
         return _SessionTaint(self._agent(session.agent_id), internal, prefixes)
 
     def _kinds(self, tool: str) -> tuple[bool, bool, bool, bool, bool]:
@@ -694,7 +721,7 @@ class TaintFlow(Detector):
         if st is None:
             st = session.scratch["taint_flow"] = self._session(session, event)
         room = self.config.max_contacts - len(st.contacts)
-        st.contacts.update(named_destinations(text, room, self.config.max_scan_chars))
+        st.contact_set().update(named_destinations(text, room, self.config.max_scan_chars))
 
     def _result(self, event: AuditEvent, st: _SessionTaint, untrusted_tool: bool) -> None:
         """Contacts and external senders from a tool result's attributes."""
@@ -712,7 +739,7 @@ class TaintFlow(Detector):
                 continue
             for addr in email_addresses(value):
                 if len(st.contacts) < self.config.max_contacts:
-                    st.contacts.add(addr)
+                    st.contact_set().add(addr)
                 if untrusted_tool and not st.taint & UNTRUSTED:
                     domain = addr.rsplit("@", 1)[1]
                     if not is_internal_host(domain, st.internal, self.config.internal_suffixes):
@@ -782,7 +809,7 @@ class TaintFlow(Detector):
         # --- context: addresses a lookup-type call names ----------------------------------
         if not sink and "@" in low and len(st.contacts) < cfg.max_contacts:
             for addr in email_addresses(target)[:4]:
-                st.contacts.add(addr)
+                st.contact_set().add(addr)
         return findings
 
     def _sink(self, event: AuditEvent, st: _SessionTaint, low: str, pair: tuple[str, str]) -> list[Finding] | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any
 
 from agentwatch.events.audit_event import AuditEvent
@@ -31,6 +31,9 @@ class SessionState:
     ``effects`` is the current event's typed effects (:func:`agentwatch.detect.effects.effects_of`),
     set by the pipeline once per event before any detector runs; ``None`` until then (a detector
     driven outside the pipeline computes them itself). Not checkpointed: it is per event.
+
+    ``recent`` is the last ``recent_size`` events, oldest first: a list trimmed on append (a deque's
+    first block alone costs ~600 bytes, more than the events it would hold for an idle session).
     """
 
     __slots__ = (
@@ -41,6 +44,7 @@ class SessionState:
         "last_ts_ms",
         "event_count",
         "recent",
+        "recent_size",
         "kind_counts",
         "scratch",
         "alerts",
@@ -56,7 +60,8 @@ class SessionState:
         self.first_ts_ms = event.ts_ms
         self.last_ts_ms = event.ts_ms
         self.event_count = 0
-        self.recent: deque[AuditEvent] = deque(maxlen=recent_size)
+        self.recent: list[AuditEvent] = []
+        self.recent_size = recent_size
         self.kind_counts: dict[str, int] = {}
         self.scratch: dict[str, Any] = {}
         #: detector name → the alert this session holds for it (see agentwatch.detect.alerts)
@@ -76,7 +81,10 @@ class SessionState:
         if event.principal and not self.principal:
             self.principal = event.principal
         self.kind_counts[event.kind] = self.kind_counts.get(event.kind, 0) + 1
-        self.recent.append(event)
+        recent = self.recent
+        recent.append(event)
+        if len(recent) > self.recent_size:
+            del recent[0]
         if event.kind == "session_end":
             self.ended = True
 
@@ -87,6 +95,9 @@ class SessionState:
         self.effects = None
         for name, value in state.items():
             setattr(self, name, value)
+        if not isinstance(self.recent, list):  # a deque(maxlen) in state saved before ``recent`` was a list
+            self.recent_size = self.recent.maxlen or max(1, len(self.recent))
+            self.recent = list(self.recent)
 
 
 class SessionTable:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, overload
 
 import msgspec
 
@@ -289,9 +289,9 @@ def from_wire(
         event_id=wire.event_id,
         ts_ms=to_epoch_ms(wire.ts),
         session_id=wire.session_id,
-        agent_id=wire.agent_id,
+        agent_id=shared_id(wire.agent_id),
         kind=wire.kind,
-        principal=wire.principal,
+        principal=shared_id(wire.principal),
         tool=tool,
         target=target,
         args=args,
@@ -304,6 +304,28 @@ def from_wire(
         duration_ms=wire.duration_ms,
         attributes=attributes or None,
     )
+
+
+#: Agent ids and principals seen lately → one copy shared by the events that carry them (live sessions
+#: keep their recent events, and these repeat across events and sessions); cleared when full.
+_SHARED_IDS: dict[str, str] = {}
+MAX_SHARED_IDS: Final = 8192
+
+
+@overload
+def shared_id(value: str) -> str: ...
+@overload
+def shared_id(value: None) -> None: ...
+def shared_id(value: str | None) -> str | None:
+    """``value``, or an equal string already kept for an earlier event (ids are capped at MAX_ID_CHARS)."""
+    if value is None:
+        return None
+    kept = _SHARED_IDS.get(value)
+    if kept is None:
+        if len(_SHARED_IDS) >= MAX_SHARED_IDS:
+            _SHARED_IDS.clear()
+        kept = _SHARED_IDS[value] = value
+    return kept
 
 
 def to_epoch_ms(ts: dt.datetime | int) -> int:
