@@ -90,6 +90,7 @@ delete git:branch/main (force push)
     config_type: ClassVar[type[DetectorConfig]] = DestructiveOpsConfig
     check_modules: ClassVar[tuple[str, ...]] = (destructive_ops_checks.__name__,)
     # measured: bench/detector_cost.py (35 µs first in its order, shell parsing of the fleet included; 8 µs warm)
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"session_start", *ACTION_KINDS})
     cost_us: ClassVar[float] = 32.0  # bench/detector_cost.py: 0.92× the 35 µs before check prefilters (same run)
     summary: ClassVar[str] = "Irreversible deletions of files, history, databases, clusters and cloud resources."
 

@@ -496,6 +496,7 @@ class Novelty(Detector):
     name: ClassVar[str] = "novelty"
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = NoveltyConfig
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"tool_call", "tool_result", "prompt"})
     cost_us: ClassVar[float] = 7.0  # bench/detector_cost.py: 1.35× the 5.1 µs measured before consequence tiers
     summary: ClassVar[str] = "A tool, destination, recipient, bucket or table never used before by this agent."
 

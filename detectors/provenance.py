@@ -144,6 +144,7 @@ class Provenance(Detector):
     name: ClassVar[str] = "provenance"
     categories: ClassVar[frozenset[str]] = frozenset({"injection_exfiltration"})
     config_type: ClassVar[type[DetectorConfig]] = ProvenanceConfig
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"tool_call", "tool_result", "prompt", "message"})
     cost_us: ClassVar[float] = 4.6  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "A consequential action whose counterparty came from untrusted content, not the principal."
 

@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
-from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding
+from agentwatch.detect.detector_spec import Detector, DetectorConfig, Finding, every_kind_except
 from agentwatch.detect.effects import describe, effects_of
 from agentwatch.detect.rules import Override, RuleEngine, RuleSet, load_files
 from agentwatch.detect.rules.checks import CheckContext
@@ -114,6 +114,7 @@ class RulePack(Detector):
     """
 
     config_type: ClassVar[type[DetectorConfig]] = RulePackConfig
+    kinds: ClassVar[frozenset[str] | None] = every_kind_except(*SKIPPED_KINDS)  # not dispatched to observe
     #: modules whose import registers the Python checks this pack's rules name
     check_modules: ClassVar[tuple[str, ...]] = ()
     #: whether this pack's checks read what a tool *returned* (prompt injection does): when False, a

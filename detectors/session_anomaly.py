@@ -52,7 +52,7 @@ from typing import ClassVar, Final
 
 from river import anomaly, stats
 
-from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding
+from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, every_kind_except
 from agentwatch.detect.learn_filter import LearnFilter
 from agentwatch.detect.learned_merge import better_of
 from agentwatch.detect.session_state import SessionState
@@ -306,6 +306,7 @@ class SessionAnomaly(Detector):
     name: ClassVar[str] = "session_anomaly"
     categories: ClassVar[frozenset[str]] = frozenset({"anomaly"})
     config_type: ClassVar[type[DetectorConfig]] = SessionAnomalyConfig
+    kinds: ClassVar[frozenset[str] | None] = every_kind_except(*_LIFECYCLE)
     cost_us: ClassVar[float] = 6.5  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "Session windows unlike the agent's usual ones (HalfSpaceTrees; roll out in shadow)."
 

@@ -466,6 +466,7 @@ class TaintFlow(Detector):
     name: ClassVar[str] = "taint_flow"
     categories: ClassVar[frozenset[str]] = frozenset({"injection_exfiltration"})
     config_type: ClassVar[type[DetectorConfig]] = TaintFlowConfig
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"tool_call", "tool_result", "prompt"})
     cost_us: ClassVar[float] = 5.9  # measured: bench/detector_cost.py, 2-core reference machine
     summary: ClassVar[str] = "Secret, sensitive or untrusted data in, then egress to an unfamiliar destination."
 

@@ -218,7 +218,8 @@ def test_pipeline_computes_effects_once_before_detectors_and_a_tool_result_is_th
         seen.append(session.effects)
         return original(event, session)
 
-    pipeline._observers = [(spy, active)]
+    active.detector.observe = spy  # type: ignore[method-assign]
+    pipeline = Pipeline([active], SessionTable())  # its dispatch table is built with the spy
     alerts = pipeline.process(ev(1, kind="tool_result", command="rm -rf ~"))
     assert seen[0] and "delete" in {e.op for e in seen[0]}
     assert [a.severity for a in alerts] == ["critical"]

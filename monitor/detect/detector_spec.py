@@ -14,6 +14,10 @@ Who calls what
     that bench compares every detector's cost, and their sum, with the pipeline's budget.
     ``session.effects`` holds the event's typed effects (:mod:`agentwatch.detect.effects`),
     computed once by the pipeline before any detector runs (empty for non-tool events).
+    The class declares ``kinds``, the event kinds ``observe`` reads: the pipeline calls
+    ``observe`` only with those (``None``, the default: every kind, including kinds this
+    version does not know). Session state (``session``) records every event whatever a
+    detector declares, and ``close_session`` is called for every session.
 ``close_session(session)``
     The pipeline, once, when a session ends (``session_end``), idles past its TTL or
     is evicted for room. Window detectors score here. Default: nothing.
@@ -67,7 +71,7 @@ from typing import Any, ClassVar, Final
 import msgspec
 
 from agentwatch.detect.session_state import SessionState
-from agentwatch.events.audit_event import AuditEvent
+from agentwatch.events.audit_event import KNOWN_KINDS, AuditEvent
 
 #: The closed set of threat categories a finding may name (also the simulator's labels).
 THREAT_CATEGORIES: Final = (
@@ -83,6 +87,29 @@ THREAT_CATEGORIES: Final = (
 #: Findings that are not a threat category of their own (learned anomalies).
 ANOMALY_CATEGORY: Final = "anomaly"
 CATEGORIES: Final = frozenset(THREAT_CATEGORIES) | {ANOMALY_CATEGORY}
+#: In a detector's ``kinds``: every event kind outside :data:`~agentwatch.events.audit_event.KNOWN_KINDS`
+#: (a newer runtime's kinds are accepted as given).
+OTHER_KINDS: Final = "*"
+
+
+def every_kind_except(*kinds: str) -> frozenset[str]:
+    """A ``kinds`` declaration: every kind (known or not) but these.
+
+    >>> sorted(every_kind_except("model_call", "session_start", "session_end", "message", "permission"))
+    ['*', 'memory_write', 'prompt', 'tool_call', 'tool_result']
+    """
+    return (KNOWN_KINDS | {OTHER_KINDS}) - frozenset(kinds)
+
+
+def reads_kind(kinds: frozenset[str] | None, kind: str) -> bool:
+    """Whether a detector declaring ``kinds`` reads events of ``kind`` (the pipeline's dispatch rule).
+
+    >>> reads_kind(None, "model_call"), reads_kind(frozenset({"tool_call"}), "model_call")
+    (True, False)
+    >>> reads_kind(every_kind_except("model_call"), "handoff")  # a kind this version does not know
+    True
+    """
+    return kinds is None or kind in kinds or (kind not in KNOWN_KINDS and OTHER_KINDS in kinds)
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -127,6 +154,11 @@ class Detector(abc.ABC):
     cost_us: ClassVar[float] = 10.0
     #: One line for ``agentwatch detectors list``.
     summary: ClassVar[str] = ""
+    #: The event kinds :meth:`observe` reads; the pipeline calls it with no other kind. ``None`` (the
+    #: default): every kind. A set may name kinds this version does not know, and :data:`OTHER_KINDS` for
+    #: every kind nobody names (see :func:`every_kind_except`). Declare only kinds whose events ``observe``
+    #: could score or learn from: skipping a kind must change nothing but the time spent.
+    kinds: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         if config is None:
@@ -204,4 +236,9 @@ def validate_detector_class(cls: Any) -> list[str]:
         problems.append("`config_type` must subclass DetectorConfig")
     if not isinstance(cls.cost_us, (int, float)) or cls.cost_us <= 0:
         problems.append("`cost_us` must be a positive number")
+    kinds = getattr(cls, "kinds", None)
+    if kinds is not None and not (
+        isinstance(kinds, frozenset) and kinds and all(isinstance(k, str) and k for k in kinds)
+    ):
+        problems.append("`kinds` must be None (every kind) or a non-empty frozenset of event kinds")
     return problems

@@ -2,8 +2,11 @@
 
 Bytes in, alerts and rejected records out: :meth:`Pipeline.ingest` decodes a raw
 message with the topic's format, updates session state, computes the event's typed
-effects once (``session.effects``, :mod:`agentwatch.detect.effects`), runs every detector
-and lets each detector's policy decide. Nothing here knows where the bytes came from.
+effects once (``session.effects``, :mod:`agentwatch.detect.effects`), runs the detectors that
+read the event's kind (each declares ``kinds``; the per-kind lists are computed once, when the
+pipeline is built) and lets each detector's policy decide. Session bookkeeping (state, closing
+on ``session_end``, expiry) and ``close_session`` are the same for every detector whatever it
+declares. Nothing here knows where the bytes came from.
 
 A detector that raises is isolated: the exception is logged with its traceback,
 counted (``agentwatch_plugin_errors_total``) and kept in :attr:`Pipeline.plugin_errors`;
@@ -15,18 +18,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from agentwatch.best_effort import best_effort
 from agentwatch.config import Config
 from agentwatch.detect.alerts import Alert, raise_or_update
 from agentwatch.detect.detector_registry import ActiveDetector, active_detectors
-from agentwatch.detect.detector_spec import Finding
+from agentwatch.detect.detector_spec import OTHER_KINDS, Finding, reads_kind
 from agentwatch.detect.effects import effects_of
 from agentwatch.detect.session_state import SessionState, SessionTable
 from agentwatch.errors import DecodeError
-from agentwatch.events.audit_event import AuditEvent
+from agentwatch.events.audit_event import KNOWN_KINDS, AuditEvent
 from agentwatch.formats import Decoder
 from agentwatch.observe import metrics
 
@@ -66,11 +70,18 @@ class Pipeline:
         self.effects_errors = 0
         self.shadow_alerts: Counter[str] = Counter()
         self._timers = {d.name: metrics.DETECTOR_SECONDS.labels(d.name) for d in self.detectors}
-        self._observers = [(d.detector.observe, d) for d in self.detectors]
+        self._by_kind, self._other_kinds = _dispatch_table(self.detectors)
         for d in self.detectors:  # zero-valued series from the start: "no errors", not "no data"
             for hook in ("observe", "close_session"):
                 metrics.PLUGIN_ERRORS.labels(d.name, hook)
         self._findings = {d.name: metrics.FINDINGS.labels(d.name, d.policy.mode) for d in self.detectors}
+        # metric children, created on first use and kept (labels are small closed sets: see metrics)
+        self._alert_counters: dict[tuple[str, str, str, str], Any] = {}
+        self._closed_counters: dict[str, Any] = {}
+
+    def observers(self, kind: str) -> tuple[Observer, ...]:
+        """The detectors (with their ``observe``) that read events of ``kind``, in configuration order."""
+        return self._by_kind.get(kind, self._other_kinds)
 
     # -- entry points ---------------------------------------------------------------
     def ingest(self, raw: bytes, decoder: Decoder, received_ms: int) -> IngestResult:
@@ -90,9 +101,10 @@ class Pipeline:
             alerts.extend(self._close(old, "evicted"))
         self.events_seen += 1
         session.effects = self._effects(event, session)
+        observers = self._by_kind.get(event.kind, self._other_kinds)
         if self.events_seen % TIMING_SAMPLE_EVERY == 0:
-            return self._process_timed(event, session, alerts)
-        for observe, active in self._observers:
+            return self._process_timed(event, session, alerts, observers)
+        for observe, active in observers:
             try:
                 found = observe(event, session)
             except Exception as exc:  # noqa: BLE001 - isolate the plugin; counted and logged below
@@ -117,9 +129,11 @@ class Pipeline:
                 )
             return ()
 
-    def _process_timed(self, event: AuditEvent, session: SessionState, alerts: list[Alert]) -> list[Alert]:
+    def _process_timed(
+        self, event: AuditEvent, session: SessionState, alerts: list[Alert], observers: tuple[Observer, ...]
+    ) -> list[Alert]:
         """:meth:`process`, timing each detector (one event in ``TIMING_SAMPLE_EVERY``)."""
-        for observe, active in self._observers:
+        for observe, active in observers:
             started = time.perf_counter()
             try:
                 found = observe(event, session)
@@ -164,7 +178,10 @@ class Pipeline:
 
     # -- internals ------------------------------------------------------------------
     def _close(self, session: SessionState, reason: str) -> list[Alert]:
-        metrics.SESSIONS_CLOSED.labels(reason).inc()
+        counter = self._closed_counters.get(reason)
+        if counter is None:
+            counter = self._closed_counters[reason] = metrics.SESSIONS_CLOSED.labels(reason)
+        counter.inc()
         if not session.recent:
             return []
         last = session.recent[-1]
@@ -198,7 +215,11 @@ class Pipeline:
             alert = raise_or_update(session, name, finding, severity, policy.mode, event, self.observed_ms)
             if alert is None:
                 continue
-            metrics.ALERTS.labels(name, finding.category, severity, policy.mode).inc()
+            labels = (name, finding.category, severity, policy.mode)
+            counter = self._alert_counters.get(labels)
+            if counter is None:
+                counter = self._alert_counters[labels] = metrics.ALERTS.labels(*labels)
+            counter.inc()
             if policy.mode == "shadow":
                 self.shadow_alerts[name] += 1
             else:
@@ -220,6 +241,25 @@ class Pipeline:
             )
         elif count == MAX_LOGGED_ERRORS_PER_PLUGIN + 1:
             log.error("detector %s keeps raising in %s; further errors are only counted", active.name, hook)
+
+
+#: A detector's ``observe`` and the detector it belongs to.
+Observer = tuple[Callable[[AuditEvent, SessionState], Sequence[Finding]], ActiveDetector]
+
+
+def _dispatch_table(
+    detectors: Sequence[ActiveDetector],
+) -> tuple[dict[str, tuple[Observer, ...]], tuple[Observer, ...]]:
+    """Per event kind (every known kind and every kind a detector names), the detectors that read it; and,
+    for any other kind, those that read every kind or declare :data:`OTHER_KINDS`."""
+    declared: list[tuple[Observer, frozenset[str] | None]] = []
+    for d in detectors:
+        kinds = getattr(d.detector, "kinds", None)
+        declared.append(((d.detector.observe, d), None if kinds is None else frozenset(kinds)))
+    named = set(KNOWN_KINDS).union(*(kinds for _, kinds in declared if kinds is not None)) - {OTHER_KINDS}
+    by_kind = {kind: tuple(observer for observer, kinds in declared if reads_kind(kinds, kind)) for kind in named}
+    other = tuple(observer for observer, kinds in declared if kinds is None or OTHER_KINDS in kinds)
+    return by_kind, other
 
 
 def build_pipeline(config: Config, only: list[str] | None = None) -> Pipeline:

@@ -12,7 +12,7 @@ from typing import Final
 import msgspec
 
 from agentwatch.errors import DecodeError
-from agentwatch.events.audit_event import AuditEvent
+from agentwatch.events.audit_event import AuditEvent, parse_native
 
 
 class DecodeResult(msgspec.Struct, gc=False):
@@ -28,8 +28,6 @@ Decoder = Callable[[bytes, int], DecodeResult]
 
 
 def _native(raw: bytes, received_ms: int) -> DecodeResult:
-    from agentwatch.events.audit_event import parse_native
-
     try:
         return DecodeResult([parse_native(raw)], [])
     except DecodeError as exc:

@@ -161,9 +161,12 @@ class KafkaMonitor:
         self.stats = RunStats()
         self.stop_event = threading.Event()
         self._decoders = {topic: (fmt, get_decoder(fmt)) for topic, fmt in settings.inputs.items()}
-        for topic, fmt in settings.inputs.items():  # zero-valued series from the start
-            metrics.EVENTS.labels(topic, fmt)
-            metrics.MESSAGES.labels(topic, fmt)
+        #: per input topic, its (events, messages) metric children: created once, not per record
+        self._counters = {
+            topic: (metrics.EVENTS.labels(topic, fmt), metrics.MESSAGES.labels(topic, fmt))
+            for topic, fmt in settings.inputs.items()  # zero-valued series from the start
+        }
+        for fmt in settings.inputs.values():
             for reason in sorted(DECODE_REASONS):
                 metrics.DECODE_FAILURES.labels(fmt, reason)
         for reason in sorted(DECODE_REASONS):
@@ -311,6 +314,8 @@ class KafkaMonitor:
         stats = self.stats
         for tp, records in batch.items():
             fmt, decoder = self._decoders[tp.topic]
+            events_counter, messages_counter = self._counters[tp.topic]
+            decoded = 0
             for record in records:
                 raw = record.value if record.value is not None else b""
                 if raw:
@@ -333,9 +338,10 @@ class KafkaMonitor:
                 if self.state is not None and result.events:
                     self.state.note(tp.partition, [e.session_id for e in result.events])
                 observed.extend([record.timestamp] * len(result.events))
-                stats.events += len(result.events)
-                metrics.EVENTS.labels(tp.topic, fmt).inc(len(result.events))
-            metrics.MESSAGES.labels(tp.topic, fmt).inc(len(records))
+                decoded += len(result.events)
+            stats.events += decoded
+            events_counter.inc(decoded)
+            messages_counter.inc(len(records))
             stats.messages += len(records)
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         for alert in self.pipeline.expire():

@@ -54,6 +54,7 @@ class PasteSites(Detector):
     categories = frozenset({"injection_exfiltration"})
     config_type = PasteSitesConfig
     cost_us = 1.0
+    kinds = frozenset({"tool_call"})  # the pipeline calls observe with tool calls only
     summary = "Data sent to paste sites and request-capture services."
 
     _UPLOAD = re.compile(r"(?:^|\s)(?:-d|--data(?:-binary|-raw)?|-F|--form|-T|--upload-file)\b")
