@@ -563,6 +563,9 @@ class AssistantsAdapter:
                 "by_rule": counts["by_rule"],
             }
             if kind == "attack":
+                repeats = _repeat_misses(sessions.values())
+                row["repeat_misses"] = repeats
+                row["first_calls"] = {"items": counts["items"] - repeats, "hit": counts["hit"]}
                 row["events_to_detect"] = _distribution(
                     [e.events_to_detect for e in entries if e.events_to_detect is not None]
                 )
@@ -573,6 +576,25 @@ class AssistantsAdapter:
                 )[: options.show_flagged]
             out[label] = row
         return {"groups": out} | {"run": scored.stats}
+
+
+def _repeat_misses(sessions: Iterable[list[ScoredItem]]) -> int:
+    """Missed calls that repeat a tool whose earlier call in the same session was detected.
+
+    A detector keeps one alert per session: a repeat is folded into the stored alert (its event joins
+    ``event_ids``) and is not published again unless its severity rises, so per-call recall counts it
+    as missed. Reported apart so the figure says which misses are a first call nobody saw.
+    """
+    out = 0
+    for entries in sessions:
+        seen: set[str] = set()
+        for entry in sorted(entries, key=lambda e: e.item.start):
+            tool = entry.item.meta.get("tool")
+            if entry.hit:
+                seen.add(tool)
+            elif tool in seen:
+                out += 1
+    return out
 
 
 def _take(kept: dict[str, int], session: Any, limit: int) -> bool:
@@ -734,6 +756,14 @@ def render(report: dict[str, Any], out: Callable[[str], None] = print) -> None:
                 f"sessions flagged {g['sessions_flagged']}/{g['sessions']}"
                 + (f"; events to detect {g['events_to_detect']}" if g["kind"] == "attack" else "")
             )
+            if g["kind"] == "attack" and g.get("repeat_misses"):
+                first = g["first_calls"]
+                share = first["hit"] / first["items"] if first["items"] else None
+                out(
+                    f"    of the misses, {g['repeat_misses']} repeat a tool already detected earlier in the same "
+                    f"session (folded into that session's alert, not re-published); first calls "
+                    f"{first['hit']}/{first['items']} ({_pct(share)})"
+                )
             out(f"    detectors: {_counts(g['by_detector'])}")
             shown = g.get("misses_shown") if g["kind"] == "attack" else g.get("flagged_shown")
             if shown:

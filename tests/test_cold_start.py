@@ -149,11 +149,11 @@ def test_the_cold_start_bench_picks_the_sessions_before_a_baseline_and_silences_
 
     sessions = []
     for n, size in enumerate((4, 4, 4, 40, 4)):  # agent a: 3 sessions but 12 events, then 40 more
-        session = _Session(f"a{n}", "a", "desk:a")
+        session = _Session(f"a{n}", "a", "desk:a", f"task-a{n}")
         for _ in range(size):
             session.add("prompt", attributes={"content": "x"})
         sessions.append(session)
-    other = _Session("b0", "b", "desk:b")
+    other = _Session("b0", "b", "desk:b", "task-b0")
     assert cold_start.cold_sessions([*sessions, other], 3, 30) == {"a0", "a1", "a2", "a3", "b0"}
     config = cold_start.silenced(load_config())
     table = NoveltyConfig(cold_start_scores=config.detectors["novelty"].config["cold_start_scores"])

@@ -239,3 +239,20 @@ def test_assistant_split_scores_only_its_half_and_the_halves_add_up(corpora: Pat
     for split in ("dev", "holdout"):
         attacks = [i for i in items[split].values() if i.kind == "attack"]
         assert attacks and all(quality.split_of(f"asb-tool:{i.meta['tool']}") == split for i in attacks)
+
+
+def test_repeat_misses_counts_only_repeats_of_a_tool_detected_earlier_in_its_session() -> None:
+    """A second call of an already-detected tool is folded into the session's alert: reported apart."""
+    from bench.quality_model import Item
+
+    def entry(session: str, tool: str, at: int, hit: bool) -> quality.ScoredItem:
+        item = Item(key=f"{session}:{at}", kind="attack", positions=(at, at + 1), meta={"tool": tool})
+        return quality.ScoredItem(item, session, {"novelty": "medium"} if hit else {})
+
+    sessions = [
+        # detected, then the same tool again (a repeat), then another tool missed (a real miss)
+        [entry("s1", "Quackery", 3, False), entry("s1", "Quackery", 1, True), entry("s1", "Other", 5, False)],
+        # missed first, detected later: the first call is a real miss, not a repeat
+        [entry("s2", "Quackery", 1, False), entry("s2", "Quackery", 3, True)],
+    ]
+    assert quality._repeat_misses(sessions) == 1
