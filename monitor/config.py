@@ -43,8 +43,10 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     store_url: str | None = None
     session_ttl_s: float = 1800.0
     max_sessions: int = 200_000
-    #: Last events each session keeps for detectors (only the last one is used by the built-ins).
-    recent_events: int = 4
+    #: Last events each session keeps for detectors: the built-ins read only the last one, so only it is
+    #: kept by default (each kept event holds its own target, args and attributes); raise it for a plugin
+    #: that reads ``session.recent`` further back.
+    recent_events: int = 1
     group_id: str = "agentwatch-monitor"
     inputs: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_INPUTS))
     alerts_topic: str = "agentwatch.alerts"
