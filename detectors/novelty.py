@@ -103,7 +103,7 @@ from agentwatch.destinations import (
     named_destinations,
     org_domain,
 )
-from agentwatch.detect.consequence import HIGH_STAKES, TIERS, Consequence, ToolCatalogue, classify
+from agentwatch.detect.consequence import CONSEQUENTIAL, HIGH_STAKES, TIERS, Consequence, ToolCatalogue, classify
 from agentwatch.detect.detector_spec import NO_FINDINGS, Detector, DetectorConfig, Finding, quote
 from agentwatch.detect.learn_filter import LearnFilter
 from agentwatch.detect.learned_merge import merge_lru
@@ -641,7 +641,10 @@ class Novelty(Detector):
 
     def consequence(self, event: AuditEvent, session: SessionState) -> Consequence:
         """The call's consequence tier: from its effects when the effects layer understood it (a shell
-        command, a file tool), else from the tool's name, arguments and annotations."""
+        command, a file tool), else from the tool's name, arguments and annotations — and from those
+        too when they name a more consequential tier than the effects (``transfer_funds(to=<IBAN>)``
+        has a ``send`` effect, but it moves money: financial, not external communication)."""
+        named = classify(event.tool, event.args, event.attributes, self._catalogue)
         effects = session.effects
         if effects and self._catalogue is None:
             best = ""
@@ -649,9 +652,9 @@ class Novelty(Detector):
                 tier = _OP_TIERS.get(getattr(effect, "op", ""), "")
                 if tier and (not best or _TIER_RANK[tier] > _TIER_RANK[best]):
                     best = tier
-            if best:
+            if best and not (named.tier in CONSEQUENTIAL and _TIER_RANK[named.tier] > _TIER_RANK[best]):
                 return Consequence(best, "effects")
-        return classify(event.tool, event.args, event.attributes, self._catalogue)
+        return named
 
     def _items(self, event: AuditEvent, st: _SessionNovelty, tier: str) -> list[tuple[str, str, bool]]:
         """(kind, item, internal) touched by one tool call of consequence ``tier``."""
