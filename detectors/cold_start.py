@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Final
 
 from agentwatch.destinations import email_addresses, is_consumer_mail_domain, is_internal_host
@@ -164,7 +165,7 @@ class ColdStartRules:
         items: Iterable[tuple[str, str, bool]],
         *,
         internal: tuple[str, ...],
-        context: set[str],
+        context: AbstractSet[str],
         asked: str,
         progress: str,
     ) -> Finding | None:
