@@ -12,6 +12,7 @@ The schema is created on first use and migrated forward by :func:`open_store`
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 SCHEMA_VERSION = 2
 #: Serialises schema creation and migration across processes (PostgreSQL advisory lock key).
@@ -252,6 +254,10 @@ def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[s
             conn.execute(table.insert().prefix_with("IGNORE"), row)
 
 
+#: How long opening a SQLite store retries SQLite's immediate "database is locked" (see :func:`open_store`).
+SQLITE_OPEN_RETRY_S = 30.0
+
+
 def open_store(url: str) -> Engine:
     """Connect, create the schema where missing and migrate it to :data:`SCHEMA_VERSION`."""
     if url.startswith("sqlite:///"):
@@ -269,6 +275,23 @@ def open_store(url: str) -> Engine:
     # schema_version). PostgreSQL serialises on a transaction-scoped advisory lock; on
     # SQLite the transaction's BEGIN IMMEDIATE takes the write lock. DDL is transactional
     # on both, so the waiter then sees the complete schema.
+    deadline = time.monotonic() + SQLITE_OPEN_RETRY_S
+    while True:
+        try:
+            _create_or_migrate(engine)
+            return engine
+        except OperationalError as exc:
+            # SQLite answers "database is locked" without waiting out busy_timeout in a few
+            # cases (switching a fresh file to WAL while another process does, WAL recovery):
+            # opening is retried, bounded, instead of failing a process that merely started
+            # at the same moment as another.
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            engine.dispose()
+            time.sleep(0.05)
+
+
+def _create_or_migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
@@ -283,7 +306,6 @@ def open_store(url: str) -> Engine:
             )
         elif current < SCHEMA_VERSION:
             _migrate(conn, current)
-    return engine
 
 
 def _migrate(conn: Connection, current: int) -> None:
