@@ -92,7 +92,7 @@ def test_each_figure_gets_its_budget_and_verdict() -> None:
             _scenario("1pct-postgresql", 0.55, _latency(ok, ok)),
         ],
         "replay": {"scenario": "2pct-sqlite", "events_per_s": 29_999.6, "json_loads_events_per_s": 200_000.0},
-        "memory": {"sessions": 100_001, "bytes_per_session": 4096, "rss_total_mib": 500.5},
+        "memory": {"sessions": 100_001, "bytes_per_session": 4096, "rss_total_mib": 500.5, "rss_growth_mib": 390.6},
     }
     verdicts = {(f["scenario"], f["key"]): (f["budget"], f["verdict"]) for f in figures(results)}
     assert verdicts[("2pct-sqlite", "ratio")] == ("≥ 0.50 (stretch 0.70)", "met (stretch)")
