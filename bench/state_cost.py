@@ -29,7 +29,7 @@ from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
 from agentwatch.lab.topic_io import publish_events  # noqa: E402
 from agentwatch.observe import metrics
 from agentwatch.store import learned_state, metadata, session_checkpoints  # noqa: E402
-from bench.run_bench import bench_config, monitor_rate  # noqa: E402
+from bench.run_measures import bench_config, monitor_rate  # noqa: E402
 
 
 def checkpoint_median_ms() -> float:
