@@ -342,13 +342,17 @@ def _residual(cond: Condition, effects: Sequence[Effect], tool: str, agent: str,
         if inner.kind == "false":
             return Condition("const")
         return _FALSE if inner.kind == "const" else Condition("not", parts=(inner,))
-    parts = [_residual(p, effects, tool, agent, data) for p in cond.parts]
     if kind == "all":
-        if any(p.kind == "false" for p in parts):
-            return _FALSE
+        parts = []
+        for p in cond.parts:
+            part = _residual(p, effects, tool, agent, data)
+            if part.kind == "false":
+                return _FALSE  # one part cannot hold: the rest need not be decided
+            parts.append(part)
         if all(p.kind == "const" for p in parts):
             return Condition("const", evidence=tuple(dict.fromkeys(e for p in parts for e in p.evidence)))
         return Condition("all", parts=tuple(parts))
+    parts = [_residual(p, effects, tool, agent, data) for p in cond.parts]
     kept = [p for p in parts if p.kind != "false"]  # any
     if not kept:
         return _FALSE
