@@ -30,7 +30,8 @@ from agentwatch.secret_catalogue import is_secret_env_name
 # Each pattern is searched in the normalised path ("~" for the home directory, "/" separators). The
 # alternatives are grouped by how they are anchored — after the start or a "/", at the start only, anywhere —
 # so that at most positions of a path the engine tries one character, not every alternative: the same matches
-# as one flat alternation at a twentieth of the cost (a path is classified once, but new paths keep coming).
+# as one flat alternation (fuzzed), about a ninth of the cost for the five together (78 → 9 µs per new path on
+# the simulated fleet's paths; a path is classified once, but new paths keep coming).
 _CREDENTIAL: Final = re.compile(
     r"""(?ix)
     (^|/)(?: \.ssh(/|$) | \.gnupg(/|$) | \.aws(/|$) | \.azure(/|$) | \.kube/config | \.docker/config\.json
