@@ -32,8 +32,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 import msgspec
@@ -52,6 +53,8 @@ RULES_DIR: Final = Path(__file__).with_name("rules")
 SKIPPED_KINDS: Final = frozenset({"model_call", "session_start", "session_end"})
 #: The event the rule packs are judging and its call key (the pipeline runs detectors on one event at a time).
 _LAST_KEY: list[Any] = [None, ""]
+#: The args a check context starts with (the engine sets each check's own before calling it).
+_NO_ARGS: Final[Mapping[str, Any]] = MappingProxyType({})
 #: tool_call keys remembered per session, to skip the tool_result of the same call.
 MAX_PENDING_CALLS: Final = 8
 
@@ -136,6 +139,8 @@ class RulePack(Detector):
             _ruleset(files), overrides, where=f"detectors.{self.name}.config.rules", data=self.config_tables(cfg)
         )
         self._max = max(1, cfg.max_findings_per_action)
+        self._dynamic = bool(self._engine.dynamic)
+        self._data = self._engine.data
         _GROUPS[self.name] = (2 if self.reads_results else 1) if self._engine.dynamic else 0
 
     def config_tables(self, config: RulePackConfig) -> dict[str, Any]:
@@ -160,7 +165,7 @@ class RulePack(Detector):
         effects = session.effects
         if effects is None:
             effects = effects_of(event, session)
-        dynamic = bool(self._engine.dynamic)
+        dynamic = self._dynamic
         if not effects and not dynamic:
             return ()
         shared = _shared_state(session.scratch)
@@ -175,7 +180,11 @@ class RulePack(Detector):
         fresh = window is None
         if window is None:
             window = {}
-        context = CheckContext(event, session, tuple(effects)) if dynamic else None
+        context = (
+            CheckContext(event, session, effects if type(effects) is tuple else tuple(effects), _NO_ARGS, self._data)
+            if dynamic
+            else None
+        )
         hits = self._engine.evaluate(effects, event.tool or "", event.agent_id, index, event.event_id, window, context)
         if fresh and window:  # kept only once a window rule has state
             if windows is None:

@@ -191,6 +191,10 @@ def _frozen(names: tuple[str, ...]) -> frozenset[str]:
     return frozenset(names)
 
 
+#: The memo key of the lower-cased :func:`command_text` of an action.
+_LOWER_TEXT: Final = ("command_text", True)
+
+
 def _action_text(ctx: CheckContext, lower: bool = False) -> str:
     """:func:`command_text` of the action (lower-cased on request), computed once per action."""
     key = ("command_text", lower)
@@ -236,16 +240,22 @@ def command_line(ctx: CheckContext) -> tuple[Effect, ...] | None:
     """
     if not _is_action(ctx):
         return None
-    programs = _names(ctx.args, "programs")
+    args = ctx.args
+    programs = _names(args, "programs")
     runs: tuple[Effect, ...] = ()
     if programs:
         runs = tuple(e for e in ctx.effects if e.op == "execute" and e.resource.rpartition("/")[2] in programs)
         if not runs:
             return None
-    gate = _names(ctx.args, "gate")
+    gate = _names(args, "gate")
     if gate:
-        low = _action_text(ctx, lower=True)
-        if not any(w in low for w in gate):
+        low = ctx.memo.get(_LOWER_TEXT)
+        if low is None:
+            low = _action_text(ctx, lower=True)
+        for word in gate:  # most actions hold no gate word: a plain loop, no generator per call
+            if word in low:
+                break
+        else:
             return None
     text = _action_text(ctx)
     pattern = _pattern(ctx.data, ctx.args["pattern"])

@@ -27,25 +27,27 @@ from agentwatch.detect.effects.model import NO_CLASSES
 from agentwatch.secret_catalogue import is_secret_env_name
 
 # -- paths -------------------------------------------------------------------------------------
-# Each pattern is searched in the normalised path ("~" for the home directory, "/" separators).
+# Each pattern is searched in the normalised path ("~" for the home directory, "/" separators). The
+# alternatives are grouped by how they are anchored — after the start or a "/", at the start only, anywhere —
+# so that at most positions of a path the engine tries one character, not every alternative: the same matches
+# as one flat alternation (fuzzed), about a ninth of the cost for the five together (78 → 9 µs per new path on
+# the simulated fleet's paths; a path is classified once, but new paths keep coming).
 _CREDENTIAL: Final = re.compile(
     r"""(?ix)
-    (^|/)\.ssh(/|$) | (^|/)\.gnupg(/|$) | (^|/)\.aws(/|$) | (^|/)\.azure(/|$) | /gcloud(/|$)
-    | (^|/)\.kube/config | (^|/)\.docker/config\.json | (^|/)\.netrc$ | (^|/)_netrc$ | (^|/)\.git-credentials$
-    | (^|/)\.npmrc$ | (^|/)\.pypirc$ | (^|/)\.pgpass$ | (^|/)\.my\.cnf$ | (^|/)\.env(\.[\w.-]+)?$ | (^|/)\.envrc$
-    | (^|/)\.boto$ | (^|/)\.s3cfg$ | (^|/)\.vault-token$ | (^|/)\.cargo/credentials | (^|/)\.gem/credentials
-    | (^|/)\.terraform\.d/credentials | (^|/)\.config/gh/hosts\.yml | (^|/)\.config/hub$ | (^|/)\.password-store(/|$)
-    | (^|/)\.local/share/keyrings | /keychains(/|$) | \.keychain(-db)?$ | (^|/)\.mozilla/firefox
-    | (^|/)\.config/(google-chrome|chromium|bravesoftware|microsoft-edge)(/|$)
-    | /application\ support/(google/chrome|firefox|microsoft\ edge|bravesoftware)
-    | (^|/)(cookies|login\ data|web\ data|logins\.json|key[34]\.db|cookies\.sqlite|signons\.sqlite)$
-    | (^|/)library/cookies(/|$) | \.binarycookies$
-    | ^/etc/(shadow|gshadow|master\.passwd|security/opasswd)(-|$) | ^/etc/ssl/private | ^/var/db/shadow
-    | \.(pem|key|p12|pfx|jks|keystore|kdbx|ppk|asc|gpg|ovpn)$ | (^|/)id_(rsa|dsa|ecdsa|ed25519)[^/]*$
-    | (^|/)(credentials|secrets?)(\.[\w-]+)?$ | (^|/)service[-_]?account[^/]*\.json$ | (^|/)wallet\.dat$
-    | (^|/)\.(bash|zsh|sh|python|mysql|psql|node_repl|lesshst)_?history$ | (^|/)\.(histfile|history)$
-    | ^/proc/(\d+|self|\$\w+|\*)/(mem|environ|maps)$ | ^/(var/)?run/secrets(/|$) | ^/(private/)?var/db/dslocal
-    | (^|/)\.claude/\.credentials\.json$
+    (^|/)(?: \.ssh(/|$) | \.gnupg(/|$) | \.aws(/|$) | \.azure(/|$) | \.kube/config | \.docker/config\.json
+      | \.netrc$ | _netrc$ | \.git-credentials$ | \.npmrc$ | \.pypirc$ | \.pgpass$ | \.my\.cnf$ | \.env(\.[\w.-]+)?$
+      | \.envrc$ | \.boto$ | \.s3cfg$ | \.vault-token$ | \.cargo/credentials | \.gem/credentials
+      | \.terraform\.d/credentials | \.config/gh/hosts\.yml | \.config/hub$ | \.password-store(/|$)
+      | \.local/share/keyrings | \.mozilla/firefox | \.config/(google-chrome|chromium|bravesoftware|microsoft-edge)(/|$)
+      | (cookies|login\ data|web\ data|logins\.json|key[34]\.db|cookies\.sqlite|signons\.sqlite)$
+      | library/cookies(/|$) | id_(rsa|dsa|ecdsa|ed25519)[^/]*$ | (credentials|secrets?)(\.[\w-]+)?$
+      | service[-_]?account[^/]*\.json$ | wallet\.dat$ | \.(bash|zsh|sh|python|mysql|psql|node_repl|lesshst)_?history$
+      | \.(histfile|history)$ | \.claude/\.credentials\.json$ )
+    | ^(?: /etc/(shadow|gshadow|master\.passwd|security/opasswd)(-|$) | /etc/ssl/private | /var/db/shadow
+      | /proc/(\d+|self|\$\w+|\*)/(mem|environ|maps)$ | /(var/)?run/secrets(/|$) | /(private/)?var/db/dslocal )
+    | /gcloud(/|$) | /keychains(/|$) | \.keychain(-db)?$
+    | /application\ support/(google/chrome|firefox|microsoft\ edge|bravesoftware) | \.binarycookies$
+    | \.(pem|key|p12|pfx|jks|keystore|kdbx|ppk|asc|gpg|ovpn)$
     """
 )
 _SYSTEM: Final = re.compile(
@@ -59,40 +61,41 @@ _ACCESS: Final = re.compile(
 )
 _PERSISTENCE: Final = re.compile(
     r"""(?ix)
-    (^|/)\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zshenv|zprofile|zlogin|zlogout|kshrc|cshrc
-            |tcshrc|login|xinitrc|xprofile|xsession|inputrc|shrc|mkshrc)$
-    | (^|/)\.config/fish/(config\.fish|conf\.d) | ^/etc/(profile|profile\.d|bash\.bashrc|bashrc|zshrc|zprofile
-            |zshenv|zlogin|environment|csh\.cshrc|csh\.login)(/|$)
-    | ^/etc/(crontab|cron\.|anacrontab) | ^/var/spool/(cron|at)(/|$) | ^/var/at(/|$) | ^/usr/lib/cron
-    | ^/(usr/local/)?etc/(systemd|init\.d|init|rc\.local|rc\.d|rc\d\.d|xdg/autostart|update-motd\.d|udev/rules\.d
+    (^|/)(?: \.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zshenv|zprofile|zlogin|zlogout|kshrc|cshrc
+               |tcshrc|login|xinitrc|xprofile|xsession|inputrc|shrc|mkshrc)$
+      | \.config/fish/(config\.fish|conf\.d) | \.config/systemd/ | \.config/autostart(/|$) | \.git/hooks/
+      | \.ssh/(authorized_keys2?|rc)$ | (sitecustomize|usercustomize)\.py$ | \.local/share/applications/[^/]+\.desktop$
+      | com\.apple\.loginwindow | \.vimrc$ | \.tmux\.conf$ )
+    | ^(?: /etc/(profile|profile\.d|bash\.bashrc|bashrc|zshrc|zprofile|zshenv|zlogin|environment|csh\.cshrc
+                 |csh\.login)(/|$)
+      | /etc/(crontab|cron\.|anacrontab) | /var/spool/(cron|at)(/|$) | /var/at(/|$) | /usr/lib/cron
+      | /(usr/local/)?etc/(systemd|init\.d|init|rc\.local|rc\.d|rc\d\.d|xdg/autostart|update-motd\.d|udev/rules\.d
             |modules-load\.d|emond\.d|periodic|ld\.so\.preload|ld\.so\.conf|apt/apt\.conf\.d|launchd\.conf
             |yum/pluginconf\.d|dnf/plugins|modules|modprobe\.d|networkmanager/dispatcher\.d
             |dhcp/dhclient-(enter|exit)-hooks\.d)(/|$|\.)
-    | ^/library/security/securityagentplugins(/|$)
-    | ^/(usr/)?lib/systemd/ | (^|/)\.config/systemd/ | \.(service|timer|socket)$
-    | /launch(agents|daemons)(/|$) | ^/library/startupitems | (^|/)\.config/autostart(/|$)
-    | (^|/)\.git/hooks/ | (^|/)\.ssh/(authorized_keys2?|rc)$ | /site-packages/[^/]+\.pth$
-    | (^|/)(sitecustomize|usercustomize)\.py$ | (^|/)\.local/share/applications/[^/]+\.desktop$
-    | (^|/)com\.apple\.loginwindow | (^|/)\.vimrc$ | (^|/)\.tmux\.conf$
+      | /library/security/securityagentplugins(/|$) | /(usr/)?lib/systemd/ | /library/startupitems )
+    | \.(service|timer|socket)$ | /launch(agents|daemons)(/|$) | /site-packages/[^/]+\.pth$
     """
 )
 _AGENT_INSTRUCTIONS: Final = re.compile(
-    r"""(?ix) (^|/)(claude|claude\.local|agents|gemini|agent|copilot-instructions|conventions)\.md$
-    | (^|/)\.(cursorrules|windsurfrules|clinerules|goosehints)$ | (^|/)\.cursor/rules(/|$) | (^|/)memory\.md$
-    | (^|/)\.claude/(memory|memories|agents|commands|skills)(/|$) | (^|/)\.claude/projects/[^/]+/memory
+    r"""(?ix) (^|/)(?: (claude|claude\.local|agents|gemini|agent|copilot-instructions|conventions)\.md$
+      | \.(cursorrules|windsurfrules|clinerules|goosehints)$ | \.cursor/rules(/|$) | memory\.md$
+      | \.claude/(memory|memories|agents|commands|skills)(/|$) | \.claude/projects/[^/]+/memory )
     """
 )
 _AGENT_SETTINGS: Final = re.compile(
-    r"""(?ix) (^|/)\.claude/settings(\.local)?\.json$ | (^|/)\.claude\.json$ | (^|/)\.claude/hooks(/|$)
-    | (^|/)\.?mcp\.json$ | (^|/)claude_desktop_config\.json$ | (^|/)\.(cursor|vscode|gemini|codex|continue|windsurf)/
-      (mcp\.json|settings\.json|config\.toml|config\.json|config\.yaml)$ | (^|/)\.codeium/windsurf/mcp_config\.json$
+    r"""(?ix) (^|/)(?: \.claude/settings(\.local)?\.json$ | \.claude\.json$ | \.claude/hooks(/|$)
+      | \.?mcp\.json$ | claude_desktop_config\.json$ | \.(cursor|vscode|gemini|codex|continue|windsurf)/
+        (mcp\.json|settings\.json|config\.toml|config\.json|config\.yaml)$ | \.codeium/windsurf/mcp_config\.json$ )
     """
 )
 _LOG: Final = re.compile(
-    r"""(?ix) ^/(private/)?var/log(/|$) | \.log(\.\d+)?$ | ^/var/(audit|run/utmp|account)(/|$)
-    | (^|/)(wtmp|btmp|lastlog|utmp|auth\.log|syslog|messages|secure|audit\.log)$ | ^/var/log/journal
-    | (^|/)\.(bash|zsh|sh|python|mysql|psql)_?history$ | (^|/)\.(histfile|history)$ | ^/private/var/audit
-    | ^/(private/)?var/(spool/)?mail(/|$) | (^~|^/Users/[^/]+)/Library/Mail(/|$)
+    r"""(?ix)
+    (^|/)(?: (wtmp|btmp|lastlog|utmp|auth\.log|syslog|messages|secure|audit\.log)$
+      | \.(bash|zsh|sh|python|mysql|psql)_?history$ | \.(histfile|history)$ )
+    | ^(?: /(private/)?var/log(/|$) | /var/(audit|run/utmp|account)(/|$) | /var/log/journal | /private/var/audit
+      | /(private/)?var/(spool/)?mail(/|$) | (~|/Users/[^/]+)/Library/Mail(/|$) )
+    | \.log(\.\d+)?$
     """
 )
 _TEMP: Final = re.compile(r"^/(tmp|var/tmp|dev/shm|private/tmp|private/var/folders|var/folders)(/|$)|^\$\{?TMPDIR")

@@ -76,6 +76,11 @@ class RuleEngine:
         self.data: Mapping[str, Any] = {**ruleset.data, **(data or {})}
         #: rules that call a Python check: evaluated on every action their trigger ops allow, never cached
         self.dynamic: tuple[Rule, ...] = tuple(r for r in self.rules if r.dynamic)
+        # per rule with checks, its condition when that is one check without a prefilter (and the rule has no
+        # ops, exceptions or window): then the check itself is the rule's part of every action's plan
+        self._dynamic_bare: tuple[tuple[Rule, tuple[Condition, ...] | None], ...] = tuple(
+            (r, (r.condition,) if _is_bare_check(r) else None) for r in self.dynamic
+        )
         self._static = tuple(r for r in self.rules if not r.dynamic)
         matchers = [m for r in self.rules for m in (*_matchers(r.condition), *r.exceptions)]
         # Whether any matcher looks at the tool or agent name; when none does, they are not part of a plan's key.
@@ -141,7 +146,10 @@ class RuleEngine:
         exceptions leave and its condition partially evaluated on them (only the checks are left to run)."""
         present = frozenset([e.op for e in effects])
         out: list[_Candidate] = []
-        for rule in self.dynamic:
+        for rule, fixed in self._dynamic_bare:
+            if fixed is not None:
+                out.append((rule, effects, fixed))
+                continue
             if rule.trigger_ops is not None and present.isdisjoint(rule.trigger_ops):
                 continue
             usable = _without_exceptions(effects, rule.exceptions, tool, agent) if rule.exceptions else effects
@@ -218,6 +226,18 @@ _Step = tuple[Rule, RuleHit | None, tuple[tuple[Effect, ...] | None, ...]]
 #: Bounds on :class:`RuleEngine`'s memos (distinct sets of ops: a few dozen in practice; distinct actions: many).
 _MAX_OP_SETS = 4096
 _MAX_PLANS = 8192
+
+
+def _is_bare_check(rule: Rule) -> bool:
+    """Whether a rule is one check without a prefilter, ops, exceptions or window (no plan decides anything)."""
+    cond = rule.condition
+    return (
+        cond.kind == "check"
+        and CHECKS[cond.check].prefilter is None
+        and rule.trigger_ops is None
+        and not rule.exceptions
+        and rule.within <= 1
+    )
 
 
 def _checks(cond: Condition) -> list[Condition]:
@@ -322,13 +342,17 @@ def _residual(cond: Condition, effects: Sequence[Effect], tool: str, agent: str,
         if inner.kind == "false":
             return Condition("const")
         return _FALSE if inner.kind == "const" else Condition("not", parts=(inner,))
-    parts = [_residual(p, effects, tool, agent, data) for p in cond.parts]
     if kind == "all":
-        if any(p.kind == "false" for p in parts):
-            return _FALSE
+        parts = []
+        for p in cond.parts:
+            part = _residual(p, effects, tool, agent, data)
+            if part.kind == "false":
+                return _FALSE  # one part cannot hold: the rest need not be decided
+            parts.append(part)
         if all(p.kind == "const" for p in parts):
             return Condition("const", evidence=tuple(dict.fromkeys(e for p in parts for e in p.evidence)))
         return Condition("all", parts=tuple(parts))
+    parts = [_residual(p, effects, tool, agent, data) for p in cond.parts]
     kept = [p for p in parts if p.kind != "false"]  # any
     if not kept:
         return _FALSE
