@@ -100,13 +100,20 @@ def one_run(bootstrap: str, n: int, mode: str, base_url: str | None, respond: bo
         drained = time.perf_counter() - last_t
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)
+    result_steps = steps(engine)
+    engine.dispose()
+    if base_url is not None:  # the run's database is not kept
+        admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {engine.url.database} WITH (FORCE)"))
+        admin.dispose()
     return {
         "mode": mode,
         "events": stats.events,
         "events_per_s": round((last_n - first_n) / (last_t - first_t)),
         "stop_tail_s": round(stopped - last_t - IDLE_S, 1),
         "respond_drained_s": None if drained is None else round(drained, 1),
-        "steps": steps(engine),
+        "steps": result_steps,
     }
 
 
