@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -66,10 +66,25 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     state_sync_s: float = 10.0
 
 
+#: Where a monitor's non-urgent response steps run (``[response] worker``).
+WorkerMode = Literal["inline", "external"]
+WORKER_MODES: tuple[WorkerMode, ...] = ("inline", "external")
+
+
+class ResponseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Who runs the response steps that are not urgent (evidence, postmortems, approval requests, webhooks)."""
+
+    #: ``inline``: ``run``'s own worker thread runs them (and drains them when it stops);
+    #: ``external``: ``run`` only plans them and runs the urgent ones (``terminate_session``) in
+    #: the batch, and ``agentwatch respond`` processes on the same store claim and run the rest.
+    worker: WorkerMode = "inline"
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The whole file: monitor settings, incident grouping and one policy per detector."""
+    """The whole file: monitor settings, response workers, incident grouping and one policy per detector."""
 
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
+    response: ResponseSettings = msgspec.field(default_factory=ResponseSettings)
     incidents: IncidentSettings = msgspec.field(default_factory=IncidentSettings)
     detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=lambda: shipped_policies())
 
@@ -92,8 +107,8 @@ def shipped_policies() -> dict[str, DetectorPolicy]:
 
 def load_config(path: str | os.PathLike[str] | None = None, *, defaults: bool = True) -> Config:
     """The shipped defaults (``monitor/defaults.toml``) overlaid with ``path`` (or
-    ``$AGENTWATCH_CONFIG``), key by key; then ``$AGENTWATCH_DATA_DIR`` and
-    ``$AGENTWATCH_STORE_URL`` override the file.
+    ``$AGENTWATCH_CONFIG``), key by key; then ``$AGENTWATCH_DATA_DIR``,
+    ``$AGENTWATCH_STORE_URL`` and ``$AGENTWATCH_RESPONSE_WORKER`` override the file.
     """
     merged: dict[str, Any] = tomllib.loads(DEFAULTS_FILE.read_text()) if defaults else {}
     path = path or os.environ.get("AGENTWATCH_CONFIG")
@@ -115,6 +130,11 @@ def load_config(path: str | os.PathLike[str] | None = None, *, defaults: bool = 
     store_url = os.environ.get("AGENTWATCH_STORE_URL")
     if store_url:
         config.monitor.store_url = store_url
+    worker = os.environ.get("AGENTWATCH_RESPONSE_WORKER")
+    if worker:
+        if worker not in WORKER_MODES:
+            raise ConfigError(f"AGENTWATCH_RESPONSE_WORKER={worker[:40]!r}: expected one of {', '.join(WORKER_MODES)}")
+        config.response.worker = worker  # type: ignore[assignment]  # checked against WORKER_MODES above
     return config
 
 

@@ -40,7 +40,7 @@ def agentwatch_commands() -> list[tuple[str, list[str]]]:
 
 def test_every_agentwatch_service_command_parses_against_the_real_cli() -> None:
     commands = agentwatch_commands()
-    assert {name for name, _ in commands} >= {"monitor", "server", "simulator"}
+    assert {name for name, _ in commands} >= {"monitor", "responder", "server", "simulator"}
     for name, argv in commands:
         command: click.Command = main
         args = list(argv)
@@ -87,9 +87,12 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on() -> None:
     scrape = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
     targets = {t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     monitor_port = SERVICES["monitor"]["environment"]["AGENTWATCH_METRICS_PORT"]
+    responder_cmd = SERVICES["responder"]["command"]
+    responder_port = responder_cmd[responder_cmd.index("--metrics-port") + 1]
+    assert SERVICES["responder"]["environment"]["AGENTWATCH_METRICS_PORT"] == responder_port
     server_cmd = SERVICES["server"]["command"]
     server_port = server_cmd[server_cmd.index("--port") + 1]
-    assert targets == {f"monitor:{monitor_port}", f"server:{server_port}"}
+    assert targets == {f"monitor:{monitor_port}", f"responder:{responder_port}", f"server:{server_port}"}
     assert f"{server_port}:{server_port}" in SERVICES["server"]["ports"]
 
 
@@ -121,3 +124,19 @@ def test_environment_variables_and_ports_are_documented() -> None:
     for service in SERVICES.values():
         for mapping in service.get("ports", []):
             assert re.search(rf"\b{mapping.split(':')[0]}\b", README), f"port {mapping} not in README"
+
+
+def test_the_monitor_leaves_non_urgent_steps_to_the_responder_on_the_same_store() -> None:
+    """`run` with the external worker, `respond` beside it: same image, store, data volume and Kafka."""
+    from agentwatch.config import WORKER_MODES
+
+    monitor, responder = SERVICES["monitor"], SERVICES["responder"]
+    assert monitor["environment"]["AGENTWATCH_RESPONSE_WORKER"] == "external" in WORKER_MODES
+    assert responder["command"][0] == "respond"
+    for key in ("AGENTWATCH_STORE_URL", "AGENTWATCH_DATA_DIR", "AGENTWATCH_BOOTSTRAP_SERVERS"):
+        assert responder["environment"][key] == monitor["environment"][key], key
+    assert responder["volumes"] == monitor["volumes"] and responder["image"] == monitor["image"]
+    assert responder["depends_on"] == monitor["depends_on"]
+    # what its steps need: Slack for approval requests, the gated actions' webhooks
+    for key in ("AGENTWATCH_SLACK_BOT_TOKEN", "AGENTWATCH_SLACK_CHANNEL", "AGENTWATCH_APPROVERS"):
+        assert key in responder["environment"], key

@@ -6,8 +6,10 @@ progress on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +20,7 @@ from rich.table import Table
 from agentwatch import __version__, log_format
 from agentwatch.cli import approvals as cli_approvals
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, _redacted, err, lab_required, out
+from agentwatch.config import WORKER_MODES, WorkerMode
 from agentwatch.errors import ConfigError
 from agentwatch.formats import DECODERS
 
@@ -140,6 +143,14 @@ def replay(
     envvar="AGENTWATCH_METRICS_PORT",
     help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.",
 )
+@click.option(
+    "--worker",
+    type=click.Choice(WORKER_MODES),
+    default=None,
+    help="Who runs the non-urgent response steps: this process's worker thread (inline) or "
+    "`agentwatch respond` processes (external). Default: [response] worker, else inline. "
+    "Env: AGENTWATCH_RESPONSE_WORKER.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -148,16 +159,17 @@ def run(
     create_topics: bool,
     quiet: bool,
     metrics_port: int | None,
+    worker: WorkerMode | None,
 ) -> None:
     """Consume, detect, respond: the monitor against Kafka."""
     from agentwatch.ingest.monitor_process import start_monitor
 
     config = _config(ctx)
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port)
-    monitor = start_monitor(bootstrap_servers, config, exit_on_idle_s=exit_on_idle, create_topics=create_topics)
+    _metrics_server(metrics_port)
+    with _store_errors(config.store_url):
+        monitor = start_monitor(
+            bootstrap_servers, config, exit_on_idle_s=exit_on_idle, create_topics=create_topics, worker=worker
+        )
     monitor.install_signal_handlers()
     if quiet:
         stats = monitor.run()
@@ -172,6 +184,59 @@ def run(
         f"stopped: {stats.events:,} events, {stats.alerts_published:,} alerts published, "
         f"{stats.alerts_suppressed:,} duplicates suppressed, {stats.dead_letters:,} dead letters"
     )
+
+
+# -- respond ------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--bootstrap-servers",
+    envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
+    default=None,
+    help="Kafka HOST:PORT[,…], for the control commands steps send (a retried terminate_session, "
+    "approved containment); needed when a playbook has such a step. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="AGENTWATCH_METRICS_PORT",
+    help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.",
+)
+@click.pass_context
+def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int | None) -> None:
+    """Run response steps claimed from the store until SIGTERM/SIGINT (beside `run --worker external`).
+
+    Evidence, postmortems, approval requests, webhooks, retries and take-overs of steps whose
+    process died; any number of `respond` processes may share one store.
+    """
+    import signal
+    import threading
+
+    from agentwatch.ingest.monitor_process import KafkaSender
+    from agentwatch.respond.worker_process import build_responder, run_worker, steps_that_send
+
+    config = _config(ctx)
+    with _store_errors(config.store_url):
+        responder = build_responder(config, KafkaSender(bootstrap_servers) if bootstrap_servers else None)
+    senders = steps_that_send(responder.playbooks)
+    if senders and not bootstrap_servers:
+        responder.stop(drain=False)
+        raise click.ClickException(
+            f"playbook step {senders[0]} sends control commands; give --bootstrap-servers HOST:PORT "
+            "(or AGENTWATCH_BOOTSTRAP_SERVERS)"
+        )
+    try:
+        _metrics_server(metrics_port)
+    except click.ClickException:
+        responder.stop(drain=False)
+        raise
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    store = responder.engine.url.render_as_string(hide_password=True)
+    err.print(f"responding: {len(responder.playbooks)} playbooks, store {store}", markup=False, highlight=False)
+    stats = run_worker(responder, stop)
+    err.print(f"stopped: {stats.steps:,} steps run", highlight=False)
 
 
 # -- simulate -----------------------------------------------------------------------
@@ -797,6 +862,36 @@ def serve(
 
 
 # -- helpers ------------------------------------------------------------------------
+def _metrics_server(port: int | None) -> None:
+    if port is None:
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on port {port}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _store_errors(url: str) -> Iterator[None]:
+    """A store that cannot be opened (a malformed URL, an unknown driver, a server that refuses) is one line."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    try:
+        yield
+    except (ArgumentError, DBAPIError) as exc:
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+            why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0][:300]
+        except ArgumentError:  # the error's message would repeat the string, password and all
+            shown, why = "URL", "not a SQLAlchemy URL (e.g. postgresql+psycopg://user:pass@host/db)"
+        raise click.ClickException(
+            f"cannot open the store {shown}: {why}; hint: check store_url / AGENTWATCH_STORE_URL"
+        ) from None
+
+
 def _summary_table(title: str, summary: dict[str, Any]) -> None:
     table = Table(title=title, show_header=False)
     for key, value in summary.items():

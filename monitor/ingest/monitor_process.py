@@ -5,20 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 
 import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from agentwatch.config import Config
+from agentwatch.config import Config, WorkerMode
 from agentwatch.detect.pipeline import build_pipeline
 from agentwatch.ingest.kafka_runner import KafkaMonitor
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.respond.action_spec import OutgoingMessage
-from agentwatch.respond.journal import EventJournal
-from agentwatch.respond.playbook_engine import load_playbooks
-from agentwatch.respond.responder import Responder
+from agentwatch.respond.worker_process import build_responder
 from agentwatch.store import AlertLedger, open_store
 
 log = logging.getLogger(__name__)
@@ -31,10 +28,13 @@ def start_monitor(
     exit_on_idle_s: float | None = None,
     create_topics: bool = True,
     respond: bool | None = None,
+    worker: WorkerMode | None = None,
 ) -> KafkaMonitor:
     """A ready-to-run :class:`KafkaMonitor` configured by ``config``.
 
-    ``respond`` overrides ``[monitor] respond`` (incidents and playbooks in this process).
+    ``respond`` overrides ``[monitor] respond`` (incidents and playbooks in this process);
+    ``worker`` overrides ``[response] worker`` (``external``: no worker thread here, the
+    non-urgent steps are left to ``agentwatch respond``).
     """
     settings = config.monitor
     if create_topics:
@@ -43,16 +43,8 @@ def start_monitor(
     ledger = AlertLedger(engine)  # caught up with the alerts topic when partitions are assigned
     responder = None
     if config.monitor.respond if respond is None else respond:
-        playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
-        responder = Responder(
-            engine,
-            playbooks,
-            config.data_dir.resolve(),
-            settings.control_topic,
-            config.incidents,
-            EventJournal(settings.journal_events),
-            send=KafkaSender(bootstrap_servers),
-        )
+        external = (worker or config.response.worker) == "external"
+        responder = build_responder(config, KafkaSender(bootstrap_servers), external_worker=external, engine=engine)
     pipeline = build_pipeline(config)
     state = (
         DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s)

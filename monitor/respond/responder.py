@@ -23,6 +23,12 @@ Everything else (evidence, postmortem, webhooks) runs on the responder's worker
 thread, step by step in playbook order, retried with backoff up to ``max_attempts``,
 and resumed after a restart from the stored state. A failed step is visible
 (``incidents show``), never silent, and does not stop the steps after it.
+
+With ``external_worker`` (``[response] worker = "external"``) the monitor starts no worker
+thread: it plans steps and runs the urgent ones in the batch as above, and
+``agentwatch respond`` processes (:mod:`agentwatch.respond.worker_process`) — a
+:class:`Responder` that only runs its worker — claim the rest from the store. Claims are
+exclusive across processes, so any number of them can run.
 """
 
 from __future__ import annotations
@@ -112,6 +118,9 @@ class Responder:
         ``find_delivered(topic, ids) -> set[str]`` method, a step run again after an
         attempt that may have delivered does not re-send a message whose ``dedup_id``
         is already on its topic.
+    external_worker
+        ``True``: :meth:`start` starts no worker thread (nor the approval worker) and
+        :meth:`stop` does not drain — ``agentwatch respond`` processes run those steps.
     """
 
     def __init__(
@@ -124,8 +133,10 @@ class Responder:
         journal: EventJournal | None = None,
         send: Callable[[list[OutgoingMessage]], None] | None = None,
         clock: Callable[[], int] = now_ms,
+        external_worker: bool = False,
     ) -> None:
         self.engine = engine
+        self.external_worker = external_worker
         self.playbooks = playbooks
         self.data_dir = data_dir
         self.control_topic = control_topic
@@ -152,6 +163,8 @@ class Responder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        #: Steps this process's worker loop claimed and ran (any outcome), for ``respond``'s summary.
+        self.steps_run = 0
         #: Approved containment, expiries and Slack messages (agentwatch.approve.worker): its own
         #: threads, every 0.2 s, started and stopped with the worker.
         self.approvals = ApprovalWorker(
@@ -490,7 +503,10 @@ class Responder:
 
     # -- the worker -------------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker thread (resumes steps left pending by an earlier run)."""
+        """Start the worker thread (resumes steps left pending by an earlier run); with
+        ``external_worker``, nothing: other processes run the steps."""
+        if self.external_worker:
+            return
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="agentwatch-responder", daemon=True)
             self._worker.start()
@@ -498,7 +514,10 @@ class Responder:
             self.approvals.start()
 
     def stop(self, timeout_s: float = 30.0, drain: bool = True) -> None:
-        """Stop the worker; with ``drain``, first finish the steps that are ready now."""
+        """Stop the worker; with ``drain`` (never with ``external_worker``), first finish the
+        steps that are ready now. The step the worker is running is finished (joined up to
+        ``timeout_s``); from then on this incarnation's unfinished steps are anyone's."""
+        drain = drain and not self.external_worker
         self.approvals.stop()
         self._stop.set()
         self._wake.set()
@@ -541,6 +560,7 @@ class Responder:
                     break
                 for row in claimed:
                     ran += 1
+                    self.steps_run += 1
                     try:
                         outcome, error = self._invoke(row, self._context(None, row, now))
                         if outcome is not None and outcome.messages:
