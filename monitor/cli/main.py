@@ -115,6 +115,17 @@ def replay(
 
 
 # -- run ----------------------------------------------------------------------------
+
+#: ``--metrics-port``, shared by the long-running processes (``run``, ``respond``).
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="AGENTWATCH_METRICS_PORT",
+    help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.",
+)
+
+
 @main.command()
 @click.option(
     "--bootstrap-servers",
@@ -136,13 +147,7 @@ def replay(
     help="Create missing agentwatch topics at start.",
 )
 @click.option("--quiet", is_flag=True, help="No progress line.")
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    envvar="AGENTWATCH_METRICS_PORT",
-    help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.",
-)
+@metrics_port_option
 @click.option(
     "--worker",
     type=click.Choice(WORKER_MODES),
@@ -195,13 +200,7 @@ def run(
     help="Kafka HOST:PORT[,…], for the control commands steps send (a retried terminate_session, "
     "approved containment); needed when a playbook has such a step. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    envvar="AGENTWATCH_METRICS_PORT",
-    help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.",
-)
+@metrics_port_option
 @click.pass_context
 def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int | None) -> None:
     """Run response steps claimed from the store until SIGTERM/SIGINT (beside `run --worker external`).
