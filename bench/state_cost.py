@@ -28,7 +28,7 @@ from agentwatch.lab import simulator  # noqa: E402
 from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
 from agentwatch.lab.topic_io import publish_events  # noqa: E402
 from agentwatch.observe import metrics
-from agentwatch.store import learned_state, metadata, session_checkpoints  # noqa: E402
+from agentwatch.store import drop_store, learned_state, session_checkpoints  # noqa: E402
 from bench.run_measures import bench_config, monitor_rate  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main() -> int:
                 config = msgspec.structs.replace(config, monitor=settings)
                 if args.store_url:
                     engine = create_engine(args.store_url)
-                    metadata.drop_all(engine)
+                    drop_store(engine)
                     engine.dispose()
                 ensure_topics(bootstrap, all_topics(config.monitor))
                 rate, _ = monitor_rate(bootstrap, config, n)

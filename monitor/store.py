@@ -6,12 +6,13 @@ re-process events without publishing an alert twice), incidents with their alert
 timeline, journal of session events and response actions, the status of terminated
 sessions, and the hash-chained audit log (:mod:`agentwatch.respond.audit_log`).
 
-The schema is created on first use and migrated forward by :func:`open_store`
-(``schema_version`` records where a database stands).
+The schema is created on first use and migrated forward by :func:`open_store` with
+Alembic (:mod:`agentwatch.migrations`; ``alembic_version`` records where a database stands).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
     text,
 )
@@ -38,6 +40,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+#: The ``schema_version`` that pre-Alembic agentwatch wrote; Alembic's baseline revision is
+#: exactly that schema and keeps the table at this value for older readers.
 SCHEMA_VERSION = 2
 #: Serialises schema creation and migration across processes (PostgreSQL advisory lock key).
 _SCHEMA_LOCK_ID = 0x61677473
@@ -291,32 +295,82 @@ def open_store(url: str) -> Engine:
             time.sleep(0.05)
 
 
+@functools.cache
+def _migration_scripts() -> Any:
+    """Alembic's script directory (:mod:`agentwatch.migrations`), parsed once per process."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(Path(__file__).parent / "migrations"))
+
+
+def migration_config(connection: Connection | None = None) -> Any:
+    """An Alembic config for :mod:`agentwatch.migrations`, bound to ``connection`` if given."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migration_head() -> str:
+    """The newest schema revision this agentwatch knows."""
+    return str(_migration_scripts().get_current_head())
+
+
+def offline_sql(url: str) -> str:
+    """The SQL that creates this agentwatch's schema in an empty database of ``url``'s dialect."""
+    import io
+
+    from alembic import command
+
+    buffer = io.StringIO()
+    config = migration_config()
+    config.output_buffer = buffer
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser interpolation
+    command.upgrade(config, "head", sql=True)
+    return buffer.getvalue()
+
+
+def store_revision(conn: Connection) -> str | None:
+    """The Alembic revision a store stands at (``None``: no schema yet, or from before Alembic)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()  # type: ignore[no-any-return]
+
+
+def drop_store(engine: Engine) -> None:
+    """Drop every agentwatch table and the migration record (tests and benchmarks start empty)."""
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
 def _create_or_migrate(engine: Engine) -> None:
+    from alembic import command
+
+    scripts = _migration_scripts()
+    head = scripts.get_current_head()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
-        metadata.create_all(conn)
-        current = conn.execute(select(schema_version.c.version)).scalar()
-        if current is None:
-            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-        elif current > SCHEMA_VERSION:
+        current = store_revision(conn)
+        if current == head:
+            return
+        where = engine.url.render_as_string(hide_password=True)
+        if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
             raise RuntimeError(
-                f"the store at {engine.url.render_as_string(hide_password=True)} has schema version {current}, "
-                f"newer than this agentwatch ({SCHEMA_VERSION}); upgrade agentwatch"
+                f"the store at {where} is at schema revision {current}, newer than this agentwatch; upgrade agentwatch"
             )
-        elif current < SCHEMA_VERSION:
-            _migrate(conn, current)
-
-
-def _migrate(conn: Connection, current: int) -> None:
-    """Bring a store at schema version ``current`` to :data:`SCHEMA_VERSION`, in order.
-
-    Tables added to :data:`metadata` need no step here (``create_all`` adds them);
-    columns added to existing tables do.
-    """
-    if current < 2:  # actions.owner: the monitor incarnation running the step (agentwatch.respond.liveness)
-        conn.execute(text("ALTER TABLE actions ADD COLUMN owner VARCHAR(64)"))
-    conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+        if current is None and inspect(conn).has_table("schema_version"):  # written before Alembic
+            legacy = conn.execute(select(schema_version.c.version)).scalar()
+            if legacy is not None and legacy > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the store at {where} has schema version {legacy}, newer than this agentwatch "
+                    f"({SCHEMA_VERSION}); upgrade agentwatch"
+                )
+        command.upgrade(migration_config(conn), "head")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -105,9 +105,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = request.getfixturevalue("postgres_url")
     from sqlalchemy import create_engine
 
-    from agentwatch.store import metadata
+    from agentwatch.store import drop_store
 
     engine = create_engine(base)
-    metadata.drop_all(engine)  # each test starts empty
+    drop_store(engine)  # each test starts empty
     engine.dispose()
     yield base

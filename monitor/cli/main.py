@@ -19,6 +19,7 @@ from rich.table import Table
 
 from agentwatch import __version__, log_format
 from agentwatch.cli import approvals as cli_approvals
+from agentwatch.cli import store_commands
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, _redacted, err, lab_required, out
 from agentwatch.config import WORKER_MODES, WorkerMode
 from agentwatch.errors import ConfigError
@@ -957,6 +958,7 @@ class _live_line:  # noqa: N801
 
 main.add_command(cli_approvals.approve)
 main.add_command(cli_approvals.deny)
+main.add_command(store_commands.store)
 
 if __name__ == "__main__":
     main()
