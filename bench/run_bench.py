@@ -2,7 +2,7 @@
 
     python bench/run_bench.py [--scenarios 2pct-sqlite,10pct-sqlite,10pct-postgresql]
                               [--sessions 4000] [--latency-sessions 1000] [--memory-sessions 100000]
-                              [--quick] [--json]
+                              [--quick] [--runs 3] [--json]
 
 Per scenario (``<share>pct-<store>``: the share of attack sessions in the simulated fleet,
 each of which opens an incident and runs playbooks; the store ``sqlite`` or
@@ -27,6 +27,8 @@ Then, once: ``replay`` over the first scenario's events from a file, beside a ba
 bytes per idle session (``bench/session_memory.py`` in its own process; budget ≤ 4,096; at
 100,000 sessions also the process's RSS, budget ≤ 500 MiB).
 ``--quick`` shrinks every size for a smoke run (its figures are not the budget's).
+``--runs N`` repeats the whole measurement N times (the machines are noisy) and reports each
+figure's min / median / max, its verdict taken on the median, and in how many runs it was met.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -142,6 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server to create throwaway databases on")
     parser.add_argument("--bootstrap-servers", help="an existing broker (default: start an embedded one)")
     parser.add_argument("--join-wait", type=float, default=6.0, help="seconds for `run`'s group join before producing")
+    parser.add_argument("--runs", type=int, default=1, help="repeat everything N times; report min/median/max")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     for key, (full, quick) in SIZES.items():
@@ -377,17 +381,86 @@ def print_table(results: dict[str, Any]) -> None:
     )
 
 
+def summarize_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each figure over ``runs``: min / median / max, the verdict on the median, and the runs that met it."""
+    grouped: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
+    for results in runs:
+        for row in results["figures"]:
+            grouped.setdefault((row["scenario"], row["key"]), []).append(row)
+    summary = []
+    for (scenario, key), rows in grouped.items():
+        values = sorted(row["value"] for row in rows if isinstance(row["value"], (int, float)))
+        budget = rows[0]["budget"]
+        verdict = ""
+        if values and budget:
+            median = statistics.median(values)
+            # the verdict the median run got: re-judged on its value, with the same rule as a single run
+            closest = min(rows, key=lambda row: abs((row["value"] if row["value"] is not None else 1e18) - median))
+            verdict = closest["verdict"]
+        met = sum(1 for row in rows if row["verdict"].startswith("met"))
+        summary.append(
+            {
+                "scenario": scenario,
+                "key": key,
+                "measure": rows[0]["measure"],
+                "runs": len(rows),
+                "min": values[0] if values else None,
+                "median": statistics.median(values) if values else None,
+                "max": values[-1] if values else None,
+                "budget": budget,
+                "verdict": verdict,
+                "met_runs": met if budget else None,
+            }
+        )
+    return summary
+
+
+def print_summary(runs: list[dict[str, Any]], summary: list[dict[str, Any]]) -> None:
+    table = Table(title=f"agentwatch bench — {len(runs)} runs", show_header=True)
+    for column, justify in (("measure", "left"), ("min", "right"), ("median", "right"), ("max", "right"),
+                            ("budget", "right"), ("", "left")):  # fmt: skip
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    current: str | None = ""
+    for row in summary:
+        if row["scenario"] != current:
+            current = row["scenario"]
+            table.add_section()
+            table.add_row(f"[bold]{current or 'once per run'}[/bold]")
+        cells = ["–" if row[k] is None else f"{row[k]:,.3g}" if abs(row[k]) < 10 else f"{row[k]:,.0f}"
+                 for k in ("min", "median", "max")]  # fmt: skip
+        met = f"{row['verdict']} (met in {row['met_runs']}/{row['runs']})" if row["budget"] else ""
+        table.add_row(row["measure"], *cells, row["budget"], met)
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    console.print(table)
+    loads = ", ".join(str(results["load_at_start"]) for results in runs)
+    console.print(f"{runs[0]['cpus']} CPUs, load at the start of each run: {loads}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.runs < 1:
+        print("run_bench: --runs must be at least 1", file=sys.stderr)
+        return 2
+    runs = []
     try:
-        results = run(args, Console(stderr=True))
+        for number in range(args.runs):
+            if args.runs > 1:
+                Console(stderr=True).print(f"run {number + 1} of {args.runs}")
+            runs.append(run(args, Console(stderr=True)))
     except BenchError as exc:
         print(f"run_bench: {exc}", file=sys.stderr)
         return 2
+    if args.runs == 1:
+        if args.json:
+            sys.stdout.write(msgspec.json.encode(runs[0]).decode() + "\n")
+        else:
+            print_table(runs[0])
+        return 0
+    summary = summarize_runs(runs)
     if args.json:
-        sys.stdout.write(msgspec.json.encode(results).decode() + "\n")
+        sys.stdout.write(msgspec.json.encode({"runs": runs, "summary": summary}).decode() + "\n")
     else:
-        print_table(results)
+        print_summary(runs, summary)
     return 0
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from agentwatch.lab import simulator
 from bench import run_bench
-from bench.run_bench import SIZES, figures, parse_args, parse_scenarios, run
+from bench.run_bench import SIZES, figures, parse_args, parse_scenarios, run, summarize_runs
 from tests.conftest import PG_ADMIN_URL
 
 SCENARIO_KEYS = {
@@ -112,6 +112,30 @@ def test_each_figure_gets_its_budget_and_verdict() -> None:
     assert verdicts[(None, "rss_total_mib")] == ("≤ 500 at 100,000", "missed")
     results["memory"]["sessions"] = 5000  # the total's budget is stated at 100,000 sessions only
     assert (None, "rss_total_mib") not in {(f["scenario"], f["key"]) for f in figures(results)}
+
+
+def test_several_runs_report_min_median_max_and_the_median_runs_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    ok = {"n": 5, "p50": 40, "p99": 200, "max": 200}
+    runs = []
+    for ratio, replay in ((0.45, 31_000.0), (0.52, 29_000.0), (0.71, 30_500.0)):
+        results: dict[str, Any] = {
+            "scenarios": [_scenario("2pct-sqlite", ratio, _latency(ok, ok))],
+            "replay": {"scenario": "2pct-sqlite", "events_per_s": replay, "json_loads_events_per_s": 1e5},
+        }
+        results["figures"] = figures(results)
+        runs.append(results)
+    summary = {(row["scenario"], row["key"]): row for row in summarize_runs(runs)}
+    ratio_row = summary[("2pct-sqlite", "ratio")]
+    assert (ratio_row["min"], ratio_row["median"], ratio_row["max"]) == (0.45, 0.52, 0.71)
+    assert ratio_row["verdict"] == "met" and ratio_row["met_runs"] == 2 and ratio_row["runs"] == 3
+    replay_row = summary[(None, "replay_events_per_s")]
+    assert replay_row["median"] == 30_500 and replay_row["verdict"] == "met" and replay_row["met_runs"] == 2
+    assert summary[(None, "json_loads_events_per_s")]["met_runs"] is None  # no budget, no count
+    for results in runs:
+        results.update(cpus=2, load_at_start=1.5)
+    run_bench.print_summary(runs, list(summary.values()))
+    printed = capsys.readouterr().out
+    assert "3 runs" in printed and "met (met in 2/3)" in printed and "0.45" in printed and "0.71" in printed
 
 
 def test_a_postgresql_scenario_without_a_server_fails_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
