@@ -29,9 +29,14 @@ def installed_modules() -> list[str]:
         names.append(package)
         module = importlib.import_module(package)
         for info in pkgutil.iter_modules(module.__path__, package + "."):
-            if not info.ispkg and info.name.rsplit(".", 1)[-1] != "__main__":
+            if not info.ispkg and info.name.rsplit(".", 1)[-1] != "__main__" and not _alembic_script(info.name):
                 names.append(info.name)
     return sorted(names)
+
+
+def _alembic_script(name: str) -> bool:
+    """Alembic runs ``migrations/env.py`` and the version files itself; importing them is not their use."""
+    return name == "agentwatch.migrations.env" or name.startswith("agentwatch.migrations.versions.")
 
 
 def collect() -> list[doctest.DocTest]:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.store import approval_votes, approvals
 
 
@@ -99,3 +100,53 @@ def approvals_for(conn: Connection, incident_ids: list[str]) -> dict[str, list[A
     for row in rows:
         out.setdefault(row.incident_id, []).append(to_view(row, [v for v in votes if v.approval_id == row.approval_id]))
     return out
+
+
+def approval_rows(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
+    """The incident's approvals as plain rows (``incidents show``, text and ``--json``)."""
+    slack = {
+        r.approval_id: r
+        for r in conn.execute(
+            select(
+                approvals.c.approval_id, approvals.c.slack_ts, approvals.c.slack_error, approvals.c.slack_attempts
+            ).where(approvals.c.incident_id == incident_id)
+        )
+    }
+    rows = []
+    for view in approvals_for(conn, [incident_id]).get(incident_id, []):
+        post = slack[view.approval_id]
+        rows.append(
+            {
+                "approval_id": view.approval_id,
+                "action": view.action,
+                "status": view.status,
+                "approves": sum(v.decision == "approve" for v in view.votes),
+                "quorum": view.quorum,
+                "approvers": view.active_approvers,
+                "escalation_level": view.escalation_level,
+                "expires": rfc3339_ms(view.expires_ms),
+                "subject": view.subject,
+                "votes": [
+                    {"user": v.user_id, "via": v.channel, "decision": v.decision, "at": rfc3339_ms(v.ts_ms)}
+                    for v in view.votes
+                ],
+                "result": view.result_summary,
+                "error": view.error,
+                "note": view.note,
+                "slack": _slack_state(post),
+            }
+        )
+    return rows
+
+
+def _slack_state(row: Any) -> str:
+    if row.slack_error:
+        return f"retrying after {row.slack_attempts} failure(s): {row.slack_error}"
+    return "posted" if row.slack_ts else "not posted"
+
+
+def annotate_list(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add ``pending_approvals`` (count) to each ``incidents list`` row."""
+    views = approvals_for(conn, [r["incident_id"] for r in rows])
+    for row in rows:
+        row["pending_approvals"] = sum(v.status == "pending" for v in views.get(row["incident_id"], []))

@@ -35,12 +35,11 @@ from sqlalchemy.engine import Connection
 from agentwatch.approve.directory import FileDirectory, IdentityUnavailable, approvals_file_path, load_approvals_file
 from agentwatch.approve.runtime import ApprovalRuntime
 from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
-from agentwatch.approve.views import approvals_for
+from agentwatch.approve.views import annotate_list, approval_rows, approvals_for  # noqa: F401 - re-exported for main
 from agentwatch.approve.votes import cast_vote, find_approval
 from agentwatch.approve.worker import approval_runtime
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, out
 from agentwatch.errors import ConfigError
-from agentwatch.events.audit_event import rfc3339_ms
 
 
 def _decide(
@@ -184,53 +183,6 @@ def deny(ctx: click.Context, incident_id: str, action: str, user: str, as_json: 
 
 
 # -- incidents list / show ----------------------------------------------------------------
-def approval_rows(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
-    """The incident's approvals as plain rows (``incidents show``, text and ``--json``)."""
-    from sqlalchemy import select
-
-    from agentwatch.store import approvals
-
-    slack = {
-        r.approval_id: r
-        for r in conn.execute(
-            select(
-                approvals.c.approval_id, approvals.c.slack_ts, approvals.c.slack_error, approvals.c.slack_attempts
-            ).where(approvals.c.incident_id == incident_id)
-        )
-    }
-    rows = []
-    for view in approvals_for(conn, [incident_id]).get(incident_id, []):
-        post = slack[view.approval_id]
-        rows.append(
-            {
-                "approval_id": view.approval_id,
-                "action": view.action,
-                "status": view.status,
-                "approves": sum(v.decision == "approve" for v in view.votes),
-                "quorum": view.quorum,
-                "approvers": view.active_approvers,
-                "escalation_level": view.escalation_level,
-                "expires": rfc3339_ms(view.expires_ms),
-                "subject": view.subject,
-                "votes": [
-                    {"user": v.user_id, "via": v.channel, "decision": v.decision, "at": rfc3339_ms(v.ts_ms)}
-                    for v in view.votes
-                ],
-                "result": view.result_summary,
-                "error": view.error,
-                "note": view.note,
-                "slack": _slack_state(post),
-            }
-        )
-    return rows
-
-
-def _slack_state(row: Any) -> str:
-    if row.slack_error:
-        return f"retrying after {row.slack_attempts} failure(s): {row.slack_error}"
-    return "posted" if row.slack_ts else "not posted"
-
-
 def approvals_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="approvals")
     for column in ("action", "status", "votes", "approvers", "expires", "slack", "decided by / result"):
@@ -248,10 +200,3 @@ def approvals_table(rows: list[dict[str, Any]]) -> Table:
             _cell(detail, 200),
         )
     return table
-
-
-def annotate_list(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Add ``pending_approvals`` (count) to each ``incidents list`` row."""
-    views = approvals_for(conn, [r["incident_id"] for r in rows])
-    for row in rows:
-        row["pending_approvals"] = sum(v.status == "pending" for v in views.get(row["incident_id"], []))

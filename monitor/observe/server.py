@@ -4,9 +4,10 @@
 Approve/Deny/Details buttons, authenticated by Slack's signature, see
 :mod:`agentwatch.approve.slack.interactions`), and — only with the API token as ``Authorization:
 Bearer <token>`` — ``GET /v1/sessions/<session_id>`` (``{"status": "active"|"terminated",
-…}`` for hooks and gateways) and ``GET /metrics`` (Prometheus; ``--public-metrics`` opts
-out of the token for it). Without a token configured, the token-guarded routes answer 401:
-``serve`` then offers only ``/healthz`` and Slack, whatever address it is bound to.
+…}`` for hooks and gateways), ``GET /v1/incidents`` and ``GET /v1/incidents/<id>``
+(incidents, paginated, redacted: :mod:`agentwatch.observe.incident_api`) and ``GET /metrics``
+(Prometheus; ``--public-metrics`` opts out of the token for it). Without a token configured,
+the token-guarded routes answer 401: ``serve`` then offers only ``/healthz`` and Slack, whatever address it is bound to.
 
 It runs on uvicorn (asyncio, one event loop) with starlette routing; blocking work (the
 store, the Slack handler, the store-derived metrics) runs on a small bounded thread pool.
@@ -24,7 +25,10 @@ monitor's own responder.
 Environment
 -----------
 ``AGENTWATCH_API_TOKEN`` or ``AGENTWATCH_API_TOKEN_FILE``
-    The bearer token for ``/v1/sessions/…`` and ``/metrics`` (see :mod:`agentwatch.observe.api_token`).
+    The bearer token for ``/v1/…`` and ``/metrics`` (see :mod:`agentwatch.observe.api_token`).
+``AGENTWATCH_PUBLIC_URL``
+    Where people reach ``serve`` (e.g. ``https://agentwatch.example.com``): Slack messages
+    link each incident to ``<url>/v1/incidents/<id>`` instead of naming server file paths.
 ``AGENTWATCH_SLACK_SIGNING_SECRET``
     The Slack app's signing secret; without it ``/slack/interactions`` answers 404.
 ``AGENTWATCH_SLACK_BOT_TOKEN``
@@ -86,6 +90,7 @@ from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
 from agentwatch.approve.worker import ApprovalWorker, approval_runtime
 from agentwatch.observe import metrics
 from agentwatch.observe.api_token import bearer_matches
+from agentwatch.observe.incident_api import BadQuery, incident_document, incident_page, parse_query
 from agentwatch.observe.store_metrics import StoreCollector
 from agentwatch.respond.session_guard import MAX_SESSION_ID, GuardUnavailable, status_from_store
 
@@ -241,6 +246,41 @@ def make_app(
             return JSONResponse({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
         return JSONResponse(verdict.to_json())
 
+    async def incident_list(request: Request) -> Response:
+        if (denied := refused("incidents", request)) is not None:
+            return denied
+        try:
+            query = parse_query(request.query_params)
+        except BadQuery as exc:
+            return JSONResponse({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+
+        def read() -> dict[str, Any]:
+            with engine.connect() as conn:
+                return incident_page(conn, query)
+
+        try:
+            return JSONResponse(await blocking(read))
+        except SQLAlchemyError as exc:
+            log.warning("incident list failed on the store: %s", exc.__class__.__name__)
+            return JSONResponse({"error": "store unavailable"}, HTTPStatus.SERVICE_UNAVAILABLE)
+
+    async def incident_detail(request: Request) -> Response:
+        if (denied := refused("incidents", request)) is not None:
+            return denied
+        incident_id = request.path_params["incident_id"]
+
+        def read() -> dict[str, Any]:
+            with engine.connect() as conn:
+                return incident_document(conn, incident_id)
+
+        try:
+            return JSONResponse(await blocking(read))
+        except KeyError:
+            return JSONResponse({"error": "no such incident"}, HTTPStatus.NOT_FOUND)
+        except SQLAlchemyError as exc:
+            log.warning("incident read failed on the store: %s", exc.__class__.__name__)
+            return JSONResponse({"error": "store unavailable"}, HTTPStatus.SERVICE_UNAVAILABLE)
+
     async def slack_interactions(request: Request) -> Response:
         received_ms = int(time.time() * 1000)
         handler = approvals.interactions if approvals is not None else None
@@ -282,6 +322,8 @@ def make_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", prometheus_metrics, methods=["GET"]),
             Route("/v1/sessions/{session_id:path}", session, methods=["GET"]),
+            Route("/v1/incidents", incident_list, methods=["GET"]),
+            Route("/v1/incidents/{incident_id}", incident_detail, methods=["GET"]),
             Route(INTERACTIONS_PATH, slack_interactions, methods=["POST"]),
         ],
         exception_handlers={404: not_found, 405: wrong_method},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from agentwatch.detect.alerts import Alert
@@ -15,11 +15,28 @@ from agentwatch.respond.incident_record import ActionRecord, IncidentRecord, Tim
 from agentwatch.store import actions, incident_alerts, incident_events, incidents, timeline
 
 
-def list_incidents(conn: Connection, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Newest first, with alert and action counts."""
-    query = select(incidents).order_by(incidents.c.opened_ms.desc()).limit(limit)
+def list_incidents(
+    conn: Connection,
+    status: str | None = None,
+    limit: int = 100,
+    *,
+    severity: str | None = None,
+    after: tuple[int, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first (ties by id), with alert and action counts; ``after`` (opened ms, id) pages on."""
+    query = select(incidents).order_by(incidents.c.opened_ms.desc(), incidents.c.incident_id.desc()).limit(limit)
     if status:
         query = query.where(incidents.c.status == status)
+    if severity:
+        query = query.where(incidents.c.severity == severity)
+    if after is not None:
+        opened_ms, incident_id = after
+        query = query.where(
+            or_(
+                incidents.c.opened_ms < opened_ms,
+                and_(incidents.c.opened_ms == opened_ms, incidents.c.incident_id < incident_id),
+            )
+        )
     rows = [dict(row._mapping) for row in conn.execute(query)]
     if not rows:
         return rows

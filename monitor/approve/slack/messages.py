@@ -20,7 +20,8 @@ from agentwatch.approve.directory import GROUP_ID, USER_ID
 from agentwatch.approve.slack.text import FIELD_LIMIT, SECTION_LIMIT, cap, mrkdwn, plain
 from agentwatch.approve.views import ApprovalView, VoteView
 from agentwatch.events.audit_event import rfc3339_ms
-from agentwatch.respond.incident_record import IncidentRecord
+from agentwatch.incident_links import incident_link
+from agentwatch.respond.incident_record import ActionRecord, IncidentRecord
 
 APPROVE: Final = "agentwatch_approve"
 DENY: Final = "agentwatch_deny"
@@ -60,16 +61,17 @@ class IncidentView:
     principal: str | None
     summary: str
     reasons: list[str]
-    evidence: str | None
+    evidence: str | None  # "collected (version N)"; never a server path
     postmortem: str | None
     alerts: list[str] = field(default_factory=list)
+    link: str | None = None  # the incident on serve's API (AGENTWATCH_PUBLIC_URL), else None
 
 
 def incident_view(record: IncidentRecord) -> IncidentView:
     """What the message shows of an incident (raw: escaping happens when rendering)."""
     alerts = sorted(record.alerts, key=lambda a: (-a.score, a.first_ts_ms))
     reasons = list(dict.fromkeys(r for a in alerts for r in a.reasons))[:MAX_REASONS]
-    paths = {a.action: a.result.get("path") for a in record.actions if a.status == "done" and a.result.get("path")}
+    done = {a.action: a for a in record.actions if a.status == "done"}
     return IncidentView(
         incident_id=record.incident_id,
         title=str(record.detector_context.get("title") or record.incident_id),
@@ -80,10 +82,26 @@ def incident_view(record: IncidentRecord) -> IncidentView:
         principal=record.principal,
         summary=alerts[0].summary if alerts else "",
         reasons=reasons,
-        evidence=paths.get("collect_evidence"),
-        postmortem=paths.get("draft_postmortem"),
+        evidence=_produced("collected", done.get("collect_evidence")),
+        postmortem=_produced("drafted", done.get("draft_postmortem")),
         alerts=[f"{a.severity} {a.detector} ({a.score:.2f}): {a.summary}" for a in alerts[:10]],
+        link=incident_link(record.incident_id),
     )
+
+
+def _produced(verb: str, action: ActionRecord | None) -> str | None:
+    """``collected (version 2)``: that a step produced its artefact, without the server's path."""
+    if action is None:
+        return None
+    version = action.result.get("version")
+    return f"{verb} (version {int(version)})" if isinstance(version, int) else verb
+
+
+def where_to_look(incident: IncidentView) -> str:
+    """A link to the incident on serve's API, or the CLI command that shows it."""
+    if incident.link:
+        return f"<{incident.link}|open incident {mrkdwn(incident.incident_id, 100)}>"
+    return f"agentwatch incidents show {mrkdwn(incident.incident_id, 100)}"
 
 
 def mention(identity: str) -> str:
@@ -157,7 +175,7 @@ def incident_message(
     context = [
         f"*Evidence* {mrkdwn(incident.evidence or 'not collected yet', 900)}",
         f"*Postmortem draft* {mrkdwn(incident.postmortem or 'not drafted yet', 900)}",
-        f"*CLI* agentwatch incidents show {mrkdwn(incident.incident_id, 100)}",
+        f"*Details* {where_to_look(incident)}",
     ]
     blocks.append({"type": "context", "elements": [_md(c) for c in context]})
     for approval in approvals[:MAX_APPROVAL_CARDS]:
@@ -230,6 +248,7 @@ def details_text(incident: IncidentView, approval: ApprovalView | None = None) -
         lines.append(f"*{action_label(approval.action)}* would act on {subject_text(approval.subject)}")
     lines.append(f"Evidence: {mrkdwn(incident.evidence or 'not collected yet', 500)}")
     lines.append(f"Postmortem draft: {mrkdwn(incident.postmortem or 'not drafted yet', 500)}")
+    lines.append(f"Details: {where_to_look(incident)}")
     return cap("\n".join(lines), SECTION_LIMIT)
 
 
