@@ -53,6 +53,8 @@ BEST_EFFORT_FAILURES = Counter(
 INCIDENTS_OPENED = Counter(
     "agentwatch_incidents_opened_total", "Incidents opened, by severity at opening.", ["severity"]
 )
+for _severity in ("info", "low", "medium", "high", "critical"):  # zero from the start: the first one counts
+    INCIDENTS_OPENED.labels(_severity)
 ACTIONS = Counter(
     "agentwatch_response_actions_total", "Playbook steps finished, by action and outcome.", ["action", "outcome"]
 )
