@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from grafana.build_dashboards import expand  # noqa: E402
 from tests.live_stack import LiveStack  # noqa: E402
 
 
@@ -46,19 +47,19 @@ def main() -> int:
                 seed += 1
             time.sleep(5)
             end = time.time()
-            panels = board["panels"]
+            panels = [p for p in board["panels"] if all("expr" in t for t in p["targets"])]  # PromQL panels
             fig, axes = plt.subplots(3, 3, figsize=(18, 11))
             fig.suptitle(f"{board['title']} — live data, {args.minutes:g} minutes of simulated fleet", fontsize=14)
             for ax, panel in zip(axes.flat, panels, strict=False):
                 ax.set_title(panel["title"], fontsize=10)
                 for target in panel["targets"]:
                     if panel["type"] in ("bargauge", "stat"):
-                        results = stack.query(target["expr"], at=end)
+                        results = stack.query(expand(target["expr"]), at=end)
                         labels = [_legend(target["legendFormat"], r["metric"]) for r in results]
                         values = [float(r["value"][1]) for r in results]
                         ax.barh(labels, values)
                     else:
-                        for series in stack.query_range(target["expr"], started, end, 5):
+                        for series in stack.query_range(expand(target["expr"]), started, end, 5):
                             xs = [(float(t) - started) / 60 for t, _ in series["values"]]
                             ys = [float(v) for _, v in series["values"]]
                             ax.plot(xs, ys, label=_legend(target["legendFormat"], series["metric"]))

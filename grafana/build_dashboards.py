@@ -3,25 +3,62 @@
     python grafana/build_dashboards.py          # rewrite grafana/dashboards/*.json
     python grafana/build_dashboards.py --check  # exit 1 if the committed JSON is stale
 
-Every panel query is plain PromQL over metrics agentwatch exports (windows are literal,
-so the same text runs through Prometheus's HTTP API in tests/test_prometheus_live.py,
-which also checks every metric name against a live exposition).
+Every panel query is PromQL over metrics agentwatch exports. The dashboards import into an
+existing Grafana: the Prometheus datasource is a variable (``$datasource``), every selector is
+scoped to the ``$job`` and ``$instance`` variables (default: all), and short rate windows
+are ``$__rate_interval``. :func:`expand` fills those in the way Grafana does, so the same
+text runs through Prometheus's HTTP API in tests/test_prometheus_live.py (which also checks
+every metric name against a live exposition).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "dashboards"
-DATASOURCE = {"type": "prometheus", "uid": "agentwatch-prometheus"}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: Every agentwatch metric selector gets these matchers (the job/instance variables).
+SCOPE = 'job=~"$job", instance=~"$instance"'
+_SELECTOR = re.compile(r"\b(agentwatch_[a-z_]+)(\{[^}]*\})?")
+
+
+def scoped(expr: str) -> str:
+    """``expr`` with every agentwatch selector limited to the dashboard's job and instance.
+
+    >>> scoped('rate(agentwatch_x_total{mode="a"}[$__rate_interval])')
+    'rate(agentwatch_x_total{job=~"$job", instance=~"$instance", mode="a"}[$__rate_interval])'
+    >>> scoped("sum(agentwatch_y)")
+    'sum(agentwatch_y{job=~"$job", instance=~"$instance"})'
+    """
+
+    def add(match: re.Match[str]) -> str:
+        inner = (match.group(2) or "{}")[1:-1].strip()
+        return f"{match.group(1)}{{{SCOPE}{', ' + inner if inner else ''}}}"
+
+    return _SELECTOR.sub(add, expr)
+
+
+def expand(expr: str, job: str = ".*", instance: str = ".*", rate_interval: str = "1m") -> str:
+    """A panel query with the dashboard variables filled in, as Grafana sends it.
+
+    >>> expand('rate(agentwatch_x_total{job=~"$job", instance=~"$instance"}[$__rate_interval])')
+    'rate(agentwatch_x_total{job=~".*", instance=~".*"}[1m])'
+    """
+    return expr.replace("$__rate_interval", rate_interval).replace("$job", job).replace("$instance", instance)
 
 
 def q(expr: str, legend: str = "") -> dict[str, Any]:
-    return {"expr": expr, "legendFormat": legend}
+    return {"expr": scoped(expr.replace("[5m]", "[$__rate_interval]")), "legendFormat": legend, "refId": "A"}
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
+    """Grafana thresholds: ``(None, "green"), (1, "red")`` — base colour, then from each value up."""
+    return {"mode": "absolute", "steps": [{"value": value, "color": color} for value, color in steps]}
 
 
 def panel(
@@ -32,14 +69,22 @@ def panel(
     width: int = 8,
     height: int = 8,
     description: str = "",
+    limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"unit": unit}
+    if limits is not None:  # an SLO panel: the threshold drawn on the graph, the stat coloured by it
+        defaults["thresholds"] = limits
+        defaults["custom"] = {"thresholdsStyle": {"mode": "line+area"}} if kind == "timeseries" else {}
+        defaults["color"] = {"mode": "thresholds"} if kind != "timeseries" else {"mode": "palette-classic"}
+    for number, target in enumerate(targets):
+        target["refId"] = chr(ord("A") + number)
     return {
         "title": title,
         "type": kind,
         "description": description,
         "datasource": DATASOURCE,
         "targets": targets,
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "fieldConfig": {"defaults": defaults, "overrides": []},
         "gridPos": {"w": width, "h": height},
         "options": {},
     }
@@ -63,9 +108,14 @@ SOC = (
             quantiles("agentwatch_time_to_contain_seconds"),
             unit="s",
             description="Dwell time: the number that matters most. SLO: 99% within 1 s.",
+            limits=thresholds((None, "green"), (1, "red")),
         ),
         panel(
-            "Time to detect (first malicious event → alert)", quantiles("agentwatch_time_to_detect_seconds"), unit="s"
+            "Time to detect (first malicious event → alert)",
+            quantiles("agentwatch_time_to_detect_seconds"),
+            unit="s",
+            description="Detection within the batch: alerts are published before offsets commit.",
+            limits=thresholds((None, "green"), (0.25, "orange"), (1, "red")),
         ),
         panel(
             "Open incidents by severity",
@@ -95,7 +145,12 @@ SOC = (
             [q("sum by (topic) (rate(agentwatch_ingest_events_total[5m]))", "{{topic}}")],
             unit="ops",
         ),
-        panel("Consumer lag", [q("sum by (topic) (agentwatch_consumer_lag_messages)", "{{topic}}")]),
+        panel(
+            "Consumer lag",
+            [q("sum by (topic) (agentwatch_consumer_lag_messages)", "{{topic}}")],
+            description="Events waiting to be verified; the AgentwatchConsumerLagGrowing rule pages above 10k.",
+            limits=thresholds((None, "green"), (1000, "orange"), (10000, "red")),
+        ),
         panel(
             "Incidents opened",
             [q("sum by (severity) (increase(agentwatch_incidents_opened_total[1h]))", "{{severity}}")],
@@ -193,6 +248,8 @@ APPROVAL_PANELS: list[dict[str, Any]] = [
         ],
         kind="stat",
         unit="percentunit",
+        description="Approvers who approve nearly everything are clicking through: above 93% is red.",
+        limits=thresholds((None, "green"), (0.8, "orange"), (0.93, "red")),
     ),
     panel(
         "Time to decision",
@@ -210,6 +267,40 @@ APPROVAL_PANELS: list[dict[str, Any]] = [
         "Approval attempts by outcome (refusals included)",
         [q("sum by (outcome) (increase(agentwatch_approvals_attempts_total[1h]))", "{{outcome}}")],
     ),
+]
+
+
+def _label_variable(name: str, query: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": name,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": f"{name}-variable"},
+        "definition": query,
+        "refresh": 2,  # on time-range change
+        "includeAll": True,
+        "allValue": ".*",
+        "multi": True,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+    }
+
+
+#: The datasource (pick your Prometheus when importing), then job and instance (default: all).
+TEMPLATING: list[dict[str, Any]] = [
+    {
+        "name": "datasource",
+        "label": "Prometheus",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {"selected": True, "text": "Prometheus", "value": "agentwatch-prometheus"},
+        "refresh": 1,
+    },
+    _label_variable(
+        "job", 'label_values({__name__=~"agentwatch_(ingest_events_total|incidents|response_actions_total)"}, job)'
+    ),
+    _label_variable("instance", 'label_values({__name__=~"agentwatch_.+", job=~"$job"}, instance)'),
 ]
 
 
@@ -232,7 +323,7 @@ def dashboard(title: str, uid: str, panels: list[dict[str, Any]]) -> dict[str, A
         "editable": True,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": []},
+        "templating": {"list": TEMPLATING},
         "annotations": {"list": []},
         "panels": laid_out,
     }

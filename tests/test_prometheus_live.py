@@ -20,11 +20,15 @@ METRIC = re.compile(r"\bagentwatch_[a-z_]+\b")
 
 
 def panel_queries() -> list[tuple[str, str, str]]:
+    """Every PromQL panel query, its dashboard variables filled in as Grafana does (all jobs and instances)."""
+    from grafana.build_dashboards import expand
+
     out = []
     for board in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
         for panel in json.loads(board.read_text())["panels"]:
             for target in panel["targets"]:
-                out.append((board.name, panel["title"], target["expr"]))
+                if "expr" in target:  # SQL panels (the store's incidents table) are not PromQL
+                    out.append((board.name, panel["title"], expand(target["expr"])))
     return out
 
 
