@@ -22,6 +22,15 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: The agentwatch store (PostgreSQL), read through the redacted ``incidents_dashboard`` view.
+STORE = {"type": "grafana-postgresql-datasource", "uid": "${store}"}
+INCIDENTS_SQL = """SELECT incident_id AS "incident", to_timestamp(opened_ms / 1000.0) AS "opened",
+  severity, status, categories::text AS "categories", agent, session, principal,
+  time_to_contain_s AS "time to contain"
+FROM incidents_dashboard
+WHERE $__unixEpochFilter(opened_ms / 1000)
+ORDER BY opened_ms DESC
+LIMIT 500"""
 #: Every agentwatch metric selector gets these matchers (the job/instance variables).
 SCOPE = 'job=~"$job", instance=~"$instance"'
 _SELECTOR = re.compile(r"\b(agentwatch_[a-z_]+)(\{[^}]*\})?")
@@ -99,6 +108,47 @@ def quantiles(metric: str, by: str = "") -> list[dict[str, Any]]:
     ]
 
 
+def incidents_table() -> dict[str, Any]:
+    """Incidents from the store (newest first, in the dashboard's time range), severity coloured."""
+    colours = {"critical": "dark-red", "high": "red", "medium": "orange", "low": "yellow", "info": "blue"}
+    return {
+        "title": "Incidents (from the store; identifiers redacted)",
+        "type": "table",
+        "description": "agentwatch incidents, read-only through the incidents_dashboard view. "
+        "`agentwatch incidents show <id>` or GET /v1/incidents/<id> for the whole record.",
+        "datasource": STORE,
+        "targets": [{"refId": "A", "format": "table", "rawQuery": True, "editorMode": "code", "rawSql": INCIDENTS_SQL}],
+        "fieldConfig": {
+            "defaults": {"custom": {"cellOptions": {"type": "auto"}, "filterable": True}},
+            "overrides": [
+                {
+                    "matcher": {"id": "byName", "options": "severity"},
+                    "properties": [
+                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                        {
+                            "id": "mappings",
+                            "value": [
+                                {
+                                    "type": "value",
+                                    "options": {
+                                        k: {"color": v, "index": i} for i, (k, v) in enumerate(colours.items())
+                                    },
+                                }
+                            ],
+                        },
+                    ],
+                },  # fmt: skip
+                {
+                    "matcher": {"id": "byName", "options": "time to contain"},
+                    "properties": [{"id": "unit", "value": "s"}],
+                },
+            ],
+        },
+        "gridPos": {"w": 24, "h": 10},
+        "options": {"showHeader": True, "sortBy": [{"displayName": "opened", "desc": True}]},
+    }
+
+
 SOC = (
     "agentwatch — SOC overview",
     "agentwatch-soc",
@@ -155,6 +205,7 @@ SOC = (
             "Incidents opened",
             [q("sum by (severity) (increase(agentwatch_incidents_opened_total[1h]))", "{{severity}}")],
         ),
+        incidents_table(),
     ],
 )
 
@@ -295,6 +346,14 @@ TEMPLATING: list[dict[str, Any]] = [
         "type": "datasource",
         "query": "prometheus",
         "current": {"selected": True, "text": "Prometheus", "value": "agentwatch-prometheus"},
+        "refresh": 1,
+    },
+    {
+        "name": "store",
+        "label": "agentwatch store",
+        "type": "datasource",
+        "query": "grafana-postgresql-datasource",
+        "current": {"selected": True, "text": "agentwatch store", "value": "agentwatch-store"},
         "refresh": 1,
     },
     _label_variable(

@@ -90,7 +90,15 @@ incidents = Table(
     Column("detectors", JSON, nullable=False),
     Column("categories", JSON, nullable=False),
     Column("mode", String(16), nullable=False),  # highest alert mode: shadow < alert < enforce
+    # The identifiers secret-redacted, for what reads the store without agentwatch's redaction
+    # in between (the ``incidents_dashboard`` view Grafana queries; migration 0002).
+    Column("agent_shown", String(256)),
+    Column("session_shown", String(256)),
+    Column("principal_shown", String(256)),
 )
+#: What Grafana's PostgreSQL datasource may read (``GRANT SELECT`` to ``agentwatch_dashboard``):
+#: no raw agent-written text, only the redacted identifiers and agentwatch's own fields.
+DASHBOARD_VIEW = "incidents_dashboard"
 Index("ix_incidents_group_status", incidents.c.group_key, incidents.c.status)
 Index("ix_incidents_status_severity", incidents.c.status, incidents.c.severity)
 
@@ -343,6 +351,7 @@ def store_revision(conn: Connection) -> str | None:
 def drop_store(engine: Engine) -> None:
     """Drop every agentwatch table and the migration record (tests and benchmarks start empty)."""
     with engine.begin() as conn:
+        conn.execute(text(f"DROP VIEW IF EXISTS {DASHBOARD_VIEW}"))
         metadata.drop_all(conn)
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 

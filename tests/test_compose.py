@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,33 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on() -> None:
     assert f"{server_port}:{server_port}" in SERVICES["server"]["ports"]
 
 
-def test_grafana_datasource_uid_matches_the_dashboards() -> None:
-    source = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+def test_grafana_datasources_match_the_dashboards_variables() -> None:
     import json
 
+    provisioned = {}
+    for name in ("prometheus.yml", "store.yml"):
+        source = yaml.safe_load((ROOT / "grafana/provisioning/datasources" / name).read_text())["datasources"][0]
+        provisioned[source["type"]] = source
+    assert provisioned["prometheus"]["url"] == "http://prometheus:9090" and "prometheus" in SERVICES
+    store = provisioned["grafana-postgresql-datasource"]
+    assert store["url"] == "postgres:5432" and store["user"] == "agentwatch_dashboard"
+    password_var = store["secureJsonData"]["password"].lstrip("$")
+    assert password_var in SERVICES["grafana"]["environment"] and password_var in SERVICES["postgres"]["environment"]
+    assert "./deploy/postgres-init:/docker-entrypoint-initdb.d:ro" in SERVICES["postgres"]["volumes"]
     for board in (ROOT / "grafana/dashboards").glob("*.json"):
-        for panel in json.loads(board.read_text())["panels"]:
-            assert panel["datasource"]["uid"] == source["uid"], board.name
-    assert source["url"] == "http://prometheus:9090" and "prometheus" in SERVICES
+        data = json.loads(board.read_text())
+        variables = {v["name"]: v for v in data["templating"]["list"]}
+        for panel in data["panels"]:
+            name = panel["datasource"]["uid"].removeprefix("${").removesuffix("}")
+            variable = variables[name]  # every panel's datasource is a dashboard variable …
+            assert variable["query"] == panel["datasource"]["type"], board.name
+            assert variable["current"]["value"] == provisioned[variable["query"]]["uid"]  # … defaulting to compose's
+
+
+def test_the_dashboard_role_script_is_valid_shell() -> None:
+    script = ROOT / "deploy/postgres-init/10-dashboard-role.sh"
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
+    assert "CREATE ROLE agentwatch_dashboard LOGIN PASSWORD :'password'" in script.read_text()
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))

@@ -80,9 +80,13 @@ def test_processes_opening_a_fresh_sqlite_store_at_once_all_succeed(tmp_path: Pa
 
 
 def test_a_version_1_store_is_migrated_to_owned_steps(store_url: str) -> None:
-    open_store(store_url).dispose()
+    from alembic import command
+
+    from agentwatch.store import migration_config
+
     engine = create_engine(store_url)
     with engine.begin() as conn:  # what a store written by schema version 1 (before Alembic) looks like
+        command.upgrade(migration_config(conn), "0001")
         conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(text("ALTER TABLE actions DROP COLUMN owner"))
         conn.execute(schema_version.update().values(version=1))

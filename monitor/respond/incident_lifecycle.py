@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from agentwatch.detect.alerts import Alert
 from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.respond import audit_log
+from agentwatch.respond.redaction import redact
 from agentwatch.store import incident_alerts, incidents, timeline
 
 STATUSES = ("open", "contained", "resolved")
@@ -91,7 +92,7 @@ def attach_alert(
                 principal=alert.principal,
                 severity=alert.severity,
                 status="open",
-                title=f"{alert.category.replace('_', ' ')} by agent {alert.agent_id}"[:300],
+                title=f"{alert.category.replace('_', ' ')} by agent {redact(alert.agent_id)}"[:300],
                 opened_ms=ts_ms,
                 updated_ms=ts_ms,
                 first_alert_ts_ms=ts_ms,
@@ -99,6 +100,9 @@ def attach_alert(
                 detectors=[alert.detector],
                 categories=[alert.category],
                 mode=alert.mode,
+                agent_shown=redact(alert.agent_id)[:256],
+                session_shown=redact(alert.session_id)[:256],
+                principal_shown=None if alert.principal is None else redact(alert.principal)[:256],
             )
         )
         add_timeline(conn, incident_id, ts_ms, "status", "agentwatch", "incident opened", {"group_key": group_key})
