@@ -398,6 +398,11 @@ def _guarded_protocol(limits: ServeLimits) -> type[H11Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                # uvicorn writes a response's head and body separately: without this, Nagle holds the
+                # body until the client's delayed ACK of the head (~40 ms on Linux) — every answer.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if len(self.connections) > limits.max_connections:
                 REFUSED_CONNECTIONS.labels("over_capacity").inc()
                 transport.write(busy)
