@@ -66,10 +66,6 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     state_sync_s: float = 10.0
 
 
-#: Alert severities, lowest first (the thresholds below name one).
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
-
-
 class HookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``serve``'s Claude Code hook endpoint (``POST /v1/hooks/claude-code``): how an alert on a proposed tool
     call becomes Claude Code's ``permissionDecision``.
@@ -80,9 +76,9 @@ class HookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     nothing (or only alerts below ``ask_min_severity``).
     """
 
-    deny_min_severity: Literal["low", "medium", "high", "critical"] = "high"
+    deny_min_severity: Literal["info", "low", "medium", "high", "critical"] = "high"
     deny_modes: list[Literal["shadow", "alert", "enforce"]] = msgspec.field(default_factory=lambda: ["enforce"])
-    ask_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
+    ask_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
     #: Where serve publishes every hook event it receives (format ``claude-hook``, keyed by session).
     topic: str = "agent.audit.claude-hook"
     #: Seconds a containment lookup (terminated session, quarantined agent, disabled tool, blocked host) is cached.

@@ -40,8 +40,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from agentwatch.config import SEVERITIES, Config, HookSettings
+from agentwatch.config import Config, HookSettings
 from agentwatch.detect.pipeline import Pipeline, build_pipeline
+from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.errors import DecodeError
 from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, AuditEvent
 from agentwatch.formats.claude_hook import SERVE_STAMP, hook_input_to_event
@@ -62,7 +63,7 @@ EGRESS_OPS: Final = frozenset({"connect", "send", "upload", "download"})
 PUBLISH_QUEUE: Final = 10_000
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-_RANK: Final = {s: i for i, s in enumerate(SEVERITIES)}
+_RANK: Final = SEVERITY_RANK
 _decoder = msgspec.json.Decoder(dict[str, Any], float_hook=float)
 _encoder = msgspec.json.Encoder()
 
@@ -315,6 +316,11 @@ class HookGate:
         self.pipeline = pipeline if pipeline is not None else build_pipeline(config)
         self.publisher = publisher
         self.agent_labels = AgentLabels(self.settings.max_agent_labels)
+        # zero-valued series from the start: "no asks", not "no data"
+        metrics.HOOK_DECISIONS.labels("allow", "none")
+        for active in self.pipeline.detectors:
+            for decision in ("ask", "deny"):
+                metrics.HOOK_DECISIONS.labels(decision, active.name)
 
     def observe(
         self, prepared: Prepared, received_ms: int, containment: tuple[SessionVerdict, Containment] | None
