@@ -50,7 +50,12 @@ from agentwatch.observe.hook_gate import HookGate, HookRefused, Publisher, prepa
 from agentwatch.respond.session_guard import SessionVerdict  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "claude_code_hooks"
-PRE_TOOL_USE = ("pre_tool_use_allow", "pre_tool_use_deny_ssh_key", "pre_tool_use_deny_curl_sh", "pre_tool_use_ask_upload")
+PRE_TOOL_USE = (
+    "pre_tool_use_allow",
+    "pre_tool_use_deny_ssh_key",
+    "pre_tool_use_deny_curl_sh",
+    "pre_tool_use_ask_upload",
+)
 STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 
 
@@ -97,7 +102,9 @@ def bodies(sessions: int) -> list[bytes]:
     return out
 
 
-def drive(port: int, token: str, rate: float, seconds: float, payloads: list[bytes], threads: int = 8) -> dict[str, Any]:
+def drive(
+    port: int, token: str, rate: float, seconds: float, payloads: list[bytes], threads: int = 8
+) -> dict[str, Any]:
     total = int(rate * seconds)
     start = time.perf_counter() + 0.5
     latencies: list[float] = []
@@ -271,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     lat = out["latency"]
     print(
-        f"latency: {lat['requests']} PreToolUse decisions at {lat['target_rate']:g}/s (achieved {lat['achieved_rate']}/s): "
+        f"latency: {lat['requests']} PreToolUse decisions at {lat['target_rate']:g}/s "
+        f"(achieved {lat['achieved_rate']}/s): "
         f"p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms; "
         f"statuses {lat['statuses']}; decisions {lat['decisions']}"
     )
@@ -280,9 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind} n={v['n']}: allow {v['allow']:.1%} ask {v['ask']:.1%} deny {v['deny']:.1%}"
             for kind, v in r["items"].items()
         )
-        print(
-            f"{name}: {r['pre_tool_use']} calls: allow {r['allow']:.1%}, ask {r['ask']:.1%}, deny {r['deny']:.1%} | {items}"
-        )
+        calls = f"allow {r['allow']:.1%}, ask {r['ask']:.1%}, deny {r['deny']:.1%}"
+        print(f"{name}: {r['pre_tool_use']} calls: {calls} | {items}")
     return 0
 
 

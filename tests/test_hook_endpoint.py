@@ -166,7 +166,9 @@ def test_terminated_session_and_quarantined_agent_are_denied(served: tuple[str, 
             )
         )
     # a normal call, refused because of what happened before
-    status, answer = post(url, json.dumps(fixture("pre_tool_use_allow", session_id="sess-dead")).encode(), headers=HEADERS)
+    status, answer = post(
+        url, json.dumps(fixture("pre_tool_use_allow", session_id="sess-dead")).encode(), headers=HEADERS
+    )
     got, reason = decision(answer)
     assert status == 200 and got == "deny" and "inc-9" in reason
 

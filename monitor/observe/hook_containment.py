@@ -56,7 +56,8 @@ def load_containment(engine: Engine) -> Containment:
     out = Containment()
     for row in rows:
         subject = row.subject if isinstance(row.subject, dict) else {}
-        agent = subject.get("agent") if isinstance(subject.get("agent"), str) else row.agent_id
+        named = subject.get("agent")
+        agent: str = named if isinstance(named, str) else row.agent_id
         if row.action == "quarantine_agent":
             out.quarantined[agent] = row.incident_id
         elif row.action == "disable_tool":

@@ -32,7 +32,6 @@ import logging
 import queue
 import re
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -208,7 +207,9 @@ def _severity_at_least(severity: str, floor: str) -> bool:
 
 def verdict_for(qualified: list[tuple[str, str, str, str]], settings: HookSettings) -> Decision | None:
     """The decision the findings of one proposed call make (``None``: none reaches ``ask``)."""
-    deny = [q for q in qualified if q[3] in settings.deny_modes and _severity_at_least(q[2], settings.deny_min_severity)]
+    deny = [
+        q for q in qualified if q[3] in settings.deny_modes and _severity_at_least(q[2], settings.deny_min_severity)
+    ]
     ask = [q for q in qualified if _severity_at_least(q[2], settings.ask_min_severity)]
     for decision, found in (("deny", deny), ("ask", ask)):
         if found:
@@ -250,13 +251,17 @@ def containment_decision(
     agent = event.agent_id
     if agent in held.quarantined:
         return Decision(
-            "deny", "containment:quarantine_agent", f"agentwatch: this agent is quarantined ({_ref(held.quarantined[agent])})"
+            "deny",
+            "containment:quarantine_agent",
+            f"agentwatch: this agent is quarantined ({_ref(held.quarantined[agent])})",
         )
     tools = held.disabled_tools.get(agent, {})
     if event.tool is not None and event.tool in tools:
         name = event.tool if _PLAIN_WORD.fullmatch(event.tool) else "this tool"
         return Decision(
-            "deny", "containment:disable_tool", f"agentwatch: {name} is disabled for this agent ({_ref(tools[event.tool])})"
+            "deny",
+            "containment:disable_tool",
+            f"agentwatch: {name} is disabled for this agent ({_ref(tools[event.tool])})",
         )
     blocked = held.blocked_hosts.get(agent, {})
     if blocked:
@@ -264,7 +269,9 @@ def containment_decision(
             for listed, incident in blocked.items():
                 if host == listed or host.endswith("." + listed):
                     return Decision(
-                        "deny", "containment:block_egress", f"agentwatch: egress to a blocked destination ({_ref(incident)})"
+                        "deny",
+                        "containment:block_egress",
+                        f"agentwatch: egress to a blocked destination ({_ref(incident)})",
                     )
     return None
 

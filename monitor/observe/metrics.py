@@ -162,7 +162,9 @@ HOOK_DECISIONS_BY_AGENT = Counter(
     ["decision", "agent"],
 )
 HOOK_EVENTS = Counter(
-    "agentwatch_hook_events_total", "Hook events serve received, by event and what became of them.", ["event", "outcome"]
+    "agentwatch_hook_events_total",
+    "Hook events serve received, by event and what became of them.",
+    ["event", "outcome"],
 )
 HOOK_DECISION_SECONDS = Histogram(
     "agentwatch_hook_decision_seconds",

@@ -296,7 +296,8 @@ def make_app(
             metrics.HOOK_EVENTS.labels("any", problem).inc()
             if problem == "oversize":
                 return JSONResponse(
-                    {"error": f"hook input larger than {MAX_HOOK_BODY_BYTES} bytes"}, HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+                    {"error": f"hook input larger than {MAX_HOOK_BODY_BYTES} bytes"},
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 )
             return JSONResponse({"error": "request incomplete"}, HTTPStatus.REQUEST_TIMEOUT)
         started = time.perf_counter()
