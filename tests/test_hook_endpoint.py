@@ -4,12 +4,14 @@ against a real ``serve`` on loopback with a real store and the real broker; and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -23,11 +25,13 @@ import msgspec
 import pytest
 
 from agentwatch.config import Config, HookSettings
+from agentwatch.errors import ConfigError
 from agentwatch.formats import get_decoder
 from agentwatch.lab.broker import free_port
 from agentwatch.lab.topic_io import read_records
 from agentwatch.observe import metrics
 from agentwatch.observe.hook_gate import HookGate, Publisher, hook_identity
+from agentwatch.observe.hook_tokens import load_hook_tokens
 from agentwatch.observe.server import HOOKS_PATH, AgentwatchServer, ServeLimits, make_server
 from agentwatch.store import approvals, incidents, open_store, session_status
 
@@ -400,3 +404,58 @@ def test_documented_command_blocks_on_wrong_token_unreachable_and_no_curl(
     assert done.returncode == 2 and b"curl not found" in done.stderr
     # the telemetry hooks never block, even then
     assert run_hook(documented_command("SessionStart"), url, path=str(empty)).returncode == 0
+
+
+def test_installation_token_fixes_the_identity(engine, hook_config: Config, tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
+    own = "laptop-token-5e0c9d2b7a41f3"
+    tokens_file = tmp_path / "hook-tokens.toml"
+    digest = hashlib.sha256(own.encode()).hexdigest()
+    tokens_file.write_text(
+        f'[[installation]]\nid = "dana-mbp"\nprincipal = "dana@example.com"\ntoken_sha256 = "{digest}"\n'
+    )
+    tokens = load_hook_tokens({"AGENTWATCH_HOOK_TOKENS_FILE": str(tokens_file)})
+    gate = HookGate(hook_config, Publisher(broker.bootstrap_servers, hook_config.hooks.topic), tokens=tokens)
+    server = make_server("127.0.0.1", 0, engine, token=None, limits=FAST, hooks=gate)  # no API token at all
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.uvicorn.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        spoofing = {"X-Agentwatch-Installation": "someone-else", "X-Agentwatch-Principal": "ceo@example.com"}
+        body = json.dumps(fixture("pre_tool_use_allow", session_id="tok-1")).encode()
+        status, answer = post(url, body, token=own, headers=spoofing)
+        assert status == 200 and decision(answer)[0] == "allow"
+        assert post(url, body, token="not-a-known-token-123456")[0] == 401
+        assert gate.publisher.flush()
+        (record,) = [r for r in read_records(broker.bootstrap_servers, hook_config.hooks.topic) if r.key == b"tok-1"]
+        ev = get_decoder("claude-hook")(record.value, record.timestamp).events[0]
+        assert (ev.agent_id, ev.principal) == ("claude-code/dana-mbp", "dana@example.com")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_hook_tokens_file_errors_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "t.toml"
+    bad.write_text('[[installation]]\nid = "x"\ntoken_sha256 = "abc"\n')
+    with pytest.raises(ConfigError, match="64 hex digits"):
+        load_hook_tokens({"AGENTWATCH_HOOK_TOKENS_FILE": str(bad)})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_hook_tokens({"AGENTWATCH_HOOK_TOKENS_FILE": str(tmp_path / "missing.toml")})
+
+
+def test_serve_says_when_hook_events_are_not_published(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "AGENTWATCH_API_TOKEN": TOKEN, "AGENTWATCH_DATA_DIR": str(tmp_path / "data")}
+    env.pop("AGENTWATCH_BOOTSTRAP_SERVERS", None)
+    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "agentwatch.cli", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline().decode() for _ in range(2)]
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert any("NOT published" in line and "agent.audit.claude-hook" in line for line in lines), lines

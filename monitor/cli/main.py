@@ -835,6 +835,7 @@ def serve(
     """
     from agentwatch.observe.api_token import load_api_token
     from agentwatch.observe.hook_gate import HookGate, Publisher
+    from agentwatch.observe.hook_tokens import load_hook_tokens
     from agentwatch.observe.server import ServeLimits, approval_service, make_server
 
     try:
@@ -843,7 +844,11 @@ def serve(
         raise click.ClickException(str(exc)) from None
     config, engine = _config(ctx), _engine(ctx)
     limits = ServeLimits(request_timeout_s=request_timeout, max_connections=max_connections)
-    hooks = HookGate(config, Publisher(bootstrap_servers, config.hooks.topic))
+    try:
+        hook_tokens = load_hook_tokens()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    hooks = HookGate(config, Publisher(bootstrap_servers, config.hooks.topic), tokens=hook_tokens)
     service = approval_service(engine, config.data_dir.resolve(), config.monitor.control_topic, bootstrap_servers)
     try:
         server = make_server(
@@ -861,7 +866,9 @@ def serve(
     if token is None:
         err.print(
             "[yellow]no API token (AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE): serving only /healthz "
-            "and /slack/interactions[/yellow]" + (" and /metrics" if public_metrics else "")
+            "and /slack/interactions[/yellow]"
+            + (" and /metrics" if public_metrics else "")
+            + (f" and /v1/hooks/claude-code for {len(hook_tokens)} installation token(s)" if hook_tokens else "")
         )
     err.print(f"serving on http://{host}:{server.server_address[1]}", markup=False, highlight=False)
     try:

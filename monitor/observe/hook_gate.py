@@ -47,6 +47,7 @@ from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, AuditEvent
 from agentwatch.formats.claude_hook import SERVE_STAMP, hook_input_to_event
 from agentwatch.observe import metrics
 from agentwatch.observe.hook_containment import Containment
+from agentwatch.observe.hook_tokens import InstallationIdentity
 from agentwatch.respond.session_guard import MAX_SESSION_ID, SessionVerdict, _terminated_message
 
 log = logging.getLogger(__name__)
@@ -289,8 +290,13 @@ class Prepared:
     published: bytes
 
 
-def prepare(raw: bytes, headers: Mapping[str, str], received_ms: int) -> Prepared:
-    """Decode, stamp with serve's identity and map to an event, or :class:`HookRefused` (one line, ours)."""
+def prepare(
+    raw: bytes, headers: Mapping[str, str], received_ms: int, installation: InstallationIdentity | None = None
+) -> Prepared:
+    """Decode, stamp with serve's identity and map to an event, or :class:`HookRefused` (one line, ours).
+
+    ``installation``: the identity of a per-installation token (:mod:`agentwatch.observe.hook_tokens`),
+    which wins over the headers (its principal too, when it names one)."""
     if len(raw) > MAX_BODY_BYTES:
         raise HookRefused(f"hook input is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -301,6 +307,9 @@ def prepare(raw: bytes, headers: Mapping[str, str], received_ms: int) -> Prepare
     if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_SESSION_ID or not session_id.isprintable():
         raise HookRefused(f"session_id must be a string of 1–{MAX_SESSION_ID} printable characters")
     agent_id, principal = hook_identity(headers)
+    if installation is not None:
+        agent_id = AGENT_PREFIX + installation.installation
+        principal = installation.principal or principal
     obj[SERVE_STAMP] = {"agent_id": agent_id, "principal": principal}
     published = _encoder.encode(obj)
     try:
@@ -318,8 +327,16 @@ class HookGate:
     microseconds of detection; the store is read on worker threads before it).
     """
 
-    def __init__(self, config: Config, publisher: Publisher, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        publisher: Publisher,
+        pipeline: Pipeline | None = None,
+        tokens: Mapping[str, InstallationIdentity] | None = None,
+    ) -> None:
         self.settings = config.hooks
+        #: Per-installation tokens (SHA-256 → identity), accepted on the hook endpoint beside the API token.
+        self.tokens = dict(tokens or {})
         self.pipeline = pipeline if pipeline is not None else build_pipeline(config)
         self.publisher = publisher
         self.agent_labels = AgentLabels(self.settings.max_agent_labels)

@@ -31,6 +31,9 @@ Environment
 -----------
 ``AGENTWATCH_API_TOKEN`` or ``AGENTWATCH_API_TOKEN_FILE``
     The bearer token for ``/v1/sessions/…`` and ``/metrics`` (see :mod:`agentwatch.observe.api_token`).
+``AGENTWATCH_HOOK_TOKENS_FILE``
+    Per-installation tokens for ``/v1/hooks/claude-code`` (SHA-256s with the identity each one
+    carries, see :mod:`agentwatch.observe.hook_tokens`); accepted there beside the API token.
 ``AGENTWATCH_SLACK_SIGNING_SECRET``
     The Slack app's signing secret; without it ``/slack/interactions`` answers 404.
 ``AGENTWATCH_SLACK_BOT_TOKEN``
@@ -96,6 +99,7 @@ from agentwatch.observe.api_token import bearer_matches
 from agentwatch.observe.hook_containment import ContainmentCache
 from agentwatch.observe.hook_gate import MAX_BODY_BYTES as MAX_HOOK_BODY_BYTES
 from agentwatch.observe.hook_gate import HookGate, HookRefused, answer, prepare
+from agentwatch.observe.hook_tokens import identity_for
 from agentwatch.observe.store_metrics import StoreCollector
 from agentwatch.respond.session_guard import MAX_SESSION_ID, GuardUnavailable, status_from_store
 
@@ -287,7 +291,8 @@ def make_app(
     containment = ContainmentCache(engine, hooks.settings.containment_cache_s) if hooks is not None else None
 
     async def claude_code_hook(request: Request) -> Response:
-        if (denied := refused("hooks", request)) is not None:
+        installation = identity_for(request.headers.get("authorization"), hooks.tokens) if hooks is not None else None
+        if installation is None and (denied := refused("hooks", request)) is not None:
             return denied
         if hooks is None or containment is None:
             return JSONResponse({"error": "the hook endpoint is not configured"}, HTTPStatus.NOT_FOUND)
@@ -303,7 +308,7 @@ def make_app(
         started = time.perf_counter()
         received_ms = int(time.time() * 1000)
         try:
-            prepared = prepare(body, request.headers, received_ms)
+            prepared = prepare(body, request.headers, received_ms, installation)
         except HookRefused as exc:
             metrics.HOOK_EVENTS.labels("any", "refused").inc()
             return JSONResponse({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
