@@ -315,12 +315,14 @@ def documented_command(event: str = "PreToolUse") -> str:
     return hook["command"]  # type: ignore[no-any-return]
 
 
-def run_hook(command: str, url: str, token: str = TOKEN, path: str | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_hook(
+    command: str, url: str, token: str = TOKEN, path: str | None = None, shell: str = "/bin/sh"
+) -> subprocess.CompletedProcess[bytes]:
     """As Claude Code runs a command hook: through the shell, the hook input on stdin."""
     env = {"PATH": path if path is not None else os.environ["PATH"], "HOME": "/tmp", "USER": "dana"}
     env |= {"AGENTWATCH_URL": url, "AGENTWATCH_HOOK_TOKEN": token}
     return subprocess.run(  # noqa: S603 - the documented command, run as Claude Code runs it
-        ["/bin/sh", "-c", command],
+        [shell, "-c", command],
         input=json.dumps(fixture("pre_tool_use_deny_ssh_key")).encode(),
         capture_output=True,
         env=env,
@@ -329,9 +331,10 @@ def run_hook(command: str, url: str, token: str = TOKEN, path: str | None = None
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the documented hook needs curl")
-def test_documented_command_relays_verdicts(served: tuple[str, AgentwatchServer]) -> None:
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_documented_command_relays_verdicts(served: tuple[str, AgentwatchServer], shell: str) -> None:
     url, _ = served
-    done = run_hook(documented_command(), url)
+    done = run_hook(documented_command(), url, shell=shell)
     assert done.returncode == 0, done.stderr
     got, reason = decision(json.loads(done.stdout))
     assert got == "deny" and "secret_access" in reason
@@ -459,3 +462,46 @@ def test_serve_says_when_hook_events_are_not_published(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(15)
     assert any("NOT published" in line and "agent.audit.claude-hook" in line for line in lines), lines
+
+
+def test_the_monitor_reads_what_serve_publishes_and_its_termination_reaches_the_hook(
+    broker, isolated_config: Config
+) -> None:  # type: ignore[no-untyped-def]
+    """The whole loop: serve publishes the hook events, `run` decodes them (claude-hook), alerts and
+    terminates the session in the store, and serve denies that session's next (harmless) call."""
+    from agentwatch.ingest.monitor_process import start_monitor
+    from agentwatch.ingest.topics import all_topics, ensure_topics
+
+    config = isolated_config
+    topic = "agent.audit.claude-hook." + config.monitor.group_id.removeprefix("test-group-")
+    config.hooks = HookSettings(topic=topic, containment_cache_s=0.2)
+    config.monitor.inputs[topic] = "claude-hook"
+    ensure_topics(broker.bootstrap_servers, all_topics(config.monitor))
+    monitor = start_monitor(broker.bootstrap_servers, config, exit_on_idle_s=4.0)
+    thread = threading.Thread(target=monitor.run, daemon=True)
+    thread.start()
+    while not monitor.stats.assigned and thread.is_alive():
+        thread.join(0.05)
+    gate = HookGate(config, Publisher(broker.bootstrap_servers, topic))
+    server = make_server("127.0.0.1", 0, open_store(config.store_url), token=TOKEN, limits=FAST, hooks=gate)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    while not server.uvicorn.started:
+        time.sleep(0.01)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for name in ("session_start", "user_prompt_submit", "pre_tool_use_allow", "post_tool_use"):
+            assert post(url, json.dumps(fixture(name)).encode(), headers=HEADERS)[0] == 200
+        _, answer = post(url, json.dumps(fixture("pre_tool_use_deny_ssh_key")).encode(), headers=HEADERS)
+        assert decision(answer)[0] == "deny"  # stopped before it ran; the monitor still sees the attempt
+        deadline, reason = time.monotonic() + 60, ""
+        while time.monotonic() < deadline:
+            _, answer = post(url, json.dumps(fixture("pre_tool_use_allow")).encode(), headers=HEADERS)
+            got, reason = decision(answer)
+            if got == "deny":
+                break
+            time.sleep(0.3)
+        assert "terminated" in reason, reason
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(30)
