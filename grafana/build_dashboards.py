@@ -205,6 +205,35 @@ SOC = (
             "Incidents opened",
             [q("sum by (severity) (increase(agentwatch_incidents_opened_total[1h]))", "{{severity}}")],
         ),
+        panel(
+            "Claude Code hooks: ask rate (and deny rate)",
+            [
+                q(
+                    'sum(increase(agentwatch_hook_decisions_total{decision="ask"}[1h])) '
+                    "/ sum(increase(agentwatch_hook_decisions_total[1h]))",
+                    "ask",
+                ),
+                q(
+                    'sum(increase(agentwatch_hook_decisions_total{decision="deny"}[1h])) '
+                    "/ sum(increase(agentwatch_hook_decisions_total[1h]))",
+                    "deny",
+                ),
+            ],
+            unit="percentunit",
+            description="Share of PreToolUse decisions (last hour) that asked the developer or blocked. A guard "
+            "that asks about everything is a guard people click through: watch the ask rate.",
+        ),
+        panel(
+            "Claude Code hooks: asks and denies by rule (last hour)",
+            [
+                q(
+                    'sum by (decision, rule) (increase(agentwatch_hook_decisions_total{decision!="allow"}[1h]))',
+                    "{{decision}} {{rule}}",
+                )
+            ],
+            kind="bargauge",
+            description="Which rules make developers click (ask) or stop them (deny).",
+        ),
         incidents_table(),
     ],
 )

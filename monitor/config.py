@@ -32,7 +32,7 @@ from agentwatch.respond.incident_lifecycle import IncidentSettings
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
 #: Topic → input format, as DESIGN.md lays out the flow.
-DEFAULT_INPUTS = {"agent.audit": "native", "otlp_logs": "otlp-json"}
+DEFAULT_INPUTS = {"agent.audit": "native", "otlp_logs": "otlp-json", "agent.audit.claude-hook": "claude-hook"}
 
 
 class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -66,6 +66,27 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     state_sync_s: float = 10.0
 
 
+class HookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``serve``'s Claude Code hook endpoint (``POST /v1/hooks/claude-code``): how an alert on a proposed tool
+    call becomes Claude Code's ``permissionDecision``.
+
+    ``deny`` — an alert from a detector whose mode is in ``deny_modes`` at ``deny_min_severity`` or above
+    (the hard boundaries: enforce-mode rules, high and critical); ``ask`` — any other alert, whatever the
+    detector's mode (shadow and learned detectors included), at ``ask_min_severity`` or above; ``allow`` —
+    nothing (or only alerts below ``ask_min_severity``).
+    """
+
+    deny_min_severity: Literal["info", "low", "medium", "high", "critical"] = "high"
+    deny_modes: list[Literal["shadow", "alert", "enforce"]] = msgspec.field(default_factory=lambda: ["enforce"])
+    ask_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
+    #: Where serve publishes every hook event it receives (format ``claude-hook``, keyed by session).
+    topic: str = "agent.audit.claude-hook"
+    #: Seconds a containment lookup (terminated session, quarantined agent, disabled tool, blocked host) is cached.
+    containment_cache_s: float = 2.0
+    #: Distinct agent ids the per-agent decision counter names; later ones are counted as ``other``.
+    max_agent_labels: int = 100
+
+
 #: Where a monitor's non-urgent response steps run (``[response] worker``).
 WorkerMode = Literal["inline", "external"]
 WORKER_MODES: tuple[WorkerMode, ...] = ("inline", "external")
@@ -86,6 +107,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
     response: ResponseSettings = msgspec.field(default_factory=ResponseSettings)
     incidents: IncidentSettings = msgspec.field(default_factory=IncidentSettings)
+    hooks: HookSettings = msgspec.field(default_factory=HookSettings)
     detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=lambda: shipped_policies())
 
     @property

@@ -146,6 +146,27 @@ class LiveStack:
             drive_fleet(self.broker.bootstrap_servers, "agent.audit", events, gateway, rate=rate)
         finally:
             gateway.stop()
+        self.post_hooks()
+
+    def post_hooks(self) -> None:
+        """Claude Code's hook inputs (tests/fixtures/claude_code_hooks) to serve's hook endpoint, as Claude Code
+        sends them: one allowed, one asked and two denied calls per session, for the hook panels."""
+        fixtures = Path(__file__).parent / "fixtures" / "claude_code_hooks"
+        for n in range(5):
+            for path in sorted(fixtures.glob("*.json")):
+                body = json.loads(path.read_text())
+                body["session_id"] = f"live-hooks-{n}"
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{self.serve_port}/v1/hooks/claude-code",
+                    data=json.dumps(body).encode(),
+                    headers={
+                        "Authorization": f"Bearer {self.api_token}",
+                        "Content-Type": "application/json",
+                        "X-Agentwatch-Installation": f"live-laptop-{n}",
+                    },
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    response.read()
 
     def feed_in_background(self, **kwargs: Any) -> threading.Thread:
         thread = threading.Thread(target=self.feed, kwargs=kwargs, daemon=True)

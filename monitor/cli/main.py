@@ -795,7 +795,8 @@ def hook_claude_code(
     "--bootstrap-servers",
     envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
     default=None,
-    help="Kafka, to publish approved control commands from here. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+    help="Kafka, to publish approved control commands and Claude Code hook events from here. "
+    "Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
 )
 @click.option(
     "--public-metrics",
@@ -827,12 +828,15 @@ def serve(
     request_timeout: float,
     max_connections: int,
 ) -> None:
-    """HTTP: /healthz, POST /slack/interactions, and with the API token /v1/sessions/<id>, /metrics.
+    """HTTP: /healthz, POST /slack/interactions, and with the API token /v1/sessions/<id>, /metrics and
+    POST /v1/hooks/claude-code (Claude Code hooks: allow / ask / deny before the tool runs).
 
     The token comes from AGENTWATCH_API_TOKEN or AGENTWATCH_API_TOKEN_FILE; without one,
     only /healthz and the Slack endpoint are served. Runs the approval worker.
     """
     from agentwatch.observe.api_token import load_api_token
+    from agentwatch.observe.hook_gate import HookGate, Publisher
+    from agentwatch.observe.hook_tokens import load_hook_tokens
     from agentwatch.observe.server import ServeLimits, approval_service, make_server
 
     try:
@@ -841,16 +845,31 @@ def serve(
         raise click.ClickException(str(exc)) from None
     config, engine = _config(ctx), _engine(ctx)
     limits = ServeLimits(request_timeout_s=request_timeout, max_connections=max_connections)
+    try:
+        hook_tokens = load_hook_tokens()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    hooks = HookGate(config, Publisher(bootstrap_servers, config.hooks.topic), tokens=hook_tokens)
     service = approval_service(engine, config.data_dir.resolve(), config.monitor.control_topic, bootstrap_servers)
     try:
-        server = make_server(host, port, engine, service, token=token, public_metrics=public_metrics, limits=limits)
+        server = make_server(
+            host, port, engine, service, token=token, public_metrics=public_metrics, limits=limits, hooks=hooks
+        )
     except OSError as exc:
         service.stop()
+        hooks.publisher.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if not hooks.publisher.enabled:
+        err.print(
+            "[yellow]no Kafka broker (--bootstrap-servers / AGENTWATCH_BOOTSTRAP_SERVERS): Claude Code hook events "
+            f"are decided on but NOT published to {config.hooks.topic}; the monitor will not see them[/yellow]"
+        )
     if token is None:
         err.print(
             "[yellow]no API token (AGENTWATCH_API_TOKEN / AGENTWATCH_API_TOKEN_FILE): serving only /healthz "
-            "and /slack/interactions[/yellow]" + (" and /metrics" if public_metrics else "")
+            "and /slack/interactions[/yellow]"
+            + (" and /metrics" if public_metrics else "")
+            + (f" and /v1/hooks/claude-code for {len(hook_tokens)} installation token(s)" if hook_tokens else "")
         )
     err.print(f"serving on http://{host}:{server.server_address[1]}", markup=False, highlight=False)
     try:

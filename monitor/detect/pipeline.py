@@ -77,6 +77,10 @@ class Pipeline:
         self._findings = {d.name: metrics.FINDINGS.labels(d.name, d.policy.mode) for d in self.detectors}
         # metric children, created on first use and kept (labels are small closed sets: see metrics)
         self._alert_counters: dict[tuple[str, str, str, str], Any] = {}
+        #: When a list (``serve``'s hook endpoint sets one per decision): every finding that qualified under its
+        #: detector's policy, as ``(detector, category, severity, mode)`` — shadow ones and ones folded into an
+        #: alert already raised included, which :meth:`process` does not return.
+        self.qualified: list[tuple[str, str, str, str]] | None = None
         self._closed_counters: dict[str, Any] = {}
 
     def observers(self, kind: str) -> tuple[Observer, ...]:
@@ -212,6 +216,8 @@ class Pipeline:
                 if not reached:
                     continue
             severity = policy.severity_for(finding.score)
+            if self.qualified is not None:
+                self.qualified.append((name, finding.category, severity, policy.mode))
             alert = raise_or_update(session, name, finding, severity, policy.mode, event, self.observed_ms)
             if alert is None:
                 continue

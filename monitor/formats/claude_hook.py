@@ -23,10 +23,13 @@ any other             lower-snake of the name (``SubagentStop``→``subagent_sto
 ====================  ============  ======================================================
 
 ts is the broker (or CLI) time: hooks carry none. ``agent_id`` is the caller's
-``agent_id=`` argument, else an ``agent_id`` key a wrapper added, else ``claude-code``;
+``agent_id=`` argument, else ``agentwatch.agent_id`` (the object ``agentwatch serve`` adds
+when it publishes a hook event: the installation's id), else an ``agent_id`` key a wrapper
+added, else ``claude-code``;
 Claude Code itself sends ``agent_id`` *with* ``agent_type`` for subagent events — that id
 names one short-lived subagent, so it is kept as ``attributes["subagent_id"]`` and never
-used as the identity. principal is ``principal=``, else a ``principal`` or ``user`` key.
+used as the identity. principal is ``principal=``, else ``agentwatch.principal``, else a
+``principal`` or ``user`` key.
 ``event_id`` is ``<tool_use_id>:<hook_event_name>`` when there is a tool use, else
 ``cc-hook-`` + 40 hex digits of SHA-256 over the key-sorted input and ``received_ms`` (the
 Kafka timestamp, stable on re-delivery; it keeps two identical prompts apart). Everything
@@ -71,6 +74,9 @@ _KINDS: Final = {
     "SessionEnd": "session_end",
 }
 _MAX_TOOL_USE_ID: Final = 200
+#: The key ``agentwatch serve`` adds to a hook input it publishes: ``{"agent_id": …, "principal": …}``, the
+#: identity serve established (installation and principal headers, token), ahead of any other.
+SERVE_STAMP: Final = "agentwatch"
 _MISSING: Final = object()
 # ``1e400`` anywhere in the input becomes inf rather than rejecting the action it describes.
 _decoder = msgspec.json.Decoder(dict[str, Any], float_hook=float)
@@ -141,6 +147,14 @@ def hook_input_to_event(
     del rest["hook_event_name"], rest["session_id"]
     truncated: list[str] = []
 
+    stamped = rest.pop(SERVE_STAMP, None)  # what `agentwatch serve` adds before publishing: its own identity
+    if isinstance(stamped, dict):
+        if agent_id is None and isinstance(stamped.get("agent_id"), str) and stamped["agent_id"]:
+            agent_id = stamped["agent_id"]
+        if principal is None and isinstance(stamped.get("principal"), str) and stamped["principal"]:
+            principal = stamped["principal"]
+    elif stamped is not None:
+        rest[SERVE_STAMP] = stamped
     subagent = isinstance(rest.get("agent_type"), str) and "agent_id" in rest
     if subagent:
         rest["subagent_id"] = rest.pop("agent_id")

@@ -2,7 +2,7 @@
 
 Names follow ``agentwatch_<subsystem>_<name>_<unit>``. Label values come from small
 closed sets (topic, format, reason, detector, severity, mode, outcome) — never a
-session, agent or user id.
+session or user id, and an agent id only hashed and capped (the hook decision counters).
 """
 
 from __future__ import annotations
@@ -148,4 +148,28 @@ APPROVAL_INTERACTIONS = Counter(
     "Requests to /slack/interactions, by outcome (accepted, bad_signature, stale, replay, oversize, timeout, "
     "malformed, missing_user, ignored).",
     ["outcome"],
+)
+
+# -- serve's Claude Code hook endpoint (agentwatch.observe.hook_gate) -------------------------
+# ``rule`` is a detector name (configuration-bounded), ``containment:<kind>`` or ``none``; ``agent`` is one of
+# the first ``[hooks] max_agent_labels`` agent ids seen (reduced to a short hash), then ``other``.
+HOOK_DECISIONS = Counter(
+    "agentwatch_hook_decisions_total",
+    "PreToolUse decisions serve answered, by decision and the rule that decided it.",
+    ["decision", "rule"],
+)
+HOOK_DECISIONS_BY_AGENT = Counter(
+    "agentwatch_hook_agent_decisions_total",
+    "PreToolUse decisions serve answered, by decision and agent (hashed, capped: see [hooks] max_agent_labels).",
+    ["decision", "agent"],
+)
+HOOK_EVENTS = Counter(
+    "agentwatch_hook_events_total",
+    "Hook events serve received, by event and what became of them.",
+    ["event", "outcome"],
+)
+HOOK_DECISION_SECONDS = Histogram(
+    "agentwatch_hook_decision_seconds",
+    "Time from a hook request's body being read to its answer (decode, detection, containment lookup).",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
 )

@@ -7,7 +7,14 @@ Bearer <token>`` — ``GET /v1/sessions/<session_id>`` (``{"status": "active"|"t
 …}`` for hooks and gateways), ``GET /v1/incidents`` and ``GET /v1/incidents/<id>``
 (incidents, paginated, redacted: :mod:`agentwatch.observe.incident_api`) and ``GET /metrics``
 (Prometheus; ``--public-metrics`` opts out of the token for it). Without a token configured,
-the token-guarded routes answer 401: ``serve`` then offers only ``/healthz`` and Slack, whatever address it is bound to.
+the token-guarded routes answer 401: ``serve`` then offers only ``/healthz`` and Slack,
+whatever address it is bound to.
+
+``POST /v1/hooks/claude-code`` (same token) takes Claude Code hook inputs — ``PreToolUse``,
+``PostToolUse``, ``UserPromptSubmit``, ``SessionStart``, ``SessionEnd`` — scores each with the monitor's
+detection in its session's context, publishes it to Kafka and answers a ``PreToolUse`` with
+``permissionDecision`` allow / ask / deny (:mod:`agentwatch.observe.hook_gate`). Bodies are capped at
+1 MiB (413); an input that is not a hook object is 400; a store that cannot be read is 503.
 
 It runs on uvicorn (asyncio, one event loop) with starlette routing; blocking work (the
 store, the Slack handler, the store-derived metrics) runs on a small bounded thread pool.
@@ -29,6 +36,9 @@ Environment
 ``AGENTWATCH_PUBLIC_URL``
     Where people reach ``serve`` (e.g. ``https://agentwatch.example.com``): Slack messages
     link each incident to ``<url>/v1/incidents/<id>`` instead of naming server file paths.
+``AGENTWATCH_HOOK_TOKENS_FILE``
+    Per-installation tokens for ``/v1/hooks/claude-code`` (SHA-256s with the identity each one
+    carries, see :mod:`agentwatch.observe.hook_tokens`); accepted there beside the API token.
 ``AGENTWATCH_SLACK_SIGNING_SECRET``
     The Slack app's signing secret; without it ``/slack/interactions`` answers 404.
 ``AGENTWATCH_SLACK_BOT_TOKEN``
@@ -51,7 +61,8 @@ Environment
 ``AGENTWATCH_BOOTSTRAP_SERVERS`` (or ``serve --bootstrap-servers``)
     Kafka, so that ``serve`` can publish approved control commands itself
     (``quarantine_agent``, ``block_egress``, ``disable_tool``); without it the monitor
-    (``agentwatch run``) publishes them.
+    (``agentwatch run``) publishes them. Hook events are published there too (``[hooks] topic``);
+    without a broker they are decided on but not published, and ``serve`` says so at start-up.
 """
 
 from __future__ import annotations
@@ -90,12 +101,17 @@ from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
 from agentwatch.approve.worker import ApprovalWorker, approval_runtime
 from agentwatch.observe import metrics
 from agentwatch.observe.api_token import bearer_matches
+from agentwatch.observe.hook_containment import ContainmentCache
+from agentwatch.observe.hook_gate import MAX_BODY_BYTES as MAX_HOOK_BODY_BYTES
+from agentwatch.observe.hook_gate import HookGate, HookRefused, answer, prepare
+from agentwatch.observe.hook_tokens import identity_for
 from agentwatch.observe.incident_api import BadQuery, incident_document, incident_page, parse_query
 from agentwatch.observe.store_metrics import StoreCollector
 from agentwatch.respond.session_guard import MAX_SESSION_ID, GuardUnavailable, status_from_store
 
 log = logging.getLogger(__name__)
 INTERACTIONS_PATH = "/slack/interactions"
+HOOKS_PATH = "/v1/hooks/claude-code"
 MAX_HEADER_BYTES = 16_384
 
 REFUSED_CONNECTIONS = Counter(
@@ -190,9 +206,11 @@ def make_app(
     token: str | None = None,
     public_metrics: bool = False,
     limits: ServeLimits = ServeLimits(),
+    hooks: HookGate | None = None,
 ) -> Starlette:
-    """The routes. ``token`` guards ``/v1/sessions/…`` and (unless ``public_metrics``) ``/metrics``;
-    with no token those routes answer 401."""
+    """The routes. ``token`` guards ``/v1/sessions/…``, ``/v1/hooks/claude-code`` and (unless
+    ``public_metrics``) ``/metrics``; with no token those routes answer 401. Without ``hooks`` the
+    hook endpoint answers 404."""
     store_registry = CollectorRegistry(auto_describe=False)
     store_registry.register(StoreCollector(engine))
     _zero_approval_attempts()
@@ -311,6 +329,44 @@ def make_app(
             )
         return Response(answer.body, answer.status, media_type="application/json")
 
+    containment = ContainmentCache(engine, hooks.settings.containment_cache_s) if hooks is not None else None
+
+    async def claude_code_hook(request: Request) -> Response:
+        installation = identity_for(request.headers.get("authorization"), hooks.tokens) if hooks is not None else None
+        if installation is None and (denied := refused("hooks", request)) is not None:
+            return denied
+        if hooks is None or containment is None:
+            return JSONResponse({"error": "the hook endpoint is not configured"}, HTTPStatus.NOT_FOUND)
+        body, problem = await _bounded_body(request, MAX_HOOK_BODY_BYTES)
+        if problem is not None:
+            metrics.HOOK_EVENTS.labels("any", problem).inc()
+            if problem == "oversize":
+                return JSONResponse(
+                    {"error": f"hook input larger than {MAX_HOOK_BODY_BYTES} bytes"},
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                )
+            return JSONResponse({"error": "request incomplete"}, HTTPStatus.REQUEST_TIMEOUT)
+        started = time.perf_counter()
+        received_ms = int(time.time() * 1000)
+        try:
+            prepared = prepare(body, request.headers, received_ms, installation)
+        except HookRefused as exc:
+            metrics.HOOK_EVENTS.labels("any", "refused").inc()
+            return JSONResponse({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+        held = None
+        if prepared.hook == "PreToolUse":
+            session_id = prepared.event.session_id
+            held = containment.cached(session_id)
+            if held is None:
+                try:
+                    held = await blocking(lambda: containment.lookup(session_id))
+                except GuardUnavailable as exc:
+                    metrics.HOOK_EVENTS.labels("PreToolUse", "store_unavailable").inc()
+                    return JSONResponse({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
+        decision = hooks.observe(prepared, received_ms, held)
+        metrics.HOOK_DECISION_SECONDS.observe(time.perf_counter() - started)
+        return JSONResponse(answer(decision))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": "not found"}, HTTPStatus.NOT_FOUND)
 
@@ -325,6 +381,7 @@ def make_app(
             Route("/v1/incidents", incident_list, methods=["GET"]),
             Route("/v1/incidents/{incident_id}", incident_detail, methods=["GET"]),
             Route(INTERACTIONS_PATH, slack_interactions, methods=["POST"]),
+            Route(HOOKS_PATH, claude_code_hook, methods=["POST"]),
         ],
         exception_handlers={404: not_found, 405: wrong_method},
         middleware=[Middleware(_HeaderCap)],
@@ -390,6 +447,11 @@ def _guarded_protocol(limits: ServeLimits) -> type[H11Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                # uvicorn writes a response's head and body separately: without this, Nagle holds the
+                # body until the client's delayed ACK of the head (~40 ms on Linux) — every answer.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if len(self.connections) > limits.max_connections:
                 REFUSED_CONNECTIONS.labels("over_capacity").inc()
                 transport.write(busy)
@@ -436,9 +498,14 @@ class AgentwatchServer:
     """
 
     def __init__(
-        self, app: Starlette, sock: socket.socket, limits: ServeLimits, approvals: ApprovalService | None
+        self,
+        app: Starlette,
+        sock: socket.socket,
+        limits: ServeLimits,
+        approvals: ApprovalService | None,
+        hooks: HookGate | None = None,
     ) -> None:
-        self.app, self.socket, self.limits, self.approvals = app, sock, limits, approvals
+        self.app, self.socket, self.limits, self.approvals, self.hooks = app, sock, limits, approvals, hooks
         self.server_address: tuple[str, int] = sock.getsockname()[:2]
         config = uvicorn.Config(
             app,
@@ -471,6 +538,8 @@ class AgentwatchServer:
         self.socket.close()
         if self.approvals is not None:
             self.approvals.stop()
+        if self.hooks is not None:
+            self.hooks.publisher.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -496,10 +565,11 @@ def make_server(
     token: str | None = None,
     public_metrics: bool = False,
     limits: ServeLimits = ServeLimits(),
+    hooks: HookGate | None = None,
 ) -> AgentwatchServer:
     """A server bound to ``host:port`` (call ``serve_forever``); starts the approval worker."""
-    app = make_app(engine, approvals, token=token, public_metrics=public_metrics, limits=limits)
-    server = AgentwatchServer(app, bind(host, port), limits, approvals)
+    app = make_app(engine, approvals, token=token, public_metrics=public_metrics, limits=limits, hooks=hooks)
+    server = AgentwatchServer(app, bind(host, port), limits, approvals, hooks)
     if approvals is not None:
         approvals.worker.start()
     return server
