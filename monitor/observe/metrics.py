@@ -50,6 +50,12 @@ BEST_EFFORT_FAILURES = Counter(
     ["step"],
 )
 
+NOTIFICATIONS = Counter(
+    "agentwatch_notifications_total",
+    "Incident changes per notifier, by outcome: sent, failed (an attempt; retried), dropped (gave up after "
+    "max_attempts), filtered (below the notifier's min_severity).",
+    ["notifier", "outcome"],
+)
 INCIDENTS_OPENED = Counter(
     "agentwatch_incidents_opened_total", "Incidents opened, by severity at opening.", ["severity"]
 )
