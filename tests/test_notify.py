@@ -230,14 +230,11 @@ def test_alertmanager_fires_moves_severity_and_resolves(engine: Engine, tmp_path
 
 def test_slack_posts_one_message_per_incident_and_updates_it_in_place(engine: Engine, tmp_path: Path) -> None:
     with FakeSlack() as fake:
-        env = {
-            "AGENTWATCH_SLACK_BOT_TOKEN": "xoxb-test",
-            "AGENTWATCH_SLACK_CHANNEL": "C0SOC",
-            "AGENTWATCH_SLACK_API_URL": fake.api_url,
-        }
-        w = worker(
-            engine, {"slack": {"type": "slack", "incident_url": "https://soc.example/incidents/"}}, tmp_path, env
-        )
+        token = tmp_path / "slack-token"
+        token.write_text("xoxb-from-a-mounted-file\n")  # token_file: a container secret
+        env = {"AGENTWATCH_SLACK_CHANNEL": "C0SOC", "AGENTWATCH_SLACK_API_URL": fake.api_url}
+        config = {"type": "slack", "token_file": str(token), "incident_url": "https://soc.example/incidents/"}
+        w = worker(engine, {"slack": config}, tmp_path, env)
         incident = open_incident(engine, alert("high", summary=HOSTILE))
         w.run_pending()
         move(engine, incident, "contained")
@@ -394,3 +391,76 @@ def test_the_responders_worker_delivers_changes_and_the_catch_all_playbook_takes
     )
     findings = [json.loads(x) for x in (tmp_path / "ocsf" / "findings.jsonl").read_text().splitlines()]
     assert len({f["finding_info"]["uid"] for f in findings}) == 3 and all(ocsf_problems(f) == [] for f in findings)
+
+
+@pytest.mark.broker
+def test_ocsf_kafka_through_the_monitors_producer_to_a_real_broker(broker: Any, engine: Engine, tmp_path: Path) -> None:
+    from agentwatch.ingest.monitor_process import KafkaSender
+    from agentwatch.ingest.topics import ensure_topics
+    from agentwatch.lab.topic_io import read_topic
+
+    bootstrap = broker.bootstrap_servers
+    topic = f"findings-{tmp_path.name}"[:200]
+    ensure_topics(bootstrap, [topic], partitions=1)
+    sender = KafkaSender(bootstrap)
+    try:
+        w = worker(engine, {"k": {"type": "ocsf_kafka", "topic": topic}}, tmp_path, send=sender)
+        incident = open_incident(engine, alert("high"))
+        move(engine, incident, "resolved")
+        assert w.run_pending() == 2
+    finally:
+        sender.close()
+    events = [json.loads(v) for v in read_topic(bootstrap, topic)]
+    assert [(e["finding_info"]["uid"], e["activity_id"]) for e in events] == [(incident, 1), (incident, 3)]
+    assert all(ocsf_problems(e) == [] for e in events)
+
+
+def test_alerts_carry_the_rules_that_fired_and_those_map_to_attack_techniques() -> None:
+    from agentwatch.detect.alerts import raise_or_update
+    from agentwatch.detect.detector_spec import Finding
+    from agentwatch.detect.session_state import SessionState
+    from agentwatch.events.audit_event import AuditEvent
+    from agentwatch.notify.attack import techniques_for
+
+    def ev(n: int) -> AuditEvent:
+        return AuditEvent(event_id=f"e{n}", ts_ms=n, session_id="s", agent_id="a", kind="tool_call")
+
+    session = SessionState(ev(0), recent_size=2)
+    first = raise_or_update(
+        session,
+        "secret_access",
+        Finding(score=0.6, reason="r", event_ids=("e1",), category="secret_access", rule="cloud_credentials"),
+        "medium",
+        "enforce",
+        ev(1),
+    )
+    raised = raise_or_update(
+        session,
+        "secret_access",
+        Finding(score=0.9, reason="r2", event_ids=("e2",), category="secret_access", rule="ssh_private_key"),
+        "high",
+        "enforce",
+        ev(2),
+    )
+    assert first is not None and first.rules == ["cloud_credentials"]
+    assert raised is not None and raised.rules == ["cloud_credentials", "ssh_private_key"]
+    assert first.rules == ["cloud_credentials"]  # the published snapshot does not change afterwards
+    assert techniques_for("secret_access", raised.rules) == ["T1552.001", "T1528", "T1552.004"]
+    assert techniques_for("effect_rules", ["agent-settings-change"]) == ["T1562.001"]
+
+
+def test_a_bad_notifier_in_the_config_stops_respond_with_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agentwatch.cli.main import main
+
+    config = tmp_path / "agentwatch.toml"
+    config.write_text(
+        f'[monitor]\ndata_dir = "{tmp_path / "data"}"\n[notifiers.pager]\ntype = "pager"\n'
+        '[notifiers.hook]\ntype = "webhook"\nurl_env = "NO_SUCH_URL_VAR"\n'
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "respond"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "notifiers.hook (webhook): url is not set (looked in $NO_SUCH_URL_VAR)" in lines[0]
