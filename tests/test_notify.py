@@ -464,3 +464,14 @@ def test_a_bad_notifier_in_the_config_stops_respond_with_one_line(tmp_path: Path
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output
     assert "notifiers.hook (webhook): url is not set (looked in $NO_SUCH_URL_VAR)" in lines[0]
+
+
+def test_the_shipped_config_writes_ocsf_and_adds_slack_only_when_its_settings_are_there(tmp_path: Path) -> None:
+    from agentwatch.config import load_config
+
+    shipped = load_config(None).notifiers
+    names = [n.name for n in build_notifiers(shipped, NotifierContext(tmp_path, environ={}))]
+    assert names == ["ocsf_file"]
+    env = {"AGENTWATCH_SLACK_BOT_TOKEN": "xoxb-x", "AGENTWATCH_SLACK_CHANNEL": "C1"}
+    built = build_notifiers(shipped, NotifierContext(tmp_path, environ=env))
+    assert [(n.name, n.params.min_severity) for n in built] == [("ocsf_file", "info"), ("slack", "medium")]
