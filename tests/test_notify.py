@@ -235,6 +235,8 @@ def test_slack_posts_one_message_per_incident_and_updates_it_in_place(engine: En
         env = {"AGENTWATCH_SLACK_CHANNEL": "C0SOC", "AGENTWATCH_SLACK_API_URL": fake.api_url}
         config = {"type": "slack", "token_file": str(token), "incident_url": "https://soc.example/incidents/"}
         w = worker(engine, {"slack": config}, tmp_path, env)
+        approval_posts = REGISTRY.get_sample_value("agentwatch_approvals_slack_calls_total", {"outcome": "posted"})
+        posts = REGISTRY.get_sample_value("agentwatch_notify_slack_calls_total", {"outcome": "posted"}) or 0.0
         incident = open_incident(engine, alert("high", summary=HOSTILE))
         w.run_pending()
         move(engine, incident, "contained")
@@ -242,6 +244,10 @@ def test_slack_posts_one_message_per_incident_and_updates_it_in_place(engine: En
         w.run_pending()
         assert fake.methods().count("chat.postMessage") == 1
         assert fake.methods().count("chat.update") == 2
+        assert REGISTRY.get_sample_value("agentwatch_notify_slack_calls_total", {"outcome": "posted"}) == posts + 1
+        assert (
+            REGISTRY.get_sample_value("agentwatch_approvals_slack_calls_total", {"outcome": "posted"}) == approval_posts
+        )  # incident messages are not approval calls
         (message,) = fake.messages.values()
     rendered = json.dumps(message.blocks, ensure_ascii=False)
     assert message.updates == 2 and "Incident resolved" in message.text

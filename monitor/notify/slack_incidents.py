@@ -17,6 +17,7 @@ from agentwatch.approve.slack.text import FIELD_LIMIT, mrkdwn, plain
 from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.notify.http import check_url, incident_link
 from agentwatch.notify.spec import Notification, Notifier, NotifierContext, NotifierParams, NotifyError, secret
+from agentwatch.observe import metrics
 
 HEADLINE: Final = {
     "opened": "Incident opened",
@@ -79,7 +80,7 @@ class SlackIncidents(Notifier):
         api_url = secret(params, "api_url", context, required=False)
         if params.incident_url:
             check_url(params.incident_url, "incident_url")
-        self.slack = SlackNotifier(token, channel, base_url=api_url)
+        self.slack = SlackNotifier(token, channel, base_url=api_url, calls=metrics.NOTIFY_SLACK_CALLS)
 
     def send(self, note: Notification, state: dict[str, Any]) -> dict[str, Any]:
         text, blocks = render(note, incident_link(self.params.incident_url, note.incident_id))

@@ -147,6 +147,11 @@ APPROVAL_NOTIFICATIONS = Counter(
     "Slack Web API calls for approvals, by outcome (posted, updated, thread, failed, ratelimited).",
     ["outcome"],
 )
+NOTIFY_SLACK_CALLS = Counter(
+    "agentwatch_notify_slack_calls_total",
+    "Slack Web API calls of the incident notifier, by outcome (posted, updated, failed, ratelimited).",
+    ["outcome"],
+)
 APPROVAL_INTERACTIONS = Counter(
     "agentwatch_approvals_interactions_total",
     "Requests to /slack/interactions, by outcome (accepted, bad_signature, stale, replay, oversize, timeout, "
