@@ -12,6 +12,8 @@ the Slack outbox (``slack_next_ms``; ``Retry-After`` wins)  2 s     300 s
 one Slack Web API call, inside the call                     0.25 s  none
 Kafka delivery and commit (``kafka_runner``)                0.25 s  30 s
 the responder's worker after a failed round                 0.5 s   30 s
+a notifier's delivery (``notifier_cursors``; configurable)  2 s     300 s
+the notification worker after a failed round                0.5 s   30 s
 ==========================================================  ======  =======
 """
 

@@ -102,13 +102,16 @@ class ResponseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The whole file: monitor settings, response workers, incident grouping and one policy per detector."""
+    """The whole file: monitor settings, response workers, incident grouping, one policy per detector, notifiers."""
 
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
     response: ResponseSettings = msgspec.field(default_factory=ResponseSettings)
     incidents: IncidentSettings = msgspec.field(default_factory=IncidentSettings)
     hooks: HookSettings = msgspec.field(default_factory=HookSettings)
     detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=lambda: shipped_policies())
+    #: ``[notifiers.<name>]``: where incident changes go (agentwatch.notify); each table is checked
+    #: against its plugin's settings when the responder is built.
+    notifiers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:

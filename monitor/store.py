@@ -245,6 +245,38 @@ approval_votes = Table(
     Column("announced", Integer, nullable=False),  # 1 once posted to the Slack thread
 )
 
+# -- notifiers (agentwatch.notify): every incident change, and how far each notifier got --
+#: One row per lifecycle change (opened, severity_raised, contained, resolved), written in the
+#: same transaction as the change: the durable outbox every notifier reads.
+incident_changes = Table(
+    "incident_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("change", String(32), nullable=False),  # opened | severity_raised | contained | resolved
+    Column("severity", String(16), nullable=False),  # the incident's severity after the change
+    Column("status", String(16), nullable=False),  # the incident's status after the change
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("actor", String(300), nullable=False),
+)
+
+#: Per (notifier, incident): the last change delivered, retry state and what the notifier keeps
+#: (the Slack message's channel and ts). ``incident_id = "*"`` holds the notifier's floor: changes
+#: recorded before it was first configured are not sent.
+notifier_cursors = Table(
+    "notifier_cursors",
+    metadata,
+    Column("notifier", String(128), primary_key=True),
+    Column("incident_id", String(64), primary_key=True),
+    Column("delivered_seq", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger),
+    Column("claim_ms", BigInteger),
+    Column("error", Text),
+    Column("state", JSON, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
 slack_requests_seen = Table(
     "slack_requests_seen",
     metadata,

@@ -81,7 +81,8 @@ def test_exfiltration_is_contained_with_evidence_and_postmortem_and_replay_chang
     import time
 
     bootstrap = broker.bootstrap_servers
-    config = isolated_config
+    # the shipped OCSF output: every incident change reaches the SIEM's file, once
+    config = msgspec.structs.replace(isolated_config, notifiers={"ocsf_file": {"type": "ocsf_file"}})
     topic = next(t for t, f in config.monitor.inputs.items() if f == "native")
     ensure_topics(bootstrap, all_topics(config.monitor))
     events = exfiltration_session(int(time.time() * 1000) - 60_000)
@@ -128,6 +129,12 @@ def test_exfiltration_is_contained_with_evidence_and_postmortem_and_replay_chang
     assert "IGNORE ALL PREVIOUS" in (bundle / "events.jsonl").read_text()  # forensic copy is verbatim
     assert "<!--" not in text  # agent-written HTML is escaped in the draft
 
+    findings_file = config.data_dir.resolve() / "ocsf" / "findings.jsonl"
+    findings = [msgspec.json.decode(line) for line in findings_file.read_bytes().splitlines()]
+    assert {f["finding_info"]["uid"] for f in findings} == {record.incident_id}
+    assert findings[0]["activity_id"] == 1 and findings[-1]["status"] == "In Progress"  # opened … contained
+    findings_before = findings_file.read_bytes()
+
     controls_before = read_topic(bootstrap, config.monitor.control_topic)
     postmortem_before = postmortem.read_bytes()
     # Two playbooks may each have collected evidence (record_incident on an alert-mode finding, then
@@ -142,5 +149,6 @@ def test_exfiltration_is_contained_with_evidence_and_postmortem_and_replay_chang
     assert read_topic(bootstrap, config.monitor.control_topic) == controls_before
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == versions_before and verify_bundle(bundle).ok
     assert postmortem.read_bytes() == postmortem_before
+    assert findings_file.read_bytes() == findings_before  # a replay is no incident change
     with engine.connect() as conn:
         assert len(list_incidents(conn)) == 1

@@ -27,6 +27,7 @@ from agentwatch.respond.redaction import redact
 
 MAX_REASONS: Final = 10
 MAX_EVENT_IDS: Final = 50
+MAX_RULES: Final = 20
 
 
 class Alert(msgspec.Struct, kw_only=True, gc=False):
@@ -55,6 +56,9 @@ class Alert(msgspec.Struct, kw_only=True, gc=False):
     observed_ms: int = 0
     #: SHA-256 (hex) of the unredacted ``session_id``; set on published alerts (:func:`public_alert`).
     session_key: str = ""
+    #: Which rules of the detector fired (``Finding.rule``, at most :data:`MAX_RULES`): what the
+    #: notifiers map to ATT&CK techniques through the rules' tags.
+    rules: list[str] = msgspec.field(default_factory=list)
 
 
 def alert_id_for(detector: str, session_id: str) -> str:
@@ -99,10 +103,13 @@ def raise_or_update(
             first_ts_ms=event.ts_ms,
             updated_ts_ms=event.ts_ms,
             observed_ms=observed_ms,
+            rules=[finding.rule] if finding.rule else [],
         )
         session.alerts[detector] = alert
         return _snapshot(alert)
     current.finding_count += 1
+    if finding.rule and finding.rule not in current.rules and len(current.rules) < MAX_RULES:
+        current.rules.append(finding.rule)
     current.updated_ts_ms = event.ts_ms
     if finding.reason not in current.reasons and len(current.reasons) < MAX_REASONS:
         current.reasons.append(finding.reason)
@@ -161,4 +168,6 @@ def public_alert(alert: Alert) -> Alert:
 
 def _snapshot(alert: Alert) -> Alert:
     """A copy to publish: the session keeps updating its own alert in place."""
-    return msgspec.structs.replace(alert, reasons=list(alert.reasons), event_ids=list(alert.event_ids))
+    return msgspec.structs.replace(
+        alert, reasons=list(alert.reasons), event_ids=list(alert.event_ids), rules=list(alert.rules)
+    )

@@ -50,6 +50,12 @@ BEST_EFFORT_FAILURES = Counter(
     ["step"],
 )
 
+NOTIFICATIONS = Counter(
+    "agentwatch_notifications_total",
+    "Incident changes per notifier, by outcome: sent, failed (an attempt; retried), dropped (gave up after "
+    "max_attempts), filtered (below the notifier's min_severity).",
+    ["notifier", "outcome"],
+)
 INCIDENTS_OPENED = Counter(
     "agentwatch_incidents_opened_total", "Incidents opened, by severity at opening.", ["severity"]
 )
@@ -141,6 +147,11 @@ APPROVAL_EXECUTION_SECONDS = Histogram(
 APPROVAL_NOTIFICATIONS = Counter(
     "agentwatch_approvals_slack_calls_total",
     "Slack Web API calls for approvals, by outcome (posted, updated, thread, failed, ratelimited).",
+    ["outcome"],
+)
+NOTIFY_SLACK_CALLS = Counter(
+    "agentwatch_notify_slack_calls_total",
+    "Slack Web API calls of the incident notifier, by outcome (posted, updated, failed, ratelimited).",
     ["outcome"],
 )
 APPROVAL_INTERACTIONS = Counter(

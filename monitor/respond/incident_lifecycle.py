@@ -3,7 +3,9 @@
 An incident's severity is the highest of its alerts; its status goes
 ``open → contained → resolved``; everything that happens to it — alerts, actions,
 decisions, status changes — is a timeline entry and an audit-log record, written in the
-same transaction as the change itself.
+same transaction as the change itself. Each lifecycle change (opened, severity raised,
+contained, resolved) is also a row of ``incident_changes``, the outbox the notifiers
+(:mod:`agentwatch.notify`) deliver from.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from agentwatch.detect.alerts import Alert
 from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.respond import audit_log
 from agentwatch.respond.redaction import redact
-from agentwatch.store import incident_alerts, incidents, timeline
+from agentwatch.store import incident_alerts, incident_changes, incidents, timeline
 
 STATUSES = ("open", "contained", "resolved")
 MODE_RANK = {"shadow": 0, "alert": 1, "enforce": 2}
@@ -115,6 +117,7 @@ def attach_alert(
             ts_ms,
         )
         severity, status = alert.severity, "open"
+        record_change(conn, incident_id, "opened", severity, status, ts_ms, "agentwatch")
     else:
         incident_id = row.incident_id
         severity, status = row.severity, row.status
@@ -168,6 +171,10 @@ def attach_alert(
         if row.first_malicious_ts_ms is None or first_malicious_ms < row.first_malicious_ts_ms:
             updates["first_malicious_ts_ms"] = first_malicious_ms
         conn.execute(incidents.update().where(incidents.c.incident_id == incident_id).values(**updates))
+        if "severity" in updates:
+            record_change(
+                conn, incident_id, "severity_raised", severity, row.status, ts_ms, f"detector:{alert.detector}"
+            )
     return IncidentChange(incident_id=incident_id, created=created, attached=True, severity=severity, status=status)
 
 
@@ -175,13 +182,16 @@ def set_status(conn: Connection, incident_id: str, status: str, actor: str, ts_m
     """Move an incident forward in its lifecycle; returns False if it was already there or past."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}")
-    row = conn.execute(select(incidents.c.status).where(incidents.c.incident_id == incident_id)).first()
+    row = conn.execute(
+        select(incidents.c.status, incidents.c.severity).where(incidents.c.incident_id == incident_id)
+    ).first()
     if row is None:
         raise KeyError(f"no incident {incident_id}")
     if STATUSES.index(status) <= STATUSES.index(row.status):
         return False
     values: dict[str, Any] = {"status": status, "updated_ms": ts_ms, f"{status}_ms": ts_ms}
     conn.execute(incidents.update().where(incidents.c.incident_id == incident_id).values(**values))
+    record_change(conn, incident_id, status, row.severity, status, ts_ms, actor)
     add_timeline(conn, incident_id, ts_ms, "status", actor, f"incident {status}: {why}", {})
     audit_log.append(conn, actor, f"incident.{status}", incident_id, {"why": why}, ts_ms)
     return True
@@ -193,5 +203,20 @@ def add_timeline(
     conn.execute(
         timeline.insert().values(
             incident_id=incident_id, ts_ms=ts_ms, kind=kind, actor=actor[:300], text=text[:2000], data=data
+        )
+    )
+
+
+#: The lifecycle changes notifiers hear about, in ``incident_changes.change``.
+CHANGES = ("opened", "severity_raised", "contained", "resolved")
+
+
+def record_change(
+    conn: Connection, incident_id: str, change: str, severity: str, status: str, ts_ms: int, actor: str
+) -> None:
+    """Append one lifecycle change to the notifiers' outbox (same transaction as the change)."""
+    conn.execute(
+        incident_changes.insert().values(
+            incident_id=incident_id, change=change, severity=severity, status=status, ts_ms=ts_ms, actor=actor[:300]
         )
     )

@@ -10,6 +10,7 @@ Example (``playbooks/contain_session.yaml``)::
       categories: [secret_access, injection_exfiltration]   # any of (empty: all)
       detectors: []          # any of (empty: all)
       agents: ["coder-*"]    # agent_id glob patterns (empty: all)
+    fallback: false          # true: only when no other playbook matches (default_incident.yaml)
     steps:
       - name: terminate
         action: terminate_session
@@ -61,6 +62,9 @@ class PlaybookSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str
     description: str = ""
     mode: Literal["shadow", "enforce"] = "enforce"
+    #: A catch-all: planned for an alert only when no other (non-fallback) playbook matches it and
+    #: the incident has no steps of another playbook yet — so its steps never duplicate theirs.
+    fallback: bool = False
     match: Match = msgspec.field(default_factory=Match)
     steps: list[Step]
 

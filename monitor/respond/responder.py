@@ -51,6 +51,7 @@ from agentwatch.approve.slack.notifier import SlackNotifier
 from agentwatch.approve.worker import ApprovalWorker, approval_runtime
 from agentwatch.detect.alerts import Alert
 from agentwatch.events.audit_event import AuditEvent
+from agentwatch.notify.dispatcher import NotificationWorker
 from agentwatch.observe import metrics
 from agentwatch.respond import audit_log
 from agentwatch.respond.action_spec import ActionContext, ActionOutcome, OutgoingMessage
@@ -134,8 +135,12 @@ class Responder:
         send: Callable[[list[OutgoingMessage]], None] | None = None,
         clock: Callable[[], int] = now_ms,
         external_worker: bool = False,
+        notifications: NotificationWorker | None = None,
     ) -> None:
         self.engine = engine
+        #: Delivers incident changes to the notifiers (agentwatch.notify): a thread started and
+        #: stopped with the worker, so ``run``'s own worker or ``agentwatch respond`` runs it.
+        self.notifications = notifications
         self.external_worker = external_worker
         self.playbooks = playbooks
         self.data_dir = data_dir
@@ -198,14 +203,15 @@ class Responder:
             for alert in alerts:
                 incident_id = self._attach(conn, alert, now, journal_rows)
                 touched.add(incident_id)
-                for playbook in self.playbooks:
-                    if playbook.matches(alert):
-                        self._plan(conn, incident_id, playbook, now)
+                for playbook in self._matching(conn, incident_id, alert):
+                    self._plan(conn, incident_id, playbook, now)
             insert_ignoring_duplicates(conn, incident_events, journal_rows)
             for incident_id in sorted(touched):
                 self._run_urgent(conn, incident_id, prepared)
         if alerts:
             self._wake.set()
+            if self.notifications is not None:
+                self.notifications.wake()
         return prepared
 
     def confirm(self, prepared: Prepared) -> None:
@@ -218,6 +224,8 @@ class Responder:
                 self._finish(conn, item.action_key, item.incident_id, "done", item.outcome, None, now)
         self._release(*(item.action_key for item in prepared.inline))
         self._wake.set()
+        if self.notifications is not None:
+            self.notifications.wake()
 
     def _attach(self, conn: Connection, alert: Alert, now: int, journal_rows: list[dict[str, Any]]) -> str:
         supporting = [e for e in self.journal.session_events(alert.session_id) if e.event_id in alert.event_ids]
@@ -239,6 +247,23 @@ class Responder:
             metrics.INCIDENTS_OPENED.labels(change.severity).inc()
             metrics.TIME_TO_DETECT.observe(max(0, now - first_malicious) / 1000)
         return change.incident_id
+
+    def _matching(self, conn: Connection, incident_id: str, alert: Alert) -> list[Playbook]:
+        """The playbooks to plan for ``alert``: every matching one; a fallback (catch-all) only when
+        none other matches and the incident has no other playbook's steps yet."""
+        specific = [p for p in self.playbooks if not p.spec.fallback and p.matches(alert)]
+        if specific:
+            return specific
+        fallbacks = [p for p in self.playbooks if p.spec.fallback and p.matches(alert)]
+        if not fallbacks:
+            return []
+        names = [p.name for p in fallbacks]
+        other = conn.execute(
+            select(actions.c.action_key)
+            .where(actions.c.incident_id == incident_id, actions.c.playbook.not_in(names))
+            .limit(1)
+        ).first()
+        return [] if other is not None else fallbacks
 
     @staticmethod
     def _already_queued(conn: Connection, incident_id: str, action: str, params: dict[str, Any]) -> bool:
@@ -512,6 +537,8 @@ class Responder:
             self._worker.start()
             self._wake.set()
             self.approvals.start()
+            if self.notifications is not None:
+                self.notifications.start()
 
     def stop(self, timeout_s: float = 30.0, drain: bool = True) -> None:
         """Stop the worker; with ``drain`` (never with ``external_worker``), first finish the
@@ -530,6 +557,10 @@ class Responder:
                 self.run_pending()
             finally:
                 self._stop.set()
+        if self.notifications is not None:
+            if drain:
+                self.notifications.run_pending()  # the changes this drain made (contained) go out too
+            self.notifications.stop()
         self.liveness.close()  # from here on, our unfinished steps are anyone's to take over
         close = getattr(self.send, "close", None)
         if close is not None:

@@ -23,6 +23,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from agentwatch.config import Config
+from agentwatch.notify.dispatcher import NotificationWorker
+from agentwatch.notify.loader import build_notifiers
+from agentwatch.notify.spec import NotifierContext
 from agentwatch.respond.action_spec import OutgoingMessage
 from agentwatch.respond.journal import EventJournal
 from agentwatch.respond.playbook_engine import Playbook, load_playbooks
@@ -40,11 +43,12 @@ def build_responder(
     engine: Engine | None = None,
 ) -> Responder:
     """The responder ``run`` and ``respond`` share: store (``engine``, or opened from the config),
-    playbooks, data directory, Slack from the environment, and ``send`` for the commands worker
-    steps produce (``KafkaSender``; ``None`` when no Kafka was given)."""
+    playbooks, data directory, Slack from the environment, the configured notifiers, and ``send``
+    for the commands worker steps produce (``KafkaSender``; ``None`` when no Kafka was given)."""
     settings = config.monitor
     engine = engine if engine is not None else open_store(config.store_url)
     playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
+    notifiers = build_notifiers(config.notifiers, NotifierContext(data_dir=config.data_dir.resolve(), send=send))
     return Responder(
         engine,
         playbooks,
@@ -54,6 +58,7 @@ def build_responder(
         EventJournal(settings.journal_events),
         send=send,
         external_worker=external_worker,
+        notifications=NotificationWorker(engine, notifiers) if notifiers else None,
     )
 
 

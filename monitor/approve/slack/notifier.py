@@ -91,7 +91,11 @@ class SlackNotifier:
         backoff_s: float = 0.25,
         timeout_s: int = 10,
         sleep: Callable[[float], None] = _default_sleep,
+        calls: Any = None,
     ) -> None:
+        #: The counter of this client's calls by outcome (default: the approvals'; the incident
+        #: notifier, agentwatch.notify.slack_incidents, counts its own).
+        self.calls = calls if calls is not None else metrics.APPROVAL_NOTIFICATIONS
         kwargs: dict[str, Any] = {"token": token, "timeout": timeout_s, "retry_handlers": []}
         if base_url:
             kwargs["base_url"] = base_url
@@ -130,13 +134,13 @@ class SlackNotifier:
             kwargs["thread_ts"] = thread_ts
             kwargs["reply_broadcast"] = broadcast
         response = self._call("chat_postMessage", **kwargs)
-        metrics.APPROVAL_NOTIFICATIONS.labels("thread" if thread_ts else "posted").inc()
+        self.calls.labels("thread" if thread_ts else "posted").inc()
         return str(response["channel"]), str(response["ts"])
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """``chat.update``: the incident message, re-rendered in place."""
         self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
-        metrics.APPROVAL_NOTIFICATIONS.labels("updated").inc()
+        self.calls.labels("updated").inc()
 
     def respond(self, response_url: str, text: str) -> None:
         """An ephemeral answer to the person who clicked (via the payload's ``response_url``)."""
@@ -151,7 +155,7 @@ class SlackNotifier:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - host checked
                 response.read(1024)
         except (urllib.error.URLError, OSError) as exc:
-            metrics.APPROVAL_NOTIFICATIONS.labels("failed").inc()
+            self.calls.labels("failed").inc()
             raise SlackUnavailable(f"response_url: {getattr(exc, 'reason', exc)}") from None
 
     # -- lookups ---------------------------------------------------------------------
@@ -188,7 +192,7 @@ class SlackNotifier:
                 data = exc.response.data
                 error = str((data.get("error") if isinstance(data, dict) else None) or f"HTTP {status}")
                 if status == 429 or error == "ratelimited":
-                    metrics.APPROVAL_NOTIFICATIONS.labels("ratelimited").inc()
+                    self.calls.labels("ratelimited").inc()
                     retry_after = _retry_after(exc.response.headers)
                     last = f"{method}: ratelimited (retry after {retry_after:g}s)"
                     if retry_after > MAX_INLINE_WAIT_S:
@@ -197,14 +201,14 @@ class SlackNotifier:
                 elif status >= 500 or error in TRANSIENT_ERRORS:
                     last, wait = f"{method}: {error}", delay
                 else:
-                    metrics.APPROVAL_NOTIFICATIONS.labels("failed").inc()
+                    self.calls.labels("failed").inc()
                     raise SlackRejected(f"{method}: {error}") from None
             except (urllib.error.URLError, OSError) as exc:  # refused, reset, timed out
                 last, wait = f"{method}: {getattr(exc, 'reason', exc)}", delay
             if attempt < self.attempts:
                 log.info("slack %s failed (attempt %d): %s; retrying in %.2fs", method, attempt, last, wait)
                 self.sleep(wait)
-        metrics.APPROVAL_NOTIFICATIONS.labels("failed").inc()
+        self.calls.labels("failed").inc()
         raise SlackUnavailable(last, retry_after)
 
 
