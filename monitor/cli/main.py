@@ -22,7 +22,7 @@ from agentwatch.cli import approvals as cli_approvals
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, _redacted, err, lab_required, out
 from agentwatch.config import WORKER_MODES, WorkerMode
 from agentwatch.errors import ConfigError
-from agentwatch.formats import DECODERS
+from agentwatch.formats import BINARY_FORMATS, DECODERS
 
 
 class _Commands(click.Group):
@@ -69,7 +69,14 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write alert lines (JSON Lines); '-' for stdout.",
 )
-@click.option("--format", "fmt", type=click.Choice(sorted(DECODERS)), default="native", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    # One message per line: the binary OTLP encodings (otlp-proto, and otlp that may be it) cannot be lines.
+    type=click.Choice(sorted(f for f in DECODERS if f not in BINARY_FORMATS)),
+    default="native",
+    show_default=True,
+)
 @click.option(
     "--dead-letters",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -206,7 +206,9 @@ class _Resolved:
         self.override: str | None = override if isinstance(override, str) and override else None
         host = attrs.get("host.name")
         self.host: str | None = host if isinstance(host, str) and host else None
-        session_id = attrs.get("session.id")
+        # A Collector's `groupbyattrs` processor moves `session.id` here (deploy/otel-collector.yaml):
+        # taken out, so the event is the same whichever side it came on.
+        session_id = attrs.pop("session.id", None)
         self.session_id: str | None = session_id if isinstance(session_id, str) else None
         self.attributes: dict[str, Any] = {f"resource.{k}": v for k, v in attrs.items()}
         self.truncated: list[str] = []
@@ -246,9 +248,10 @@ class _Batcher:
             shared = self._shared[exc.reason] = DecodeError(exc.reason, "a further record rejected for this reason")
         self.errors.append(shared)
 
-    def result(self, batch: _Batch | _IsolatedBatch) -> DecodeResult:
+    def result(self, other_signal: bool = False) -> DecodeResult:
+        """The message's result; ``other_signal``: it carried traces or metrics instead."""
         if self.records == 0 and not self.errors:
-            if batch.resourceSpans or batch.resourceMetrics:
+            if other_signal:
                 return _fail("invalid_field", "a traces or metrics request, not `resourceLogs`")
             return _fail("empty_batch", "the request holds no log records")
         return DecodeResult(self.events, self.errors)
@@ -297,7 +300,7 @@ def _decode_typed(batch: _Batch, received_ms: int) -> DecodeResult:
         for si, scope_logs in enumerate(resource_logs.scopeLogs):
             for li, rec in enumerate(scope_logs.logRecords):
                 out.record(rec, resolved, f"resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]")
-    return out.result(batch)
+    return out.result(bool(batch.resourceSpans or batch.resourceMetrics))
 
 
 def _decode_isolated(raw: bytes, received_ms: int) -> DecodeResult:
@@ -339,7 +342,7 @@ def _decode_isolated(raw: bytes, received_ms: int) -> DecodeResult:
                     out.reject(DecodeError(_reason(exc), str(exc) or type(exc).__name__), here)
                     continue
                 out.record(rec, resolved, here)
-    return out.result(batch)
+    return out.result(bool(batch.resourceSpans or batch.resourceMetrics))
 
 
 def _reason(exc: Exception) -> str:
@@ -370,9 +373,9 @@ def _record_event(rec: _LogRecord, resolved: _Resolved, received_ms: int) -> Aud
         body = None
         invalid.append("body")
     name = _event_name(attrs.get("event.name"), rec.eventName, body)
-    event_id = _event_id(name, attrs, body, rec)
-    ts_ms, ts_source = _timestamp(attrs.get("event.timestamp"), rec, received_ms)
     session_id = attrs.get("session.id", resolved.session_id)
+    event_id = _event_id(name, session_id, attrs, body, rec)
+    ts_ms, ts_source = _timestamp(attrs.get("event.timestamp"), rec, received_ms)
     if session_id is None or session_id == "":
         raise DecodeError("missing_field", "no `session.id` attribute (OTEL_METRICS_INCLUDE_SESSION_ID disabled?)")
     if not isinstance(session_id, str):
@@ -420,8 +423,8 @@ def _event_name(attribute: Any, field: str | None, body: Any) -> str:
     raise DecodeError("missing_field", "no event name (`event.name`, `eventName` or a `claude_code.*` body)")
 
 
-def _event_id(name: str, attrs: dict[str, Any], body: Any, rec: _LogRecord) -> str:
-    session_id = attrs.get("session.id")
+def _event_id(name: str, session_id: Any, attrs: dict[str, Any], body: Any, rec: _LogRecord) -> str:
+    """Over the session (a record's, or its resource's where a Collector moved it there)."""
     stamp = attrs.get("event.timestamp")
     sequence = attrs.get("event.sequence")
     if (
