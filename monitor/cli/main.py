@@ -245,6 +245,68 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int
     err.print(f"stopped: {stats.steps:,} steps run", highlight=False)
 
 
+# -- rekey ------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--bootstrap-servers",
+    envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
+    required=True,
+    help="Kafka HOST:PORT[,…]. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+)
+@click.option(
+    "--from",
+    "source",
+    default="otlp_logs.unkeyed",
+    show_default=True,
+    help="The topic the OpenTelemetry Collector's Kafka exporter writes.",
+)
+@click.option(
+    "--to",
+    "destination",
+    default=None,
+    help="The topic the monitor reads OTLP from. Default: the config's otlp input (otlp_logs).",
+)
+@click.option("--group-id", default="agentwatch-rekey", show_default=True)
+@click.option("--exit-on-idle", type=float, default=None, metavar="SECONDS", help="Stop after this long idle.")
+@click.pass_context
+def rekey(
+    ctx: click.Context,
+    bootstrap_servers: str,
+    source: str,
+    destination: str | None,
+    group_id: str,
+    exit_on_idle: float | None,
+) -> None:
+    """Re-key the Collector's OTLP batches by session.id, so every input topic is keyed by session.
+
+    Each message (otlp_proto or otlp_json) becomes one message per session, keyed by its
+    `session.id`; unreadable messages are forwarded unkeyed for the monitor to dead-letter.
+    """
+    import signal
+    import threading
+
+    from agentwatch.ingest.rekey import run_rekey
+
+    if destination is None:
+        otlp = [topic for topic, fmt in _config(ctx).monitor.inputs.items() if fmt.startswith("otlp")]
+        if not otlp:
+            raise click.UsageError("no otlp input topic in the config; give --to TOPIC")
+        destination = otlp[0]
+    if destination == source:
+        raise click.UsageError(f"--from and --to are both {source!r}; re-keying a topic into itself loops")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"re-keying {source} → {destination} by session.id", markup=False, highlight=False)
+    stats = run_rekey(
+        bootstrap_servers, source, destination, group_id=group_id, exit_on_idle_s=exit_on_idle, should_stop=stop.is_set
+    )
+    err.print(
+        f"stopped: {stats.messages_in:,} messages in, {stats.messages_out:,} out ({stats.unkeyed:,} unkeyed)",
+        highlight=False,
+    )
+
+
 # -- simulate -----------------------------------------------------------------------
 @main.command()
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -28,6 +28,7 @@ from agentwatch.detect.alerts import Alert, raise_or_update
 from agentwatch.detect.detector_registry import ActiveDetector, active_detectors
 from agentwatch.detect.detector_spec import OTHER_KINDS, Finding, reads_kind
 from agentwatch.detect.effects import effects_of
+from agentwatch.formats import tool_details
 from agentwatch.detect.session_state import SessionState, SessionTable
 from agentwatch.errors import DecodeError
 from agentwatch.events.audit_event import KNOWN_KINDS, AuditEvent
@@ -90,6 +91,8 @@ class Pipeline:
         result = IngestResult(events=decoded.events, errors=decoded.errors)
         self.observed_ms = received_ms
         for event in decoded.events:
+            if event.attributes and event.attributes.get(tool_details.FLAG) is True:
+                tool_details.note(event)
             result.alerts.extend(self.process(event))
         return result
 

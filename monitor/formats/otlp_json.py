@@ -100,6 +100,7 @@ _EVENT_PREFIX: Final = "claude_code."
 _MAX_VALUE_DEPTH: Final = 16
 _NESTED_MARK: Final = "…[nested]"
 _AGENT_OVERRIDE: Final = "agentwatch.agent_id"
+_NO_TOOL_DETAILS: Final = "agentwatch.no_tool_details"  # agentwatch.formats.tool_details.FLAG
 _KINDS: Final = {
     "user_prompt": "prompt",
     "tool_result": "tool_result",
@@ -510,6 +511,8 @@ def _map_tool_result(attrs: dict[str, Any], native: dict[str, Any], truncated: l
         native["target"] = tool_target(tool, args)
         native["args"], cut = cap_args(args)
         truncated.extend(cut)
+    if given is None and native.get("target") is None:
+        attrs[_NO_TOOL_DETAILS] = True  # OTEL_LOG_TOOL_DETAILS unset: see agentwatch.formats.tool_details
 
 
 def _map_tool_decision(attrs: dict[str, Any], native: dict[str, Any], truncated: list[str]) -> None:
