@@ -268,6 +268,7 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int
 )
 @click.option("--group-id", default="agentwatch-rekey", show_default=True)
 @click.option("--exit-on-idle", type=float, default=None, metavar="SECONDS", help="Stop after this long idle.")
+@metrics_port_option
 @click.pass_context
 def rekey(
     ctx: click.Context,
@@ -276,6 +277,7 @@ def rekey(
     destination: str | None,
     group_id: str,
     exit_on_idle: float | None,
+    metrics_port: int | None,
 ) -> None:
     """Re-key the Collector's OTLP batches by session.id, so every input topic is keyed by session.
 
@@ -294,6 +296,7 @@ def rekey(
         destination = otlp[0]
     if destination == source:
         raise click.UsageError(f"--from and --to are both {source!r}; re-keying a topic into itself loops")
+    _metrics_server(metrics_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

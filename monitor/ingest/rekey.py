@@ -34,6 +34,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from agentwatch.formats.otlp_json import MAX_BATCH_BYTES
+from agentwatch.observe import metrics
 
 log = logging.getLogger(__name__)
 
@@ -202,17 +203,23 @@ def run_rekey(
                 continue
             idle_since = time.monotonic()
             sent = []
+            read = unkeyed = 0
             for records in polled.values():
                 for record in records:
-                    stats.messages_in += 1
+                    read += 1
                     for key, value in split_by_session(record.value or b""):
                         sent.append(producer.send(destination, key=key, value=value))
-                        stats.unkeyed += key is None
+                        unkeyed += key is None
             producer.flush(timeout=60)
             for future in sent:
                 future.get(timeout=60)  # raises if a send failed: the batch is not committed, read again
-            stats.messages_out += len(sent)
             consumer.commit()
+            stats.messages_in += read
+            stats.messages_out += len(sent)
+            stats.unkeyed += unkeyed
+            metrics.REKEY_MESSAGES.labels("in").inc(read)
+            metrics.REKEY_MESSAGES.labels("out").inc(len(sent))
+            metrics.REKEY_MESSAGES.labels("unkeyed").inc(unkeyed)
     finally:
         producer.close(timeout=10)
         consumer.close()
