@@ -166,7 +166,9 @@ def test_invalid_utf8_in_a_string_field_is_malformed() -> None:
 def test_a_malformed_message_becomes_a_dead_letter_with_its_reason() -> None:
     raw = PROTO_FIXTURE.read_bytes()[:-7]  # cut mid-record, as a broken producer would
     result = decode_otlp_proto(raw, RECEIVED_MS)
-    letter = dead_letter(raw, result.errors, "otlp-proto", Origin(topic="otlp_logs", partition=0, offset=9, timestamp_ms=0))
+    letter = dead_letter(
+        raw, result.errors, "otlp-proto", Origin(topic="otlp_logs", partition=0, offset=9, timestamp_ms=0)
+    )
     assert letter.reason == "invalid_protobuf" and letter.format == "otlp-proto" and letter.value_bytes == len(raw)
 
 

@@ -44,7 +44,8 @@ def test_claude_code_otlp_records_arrive_decode_alert_and_terminate(
     bootstrap = broker.bootstrap_servers
     native, otlp = list(isolated_config.monitor.inputs)
     config = msgspec.structs.replace(
-        isolated_config, monitor=msgspec.structs.replace(isolated_config.monitor, inputs={native: "native", otlp: "otlp"})
+        isolated_config,
+        monitor=msgspec.structs.replace(isolated_config.monitor, inputs={native: "native", otlp: "otlp"}),
     )
     unkeyed = f"{otlp}.unkeyed"
     ensure_topics(bootstrap, [*all_topics(config.monitor), unkeyed], partitions=PARTITIONS)

@@ -26,9 +26,7 @@ def test_the_same_ssh_key_read_alerts_with_tool_details_and_not_without(encode, 
     with_details = pipeline.ingest(encode(session_request("with-details", tool_details=True)), decoder, 0)
     before = missing_count()
     with caplog.at_level(logging.WARNING, logger="agentwatch.formats.tool_details"):
-        without = pipeline.ingest(
-            encode(session_request("no-details", tool_details=False, user="u-dev-2")), decoder, 0
-        )
+        without = pipeline.ingest(encode(session_request("no-details", tool_details=False, user="u-dev-2")), decoder, 0)
         again = pipeline.ingest(encode(session_request("no-details-2", tool_details=False, user="u-dev-2")), decoder, 0)
 
     [read] = [e for e in with_details.events if e.tool == "Read"]

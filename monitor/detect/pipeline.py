@@ -28,11 +28,10 @@ from agentwatch.detect.alerts import Alert, raise_or_update
 from agentwatch.detect.detector_registry import ActiveDetector, active_detectors
 from agentwatch.detect.detector_spec import OTHER_KINDS, Finding, reads_kind
 from agentwatch.detect.effects import effects_of
-from agentwatch.formats import tool_details
 from agentwatch.detect.session_state import SessionState, SessionTable
 from agentwatch.errors import DecodeError
 from agentwatch.events.audit_event import KNOWN_KINDS, AuditEvent
-from agentwatch.formats import Decoder
+from agentwatch.formats import Decoder, tool_details
 from agentwatch.observe import metrics
 
 log = logging.getLogger(__name__)

@@ -151,6 +151,19 @@ class _LogRecord(msgspec.Struct, gc=False):
     spanId: str | None = None
 
 
+class _PlainRecord(msgspec.Struct, gc=False):
+    """A log record whose attributes and body another encoding already made plain values
+    (:mod:`agentwatch.formats.otlp_proto`): the mapping below takes either."""
+
+    attributes: dict[str, Any]
+    body: Any = None
+    timeUnixNano: int | None = None
+    observedTimeUnixNano: int | None = None
+    eventName: str | None = None
+    traceId: str | None = None
+    spanId: str | None = None
+
+
 class _ScopeLogs(msgspec.Struct, gc=False):
     logRecords: list[_LogRecord] = []
 
@@ -233,7 +246,7 @@ class _Batcher:
         self.received_ms = received_ms
         self._shared: dict[str, DecodeError] = {}
 
-    def record(self, rec: _LogRecord, resolved: _Resolved, where: str) -> None:
+    def record(self, rec: _LogRecord | _PlainRecord, resolved: _Resolved, where: str) -> None:
         self.records += 1
         try:
             self.events.append(_record_event(rec, resolved, self.received_ms))
@@ -365,14 +378,18 @@ def _located(exc: DecodeError, where: str) -> DecodeError:
 # --- One log record → one native event. ---
 
 
-def _record_event(rec: _LogRecord, resolved: _Resolved, received_ms: int) -> AuditEvent:
+def _record_event(rec: _LogRecord | _PlainRecord, resolved: _Resolved, received_ms: int) -> AuditEvent:
     invalid = list(resolved.invalid)
-    attrs = _flatten(rec.attributes, invalid, "attributes.")
-    try:
-        body = _to_python(rec.body, 0)
-    except ValueError:  # a malformed number: the body is dropped and named, the record kept
-        body = None
-        invalid.append("body")
+    body: Any
+    if isinstance(rec, _PlainRecord):
+        attrs, body = rec.attributes, rec.body
+    else:
+        attrs = _flatten(rec.attributes, invalid, "attributes.")
+        try:
+            body = _to_python(rec.body, 0)
+        except ValueError:  # a malformed number: the body is dropped and named, the record kept
+            body = None
+            invalid.append("body")
     name = _event_name(attrs.get("event.name"), rec.eventName, body)
     session_id = attrs.get("session.id", resolved.session_id)
     event_id = _event_id(name, session_id, attrs, body, rec)
@@ -424,7 +441,7 @@ def _event_name(attribute: Any, field: str | None, body: Any) -> str:
     raise DecodeError("missing_field", "no event name (`event.name`, `eventName` or a `claude_code.*` body)")
 
 
-def _event_id(name: str, session_id: Any, attrs: dict[str, Any], body: Any, rec: _LogRecord) -> str:
+def _event_id(name: str, session_id: Any, attrs: dict[str, Any], body: Any, rec: _LogRecord | _PlainRecord) -> str:
     """Over the session (a record's, or its resource's where a Collector moved it there)."""
     stamp = attrs.get("event.timestamp")
     sequence = attrs.get("event.sequence")
@@ -440,7 +457,7 @@ def _event_id(name: str, session_id: Any, attrs: dict[str, Any], body: Any, rec:
     return "cc-otel-" + hashlib.sha256(basis).hexdigest()[:40]
 
 
-def _timestamp(stamp: Any, rec: _LogRecord, received_ms: int) -> tuple[int, str]:
+def _timestamp(stamp: Any, rec: _LogRecord | _PlainRecord, received_ms: int) -> tuple[int, str]:
     """Epoch ms and where it came from; an unparseable ``event.timestamp`` falls back."""
     if isinstance(stamp, str):
         try:

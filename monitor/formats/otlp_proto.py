@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.common.v1 import common_pb2
@@ -46,6 +46,7 @@ from agentwatch.events.audit_event import MAX_MESSAGE_BYTES
 from agentwatch.formats import DecodeResult
 from agentwatch.formats.otlp_json import (
     _MAX_VALUE_DEPTH,
+    _NESTED_MARK,
     MAX_BATCH_BYTES,
     _AnyValue,
     _ArrayValue,
@@ -53,7 +54,7 @@ from agentwatch.formats.otlp_json import (
     _fail,
     _KeyValue,
     _KeyValueList,
-    _LogRecord,
+    _PlainRecord,
     _Resolved,
     _Resource,
 )
@@ -84,7 +85,11 @@ def decode_otlp_proto(raw: bytes, received_ms: int) -> DecodeResult:
         return _fail("invalid_protobuf", f"not an OTLP logs request in protobuf: {exc}")
     out = _Batcher(received_ms)
     for ri, resource_logs in enumerate(request.resource_logs):
-        resource = _Resource(_pairs(resource_logs.resource.attributes, 0)) if resource_logs.HasField("resource") else None
+        resource = (
+            _Resource(_resource_pairs(resource_logs.resource.attributes))
+            if resource_logs.HasField("resource")
+            else None
+        )
         try:
             resolved = _Resolved(resource)
         except DecodeError as exc:
@@ -96,7 +101,9 @@ def decode_otlp_proto(raw: bytes, received_ms: int) -> DecodeResult:
                 record_bytes = rec.ByteSize() if size > MAX_MESSAGE_BYTES else 0
                 if record_bytes > MAX_MESSAGE_BYTES:
                     out.records += 1
-                    out.reject(DecodeError("oversized", f"record is {record_bytes} bytes (cap {MAX_MESSAGE_BYTES})"), where)
+                    out.reject(
+                        DecodeError("oversized", f"record is {record_bytes} bytes (cap {MAX_MESSAGE_BYTES})"), where
+                    )
                     continue
                 out.record(_record(rec), resolved, where)
     return out.result()
@@ -114,13 +121,15 @@ def decode_otlp(raw: bytes, received_ms: int) -> DecodeResult:
     return result
 
 
-def _record(rec: logs_pb2.LogRecord) -> _LogRecord:
-    """One protobuf record as the JSON path's record: the mapping after this is shared."""
-    return _LogRecord(
+def _record(rec: logs_pb2.LogRecord) -> _PlainRecord:
+    """One protobuf record as plain values, as the JSON path's ``_flatten`` makes them: the
+    mapping after this is shared. (Protobuf numbers are numbers already, so nothing here can
+    be malformed the way an OTLP/JSON ``intValue`` string can.)"""
+    return _PlainRecord(
+        attributes=_plain_pairs(rec.attributes, 0),
+        body=_plain(rec.body, 0),
         timeUnixNano=rec.time_unix_nano or None,
         observedTimeUnixNano=rec.observed_time_unix_nano or None,
-        body=_value(rec.body, 0) if rec.HasField("body") else None,
-        attributes=_pairs(rec.attributes, 0),
         eventName=rec.event_name or None,
         # OTLP/JSON writes trace and span ids as hex, not base64: the same here.
         traceId=rec.trace_id.hex() or None,
@@ -128,13 +137,48 @@ def _record(rec: logs_pb2.LogRecord) -> _LogRecord:
     )
 
 
-def _pairs(pairs: Iterable[common_pb2.KeyValue], depth: int) -> list[_KeyValue]:
-    return [_KeyValue(pair.key, _value(pair.value, depth) if pair.HasField("value") else None) for pair in pairs]
+def _plain_pairs(pairs: Iterable[common_pb2.KeyValue], depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        value = pair.value  # unset: an empty AnyValue, None below, as JSON's missing "value"
+        if value.WhichOneof("value") == "string_value":  # most attributes: the short path
+            out[pair.key] = value.string_value
+        else:
+            out[pair.key] = _plain(value, depth)
+    return out
 
 
-def _value(value: common_pb2.AnyValue, depth: int) -> _AnyValue:
-    """One protobuf AnyValue as the JSON path's; containers past the depth cap stay empty
-    (the shared mapping marks them ``…[nested]`` without looking inside)."""
+def _plain(value: common_pb2.AnyValue, depth: int) -> Any:
+    """One AnyValue as a plain value, as ``otlp_json._to_python`` makes it (same depth cap)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        if depth >= _MAX_VALUE_DEPTH:
+            return _NESTED_MARK
+        return [_plain(item, depth + 1) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        if depth >= _MAX_VALUE_DEPTH:
+            return _NESTED_MARK
+        return _plain_pairs(value.kvlist_value.values, depth + 1)
+    if kind == "bytes_value":
+        # OTLP/JSON writes bytes as base64 text: the same here.
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return None
+
+
+def _resource_pairs(pairs: Iterable[common_pb2.KeyValue]) -> list[_KeyValue]:
+    """A resource's attributes in the JSON path's shape (``_Resolved`` reads them; few per batch)."""
+    return [_KeyValue(pair.key, _any_value(pair.value, 0)) for pair in pairs]
+
+
+def _any_value(value: common_pb2.AnyValue, depth: int) -> _AnyValue:
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return _AnyValue(stringValue=value.string_value)
@@ -145,12 +189,15 @@ def _value(value: common_pb2.AnyValue, depth: int) -> _AnyValue:
     if kind == "double_value":
         return _AnyValue(doubleValue=value.double_value)
     if kind == "array_value":
-        items = [] if depth >= _MAX_VALUE_DEPTH else [_value(item, depth + 1) for item in value.array_value.values]
+        items = [] if depth >= _MAX_VALUE_DEPTH else [_any_value(item, depth + 1) for item in value.array_value.values]
         return _AnyValue(arrayValue=_ArrayValue(items))
     if kind == "kvlist_value":
-        pairs = [] if depth >= _MAX_VALUE_DEPTH else _pairs(value.kvlist_value.values, depth + 1)
+        pairs = (
+            []
+            if depth >= _MAX_VALUE_DEPTH
+            else [_KeyValue(pair.key, _any_value(pair.value, depth + 1)) for pair in value.kvlist_value.values]
+        )
         return _AnyValue(kvlistValue=_KeyValueList(pairs))
     if kind == "bytes_value":
-        # OTLP/JSON writes bytes as base64 text: the same here.
         return _AnyValue(bytesValue=base64.b64encode(value.bytes_value).decode("ascii"))
     return _AnyValue()
