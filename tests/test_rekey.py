@@ -63,3 +63,14 @@ def test_keys_are_bounded() -> None:
     long = "x" * (MAX_KEY_BYTES + 1)
     assert session_key(long) == hashlib.sha256(long.encode()).digest()
     assert session_key("s1") == b"s1" and session_key("") is None and session_key(None) is None
+
+
+def test_rekey_into_its_own_source_is_a_one_line_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from agentwatch.cli.main import main
+
+    result = CliRunner().invoke(
+        main, ["rekey", "--bootstrap-servers", "127.0.0.1:1", "--from", "otlp_logs", "--to", "otlp_logs"]
+    )
+    assert result.exit_code == 2 and "loops" in result.output and "Traceback" not in result.output

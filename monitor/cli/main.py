@@ -301,9 +301,22 @@ def rekey(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     err.print(f"re-keying {source} → {destination} by session.id", markup=False, highlight=False)
-    stats = run_rekey(
-        bootstrap_servers, source, destination, group_id=group_id, exit_on_idle_s=exit_on_idle, should_stop=stop.is_set
-    )
+    from kafka.errors import KafkaError
+
+    try:
+        stats = run_rekey(
+            bootstrap_servers,
+            source,
+            destination,
+            group_id=group_id,
+            exit_on_idle_s=exit_on_idle,
+            should_stop=stop.is_set,
+        )
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"Kafka at {bootstrap_servers[:200]!r}: {type(exc).__name__}; check --bootstrap-servers and that "
+            f"{source[:200]!r} exists (the re-keyed batch was not committed: it is read again on restart)"
+        ) from None
     err.print(
         f"stopped: {stats.messages_in:,} messages in, {stats.messages_out:,} out ({stats.unkeyed:,} unkeyed)",
         highlight=False,
