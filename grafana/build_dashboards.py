@@ -272,6 +272,13 @@ DETECTORS = (
             [q("sum by (reason) (rate(agentwatch_ingest_dlq_writes_total[5m]))", "{{reason}}")],
             unit="ops",
         ),
+        panel(
+            "Claude Code events without tool details",
+            [q("sum(rate(agentwatch_ingest_events_without_tool_details_total[5m]))", "events/s")],
+            unit="ops",
+            description="Tool results whose file or URL is unknown because OTEL_LOG_TOOL_DETAILS=1 is not set: "
+            "secret-access and exfiltration rules cannot fire on them. Should be 0 (README, Connect Claude Code).",
+        ),
         panel("Batch processing time", quantiles("agentwatch_pipeline_batch_duration_seconds"), unit="s"),
         panel("Live sessions", [q("sum(agentwatch_sessions_active)", "sessions")]),
         panel("Session state memory", [q("sum(agentwatch_session_state_bytes)", "bytes")], unit="bytes"),

@@ -32,7 +32,11 @@ from agentwatch.respond.incident_lifecycle import IncidentSettings
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
 #: Topic → input format, as DESIGN.md lays out the flow.
-DEFAULT_INPUTS = {"agent.audit": "native", "otlp_logs": "otlp-json", "agent.audit.claude-hook": "claude-hook"}
+DEFAULT_INPUTS = {
+    "agent.audit": "native",
+    "otlp_logs": "otlp",  # otlp: protobuf or JSON, as the Collector writes
+    "agent.audit.claude-hook": "claude-hook",
+}
 
 
 class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ DECODE_REASONS: Final = frozenset(
     {
         "invalid_json",
         "invalid_utf8",
+        "invalid_protobuf",
         "invalid_field",
         "missing_field",
         "oversized",

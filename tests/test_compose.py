@@ -93,7 +93,14 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on() -> None:
     assert SERVICES["responder"]["environment"]["AGENTWATCH_METRICS_PORT"] == responder_port
     server_cmd = SERVICES["server"]["command"]
     server_port = server_cmd[server_cmd.index("--port") + 1]
-    assert targets == {f"monitor:{monitor_port}", f"responder:{responder_port}", f"server:{server_port}"}
+    rekey_cmd = SERVICES["rekey"]["command"]
+    rekey_port = rekey_cmd[rekey_cmd.index("--metrics-port") + 1]
+    assert targets == {
+        f"monitor:{monitor_port}",
+        f"responder:{responder_port}",
+        f"rekey:{rekey_port}",
+        f"server:{server_port}",
+    }
     assert f"{server_port}:{server_port}" in SERVICES["server"]["ports"]
 
 
@@ -132,6 +139,9 @@ def test_long_running_services_have_restart_policies_and_healthchecks(name: str)
     if name in {"kafka-init", "simulator"}:
         return
     assert service.get("restart") == "unless-stopped"
+    if name == "otel-collector":  # distroless: nothing inside to probe with; its health_check extension instead
+        assert "13133" in service["expose"]
+        return
     assert "healthcheck" in service
 
 
@@ -143,7 +153,10 @@ def test_environment_variables_and_ports_are_documented() -> None:
     assert undocumented == []
     for service in SERVICES.values():
         for mapping in service.get("ports", []):
-            assert re.search(rf"\b{mapping.split(':')[0]}\b", README), f"port {mapping} not in README"
+            host_port = mapping.split(":")[-2]  # [HOST_IP:]HOST_PORT:CONTAINER_PORT
+            assert re.search(rf"\b{host_port}\b", README), f"port {mapping} not in README"
+            for variable in re.findall(r"\$\{(\w+)", mapping):
+                assert variable in README, f"{variable} (compose port {mapping}) not in README"
 
 
 def test_the_monitor_leaves_non_urgent_steps_to_the_responder_on_the_same_store() -> None:

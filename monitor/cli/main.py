@@ -23,7 +23,7 @@ from agentwatch.cli import store_commands
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, _redacted, err, lab_required, out
 from agentwatch.config import WORKER_MODES, WorkerMode
 from agentwatch.errors import ConfigError
-from agentwatch.formats import DECODERS
+from agentwatch.formats import BINARY_FORMATS, DECODERS
 
 
 class _Commands(click.Group):
@@ -70,7 +70,14 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write alert lines (JSON Lines); '-' for stdout.",
 )
-@click.option("--format", "fmt", type=click.Choice(sorted(DECODERS)), default="native", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    # One message per line: the binary OTLP encodings (otlp-proto, and otlp that may be it) cannot be lines.
+    type=click.Choice(sorted(f for f in DECODERS if f not in BINARY_FORMATS)),
+    default="native",
+    show_default=True,
+)
 @click.option(
     "--dead-letters",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -237,6 +244,84 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int
     err.print(f"responding: {len(responder.playbooks)} playbooks, store {store}", markup=False, highlight=False)
     stats = run_worker(responder, stop)
     err.print(f"stopped: {stats.steps:,} steps run", highlight=False)
+
+
+# -- rekey ------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--bootstrap-servers",
+    envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
+    required=True,
+    help="Kafka HOST:PORT[,…]. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+)
+@click.option(
+    "--from",
+    "source",
+    default="otlp_logs.unkeyed",
+    show_default=True,
+    help="The topic the OpenTelemetry Collector's Kafka exporter writes.",
+)
+@click.option(
+    "--to",
+    "destination",
+    default=None,
+    help="The topic the monitor reads OTLP from. Default: the config's otlp input (otlp_logs).",
+)
+@click.option("--group-id", default="agentwatch-rekey", show_default=True)
+@click.option("--exit-on-idle", type=float, default=None, metavar="SECONDS", help="Stop after this long idle.")
+@metrics_port_option
+@click.pass_context
+def rekey(
+    ctx: click.Context,
+    bootstrap_servers: str,
+    source: str,
+    destination: str | None,
+    group_id: str,
+    exit_on_idle: float | None,
+    metrics_port: int | None,
+) -> None:
+    """Re-key the Collector's OTLP batches by session.id, so every input topic is keyed by session.
+
+    Each message (otlp_proto or otlp_json) becomes one message per session, keyed by its
+    `session.id`; unreadable messages are forwarded unkeyed for the monitor to dead-letter.
+    """
+    import signal
+    import threading
+
+    from agentwatch.ingest.rekey import run_rekey
+
+    if destination is None:
+        otlp = [topic for topic, fmt in _config(ctx).monitor.inputs.items() if fmt.startswith("otlp")]
+        if not otlp:
+            raise click.UsageError("no otlp input topic in the config; give --to TOPIC")
+        destination = otlp[0]
+    if destination == source:
+        raise click.UsageError(f"--from and --to are both {source!r}; re-keying a topic into itself loops")
+    _metrics_server(metrics_port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"re-keying {source} → {destination} by session.id", markup=False, highlight=False)
+    from kafka.errors import KafkaError
+
+    try:
+        stats = run_rekey(
+            bootstrap_servers,
+            source,
+            destination,
+            group_id=group_id,
+            exit_on_idle_s=exit_on_idle,
+            should_stop=stop.is_set,
+        )
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"Kafka at {bootstrap_servers[:200]!r}: {type(exc).__name__}; check --bootstrap-servers and that "
+            f"{source[:200]!r} exists (the re-keyed batch was not committed: it is read again on restart)"
+        ) from None
+    err.print(
+        f"stopped: {stats.messages_in:,} messages in, {stats.messages_out:,} out ({stats.unkeyed:,} unkeyed)",
+        highlight=False,
+    )
 
 
 # -- simulate -----------------------------------------------------------------------

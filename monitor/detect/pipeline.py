@@ -31,7 +31,7 @@ from agentwatch.detect.effects import effects_of
 from agentwatch.detect.session_state import SessionState, SessionTable
 from agentwatch.errors import DecodeError
 from agentwatch.events.audit_event import KNOWN_KINDS, AuditEvent
-from agentwatch.formats import Decoder
+from agentwatch.formats import Decoder, tool_details
 from agentwatch.observe import metrics
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class Pipeline:
         result = IngestResult(events=decoded.events, errors=decoded.errors)
         self.observed_ms = received_ms
         for event in decoded.events:
+            if event.attributes and event.attributes.get(tool_details.FLAG) is True:
+                tool_details.note(event)
             result.alerts.extend(self.process(event))
         return result
 

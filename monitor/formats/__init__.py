@@ -40,6 +40,18 @@ def _otlp_json(raw: bytes, received_ms: int) -> DecodeResult:
     return decode_otlp_json(raw, received_ms)
 
 
+def _otlp_proto(raw: bytes, received_ms: int) -> DecodeResult:
+    from agentwatch.formats.otlp_proto import decode_otlp_proto
+
+    return decode_otlp_proto(raw, received_ms)
+
+
+def _otlp(raw: bytes, received_ms: int) -> DecodeResult:
+    from agentwatch.formats.otlp_proto import decode_otlp
+
+    return decode_otlp(raw, received_ms)
+
+
 def _claude_hook(raw: bytes, received_ms: int) -> DecodeResult:
     from agentwatch.formats.claude_hook import decode_claude_hook
 
@@ -49,8 +61,14 @@ def _claude_hook(raw: bytes, received_ms: int) -> DecodeResult:
 DECODERS: Final[dict[str, Decoder]] = {
     "native": _native,
     "otlp-json": _otlp_json,
+    "otlp-proto": _otlp_proto,
+    "otlp": _otlp,  # either of the two, told apart by the first byte (the Collector's Kafka exporter writes both)
     "claude-hook": _claude_hook,
 }
+
+
+#: Formats whose messages may be binary: a JSON-lines file cannot hold them (``replay``).
+BINARY_FORMATS: Final = frozenset({"otlp-proto", "otlp"})
 
 
 def get_decoder(name: str) -> Decoder:

@@ -100,6 +100,7 @@ _EVENT_PREFIX: Final = "claude_code."
 _MAX_VALUE_DEPTH: Final = 16
 _NESTED_MARK: Final = "…[nested]"
 _AGENT_OVERRIDE: Final = "agentwatch.agent_id"
+_NO_TOOL_DETAILS: Final = "agentwatch.no_tool_details"  # agentwatch.formats.tool_details.FLAG
 _KINDS: Final = {
     "user_prompt": "prompt",
     "tool_result": "tool_result",
@@ -145,6 +146,19 @@ class _LogRecord(msgspec.Struct, gc=False):
     observedTimeUnixNano: int | str | None = None
     body: _AnyValue | None = None
     attributes: list[_KeyValue] = []
+    eventName: str | None = None
+    traceId: str | None = None
+    spanId: str | None = None
+
+
+class _PlainRecord(msgspec.Struct, gc=False):
+    """A log record whose attributes and body another encoding already made plain values
+    (:mod:`agentwatch.formats.otlp_proto`): the mapping below takes either."""
+
+    attributes: dict[str, Any]
+    body: Any = None
+    timeUnixNano: int | None = None
+    observedTimeUnixNano: int | None = None
     eventName: str | None = None
     traceId: str | None = None
     spanId: str | None = None
@@ -206,7 +220,9 @@ class _Resolved:
         self.override: str | None = override if isinstance(override, str) and override else None
         host = attrs.get("host.name")
         self.host: str | None = host if isinstance(host, str) and host else None
-        session_id = attrs.get("session.id")
+        # A Collector's `groupbyattrs` processor moves `session.id` here (deploy/otel-collector.yaml):
+        # taken out, so the event is the same whichever side it came on.
+        session_id = attrs.pop("session.id", None)
         self.session_id: str | None = session_id if isinstance(session_id, str) else None
         self.attributes: dict[str, Any] = {f"resource.{k}": v for k, v in attrs.items()}
         self.truncated: list[str] = []
@@ -230,7 +246,7 @@ class _Batcher:
         self.received_ms = received_ms
         self._shared: dict[str, DecodeError] = {}
 
-    def record(self, rec: _LogRecord, resolved: _Resolved, where: str) -> None:
+    def record(self, rec: _LogRecord | _PlainRecord, resolved: _Resolved, where: str) -> None:
         self.records += 1
         try:
             self.events.append(_record_event(rec, resolved, self.received_ms))
@@ -246,9 +262,10 @@ class _Batcher:
             shared = self._shared[exc.reason] = DecodeError(exc.reason, "a further record rejected for this reason")
         self.errors.append(shared)
 
-    def result(self, batch: _Batch | _IsolatedBatch) -> DecodeResult:
+    def result(self, other_signal: bool = False) -> DecodeResult:
+        """The message's result; ``other_signal``: it carried traces or metrics instead."""
         if self.records == 0 and not self.errors:
-            if batch.resourceSpans or batch.resourceMetrics:
+            if other_signal:
                 return _fail("invalid_field", "a traces or metrics request, not `resourceLogs`")
             return _fail("empty_batch", "the request holds no log records")
         return DecodeResult(self.events, self.errors)
@@ -297,7 +314,7 @@ def _decode_typed(batch: _Batch, received_ms: int) -> DecodeResult:
         for si, scope_logs in enumerate(resource_logs.scopeLogs):
             for li, rec in enumerate(scope_logs.logRecords):
                 out.record(rec, resolved, f"resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]")
-    return out.result(batch)
+    return out.result(bool(batch.resourceSpans or batch.resourceMetrics))
 
 
 def _decode_isolated(raw: bytes, received_ms: int) -> DecodeResult:
@@ -339,7 +356,7 @@ def _decode_isolated(raw: bytes, received_ms: int) -> DecodeResult:
                     out.reject(DecodeError(_reason(exc), str(exc) or type(exc).__name__), here)
                     continue
                 out.record(rec, resolved, here)
-    return out.result(batch)
+    return out.result(bool(batch.resourceSpans or batch.resourceMetrics))
 
 
 def _reason(exc: Exception) -> str:
@@ -361,18 +378,22 @@ def _located(exc: DecodeError, where: str) -> DecodeError:
 # --- One log record → one native event. ---
 
 
-def _record_event(rec: _LogRecord, resolved: _Resolved, received_ms: int) -> AuditEvent:
+def _record_event(rec: _LogRecord | _PlainRecord, resolved: _Resolved, received_ms: int) -> AuditEvent:
     invalid = list(resolved.invalid)
-    attrs = _flatten(rec.attributes, invalid, "attributes.")
-    try:
-        body = _to_python(rec.body, 0)
-    except ValueError:  # a malformed number: the body is dropped and named, the record kept
-        body = None
-        invalid.append("body")
+    body: Any
+    if isinstance(rec, _PlainRecord):
+        attrs, body = rec.attributes, rec.body
+    else:
+        attrs = _flatten(rec.attributes, invalid, "attributes.")
+        try:
+            body = _to_python(rec.body, 0)
+        except ValueError:  # a malformed number: the body is dropped and named, the record kept
+            body = None
+            invalid.append("body")
     name = _event_name(attrs.get("event.name"), rec.eventName, body)
-    event_id = _event_id(name, attrs, body, rec)
-    ts_ms, ts_source = _timestamp(attrs.get("event.timestamp"), rec, received_ms)
     session_id = attrs.get("session.id", resolved.session_id)
+    event_id = _event_id(name, session_id, attrs, body, rec)
+    ts_ms, ts_source = _timestamp(attrs.get("event.timestamp"), rec, received_ms)
     if session_id is None or session_id == "":
         raise DecodeError("missing_field", "no `session.id` attribute (OTEL_METRICS_INCLUDE_SESSION_ID disabled?)")
     if not isinstance(session_id, str):
@@ -420,8 +441,8 @@ def _event_name(attribute: Any, field: str | None, body: Any) -> str:
     raise DecodeError("missing_field", "no event name (`event.name`, `eventName` or a `claude_code.*` body)")
 
 
-def _event_id(name: str, attrs: dict[str, Any], body: Any, rec: _LogRecord) -> str:
-    session_id = attrs.get("session.id")
+def _event_id(name: str, session_id: Any, attrs: dict[str, Any], body: Any, rec: _LogRecord | _PlainRecord) -> str:
+    """Over the session (a record's, or its resource's where a Collector moved it there)."""
     stamp = attrs.get("event.timestamp")
     sequence = attrs.get("event.sequence")
     if (
@@ -436,7 +457,7 @@ def _event_id(name: str, attrs: dict[str, Any], body: Any, rec: _LogRecord) -> s
     return "cc-otel-" + hashlib.sha256(basis).hexdigest()[:40]
 
 
-def _timestamp(stamp: Any, rec: _LogRecord, received_ms: int) -> tuple[int, str]:
+def _timestamp(stamp: Any, rec: _LogRecord | _PlainRecord, received_ms: int) -> tuple[int, str]:
     """Epoch ms and where it came from; an unparseable ``event.timestamp`` falls back."""
     if isinstance(stamp, str):
         try:
@@ -507,6 +528,8 @@ def _map_tool_result(attrs: dict[str, Any], native: dict[str, Any], truncated: l
         native["target"] = tool_target(tool, args)
         native["args"], cut = cap_args(args)
         truncated.extend(cut)
+    if given is None and native.get("target") is None:
+        attrs[_NO_TOOL_DETAILS] = True  # OTEL_LOG_TOOL_DETAILS unset: see agentwatch.formats.tool_details
 
 
 def _map_tool_decision(attrs: dict[str, Any], native: dict[str, Any], truncated: list[str]) -> None:

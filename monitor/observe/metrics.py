@@ -16,6 +16,15 @@ MESSAGES = Counter("agentwatch_ingest_messages_total", "Raw messages consumed.",
 DECODE_FAILURES = Counter(
     "agentwatch_ingest_decode_failures_total", "Records that could not be decoded.", ["format", "reason"]
 )
+EVENTS_WITHOUT_TOOL_DETAILS = Counter(
+    "agentwatch_ingest_events_without_tool_details_total",
+    "Claude Code tool results whose input (file, URL) is unknown: OTEL_LOG_TOOL_DETAILS=1 is not set.",
+)
+REKEY_MESSAGES = Counter(
+    "agentwatch_rekey_messages_total",
+    "agentwatch rekey: Collector messages read (in), per-session messages written (out), written unkeyed.",
+    ["direction"],
+)
 DLQ_WRITES = Counter("agentwatch_ingest_dlq_writes_total", "Records written to the dead-letter topic.", ["reason"])
 BATCH_SECONDS = Histogram(
     "agentwatch_pipeline_batch_duration_seconds",
