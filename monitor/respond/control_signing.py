@@ -139,7 +139,11 @@ class ControlSigner:
             "ts": ts,
             "sig": _mac(self._key, self.key_id, ts, command),
         }
-        return json.dumps(command, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        text = json.dumps(command, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in an id: escaped, the JSON (and its MAC) unchanged
+            return json.dumps(command, separators=(",", ":")).encode("ascii")
 
     def sign_messages(self, messages: list[OutgoingMessage], now_ms: int | None = None) -> list[OutgoingMessage]:
         """The messages for the control topic signed (now: at send time), the others as they are."""
@@ -181,7 +185,7 @@ class ControlVerifier:
             raise RejectedCommand("malformed", f"over {MAX_COMMAND_BYTES} bytes")
         try:
             command = json.loads(value)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise RejectedCommand("malformed", "not JSON") from None
         if not isinstance(command, dict):
             raise RejectedCommand("malformed", "not a JSON object")
