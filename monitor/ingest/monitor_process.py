@@ -47,6 +47,12 @@ def start_monitor(
         security = resolve_security(config.kafka)
     if signer is None:
         signer = ControlSigner.from_env(settings.control_topic)
+    log.info(
+        "kafka %s: %s; control commands %s",
+        bootstrap_servers,
+        security.describe(),  # protocol, mechanism, user: never a secret
+        f"signed (key {signer.key_id})" if signer else "unsigned",
+    )
     if create_topics:
         ensure_topics(bootstrap_servers, all_topics(settings), security=security)
     engine = open_store(config.store_url)
