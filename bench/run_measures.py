@@ -140,9 +140,11 @@ def monitor_run(bootstrap: str, config: Config, expected: int, security: KafkaSe
     }
 
 
-def monitor_rate(bootstrap: str, config: Config, expected: int) -> tuple[float, int]:
+def monitor_rate(
+    bootstrap: str, config: Config, expected: int, security: KafkaSecurity | None = None
+) -> tuple[float, int]:
     """``run``'s events/s and alerts published (see :func:`monitor_run`)."""
-    result = monitor_run(bootstrap, config, expected)
+    result = monitor_run(bootstrap, config, expected, security)
     return result["run_events_per_s"], result["alerts"]
 
 
