@@ -28,7 +28,7 @@ from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet
 from agentwatch.lab.topic_io import publish_events, read_records, read_topic
 from agentwatch.respond.control_signing import ControlSigner, ControlVerifier
 from tests.test_response_e2e import SESSION, exfiltration_session
-from tests.tls_broker import Pki, TlsBroker, make_ca
+from tests.tls_broker import CLIENT_KEY_PASSWORD, Pki, TlsBroker, make_ca
 
 pytestmark = pytest.mark.broker
 
@@ -93,6 +93,32 @@ def admin(tls_broker: TlsBroker, security: KafkaSecurity | None) -> KafkaAdminCl
     return KafkaAdminClient(
         bootstrap_servers=tls_broker.bootstrap_servers, bootstrap_timeout_ms=3000, **client_kwargs(security)
     )
+
+
+@pytest.fixture(scope="module")
+def mtls_broker(pki: Pki) -> Iterator[TlsBroker]:
+    with TlsBroker(pki, mutual=True) as broker:
+        yield broker
+
+
+def test_mutual_tls_with_a_password_protected_client_key(mtls_broker: TlsBroker, pki: Pki, tmp_path: Path) -> None:
+    """The broker requires a client certificate: the client key's password comes from a file."""
+    (tmp_path / "key-password").write_text(CLIENT_KEY_PASSWORD + "\n")
+    env = {
+        "AGENTWATCH_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "AGENTWATCH_KAFKA_SSL_CAFILE": str(pki.ca_file),
+        "AGENTWATCH_KAFKA_SSL_CERTFILE": str(pki.client_cert_file),
+        "AGENTWATCH_KAFKA_SSL_KEYFILE": str(pki.client_key_file),
+        "AGENTWATCH_KAFKA_SSL_KEY_PASSWORD_FILE": str(tmp_path / "key-password"),
+    }
+    security = resolve_security(KafkaSettings(), env)
+    topic = f"mtls.audit.{uuid.uuid4().hex[:8]}"
+    ensure_topics(mtls_broker.bootstrap_servers, [topic], partitions=1, security=security)
+    assert publish_events(mtls_broker.bootstrap_servers, topic, [native_event("mtls-1")], security=security) == 1
+    [record] = read_records(mtls_broker.bootstrap_servers, topic, security=security)
+    assert record.key == b"mtls-1"
+    with pytest.raises(KafkaError):  # the same CA, no client certificate: the broker refuses
+        admin(mtls_broker, tls(pki.ca_file))
 
 
 def test_the_monitor_contains_a_session_over_tls_with_a_signed_command(

@@ -32,16 +32,22 @@ from cryptography.x509.oid import NameOID
 
 from agentwatch.lab.broker import LOOPBACK, BrokerError, free_port, tansu_binary
 
+#: The client key's password (the key is written encrypted, as mutual-TLS set-ups often have it).
+CLIENT_KEY_PASSWORD = "client-key-password"
+
 
 @dataclass(frozen=True)
 class Pki:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    client_cert_file: Path
+    client_key_file: Path  # encrypted with CLIENT_KEY_PASSWORD
 
 
 def make_ca(directory: Path, name: str = "agentwatch test CA") -> Pki:
-    """A self-signed CA and a server certificate it signs, valid for localhost and 127.0.0.1, as PEM files."""
+    """A self-signed CA, a server certificate it signs (valid for localhost and 127.0.0.1) and a client
+    certificate for mutual TLS, as PEM files."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -89,7 +95,34 @@ def make_ca(directory: Path, name: str = "agentwatch test CA") -> Pki:
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    pki = Pki(directory / "ca.pem", directory / "broker.pem", directory / "broker.key")
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agentwatch-monitor")]))
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = Pki(
+        directory / "ca.pem",
+        directory / "broker.pem",
+        directory / "broker.key",
+        directory / "client.pem",
+        directory / "client.key",
+    )
+    pki.client_cert_file.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    pki.client_key_file.write_bytes(
+        client_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(CLIENT_KEY_PASSWORD.encode()),
+        )
+    )
     pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pki.key_file.write_bytes(
@@ -99,10 +132,13 @@ def make_ca(directory: Path, name: str = "agentwatch test CA") -> Pki:
 
 
 class TlsBroker:
-    """Tansu behind a TLS-terminating proxy; ``bootstrap_servers`` is the TLS port."""
+    """Tansu behind a TLS-terminating proxy; ``bootstrap_servers`` is the TLS port.
 
-    def __init__(self, pki: Pki) -> None:
+    ``mutual``: the proxy also requires a client certificate signed by the test CA."""
+
+    def __init__(self, pki: Pki, mutual: bool = False) -> None:
         self.pki = pki
+        self.mutual = mutual
         self.port = free_port()
         self.backend_port = free_port()
         self.connections = 0  # TLS connections accepted (handshake done)
@@ -119,6 +155,9 @@ class TlsBroker:
     def __enter__(self) -> TlsBroker:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.pki.cert_file, self.pki.key_file)
+        if self.mutual:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.pki.ca_file)
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
             asyncio.start_server(self._handle, LOOPBACK, self.port, ssl=context), self._loop
