@@ -181,3 +181,35 @@ def test_a_lone_surrogate_in_an_identifier_still_signs_to_valid_utf8() -> None:
     signed = ControlSigner(KEY, "k1").sign(value, now_ms=NOW)
     signed.decode("utf-8")  # valid UTF-8 on the wire
     assert ControlVerifier({"k1": KEY}).verify(signed, now_ms=NOW)["session_id"] == "s-\ud800"
+
+
+@pytest.mark.broker
+def test_the_sender_respond_serve_and_approve_use_signs_control_commands(broker: EmbeddedBroker) -> None:
+    from agentwatch.ingest.monitor_process import KafkaSender
+    from agentwatch.lab.topic_io import read_topic
+
+    bootstrap = broker.bootstrap_servers
+    control, other = (f"{name}.{uuid.uuid4().hex[:8]}" for name in ("agent.control", "agentwatch.alerts"))
+    ensure_topics(bootstrap, [control, other], partitions=1)
+    sender = KafkaSender(bootstrap, None, ControlSigner(KEY, "k1", control))
+    try:
+        sender([OutgoingMessage(control, b"s", command("sent")), OutgoingMessage(other, b"s", b'{"alert":1}')])
+    finally:
+        sender.close()
+    [signed] = read_topic(bootstrap, control)
+    assert ControlVerifier({"k1": KEY}).verify(signed)["session_key"] == identity_key("sent")
+    assert read_topic(bootstrap, other) == [b'{"alert":1}']
+
+
+def test_an_unusable_signing_key_stops_run_and_respond_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agentwatch.cli.main import main
+
+    env = {"AGENTWATCH_DATA_DIR": str(tmp_path), "AGENTWATCH_CONTROL_SIGNING_KEY": "too-short"}
+    for argv in (["run", "--bootstrap-servers", "127.0.0.1:1"], ["respond", "--bootstrap-servers", "127.0.0.1:1"]):
+        result = CliRunner().invoke(main, argv, env=env)
+        assert result.exit_code == 1, (argv, result.output)
+        [line] = result.output.strip().splitlines()
+        assert "control signing key must be" in line and "openssl rand -hex 32" in line
+        assert "too-short" not in line
