@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("AGENTWATCH_AUDIT_KEY", secrets.token_hex(32))
 
 from agentwatch.config import load_config  # noqa: E402
+from agentwatch.ingest.kafka_security import PLAINTEXT  # noqa: E402
 from agentwatch.ingest.monitor_process import start_monitor  # noqa: E402
 from agentwatch.ingest.topics import all_topics, ensure_topics  # noqa: E402
 from agentwatch.lab import simulator  # noqa: E402
@@ -86,7 +87,7 @@ def one_run(bootstrap: str, n: int, mode: str, base_url: str | None, respond: bo
         assert worker.stderr is not None
         worker.stderr.readline()  # "responding: …"
     marks: list[tuple[float, int]] = []
-    monitor = start_monitor(bootstrap, config, exit_on_idle_s=IDLE_S, worker=mode)  # type: ignore[arg-type]
+    monitor = start_monitor(bootstrap, config, exit_on_idle_s=IDLE_S, worker=mode, security=PLAINTEXT)  # type: ignore[arg-type]
     monitor.on_batch = lambda s: marks.append((time.perf_counter(), s.events))
     stats = monitor.run()
     stopped = time.perf_counter()

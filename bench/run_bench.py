@@ -55,6 +55,7 @@ from rich.table import Table  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
+from agentwatch.ingest.kafka_security import PLAINTEXT, KafkaSecurity, resolve_security  # noqa: E402
 from agentwatch.ingest.topics import all_topics, ensure_topics  # noqa: E402
 from agentwatch.lab import simulator  # noqa: E402
 from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
@@ -143,7 +144,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=2000.0, help="events/s for the latency runs")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server to create throwaway databases on")
-    parser.add_argument("--bootstrap-servers", help="an existing broker (default: start an embedded one)")
+    parser.add_argument(
+        "--bootstrap-servers",
+        help="an existing broker (default: start an embedded one); TLS/SASL from AGENTWATCH_KAFKA_*",
+    )
     parser.add_argument("--join-wait", type=float, default=6.0, help="seconds for `run`'s group join before producing")
     parser.add_argument("--runs", type=int, default=1, help="repeat everything N times; report min/median/max")
     parser.add_argument("--json", action="store_true")
@@ -170,10 +174,10 @@ def run(args: argparse.Namespace, console: Console | None = None) -> dict[str, A
     with tempfile.TemporaryDirectory() as tmp:
         if args.bootstrap_servers:
             bootstrap = args.bootstrap_servers
-            _run_scenarios(args, bootstrap, Path(tmp), tag, results, console)
+            _run_scenarios(args, bootstrap, Path(tmp), tag, results, console, resolve_security())
         else:
             with EmbeddedBroker() as broker:
-                _run_scenarios(args, broker.bootstrap_servers, Path(tmp), tag, results, console)
+                _run_scenarios(args, broker.bootstrap_servers, Path(tmp), tag, results, console, PLAINTEXT)
     if args.memory_sessions > 0:
         console.print(f"idle session memory ({args.memory_sessions:,} sessions)…")
         results["memory"] = idle_session_memory(args.memory_sessions)
@@ -182,11 +186,17 @@ def run(args: argparse.Namespace, console: Console | None = None) -> dict[str, A
 
 
 def _run_scenarios(
-    args: argparse.Namespace, bootstrap: str, tmp: Path, tag: str, results: dict[str, Any], console: Console
+    args: argparse.Namespace,
+    bootstrap: str,
+    tmp: Path,
+    tag: str,
+    results: dict[str, Any],
+    console: Console,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     for number, scenario in enumerate(args.scenarios):
         fleet = simulator.simulate(seed=args.seed, sessions=args.sessions, attack_ratio=scenario.attack_ratio)
-        results["scenarios"].append(run_scenario(args, bootstrap, scenario, fleet.events, tmp, tag, console))
+        results["scenarios"].append(run_scenario(args, bootstrap, scenario, fleet.events, tmp, tag, console, security))
         if number == 0:
             console.print(f"replay over {scenario.name}'s events…")
             config = bench_config(f"{tag}-replay", tmp)
@@ -201,6 +211,7 @@ def run_scenario(
     tmp: Path,
     tag: str,
     console: Console,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[str, Any]:
     """Throughput (bare and ``run``) and then latency for one scenario, each on a store of its own."""
     result: dict[str, Any] = {
@@ -212,14 +223,16 @@ def run_scenario(
     with _store(args, scenario, tag, "throughput") as store_url:
         config = bench_config(f"{tag}-{scenario.name}-throughput", tmp, store_url)
         topic = next(iter(config.monitor.inputs))
-        ensure_topics(bootstrap, [topic], partitions=PARTITIONS)
-        ensure_topics(bootstrap, all_topics(config.monitor))
+        ensure_topics(bootstrap, [topic], partitions=PARTITIONS, security=security)
+        ensure_topics(bootstrap, all_topics(config.monitor), security=security)
         console.print(f"[{scenario.name}] producing {len(events):,} events to {topic} ({PARTITIONS} partitions)…")
-        publish_events(bootstrap, topic, events)
+        publish_events(bootstrap, topic, events, security=security)
         console.print(f"[{scenario.name}] bare kafka-python consumer…")
-        bare = bare_consumer_rate(bootstrap, topic, len(events), group_id=f"bench-{tag}-{scenario.name}-bare")
+        bare = bare_consumer_rate(
+            bootstrap, topic, len(events), group_id=f"bench-{tag}-{scenario.name}-bare", security=security
+        )
         console.print(f"[{scenario.name}] agentwatch run (all default detectors, responder on)…")
-        ours = monitor_run(bootstrap, config, len(events))
+        ours = monitor_run(bootstrap, config, len(events), security)
         result["throughput"] = {
             "bare_events_per_s": round(bare),
             "run_events_per_s": round(ours["run_events_per_s"]),
@@ -234,8 +247,10 @@ def run_scenario(
             seed=args.seed + 1, sessions=args.latency_sessions, attack_ratio=scenario.attack_ratio
         )
         config = bench_config(f"{tag}-{scenario.name}-latency", tmp, store_url)
-        ensure_topics(bootstrap, list(config.monitor.inputs), partitions=PARTITIONS)
-        result["latency"] = latency(bootstrap, config, small.events, args.rate, tmp, join_wait_s=args.join_wait)
+        ensure_topics(bootstrap, list(config.monitor.inputs), partitions=PARTITIONS, security=security)
+        result["latency"] = latency(
+            bootstrap, config, small.events, args.rate, tmp, join_wait_s=args.join_wait, security=security
+        )
     return result
 
 

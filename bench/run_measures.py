@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, func, select, text
 from agentwatch.config import Config, MonitorSettings
 from agentwatch.detect.pipeline import build_pipeline
 from agentwatch.ingest.kafka_runner import GROUP_TIMEOUTS, RunStats
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
 from agentwatch.ingest.monitor_process import start_monitor
 from agentwatch.ingest.replay import replay_file
 from agentwatch.ingest.topics import ensure_topics
@@ -70,7 +71,9 @@ def throwaway_postgres(admin_url: str, name: str) -> Iterator[str]:
             admin.dispose()
 
 
-def bare_consumer_rate(bootstrap: str, topic: str, expected: int, group_id: str = "bench-bare") -> float:
+def bare_consumer_rate(
+    bootstrap: str, topic: str, expected: int, group_id: str = "bench-bare", security: KafkaSecurity | None = None
+) -> float:
     """A bare kafka-python consumer (poll, count, commit per batch): events/s from its first record."""
     consumer = KafkaConsumer(
         topic,
@@ -80,6 +83,7 @@ def bare_consumer_rate(bootstrap: str, topic: str, expected: int, group_id: str 
         auto_offset_reset="earliest",
         max_poll_records=2000,
         **GROUP_TIMEOUTS,
+        **client_kwargs(security),
     )
     seen = 0
     first = None
@@ -98,14 +102,14 @@ def bare_consumer_rate(bootstrap: str, topic: str, expected: int, group_id: str 
         consumer.close()
 
 
-def monitor_run(bootstrap: str, config: Config, expected: int) -> dict[str, Any]:
+def monitor_run(bootstrap: str, config: Config, expected: int, security: KafkaSecurity | None = None) -> dict[str, Any]:
     """``run``'s loop (in this process, responder on as configured) over ``expected`` events.
 
     Stopped after the batch that reaches ``expected``; stopping drains the responder
     (``Responder.stop``), so the store then holds every step it got to: the backlog's
     tail is the last step's finish time minus the last batch's.
     """
-    monitor = start_monitor(bootstrap, config, exit_on_idle_s=3.0)
+    monitor = start_monitor(bootstrap, config, exit_on_idle_s=3.0, security=security)
     marks: dict[str, float] = {}
 
     def on_batch(stats: RunStats) -> None:
@@ -136,9 +140,11 @@ def monitor_run(bootstrap: str, config: Config, expected: int) -> dict[str, Any]
     }
 
 
-def monitor_rate(bootstrap: str, config: Config, expected: int) -> tuple[float, int]:
+def monitor_rate(
+    bootstrap: str, config: Config, expected: int, security: KafkaSecurity | None = None
+) -> tuple[float, int]:
     """``run``'s events/s and alerts published (see :func:`monitor_run`)."""
-    result = monitor_run(bootstrap, config, expected)
+    result = monitor_run(bootstrap, config, expected, security)
     return result["run_events_per_s"], result["alerts"]
 
 
@@ -188,7 +194,13 @@ def replay_rates(events: list[dict[str, Any]], config: Config) -> dict[str, Any]
 
 
 def latency(
-    bootstrap: str, config: Config, events: list[dict[str, Any]], rate: float, workdir: Path, join_wait_s: float = 6.0
+    bootstrap: str,
+    config: Config,
+    events: list[dict[str, Any]],
+    rate: float,
+    workdir: Path,
+    join_wait_s: float = 6.0,
+    security: KafkaSecurity | None = None,
 ) -> dict[str, Any]:
     """Produce at ``rate`` while `agentwatch run` (its own process, as users run it) consumes.
 
@@ -206,7 +218,11 @@ def latency(
         f'alerts_topic = "{config.monitor.alerts_topic}"\ndlq_topic = "{config.monitor.dlq_topic}"\n'
         f'control_topic = "{config.monitor.control_topic}"\n[monitor.inputs]\n{inputs}\n'
     )
-    ensure_topics(bootstrap, [config.monitor.alerts_topic, config.monitor.dlq_topic, config.monitor.control_topic])
+    ensure_topics(
+        bootstrap,
+        [config.monitor.alerts_topic, config.monitor.dlq_topic, config.monitor.control_topic],
+        security=security,
+    )
     monitor = subprocess.Popen(
         [
             sys.executable,
@@ -227,12 +243,12 @@ def latency(
     time.sleep(join_wait_s)  # consumer group join (no records yet, so the idle clock has not started)
     # Event time ends now, so incident and containment clocks read naturally.
     shift = int(time.time() * 1000) - max(e["ts"] for e in events)
-    publish_events(bootstrap, topic, [{**e, "ts": e["ts"] + shift} for e in events], rate=rate)
+    publish_events(bootstrap, topic, [{**e, "ts": e["ts"] + shift} for e in events], rate=rate, security=security)
     _, stderr = monitor.communicate(timeout=600)
     if monitor.returncode != 0:
         raise RuntimeError(f"agentwatch run failed: {stderr.decode()[-2000:]}")
-    produced = _timestamps(bootstrap, topic, key="event_id")
-    alerts = _records(bootstrap, config.monitor.alerts_topic)
+    produced = _timestamps(bootstrap, topic, key="event_id", security=security)
+    alerts = _records(bootstrap, config.monitor.alerts_topic, security)
     to_alert = sorted(t - produced[a["event_id"]] for t, a in alerts if a["event_id"] in produced)
     trigger: dict[str, tuple[int, str]] = {}
     for t, a in alerts:
@@ -241,7 +257,7 @@ def latency(
                 trigger[a["session_id"]] = (t, a["event_id"])
     to_terminate = sorted(
         t - produced[trigger[c["session_id"]][1]]
-        for t, c in _records(bootstrap, config.monitor.control_topic)
+        for t, c in _records(bootstrap, config.monitor.control_topic, security)
         if c["type"] == "terminate_session" and c["session_id"] in trigger
     )
     return {
@@ -279,12 +295,15 @@ def percentiles(values: list[int]) -> dict[str, float]:
     }
 
 
-def _records(bootstrap: str, topic: str) -> list[tuple[int, dict[str, Any]]]:
-    return [(r.timestamp, msgspec.json.decode(r.value)) for r in read_records(bootstrap, topic, timeout_s=60)]
+def _records(bootstrap: str, topic: str, security: KafkaSecurity | None = None) -> list[tuple[int, dict[str, Any]]]:
+    return [
+        (r.timestamp, msgspec.json.decode(r.value))
+        for r in read_records(bootstrap, topic, timeout_s=60, security=security)
+    ]
 
 
-def _timestamps(bootstrap: str, topic: str, key: str) -> dict[str, int]:
-    return {value[key]: ts for ts, value in _records(bootstrap, topic)}
+def _timestamps(bootstrap: str, topic: str, key: str, security: KafkaSecurity | None = None) -> dict[str, int]:
+    return {value[key]: ts for ts, value in _records(bootstrap, topic, security)}
 
 
 def cpu_note() -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentwatch.ingest.kafka_security import PLAINTEXT  # noqa: E402
 from agentwatch.ingest.topics import all_topics, ensure_topics  # noqa: E402
 from agentwatch.lab import simulator  # noqa: E402
 from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
@@ -74,7 +75,7 @@ def main() -> int:
                     drop_store(engine)
                     engine.dispose()
                 ensure_topics(bootstrap, all_topics(config.monitor))
-                rate, _ = monitor_rate(bootstrap, config, n)
+                rate, _ = monitor_rate(bootstrap, config, n, PLAINTEXT)  # its own embedded broker
                 results[durable].append(rate)
                 rows = ""
                 if durable:

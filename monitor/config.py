@@ -27,6 +27,7 @@ import msgspec
 
 from agentwatch.detect.policy import DetectorPolicy
 from agentwatch.errors import ConfigError
+from agentwatch.ingest.kafka_security import SECRET_NAMES, KafkaSettings
 from agentwatch.respond.incident_lifecycle import IncidentSettings
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
@@ -110,6 +111,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     monitor: MonitorSettings = msgspec.field(default_factory=MonitorSettings)
     response: ResponseSettings = msgspec.field(default_factory=ResponseSettings)
+    #: TLS/SASL for every Kafka client (:mod:`agentwatch.ingest.kafka_security`); secrets: env or files.
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     incidents: IncidentSettings = msgspec.field(default_factory=IncidentSettings)
     hooks: HookSettings = msgspec.field(default_factory=HookSettings)
     detectors: dict[str, DetectorPolicy] = msgspec.field(default_factory=lambda: shipped_policies())
@@ -149,6 +152,13 @@ def load_config(path: str | os.PathLike[str] | None = None, *, defaults: bool = 
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         merged = _overlay(merged, user)
+        kafka = user.get("kafka")
+        for name in SECRET_NAMES:
+            if isinstance(kafka, dict) and name in kafka:
+                raise ConfigError(
+                    f"config file {path}: [kafka] {name} — secrets do not go in the config file; hint: set "
+                    f'AGENTWATCH_KAFKA_{name.upper()} or {name}_file = "/run/secrets/…"'
+                )
     try:
         config = msgspec.convert(merged, Config)
     except (msgspec.ValidationError, ValueError) as exc:

@@ -101,7 +101,7 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on() -> None:
         f"rekey:{rekey_port}",
         f"server:{server_port}",
     }
-    assert f"{server_port}:{server_port}" in SERVICES["server"]["ports"]
+    assert [published(m, {})[1:] for m in SERVICES["server"]["ports"]] == [(server_port, server_port)]
 
 
 def test_grafana_datasources_match_the_dashboards_variables() -> None:
@@ -153,8 +153,8 @@ def test_environment_variables_and_ports_are_documented() -> None:
     assert undocumented == []
     for service in SERVICES.values():
         for mapping in service.get("ports", []):
-            host_port = mapping.split(":")[-2]  # [HOST_IP:]HOST_PORT:CONTAINER_PORT
-            assert re.search(rf"\b{host_port}\b", README), f"port {mapping} not in README"
+            port = published(mapping, {})[1]
+            assert re.search(rf"\b{port}\b", README), f"port {mapping} not in README"
             for variable in re.findall(r"\$\{(\w+)", mapping):
                 assert variable in README, f"{variable} (compose port {mapping}) not in README"
 
@@ -173,3 +173,103 @@ def test_the_monitor_leaves_non_urgent_steps_to_the_responder_on_the_same_store(
     # what its steps need: Slack for approval requests, the gated actions' webhooks
     for key in ("AGENTWATCH_SLACK_BOT_TOKEN", "AGENTWATCH_SLACK_CHANNEL", "AGENTWATCH_APPROVERS"):
         assert key in responder["environment"], key
+
+
+# -- compose as a deployment: secrets, bind addresses, what the playbooks read ----------------
+_VAR = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+class MissingVariable(Exception):
+    pass
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's interpolation (``${VAR}``, ``${VAR:-default}``, ``${VAR:?message}``, ``$$``) —
+    what ``docker compose config`` does first, for where there is no Docker client."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name"), match.group("op"), match.group("arg") or ""
+        value = env.get(name)
+        unset_or_empty = not value if op and op.startswith(":") else value is None
+        if op in (":?", "?") and unset_or_empty:
+            raise MissingVariable(f"{name}: {arg}")
+        if op in (":-", "-") and unset_or_empty:
+            return arg
+        return value or ""
+
+    return _VAR.sub(one, text)
+
+
+def published(mapping: str, env: dict[str, str]) -> tuple[str, str, str]:
+    """(host address, published port, container port) of a short-syntax ``ports`` entry."""
+    host, port, target = interpolate(mapping, env).rsplit(":", 2)
+    return host, port, target
+
+
+ENV_EXAMPLE = ROOT / ".env.example"
+REQUIRED = {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "AGENTWATCH_DASHBOARD_DB_PASSWORD", "AGENTWATCH_OTLP_TOKEN"}
+
+
+def _example_env() -> dict[str, str]:
+    env = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    return env
+
+
+def test_required_secrets_fail_fast_instead_of_defaulting() -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    for name in REQUIRED:
+        uses = re.findall(rf"\$\{{{name}([^}}]*)\}}", text)
+        assert uses and all(use.startswith(":?") for use in uses), (name, uses)
+    assert "admin}" not in text and ":-agentwatch}" not in text  # the old demo defaults
+    with pytest.raises(MissingVariable, match="|".join(REQUIRED)):
+        interpolate(text, {})
+    for name in REQUIRED:  # each one alone stops it
+        with pytest.raises(MissingVariable, match=name):
+            interpolate(text, {k: "x" for k in REQUIRED - {name}})
+    # the example environment names every required variable (values to replace) and then interpolates
+    example = _example_env()
+    assert REQUIRED | {"AGENTWATCH_API_TOKEN"} <= set(example)
+    yaml.safe_load(interpolate(text, {k: "set" for k in example}))
+
+
+def test_published_ports_bind_to_loopback_unless_configured() -> None:
+    mappings = [m for service in SERVICES.values() for m in service.get("ports", [])]
+    assert len(mappings) >= 3
+    for mapping in mappings:
+        assert published(mapping, {})[0] == "127.0.0.1", mapping
+        # Kafka's unauthenticated external listener has its own switch, so opening the UIs never opens it
+        switch = "KAFKA_EXTERNAL_BIND" if "KAFKA_EXTERNAL_BIND" in mapping else "AGENTWATCH_BIND"
+        assert published(mapping, {switch: "0.0.0.0"})[0] == "0.0.0.0", mapping
+    # the metrics ports are not published at all; they listen on the compose network only
+    for name in ("monitor", "responder"):
+        assert "ports" not in SERVICES[name] and SERVICES[name]["environment"]["AGENTWATCH_METRICS_HOST"] == "0.0.0.0"
+
+
+def playbook_variables() -> set[str]:
+    """Every environment variable the shipped playbooks name (``$VAR`` approvers, ``*_env`` params)."""
+    names: set[str] = set()
+    for path in (ROOT / "playbooks").glob("*.yaml"):
+        names |= set(re.findall(r"\$(AGENTWATCH_[A-Z_]+)", path.read_text()))
+        names |= set(re.findall(r"_env:\s*(AGENTWATCH_[A-Z_]+)", path.read_text()))
+    return names
+
+
+def test_monitor_responder_and_server_receive_what_the_playbooks_need() -> None:
+    wanted = playbook_variables()
+    assert {"AGENTWATCH_APPROVERS", "AGENTWATCH_ESCALATION_APPROVERS", "AGENTWATCH_WEBHOOK_SECRET"} <= wanted
+    assert {"AGENTWATCH_REVOKE_WEBHOOK_URL", "AGENTWATCH_QUARANTINE_WEBHOOK_URL"} <= wanted
+    # and what approvals and control commands read beside the playbooks
+    wanted |= {"AGENTWATCH_APPROVALS_FILE", "AGENTWATCH_SLACK_BOT_TOKEN", "AGENTWATCH_SLACK_CHANNEL"}
+    wanted |= {"AGENTWATCH_CONTROL_SIGNING_KEY"}
+    for name in ("monitor", "responder", "server"):
+        env = SERVICES[name]["environment"]
+        assert sorted(wanted - set(env)) == [], name
+        for key in wanted:  # passed through from the operator's environment, not hard-coded
+            assert str(env[key]).startswith(f"${{{key}:-"), (name, key)
+    assert "AGENTWATCH_SLACK_SIGNING_SECRET" in SERVICES["server"]["environment"]

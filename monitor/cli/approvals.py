@@ -38,7 +38,7 @@ from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
 from agentwatch.approve.views import annotate_list, approval_rows, approvals_for  # noqa: F401 - re-exported for main
 from agentwatch.approve.votes import cast_vote, find_approval
 from agentwatch.approve.worker import approval_runtime
-from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, out
+from agentwatch.cli.common import _cell, _config, _control_signer, _engine, _kafka_security, _print_json, err, out
 from agentwatch.errors import ConfigError
 
 
@@ -112,7 +112,7 @@ def _runtime(
     if bootstrap_servers:
         from agentwatch.ingest.monitor_process import KafkaSender
 
-        send = KafkaSender(bootstrap_servers)
+        send = KafkaSender(bootstrap_servers, _kafka_security(config), _control_signer(config))
     return approval_runtime(
         engine, config.data_dir.resolve(), config.monitor.control_topic, send=send, notifier=notifier
     )

@@ -11,6 +11,8 @@ from rich.console import Console
 
 from agentwatch.config import Config, load_config
 from agentwatch.errors import ConfigError
+from agentwatch.ingest.kafka_security import KafkaSecurity, resolve_security
+from agentwatch.respond.control_signing import ControlSigner
 
 # Not a terminal (a pipe, CI): rich would wrap tables at 80 columns; give them room.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -24,6 +26,22 @@ LAB_HINT = "`agentwatch {command}` needs the lab: pip install 'agentwatch[lab]'"
 def _config(ctx: click.Context) -> Config:
     try:
         return load_config(ctx.obj.get("config_path"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _kafka_security(config: Config) -> KafkaSecurity:
+    """TLS/SASL for this command's Kafka clients: ``[kafka]`` and ``AGENTWATCH_KAFKA_*``; errors are one line."""
+    try:
+        return resolve_security(config.kafka)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _control_signer(config: Config) -> ControlSigner | None:
+    """The control-command signer (``AGENTWATCH_CONTROL_SIGNING_KEY``), ``None`` when unset; errors are one line."""
+    try:
+        return ControlSigner.from_env(config.monitor.control_topic)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 

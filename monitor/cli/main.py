@@ -20,7 +20,18 @@ from rich.table import Table
 from agentwatch import __version__, log_format
 from agentwatch.cli import approvals as cli_approvals
 from agentwatch.cli import store_commands
-from agentwatch.cli.common import _cell, _config, _engine, _print_json, _redacted, err, lab_required, out
+from agentwatch.cli.common import (
+    _cell,
+    _config,
+    _control_signer,
+    _engine,
+    _kafka_security,
+    _print_json,
+    _redacted,
+    err,
+    lab_required,
+    out,
+)
 from agentwatch.config import WORKER_MODES, WorkerMode
 from agentwatch.errors import ConfigError
 from agentwatch.formats import BINARY_FORMATS, DECODERS
@@ -124,13 +135,21 @@ def replay(
 
 # -- run ----------------------------------------------------------------------------
 
-#: ``--metrics-port``, shared by the long-running processes (``run``, ``respond``).
+#: ``--metrics-port`` and ``--metrics-host``, shared by the long-running processes (``run``, ``respond``).
 metrics_port_option = click.option(
     "--metrics-port",
     type=int,
     default=None,
     envvar="AGENTWATCH_METRICS_PORT",
-    help="Serve Prometheus /metrics on this port (0.0.0.0). Env: AGENTWATCH_METRICS_PORT.",
+    help="Serve Prometheus /metrics on this port (on --metrics-host). Env: AGENTWATCH_METRICS_PORT.",
+)
+metrics_host_option = click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="AGENTWATCH_METRICS_HOST",
+    help="Address /metrics binds to: loopback unless a scraper on another host needs it "
+    "(0.0.0.0 in a container). Env: AGENTWATCH_METRICS_HOST.",
 )
 
 
@@ -156,6 +175,7 @@ metrics_port_option = click.option(
 )
 @click.option("--quiet", is_flag=True, help="No progress line.")
 @metrics_port_option
+@metrics_host_option
 @click.option(
     "--worker",
     type=click.Choice(WORKER_MODES),
@@ -172,16 +192,24 @@ def run(
     create_topics: bool,
     quiet: bool,
     metrics_port: int | None,
+    metrics_host: str,
     worker: WorkerMode | None,
 ) -> None:
     """Consume, detect, respond: the monitor against Kafka."""
     from agentwatch.ingest.monitor_process import start_monitor
 
     config = _config(ctx)
-    _metrics_server(metrics_port)
+    security = _kafka_security(config)
+    _metrics_server(metrics_port, metrics_host)
     with _store_errors(config.store_url):
         monitor = start_monitor(
-            bootstrap_servers, config, exit_on_idle_s=exit_on_idle, create_topics=create_topics, worker=worker
+            bootstrap_servers,
+            config,
+            exit_on_idle_s=exit_on_idle,
+            create_topics=create_topics,
+            worker=worker,
+            security=security,
+            signer=_control_signer(config),
         )
     monitor.install_signal_handlers()
     if quiet:
@@ -209,8 +237,9 @@ def run(
     "approved containment); needed when a playbook has such a step. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
 )
 @metrics_port_option
+@metrics_host_option
 @click.pass_context
-def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int | None) -> None:
+def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int | None, metrics_host: str) -> None:
     """Run response steps claimed from the store until SIGTERM/SIGINT (beside `run --worker external`).
 
     Evidence, postmortems, approval requests, webhooks, retries and take-overs of steps whose
@@ -224,7 +253,12 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int
 
     config = _config(ctx)
     with _store_errors(config.store_url):
-        responder = build_responder(config, KafkaSender(bootstrap_servers) if bootstrap_servers else None)
+        sender = (
+            KafkaSender(bootstrap_servers, _kafka_security(config), _control_signer(config))
+            if bootstrap_servers
+            else None
+        )
+        responder = build_responder(config, sender)
     senders = steps_that_send(responder.playbooks)
     if senders and not bootstrap_servers:
         responder.stop(drain=False)
@@ -233,7 +267,7 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int
             "(or AGENTWATCH_BOOTSTRAP_SERVERS)"
         )
     try:
-        _metrics_server(metrics_port)
+        _metrics_server(metrics_port, metrics_host)
     except click.ClickException:
         responder.stop(drain=False)
         raise
@@ -312,6 +346,7 @@ def rekey(
             group_id=group_id,
             exit_on_idle_s=exit_on_idle,
             should_stop=stop.is_set,
+            security=_kafka_security(_config(ctx)),
         )
     except KafkaError as exc:
         raise click.ClickException(
@@ -345,7 +380,9 @@ def rekey(
 )
 @click.option("--topic", default="agent.audit", show_default=True)
 @click.option("--rate", type=float, default=None, help="Events per second when producing (default: max).")
+@click.pass_context
 def simulate(
+    ctx: click.Context,
     seed: int,
     sessions: int,
     attack_ratio: float,
@@ -364,6 +401,7 @@ def simulate(
 
     if out_dir is None and bootstrap_servers is None:
         raise click.UsageError("give --out DIR, --bootstrap-servers HOST:PORT, or both")
+    security = _kafka_security(_config(ctx)) if bootstrap_servers is not None else None
     types: tuple[str, ...] = simulator.HELD_OUT_AGENT_TYPES if held_out else simulator.TUNED_AGENT_TYPES
     if agent_types:
         types = tuple(t.strip() for t in agent_types.split(","))
@@ -385,7 +423,7 @@ def simulate(
             raise lab_required("simulate", exc) from None
 
         with _progress("producing", len(fleet.events)) as advance:
-            sent = publish_events(bootstrap_servers, topic, fleet.events, rate=rate, on_sent=advance)
+            sent = publish_events(bootstrap_servers, topic, fleet.events, rate=rate, on_sent=advance, security=security)
         err.print(f"produced {sent:,} events to {topic}")
 
 
@@ -934,8 +972,15 @@ def serve(
         hook_tokens = load_hook_tokens()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    hooks = HookGate(config, Publisher(bootstrap_servers, config.hooks.topic), tokens=hook_tokens)
-    service = approval_service(engine, config.data_dir.resolve(), config.monitor.control_topic, bootstrap_servers)
+    security = _kafka_security(config) if bootstrap_servers else None
+    hooks = HookGate(config, Publisher(bootstrap_servers, config.hooks.topic, security=security), tokens=hook_tokens)
+    service = approval_service(
+        engine,
+        config.data_dir.resolve(),
+        config.monitor.control_topic,
+        bootstrap_servers,
+        security=security,
+    )
     try:
         server = make_server(
             host, port, engine, service, token=token, public_metrics=public_metrics, limits=limits, hooks=hooks
@@ -966,15 +1011,18 @@ def serve(
 
 
 # -- helpers ------------------------------------------------------------------------
-def _metrics_server(port: int | None) -> None:
+def _metrics_server(port: int | None, host: str = "127.0.0.1") -> None:
     if port is None:
         return
     from prometheus_client import start_http_server
 
     try:
-        start_http_server(port)
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve metrics on port {port}: {exc.strerror or exc}") from None
+        start_http_server(port, addr=host)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(
+            f"cannot serve metrics on {host}:{port}: {getattr(exc, 'strerror', None) or exc}; "
+            "hint: pick a free port (--metrics-port) or an address of this host (--metrics-host)"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -46,9 +46,11 @@ from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.errors import DECODE_REASONS, DecodeError
 from agentwatch.events import dead_letter
 from agentwatch.formats import get_decoder
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.observe import metrics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.control_signing import ControlSigner
 from agentwatch.respond.responder import Responder
 from agentwatch.store import AlertLedger
 
@@ -135,6 +137,10 @@ class KafkaMonitor:
     state
         Durable session and learned state (:mod:`agentwatch.ingest.state_checkpoint`); ``None``
         keeps state in memory only (a restart starts sessions over).
+    security
+        TLS/SASL for the consumer and producer (:mod:`agentwatch.ingest.kafka_security`); ``None``: plaintext.
+    signer
+        Signs the control commands it publishes (:mod:`agentwatch.respond.control_signing`); ``None``: unsigned.
     """
 
     def __init__(
@@ -148,8 +154,12 @@ class KafkaMonitor:
         on_batch: Callable[[RunStats], None] | None = None,
         responder: Responder | None = None,
         state: DurableState | None = None,
+        security: KafkaSecurity | None = None,
+        signer: ControlSigner | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security
+        self.signer = signer
         self.settings = settings
         self.pipeline = pipeline
         self.ledger = ledger
@@ -189,6 +199,7 @@ class KafkaMonitor:
             max_poll_records=self.settings.max_poll_records,
             reconnect_backoff_max_ms=5000,
             **GROUP_TIMEOUTS,
+            **client_kwargs(self.security),
         )
         if self.state is not None:
             self.state.start()
@@ -219,7 +230,7 @@ class KafkaMonitor:
         a partition handed over, killed after its producer flushed but before its ledger
         write: re-read the ledger from the store, then the alerts topic past its positions."""
         self.ledger.reload()
-        return recover_ledger(self.ledger, self.bootstrap_servers, self.settings.alerts_topic)
+        return recover_ledger(self.ledger, self.bootstrap_servers, self.settings.alerts_topic, security=self.security)
 
     def _new_producer(self) -> KafkaProducer:
         # Idempotent production is off on purpose: a broker that comes back without the
@@ -233,6 +244,7 @@ class KafkaMonitor:
             reconnect_backoff_max_ms=5000,
             max_block_ms=10_000,
             enable_idempotence=False,
+            **client_kwargs(self.security),
         )
 
     def _idle_expired(self) -> bool:
@@ -423,7 +435,9 @@ class KafkaMonitor:
         try:
             for message in pending:
                 try:
-                    futures.append((message, producer.send(message.topic, value=message.value, key=message.key)))
+                    # control commands are signed per attempt: a gateway's freshness window counts from the send
+                    value = message.value if self.signer is None else self.signer.sign_messages([message])[0].value
+                    futures.append((message, producer.send(message.topic, value=value, key=message.key)))
                 except MessageSizeTooLargeError as exc:  # never deliverable: retrying it would wedge the loop
                     metrics.BEST_EFFORT_FAILURES.labels("deliver_oversized").inc()
                     log.error(
@@ -489,7 +503,13 @@ class KafkaMonitor:
         best_effort("consumer_lag", report, default=None)  # a dashboard figure: never worth the loop
 
 
-def recover_ledger(ledger: AlertLedger, bootstrap_servers: str, alerts_topic: str, timeout_s: float = 60.0) -> int:
+def recover_ledger(
+    ledger: AlertLedger,
+    bootstrap_servers: str,
+    alerts_topic: str,
+    timeout_s: float = 60.0,
+    security: KafkaSecurity | None = None,
+) -> int:
     """Catch the ledger up with alerts published after its last record.
 
     A monitor killed after its producer flushed but before the ledger was written has
@@ -497,7 +517,7 @@ def recover_ledger(ledger: AlertLedger, bootstrap_servers: str, alerts_topic: st
     ledger's recorded positions; reading that tail at start-up closes the window, so a
     re-processed batch never publishes them twice. Returns how many were recovered.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_kwargs(security))
     try:
         partitions = consumer.partitions_for_topic(alerts_topic) or set()
         tps = [TopicPartition(alerts_topic, p) for p in sorted(partitions)]

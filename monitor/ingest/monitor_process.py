@@ -12,9 +12,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from agentwatch.config import Config, WorkerMode
 from agentwatch.detect.pipeline import build_pipeline
 from agentwatch.ingest.kafka_runner import KafkaMonitor
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs, resolve_security
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.control_signing import ControlSigner, sign_outgoing
 from agentwatch.respond.worker_process import build_responder
 from agentwatch.store import AlertLedger, open_store
 
@@ -29,22 +31,38 @@ def start_monitor(
     create_topics: bool = True,
     respond: bool | None = None,
     worker: WorkerMode | None = None,
+    security: KafkaSecurity | None = None,
+    signer: ControlSigner | None = None,
 ) -> KafkaMonitor:
     """A ready-to-run :class:`KafkaMonitor` configured by ``config``.
 
     ``respond`` overrides ``[monitor] respond`` (incidents and playbooks in this process);
     ``worker`` overrides ``[response] worker`` (``external``: no worker thread here, the
-    non-urgent steps are left to ``agentwatch respond``).
+    non-urgent steps are left to ``agentwatch respond``). ``security`` defaults to ``[kafka]``
+    and ``AGENTWATCH_KAFKA_*`` (:func:`~agentwatch.ingest.kafka_security.resolve_security`); ``signer``
+    to ``AGENTWATCH_CONTROL_SIGNING_KEY`` (:mod:`agentwatch.respond.control_signing`).
     """
     settings = config.monitor
+    if security is None:
+        security = resolve_security(config.kafka)
+    if signer is None:
+        signer = ControlSigner.from_env(settings.control_topic)
+    log.info(
+        "kafka %s: %s; control commands %s",
+        bootstrap_servers,
+        security.describe(),  # protocol, mechanism, user: never a secret
+        f"signed (key {signer.key_id})" if signer else "unsigned",
+    )
     if create_topics:
-        ensure_topics(bootstrap_servers, all_topics(settings))
+        ensure_topics(bootstrap_servers, all_topics(settings), security=security)
     engine = open_store(config.store_url)
     ledger = AlertLedger(engine)  # caught up with the alerts topic when partitions are assigned
     responder = None
     if config.monitor.respond if respond is None else respond:
         external = (worker or config.response.worker) == "external"
-        responder = build_responder(config, KafkaSender(bootstrap_servers), external_worker=external, engine=engine)
+        responder = build_responder(
+            config, KafkaSender(bootstrap_servers, security, signer), external_worker=external, engine=engine
+        )
     pipeline = build_pipeline(config)
     state = (
         DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s)
@@ -52,23 +70,40 @@ def start_monitor(
         else None
     )
     return KafkaMonitor(
-        bootstrap_servers, settings, pipeline, ledger, exit_on_idle_s=exit_on_idle_s, responder=responder, state=state
+        bootstrap_servers,
+        settings,
+        pipeline,
+        ledger,
+        exit_on_idle_s=exit_on_idle_s,
+        responder=responder,
+        state=state,
+        security=security,
+        signer=signer,
     )
 
 
 class KafkaSender:
     """Delivery for worker-thread actions: its own producer; raises unless all are acked."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(
+        self, bootstrap_servers: str, security: KafkaSecurity | None = None, signer: ControlSigner | None = None
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security
+        self.signer = signer
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()  # the responder's and the approvals' threads share it
 
     def __call__(self, messages: list[OutgoingMessage]) -> None:
+        messages = sign_outgoing(self.signer, messages)  # signed at send time: a retry is signed afresh
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap_servers, acks="all", max_block_ms=10_000, enable_idempotence=False
+                    bootstrap_servers=self.bootstrap_servers,
+                    acks="all",
+                    max_block_ms=10_000,
+                    enable_idempotence=False,
+                    **client_kwargs(self.security),
                 )
             producer = self._producer
         futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
@@ -84,7 +119,9 @@ class KafkaSender:
         holds a few commands per incident, within its retention — so nothing delivered
         is missed. Raises (and the step is retried) if the end cannot be reached.
         """
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, **client_kwargs(self.security)
+        )
         try:
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             if not tps:

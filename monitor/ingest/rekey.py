@@ -34,6 +34,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from agentwatch.formats.otlp_json import MAX_BATCH_BYTES
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
 from agentwatch.observe import metrics
 
 log = logging.getLogger(__name__)
@@ -170,9 +171,12 @@ def run_rekey(
     group_id: str = "agentwatch-rekey",
     exit_on_idle_s: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    security: KafkaSecurity | None = None,
 ) -> RekeyStats:
     """Re-key ``source`` into ``destination`` until stopped (or idle for ``exit_on_idle_s``)."""
     from kafka import KafkaConsumer, KafkaProducer
+
+    secured = client_kwargs(security)
 
     consumer = KafkaConsumer(
         source,
@@ -181,6 +185,7 @@ def run_rekey(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
+        **secured,
     )
     # acks from all replicas, and one request in flight: a retried send cannot overtake the next.
     producer = KafkaProducer(
@@ -189,6 +194,7 @@ def run_rekey(
         retries=10,
         max_in_flight_requests_per_connection=1,
         max_request_size=MAX_BATCH_BYTES + 1024,
+        **secured,
     )
     stats = RekeyStats()
     idle_since = time.monotonic()

@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from agentwatch.config import MonitorSettings
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,11 @@ def all_topics(settings: MonitorSettings) -> list[str]:
     return [*settings.inputs, settings.alerts_topic, settings.dlq_topic, settings.control_topic]
 
 
-def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 4) -> list[str]:
+def ensure_topics(
+    bootstrap_servers: str, topics: list[str], partitions: int = 4, security: KafkaSecurity | None = None
+) -> list[str]:
     """Create the ``topics`` that do not exist yet; return the ones created."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **client_kwargs(security))
     try:
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import msgspec
 
 from agentwatch.config import Config
+from agentwatch.ingest.kafka_security import PLAINTEXT
 from agentwatch.ingest.monitor_process import start_monitor
 from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.lab import simulator
@@ -26,6 +27,7 @@ from agentwatch.lab.broker import EmbeddedBroker
 from agentwatch.lab.evaluation import EvalReport, evaluate
 from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet, time_to_contain
 from agentwatch.lab.topic_io import read_topic
+from agentwatch.respond.control_signing import ControlVerifier
 
 
 class DemoResult(msgspec.Struct, kw_only=True):
@@ -75,9 +77,11 @@ def run_demo(
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         ensure_topics(bootstrap, all_topics(config.monitor))
-        gateway = ReferenceGateway(bootstrap, config.monitor.control_topic).start()
+        # With AGENTWATCH_CONTROL_SIGNING_KEY set, the monitor signs and the gateway verifies.
+        gateway = ReferenceGateway(bootstrap, config.monitor.control_topic, verifier=ControlVerifier.from_env()).start()
         progress(f"broker on {bootstrap}; monitor joining the consumer group…")
-        monitor = start_monitor(bootstrap, config, exit_on_idle_s=4.0)
+        # the embedded broker is plaintext on loopback, whatever AGENTWATCH_KAFKA_* says
+        monitor = start_monitor(bootstrap, config, exit_on_idle_s=4.0, security=PLAINTEXT)
         thread = threading.Thread(target=monitor.run, name="demo-monitor", daemon=True)
         thread.start()
         deadline = time.monotonic() + 60

@@ -11,10 +11,17 @@ SHA-256 of the real session id — never by the published ``session_id``, which 
 redacted when the agent put a secret in it (:func:`agentwatch.respond.control.public_command`).
 :func:`drive_fleet` plays a fleet's events through it: an event of a stopped session is
 never produced — the agent was stopped.
+
+With a :class:`~agentwatch.respond.control_signing.ControlVerifier` (the same
+``AGENTWATCH_CONTROL_SIGNING_KEY`` the monitor signs with), the gateway obeys only commands
+signed by agentwatch, recently: unsigned, forged, unknown-key and stale commands are counted
+in :attr:`ReferenceGateway.rejected` by reason and ignored — what a real gateway should do.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +31,11 @@ from typing import Any
 import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
 from agentwatch.respond.control import ControlCommand, identity_key
+from agentwatch.respond.control_signing import ControlVerifier, RejectedCommand
+
+log = logging.getLogger(__name__)
 
 _encoder = msgspec.json.Encoder()
 
@@ -38,9 +49,21 @@ class Stop:
 class ReferenceGateway:
     """Consumes control commands in a background thread; call :meth:`start` and :meth:`stop`."""
 
-    def __init__(self, bootstrap_servers: str, control_topic: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        control_topic: str,
+        *,
+        security: KafkaSecurity | None = None,
+        verifier: ControlVerifier | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.control_topic = control_topic
+        self.security = security
+        #: ``None``: every well-formed command is obeyed (no key configured).
+        self.verifier = verifier
+        #: Commands refused by the verifier, by :data:`~agentwatch.respond.control_signing.REJECT_REASONS`.
+        self.rejected: collections.Counter[str] = collections.Counter()
         #: By session_key (SHA-256 of the session id, hex): see :meth:`stop_for`.
         self.stopped: dict[str, Stop] = {}
         self.duplicate_commands = 0
@@ -80,7 +103,9 @@ class ReferenceGateway:
         return None
 
     def _consume(self) -> None:
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, **client_kwargs(self.security)
+        )
         try:
             partitions = None
             while not partitions and not self._halt.is_set():
@@ -95,9 +120,26 @@ class ReferenceGateway:
                 for records in consumer.poll(timeout_ms=50).values():
                     now = int(time.time() * 1000)
                     for record in records:
-                        self._obey(msgspec.json.decode(record.value, type=ControlCommand), now)
+                        command = self._accept(record.value, now)
+                        if command is not None:
+                            self._obey(command, now)
         finally:
             consumer.close()
+
+    def _accept(self, value: bytes | None, now_ms: int) -> ControlCommand | None:
+        """The command if it may be obeyed: well-formed and, with a verifier, signed, known and fresh."""
+        try:
+            if self.verifier is not None:
+                self.verifier.verify(value or b"", now_ms)
+            return msgspec.json.decode(value or b"", type=ControlCommand)
+        except RejectedCommand as exc:
+            reason = exc.reason
+        except msgspec.DecodeError:
+            reason = "malformed"
+        with self._lock:
+            self.rejected[reason] += 1
+        log.warning("control command refused (%s)", reason)
+        return None
 
     def _obey(self, command: ControlCommand, now_ms: int) -> None:
         with self._lock:
@@ -128,9 +170,10 @@ def drive_fleet(
     *,
     rate: float | None = None,
     on_progress: Callable[[FleetRun], None] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> FleetRun:
     """Produce each event unless the gateway has stopped its session; record send times."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks=1, linger_ms=1)
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks=1, linger_ms=1, **client_kwargs(security))
     run = FleetRun()
     started = time.perf_counter()
     sent = 0

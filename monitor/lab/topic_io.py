@@ -11,6 +11,8 @@ from typing import Any
 import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -22,6 +24,7 @@ def publish_events(
     rate: float | None = None,
     on_sent: Callable[[int], None] | None = None,
     stamp: bool = False,
+    security: KafkaSecurity | None = None,
 ) -> int:
     """Produce ``events`` (native dicts) to ``topic`` keyed by ``session_id``.
 
@@ -29,7 +32,7 @@ def publish_events(
     possible). ``stamp`` adds ``attributes["agentwatch.produced_ms"]`` (wall clock),
     which the latency benchmark reads back. Returns the number sent, all acknowledged.
     """
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5, **client_kwargs(security))
     sent = 0
     started = time.perf_counter()
     try:
@@ -63,9 +66,15 @@ def publish_raw(
     topic: str,
     messages: Iterable[tuple[bytes | None, bytes]],
     max_request_size: int = 4 * 1024 * 1024,
+    security: KafkaSecurity | None = None,
 ) -> int:
     """Produce raw ``(key, value)`` messages, e.g. OTLP batches or deliberately bad input."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", max_request_size=max_request_size)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        max_request_size=max_request_size,
+        **client_kwargs(security),
+    )
     count = 0
     try:
         for key, value in messages:
@@ -77,14 +86,18 @@ def publish_raw(
     return count
 
 
-def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> list[bytes]:
+def read_topic(
+    bootstrap_servers: str, topic: str, timeout_s: float = 10.0, security: KafkaSecurity | None = None
+) -> list[bytes]:
     """Every message value currently in ``topic`` (all partitions, no group, no commit)."""
-    return [record.value for record in read_records(bootstrap_servers, topic, timeout_s)]
+    return [record.value for record in read_records(bootstrap_servers, topic, timeout_s, security)]
 
 
-def read_records(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> list[Any]:
+def read_records(
+    bootstrap_servers: str, topic: str, timeout_s: float = 10.0, security: KafkaSecurity | None = None
+) -> list[Any]:
     """Every record currently in ``topic`` (kafka-python ``ConsumerRecord`` s, with timestamps)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_kwargs(security))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

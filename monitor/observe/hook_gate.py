@@ -45,6 +45,7 @@ from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.errors import DecodeError
 from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, AuditEvent
 from agentwatch.formats.claude_hook import SERVE_STAMP, hook_input_to_event
+from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
 from agentwatch.observe import metrics
 from agentwatch.observe.hook_containment import Containment
 from agentwatch.observe.hook_tokens import InstallationIdentity
@@ -131,8 +132,8 @@ class Publisher:
     A full queue (a broker that stopped acknowledging) drops the record and counts it.
     """
 
-    def __init__(self, bootstrap_servers: str | None, topic: str) -> None:
-        self.bootstrap_servers, self.topic = bootstrap_servers, topic
+    def __init__(self, bootstrap_servers: str | None, topic: str, security: KafkaSecurity | None = None) -> None:
+        self.bootstrap_servers, self.topic, self.security = bootstrap_servers, topic, security
         self._queue: queue.Queue[tuple[bytes, bytes, int] | threading.Event | None] = queue.Queue(PUBLISH_QUEUE)
         self._thread: threading.Thread | None = None
         self.failures = 0
@@ -172,9 +173,13 @@ class Publisher:
                 continue
             try:
                 if producer is None:
-                    ensure_topics(self.bootstrap_servers, [self.topic])  # type: ignore[arg-type]
+                    ensure_topics(self.bootstrap_servers, [self.topic], security=self.security)  # type: ignore[arg-type]
                     producer = KafkaProducer(
-                        bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=2, max_block_ms=5_000
+                        bootstrap_servers=self.bootstrap_servers,
+                        acks="all",
+                        linger_ms=2,
+                        max_block_ms=5_000,
+                        **client_kwargs(self.security),
                     )
                 key, value, ts = item
                 producer.send(self.topic, key=key, value=value, timestamp_ms=ts)

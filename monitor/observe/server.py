@@ -99,6 +99,7 @@ from agentwatch.approve.runtime import ApprovalRuntime
 from agentwatch.approve.slack.interactions import MAX_BODY_BYTES, InteractionHandler
 from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
 from agentwatch.approve.worker import ApprovalWorker, approval_runtime
+from agentwatch.ingest.kafka_security import KafkaSecurity
 from agentwatch.observe import metrics
 from agentwatch.observe.api_token import bearer_matches
 from agentwatch.observe.hook_containment import ContainmentCache
@@ -163,6 +164,7 @@ def approval_service(
     control_topic: str,
     bootstrap_servers: str | None = None,
     environ: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> ApprovalService:
     """Build the approval side of ``serve`` from the environment (see the module docstring)."""
     env = dict(os.environ if environ is None else environ)
@@ -170,8 +172,9 @@ def approval_service(
     send = None
     if bootstrap_servers:
         from agentwatch.ingest.monitor_process import KafkaSender
+        from agentwatch.respond.control_signing import ControlSigner
 
-        send = KafkaSender(bootstrap_servers)
+        send = KafkaSender(bootstrap_servers, security, ControlSigner.from_env(control_topic, env))
     runtime = approval_runtime(engine, data_dir, control_topic, send=send, notifier=notifier)
     worker = ApprovalWorker(runtime)
     secret = env.get("AGENTWATCH_SLACK_SIGNING_SECRET")
