@@ -70,7 +70,8 @@ def test_compose_runs_this_config_with_its_variables() -> None:
     assert f"--config={mount.split(':')[1]}" in collector["command"]
     for variable in set(re.findall(r"\$\{env:(\w+)", CONFIG_TEXT)):
         assert variable in collector["environment"], variable
-    assert {"4317:4317", "4318:4318"} <= set(collector["ports"])
+    # [HOST_IP:]HOST_PORT:CONTAINER_PORT, the host address ${AGENTWATCH_BIND:-127.0.0.1}
+    assert {"4317:4317", "4318:4318"} <= {":".join(port.rsplit(":", 2)[-2:]) for port in collector["ports"]}
 
 
 def test_kafka_has_an_external_listener_for_producers_outside_compose() -> None:
