@@ -52,6 +52,10 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     alerts_topic: str = "agentwatch.alerts"
     dlq_topic: str = "agentwatch.dlq"
     control_topic: str = "agent.control"
+    #: Where the monitor publishes the audit chain's head (``agentwatch.respond.audit_anchor``).
+    audit_anchor_topic: str = "agentwatch.audit.anchor"
+    #: Seconds between audit-head anchors (a log line and a record on ``audit_anchor_topic``); 0: never.
+    audit_anchor_s: float = 60.0
     max_poll_records: int = 2000
     #: Events kept in memory across all sessions for an incident's look-back.
     journal_events: int = 50_000

@@ -607,26 +607,59 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option(
+    "--expect-head",
+    default=None,
+    metavar="SEQ:HEX",
+    envvar="AGENTWATCH_AUDIT_EXPECT_HEAD",
+    help="A head kept from an earlier verify (or the anchor topic/log): fail unless the chain still "
+    "holds it, so newest records cut off since are caught. Env: AGENTWATCH_AUDIT_EXPECT_HEAD.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """Walk the chain; exit 1 naming the first record altered, removed, reordered or not sealed with the key."""
+def audit_verify(ctx: click.Context, expect_head: str | None, as_json: bool) -> None:
+    """Walk the chain; exit 1 naming the first record altered, removed, reordered or not sealed with the key.
+
+    Prints the head (SEQ:HEX of the newest record): keep it outside the store and pass it back
+    with --expect-head to prove no newest records were cut off since.
+    """
     from rich.markup import escape
 
-    from agentwatch.respond.audit_log import AuditKeyError, verify_chain
+    from agentwatch.respond.audit_log import AuditKeyError, parse_head, verify_chain
 
+    if expect_head is not None:
+        try:
+            parse_head(expect_head)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expect-head") from None
     try:
-        verdict = verify_chain(_engine(ctx))
+        verdict = verify_chain(_engine(ctx), expect_head=expect_head)
     except AuditKeyError as exc:
         raise click.ClickException(
             f"{exc}; hint: set AGENTWATCH_AUDIT_KEY or AGENTWATCH_AUDIT_KEY_FILE to the key the monitor uses"
         ) from None
     if as_json:
-        _print_json({"ok": verdict.ok, "records": verdict.records, "problem": verdict.problem, "seq": verdict.seq})
+        _print_json(
+            {
+                "ok": verdict.ok,
+                "records": verdict.records,
+                "problem": verdict.problem,
+                "seq": verdict.seq,
+                "head": verdict.head,
+            }
+        )
     elif verdict.ok:
-        out.print(f"audit log intact: {verdict.records} records")
+        out.print(f"audit log intact: {verdict.records} records", highlight=False)
+        if verdict.head:
+            out.print(f"head: {verdict.head}", highlight=False, soft_wrap=True)
+            out.print(
+                "keep it outside the store: `agentwatch audit verify --expect-head HEAD` proves later that "
+                "no newest records were cut off",
+                highlight=False,
+                soft_wrap=True,
+            )
     else:
-        err.print(f"[red]audit log broken[/red]: {escape(verdict.problem or '')}", highlight=False)
+        err.print(f"[red]audit log broken[/red]: {escape(verdict.problem or '')}", highlight=False, soft_wrap=True)
     sys.exit(0 if verdict.ok else 1)
 
 

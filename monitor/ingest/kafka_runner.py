@@ -49,6 +49,7 @@ from agentwatch.formats import get_decoder
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.observe import metrics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.audit_anchor import AuditAnchor
 from agentwatch.respond.responder import Responder
 from agentwatch.store import AlertLedger
 
@@ -135,6 +136,9 @@ class KafkaMonitor:
     state
         Durable session and learned state (:mod:`agentwatch.ingest.state_checkpoint`); ``None``
         keeps state in memory only (a restart starts sessions over).
+    anchor
+        Publishes the audit chain's head on a timer (:mod:`agentwatch.respond.audit_anchor`);
+        best effort, and only while Kafka is reachable.
     """
 
     def __init__(
@@ -148,8 +152,10 @@ class KafkaMonitor:
         on_batch: Callable[[RunStats], None] | None = None,
         responder: Responder | None = None,
         state: DurableState | None = None,
+        anchor: AuditAnchor | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.anchor = anchor
         self.settings = settings
         self.pipeline = pipeline
         self.ledger = ledger
@@ -208,8 +214,12 @@ class KafkaMonitor:
                     break
                 if self.state is not None:
                     self.state.maybe_sync()
+                if self.anchor is not None and self._lost_at is None:
+                    self.anchor.maybe_anchor(self._send_anchor)
             if self.state is not None:
                 self.state.close()  # a clean stop: the last learned-state sync
+            if self.anchor is not None and self._lost_at is None:  # the head as this process leaves it
+                best_effort("audit_anchor", lambda: self.anchor.anchor(self._send_anchor), default=None)  # type: ignore[union-attr]
         finally:
             self._close()
         return self.stats
@@ -234,6 +244,12 @@ class KafkaMonitor:
             max_block_ms=10_000,
             enable_idempotence=False,
         )
+
+    def _send_anchor(self, topic: str, key: bytes, value: bytes) -> object:
+        """Hand an audit anchor to the producer (flushed with the next batch or at close)."""
+        if self._producer is None:
+            raise RuntimeError("no Kafka producer at the moment")
+        return self._producer.send(topic, key=key, value=value)
 
     def _idle_expired(self) -> bool:
         if self.exit_on_idle_s is None or not self.stats.assigned:

@@ -15,6 +15,7 @@ from agentwatch.ingest.kafka_runner import KafkaMonitor
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.audit_anchor import AuditAnchor
 from agentwatch.respond.worker_process import build_responder
 from agentwatch.store import AlertLedger, open_store
 
@@ -51,8 +52,18 @@ def start_monitor(
         if settings.durable_state
         else None
     )
+    anchor = None
+    if settings.audit_anchor_s > 0:
+        anchor = AuditAnchor(engine, settings.audit_anchor_topic, settings.audit_anchor_s)
     return KafkaMonitor(
-        bootstrap_servers, settings, pipeline, ledger, exit_on_idle_s=exit_on_idle_s, responder=responder, state=state
+        bootstrap_servers,
+        settings,
+        pipeline,
+        ledger,
+        exit_on_idle_s=exit_on_idle_s,
+        responder=responder,
+        state=state,
+        anchor=anchor,
     )
 
 

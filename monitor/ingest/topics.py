@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 def all_topics(settings: MonitorSettings) -> list[str]:
-    """Input topics first, then the alert, dead-letter and control topics."""
-    return [*settings.inputs, settings.alerts_topic, settings.dlq_topic, settings.control_topic]
+    """Input topics first, then the alert, dead-letter, control and audit-anchor topics."""
+    topics = [*settings.inputs, settings.alerts_topic, settings.dlq_topic, settings.control_topic]
+    return topics + ([settings.audit_anchor_topic] if settings.audit_anchor_s > 0 else [])
 
 
 def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 4) -> list[str]:
