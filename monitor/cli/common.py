@@ -33,9 +33,16 @@ def _print_json(obj: Any) -> None:
 
 
 def _engine(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from agentwatch.cli.user_errors import store_error
     from agentwatch.store import open_store
 
-    return open_store(_config(ctx).store_url)
+    url = _config(ctx).store_url
+    try:
+        return open_store(url)
+    except (ArgumentError, DBAPIError) as exc:
+        raise click.ClickException(store_error(exc, url)) from exc
 
 
 def _cell(text: str | None, limit: int = 120) -> str:

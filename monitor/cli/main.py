@@ -20,20 +20,48 @@ from rich.table import Table
 from agentwatch import __version__, log_format
 from agentwatch.cli import approvals as cli_approvals
 from agentwatch.cli.common import _cell, _config, _engine, _print_json, _redacted, err, lab_required, out
-from agentwatch.config import WORKER_MODES, WorkerMode
+from agentwatch.cli.user_errors import one_line, store_error
+from agentwatch.config import WORKER_MODES, WorkerMode, load_config
 from agentwatch.errors import ConfigError
 from agentwatch.formats import DECODERS
 
 
 class _Commands(click.Group):
-    """Configuration found unusable while a command runs (a detector's config, a rule file) is
-    a user error: one line with where and what, not a traceback."""
+    """A user's mistake or a missing service is one line with a hint and a non-zero exit, not a
+    traceback: configuration found unusable while a command runs (a detector's config, a rule
+    file), no Kafka, a store that will not open, a port in use (:mod:`agentwatch.cli.user_errors`).
+    With ``-v`` the traceback behind the line is printed too; an unknown failure keeps its own."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            _traceback_if_verbose(ctx, exc.__cause__ or exc.__context__)
+            raise
         except ConfigError as exc:
+            _traceback_if_verbose(ctx, exc)
             raise click.ClickException(f"{exc}; hint: fix the configuration (--config / AGENTWATCH_CONFIG)") from None
+        except Exception as exc:
+            message = one_line(exc, _store_url_or_none(ctx))
+            if message is None:
+                raise
+            _traceback_if_verbose(ctx, exc)
+            raise click.ClickException(message) from None
+
+
+def _traceback_if_verbose(ctx: click.Context, exc: BaseException | None) -> None:
+    obj = ctx.find_object(dict) or {}
+    if exc is not None and obj.get("verbose", 0) > 0:
+        import traceback
+
+        err.print("".join(traceback.format_exception(exc)).rstrip(), markup=False, highlight=False, soft_wrap=True)
+
+
+def _store_url_or_none(ctx: click.Context) -> str | None:
+    try:
+        return load_config((ctx.find_object(dict) or {}).get("config_path")).store_url
+    except ConfigError:
+        return None
 
 
 @click.group(cls=_Commands)
@@ -57,6 +85,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    ctx.obj["verbose"] = verbose
 
 
 # -- replay -------------------------------------------------------------------------
@@ -112,6 +141,13 @@ def replay(
         _summary_table("replay", summary)
     if pipeline.plugin_errors:
         err.print(f"[red]detectors raised {sum(pipeline.plugin_errors.values())} times — see the log[/red]")
+    if stats.lines and stats.dead_letters == stats.lines and not stats.events:
+        err.print(
+            f"[red]every line ({stats.lines:,}) was dead-lettered: nothing was scored[/red]; hint: is the file "
+            f"--format {fmt}? (known: {', '.join(sorted(DECODERS))}; --dead-letters FILE says why each line failed)",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 # -- run ----------------------------------------------------------------------------
@@ -500,13 +536,23 @@ def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: 
     from agentwatch.events.audit_event import rfc3339_ms
     from agentwatch.respond.incident_queries import list_incidents
 
-    with _engine(ctx).connect() as conn:
+    engine = _engine(ctx)
+    with engine.connect() as conn:
         rows = list_incidents(conn, status, limit)
         cli_approvals.annotate_list(conn, rows)
     if as_json:
         _print_json(_redacted(rows))
         return
-    table = Table(title=f"incidents ({len(rows)})")
+    store = engine.url.render_as_string(hide_password=True)
+    if not rows:
+        err.print(
+            f"no incidents in the store {store}; hint: is it the one `run` writes to? (--config, "
+            "AGENTWATCH_DATA_DIR, AGENTWATCH_STORE_URL)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    table = Table(title=f"incidents ({len(rows)})", caption=_cell(f"store: {store}", 300))
     for column in (
         "incident",
         "opened",
@@ -908,20 +954,12 @@ def _metrics_server(port: int | None) -> None:
 @contextlib.contextmanager
 def _store_errors(url: str) -> Iterator[None]:
     """A store that cannot be opened (a malformed URL, an unknown driver, a server that refuses) is one line."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     try:
         yield
     except (ArgumentError, DBAPIError) as exc:
-        try:
-            shown = make_url(url).render_as_string(hide_password=True)
-            why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0][:300]
-        except ArgumentError:  # the error's message would repeat the string, password and all
-            shown, why = "URL", "not a SQLAlchemy URL (e.g. postgresql+psycopg://user:pass@host/db)"
-        raise click.ClickException(
-            f"cannot open the store {shown}: {why}; hint: check store_url / AGENTWATCH_STORE_URL"
-        ) from None
+        raise click.ClickException(store_error(exc, url)) from exc
 
 
 def _summary_table(title: str, summary: dict[str, Any]) -> None:

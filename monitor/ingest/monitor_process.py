@@ -38,15 +38,15 @@ def start_monitor(
     non-urgent steps are left to ``agentwatch respond``).
     """
     settings = config.monitor
-    if create_topics:
-        ensure_topics(bootstrap_servers, all_topics(settings))
+    pipeline = build_pipeline(config)  # configuration errors first, before Kafka is asked anything
     engine = open_store(config.store_url)
     ledger = AlertLedger(engine)  # caught up with the alerts topic when partitions are assigned
     responder = None
     if config.monitor.respond if respond is None else respond:
         external = (worker or config.response.worker) == "external"
         responder = build_responder(config, KafkaSender(bootstrap_servers), external_worker=external, engine=engine)
-    pipeline = build_pipeline(config)
+    if create_topics:
+        ensure_topics(bootstrap_servers, all_topics(settings))
     state = (
         DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s)
         if settings.durable_state

@@ -12,6 +12,9 @@ from agentwatch.config import MonitorSettings
 
 log = logging.getLogger(__name__)
 
+#: How long start-up waits for a first broker before saying it cannot reach Kafka (kafka-python: 30 s).
+BOOTSTRAP_TIMEOUT_MS = 10_000
+
 
 def all_topics(settings: MonitorSettings) -> list[str]:
     """Input topics first, then the alert, dead-letter, control and audit-anchor topics."""
@@ -21,7 +24,9 @@ def all_topics(settings: MonitorSettings) -> list[str]:
 
 def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 4) -> list[str]:
     """Create the ``topics`` that do not exist yet; return the ones created."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS
+    )
     try:
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
