@@ -38,7 +38,7 @@ from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
 from agentwatch.approve.views import approvals_for
 from agentwatch.approve.votes import cast_vote, find_approval
 from agentwatch.approve.worker import approval_runtime
-from agentwatch.cli.common import _cell, _config, _engine, _print_json, err, out
+from agentwatch.cli.common import _cell, _config, _engine, _incident_id, _print_json, err, out
 from agentwatch.errors import ConfigError
 from agentwatch.events.audit_event import rfc3339_ms
 
@@ -67,6 +67,7 @@ def _decide(
     except IdentityUnavailable:
         user_id = user  # refused below as not an approver, and audited
     with engine.connect() as conn:
+        incident_id = _incident_id(conn, incident_id, unknown_ok=True)  # unknown: refused and audited below
         row = find_approval(conn, incident_id, action)
     approval_id = row.approval_id if row is not None else f"{incident_id}/{action}"[:64]
     result = cast_vote(

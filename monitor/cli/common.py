@@ -45,6 +45,27 @@ def _engine(ctx: click.Context):  # type: ignore[no-untyped-def]
         raise click.ClickException(store_error(exc, url)) from exc
 
 
+def _incident_id(conn: Any, given: str, *, unknown_ok: bool = False) -> str:
+    """The incident ``given`` names (its id or a unique prefix); one line listing the candidates when
+    ambiguous, and "no incident" (unless ``unknown_ok``: then ``given`` as is) when none matches."""
+    from agentwatch.respond.incident_queries import AmbiguousIncident, resolve_incident_id
+
+    try:
+        return resolve_incident_id(conn, given)
+    except KeyError:
+        if unknown_ok:
+            return given
+        raise click.ClickException(
+            f"no incident {_cell(given, 80)}; hint: `agentwatch incidents list` shows the ids (any unique prefix works)"
+        ) from None
+    except AmbiguousIncident as exc:
+        more = f" and {exc.total - len(exc.candidates)} more" if exc.total > len(exc.candidates) else ""
+        raise click.ClickException(
+            f"{_cell(given, 80)} is ambiguous: {exc.total} incidents start with it "
+            f"({', '.join(exc.candidates)}{more}); hint: give more characters"
+        ) from None
+
+
 def _cell(text: str | None, limit: int = 120) -> str:
     """Agent-written text for a terminal table: secrets redacted, no markup, no control characters, capped."""
     from rich.markup import escape

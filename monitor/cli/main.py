@@ -19,7 +19,7 @@ from rich.table import Table
 
 from agentwatch import __version__, log_format
 from agentwatch.cli import approvals as cli_approvals
-from agentwatch.cli.common import _cell, _config, _engine, _print_json, _redacted, err, lab_required, out
+from agentwatch.cli.common import _cell, _config, _engine, _incident_id, _print_json, _redacted, err, lab_required, out
 from agentwatch.cli.user_errors import one_line, store_error
 from agentwatch.config import WORKER_MODES, WorkerMode, load_config
 from agentwatch.errors import ConfigError
@@ -534,12 +534,16 @@ def incidents() -> None:
 def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
     """Newest first: severity, status, agent, session, alerts, open steps."""
     from agentwatch.events.audit_event import rfc3339_ms
-    from agentwatch.respond.incident_queries import list_incidents
+    from agentwatch.respond.incident_queries import count_incidents, list_incidents, short_ids
 
     engine = _engine(ctx)
     with engine.connect() as conn:
         rows = list_incidents(conn, status, limit)
+        total = count_incidents(conn, status) if len(rows) == limit else len(rows)
         cli_approvals.annotate_list(conn, rows)
+        short = short_ids(conn, [row["incident_id"] for row in rows])
+    for row in rows:
+        row["short_id"] = short[row["incident_id"]]
     if as_json:
         _print_json(_redacted(rows))
         return
@@ -552,7 +556,8 @@ def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: 
             highlight=False,
             soft_wrap=True,
         )
-    table = Table(title=f"incidents ({len(rows)})", caption=_cell(f"store: {store}", 300))
+    shown = f"showing {len(rows)} of {total:,}; --limit N for more" if total > len(rows) else str(len(rows))
+    table = Table(title=f"incidents ({shown})", caption=_cell(f"store: {store}", 300))
     for column in (
         "incident",
         "opened",
@@ -565,10 +570,14 @@ def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: 
         "open steps",
         "pending approvals",
     ):
-        table.add_column(column)
+        if column == "incident":  # never squeezed: the id is what the next command needs
+            table.add_column(column, no_wrap=True, min_width=max(map(len, short.values()), default=8))
+        else:
+            table.add_column(column)
+    table.add_column(column)
     for row in rows:
         table.add_row(
-            row["incident_id"],
+            row["short_id"],
             rfc3339_ms(row["opened_ms"]),
             row["severity"],
             row["status"],
@@ -592,10 +601,8 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     from agentwatch.respond.incident_queries import load_incident
 
     with _engine(ctx).connect() as conn:
-        try:
-            record = load_incident(conn, incident_id)
-        except KeyError:
-            raise click.ClickException(f"no incident {incident_id}") from None
+        incident_id = _incident_id(conn, incident_id)
+        record = load_incident(conn, incident_id)
         approval_rows = cli_approvals.approval_rows(conn, incident_id)
     if as_json:
         _print_json(_redacted({**msgspec.to_builtins(record), "approvals": approval_rows}))
@@ -640,6 +647,7 @@ def incidents_resolve(ctx: click.Context, incident_id: str, actor: str, note: st
     from agentwatch.respond.incident_lifecycle import set_status
 
     with _engine(ctx).begin() as conn:
+        incident_id = _incident_id(conn, incident_id)
         try:
             changed = set_status(conn, incident_id, "resolved", f"human:{actor}", int(time.time() * 1000), note)
         except KeyError:
