@@ -607,6 +607,7 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(_redacted({**msgspec.to_builtins(record), "approvals": approval_rows}))
         return
+    out.print(f"[bold]{_cell(str(record.detector_context.get('title') or ''))}[/bold]", highlight=False)
     out.print(
         f"[bold]{record.incident_id}[/bold]  {record.severity}  {record.status}  agent {_cell(record.agent_id)}  "
         f"session {_cell(record.session_id)}  principal {_cell(record.principal or '—')}",

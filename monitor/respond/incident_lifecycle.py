@@ -53,6 +53,16 @@ def incident_id_for(group_key: str, first_alert_id: str) -> str:
     return f"inc-{digest[:20]}"
 
 
+def incident_title(alert: Alert) -> str:
+    """What an incident is called: its most severe alert's category and the agent.
+
+    Set from the opening alert and renamed whenever a more severe alert joins, so an
+    incident opened by an anomaly and then raised to critical by a credential read is a
+    "secret access" incident, not an "anomaly" one.
+    """
+    return f"{alert.category.replace('_', ' ')} by agent {alert.agent_id}"[:300]
+
+
 def attach_alert(
     conn: Connection, alert: Alert, settings: IncidentSettings, now_ms: int, first_malicious_ms: int
 ) -> IncidentChange:
@@ -91,7 +101,7 @@ def attach_alert(
                 principal=alert.principal,
                 severity=alert.severity,
                 status="open",
-                title=f"{alert.category.replace('_', ' ')} by agent {alert.agent_id}"[:300],
+                title=incident_title(alert),
                 opened_ms=ts_ms,
                 updated_ms=ts_ms,
                 first_alert_ts_ms=ts_ms,
@@ -155,6 +165,7 @@ def attach_alert(
         updates: dict[str, Any] = {"updated_ms": max(row.updated_ms, ts_ms)}
         if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[row.severity]:
             updates["severity"] = severity = alert.severity
+            updates["title"] = incident_title(alert)  # the title names the most severe category
         if alert.detector not in row.detectors:
             updates["detectors"] = [*row.detectors, alert.detector]
         if alert.category not in row.categories:
