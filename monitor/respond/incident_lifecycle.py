@@ -46,6 +46,8 @@ class IncidentChange(msgspec.Struct, kw_only=True):
     attached: bool  # False when this alert revision was already recorded (a replay)
     severity: str
     status: str
+    #: This alert raised the severity of an incident that was already open.
+    raised: bool = False
 
 
 def incident_id_for(group_key: str, first_alert_id: str) -> str:
@@ -163,7 +165,8 @@ def attach_alert(
     )
     if row is not None:
         updates: dict[str, Any] = {"updated_ms": max(row.updated_ms, ts_ms)}
-        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[row.severity]:
+        raised = SEVERITY_RANK[alert.severity] > SEVERITY_RANK[row.severity]
+        if raised:
             updates["severity"] = severity = alert.severity
             updates["title"] = incident_title(alert)  # the title names the most severe category
         if alert.detector not in row.detectors:
@@ -175,6 +178,9 @@ def attach_alert(
         if row.first_malicious_ts_ms is None or first_malicious_ms < row.first_malicious_ts_ms:
             updates["first_malicious_ts_ms"] = first_malicious_ms
         conn.execute(incidents.update().where(incidents.c.incident_id == incident_id).values(**updates))
+        return IncidentChange(
+            incident_id=incident_id, created=created, attached=True, severity=severity, status=status, raised=raised
+        )
     return IncidentChange(incident_id=incident_id, created=created, attached=True, severity=severity, status=status)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from sqlalchemy import func, select
@@ -13,6 +13,10 @@ from agentwatch.events.audit_event import AuditEvent, from_mapping
 from agentwatch.respond.evidence import EvidenceRecord
 from agentwatch.respond.incident_record import ActionRecord, IncidentRecord, TimelineEntry
 from agentwatch.store import actions, incident_alerts, incident_events, incidents, timeline
+
+#: Where a journal row's body keeps when the event reached agentwatch's input (set by the responder,
+#: not by the agent: popped before the body is decoded as an event).
+OBSERVED_KEY: Final = "agentwatch.observed_ms"
 
 
 def list_incidents(conn: Connection, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -128,14 +132,19 @@ def load_incident(conn: Connection, incident_id: str) -> IncidentRecord:
             .order_by(incident_alerts.c.ts_ms, incident_alerts.c.revision)
         )
     ]
-    events: list[AuditEvent] = [
-        from_mapping(r.body)
-        for r in conn.execute(
-            select(incident_events.c.body)
-            .where(incident_events.c.incident_id == incident_id)
-            .order_by(incident_events.c.ts_ms, incident_events.c.event_id)
-        )
-    ]
+    events: list[AuditEvent] = []
+    observed: dict[str, int] = {}
+    for r in conn.execute(
+        select(incident_events.c.body)
+        .where(incident_events.c.incident_id == incident_id)
+        .order_by(incident_events.c.ts_ms, incident_events.c.event_id)
+    ):
+        body = dict(r.body)
+        seen = body.pop(OBSERVED_KEY, None)
+        event = from_mapping(body)
+        if isinstance(seen, int) and not isinstance(seen, bool) and seen > 0:
+            observed[event.event_id] = seen
+        events.append(event)
     action_rows = [
         ActionRecord(
             action_key=r.action_key,
@@ -182,6 +191,7 @@ def load_incident(conn: Connection, incident_id: str) -> IncidentRecord:
             "mode": row.mode,
             "title": row.title,
         },
+        observed_ms=observed,
     )
 
 
