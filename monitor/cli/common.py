@@ -28,6 +28,36 @@ def _config(ctx: click.Context) -> Config:
         raise click.ClickException(str(exc)) from None
 
 
+def invocation() -> str:
+    """How to run ``agentwatch`` again from here, as a shell word: ``agentwatch`` when that is
+    on PATH and is this program, else the path this one was started by (``.venv/bin/agentwatch``
+    after ``make demo``), else ``python -m agentwatch.cli``."""
+    import os
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("agentwatch")
+    if started is not None and started.name == "agentwatch" and started.exists():
+        if on_path and os.path.samefile(on_path, started):
+            return "agentwatch"
+        return shlex.quote(_relative(started.absolute()))
+    if on_path and Path(on_path).parent == Path(sys.executable).parent:
+        return "agentwatch"
+    return f"{shlex.quote(_relative(Path(sys.executable)))} -m agentwatch.cli"
+
+
+def _relative(path: Any) -> str:
+    """``path`` relative to the working directory when inside it, else absolute."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(msgspec.json.encode(obj).decode() + "\n")
 

@@ -19,7 +19,18 @@ from rich.table import Table
 
 from agentwatch import __version__, log_format
 from agentwatch.cli import approvals as cli_approvals
-from agentwatch.cli.common import _cell, _config, _engine, _incident_id, _print_json, _redacted, err, lab_required, out
+from agentwatch.cli.common import (
+    _cell,
+    _config,
+    _engine,
+    _incident_id,
+    _print_json,
+    _redacted,
+    err,
+    invocation,
+    lab_required,
+    out,
+)
 from agentwatch.cli.user_errors import one_line, store_error
 from agentwatch.config import WORKER_MODES, WorkerMode, load_config
 from agentwatch.errors import ConfigError
@@ -405,9 +416,26 @@ def demo(ctx: click.Context, sessions: int, seed: int, rate: float, as_json: boo
         f"(first malicious event produced → session stopped at the gateway): p50 {result.ttc_p50_s}s, "
         f"p90 {result.ttc_p90_s}s, p99 {result.ttc_p99_s}s"
     )
-    out.print(f"incidents:   AGENTWATCH_DATA_DIR={result.data_dir} agentwatch incidents list", highlight=False)
-    out.print(f"evidence:    {result.evidence_dir}   (verify: agentwatch evidence verify <bundle>)")
-    out.print(f"postmortems: {result.postmortem_dir}")
+    import shlex
+
+    agentwatch = f"AGENTWATCH_DATA_DIR={shlex.quote(result.data_dir)} {invocation()}"
+    out.print("\nnext (copy and paste):", highlight=False)
+    for what, command in (
+        ("incidents", f"{agentwatch} incidents list"),
+        ("one", f"{agentwatch} incidents show INCIDENT"),
+        ("approve", f"{agentwatch} approve INCIDENT --action quarantine_agent --as alice"),
+        ("deny", f"{agentwatch} deny INCIDENT --action revoke_credentials --as bob"),
+        ("evidence", f"{agentwatch} evidence verify {shlex.quote(result.evidence_dir)}/BUNDLE"),
+        ("audit", f"{agentwatch} audit verify"),
+    ):
+        out.print(f"  {what + ':':<11}{command}", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"  (INCIDENT: any id or unique prefix from the list; approvers alice and bob are in "
+        f"{result.approvals_file}; postmortems in {result.postmortem_dir})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 # -- detectors ----------------------------------------------------------------------
