@@ -107,6 +107,8 @@ class EmbeddedBroker:
         """Refuse a port something already listens on: Tansu would fail to bind and panic, and
         until it did, the readiness check would be answered by whatever holds the port."""
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As Tansu binds: a port whose last connections linger in TIME_WAIT is free, a listened one is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.host, self.port))
             except OSError as exc:
