@@ -140,3 +140,22 @@ def test_the_monitor_leaves_non_urgent_steps_to_the_responder_on_the_same_store(
     # what its steps need: Slack for approval requests, the gated actions' webhooks
     for key in ("AGENTWATCH_SLACK_BOT_TOKEN", "AGENTWATCH_SLACK_CHANNEL", "AGENTWATCH_APPROVERS"):
         assert key in responder["environment"], key
+
+
+APPROVAL_SETTINGS = (
+    "AGENTWATCH_APPROVERS",
+    "AGENTWATCH_ESCALATION_APPROVERS",
+    "AGENTWATCH_APPROVALS_FILE",
+    "AGENTWATCH_REVOKE_WEBHOOK_URL",
+    "AGENTWATCH_QUARANTINE_WEBHOOK_URL",
+    "AGENTWATCH_WEBHOOK_SECRET",
+)
+
+
+@pytest.mark.parametrize("name", ["responder", "server"])
+def test_the_services_that_request_and_carry_out_approvals_get_the_approval_settings(name: str) -> None:
+    """Issue 15: the demo configures approvers; compose passes the same settings to the responder
+    (which requests approvals) and the server (whose approval worker runs approved containment)."""
+    environment = SERVICES[name]["environment"]
+    missing = [key for key in APPROVAL_SETTINGS if key not in environment]
+    assert missing == [], f"{name} lacks {missing}"
