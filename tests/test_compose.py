@@ -159,3 +159,15 @@ def test_the_services_that_request_and_carry_out_approvals_get_the_approval_sett
     environment = SERVICES[name]["environment"]
     missing = [key for key in APPROVAL_SETTINGS if key not in environment]
     assert missing == [], f"{name} lacks {missing}"
+
+
+def test_compose_creates_every_topic_the_monitor_uses() -> None:
+    """The monitor runs with --no-create-topics, so the init job must create them all (the audit
+    anchor topic included: a missing one would only show as failed anchors)."""
+    from agentwatch.config import MonitorSettings
+    from agentwatch.ingest.topics import all_topics
+
+    created = set(
+        re.findall(r"([\w.]+):\d+", " ".join(re.findall(r"for spec in ([^;]+);", (ROOT / "compose.yaml").read_text())))
+    )
+    assert set(all_topics(MonitorSettings())) <= created
