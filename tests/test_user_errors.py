@@ -128,7 +128,7 @@ def test_replay_refuses_what_run_refuses(env: Path, config: str, expected: str) 
     (env / "events.jsonl").write_bytes(EVENT)
     args = ("--config", str(env / "agentwatch.toml"))
     line = one_error_line(cli(*args, "replay", str(env / "events.jsonl"), "--alerts", str(env / "alerts.jsonl")))
-    assert expected in line
+    assert expected in line and "hint: fix the configuration" in line
     run = one_error_line(cli(*args, "run", "--bootstrap-servers", f"127.0.0.1:{refused_port()}"))
     assert expected in run  # refused before Kafka is asked anything
 

@@ -25,7 +25,7 @@ def _config(ctx: click.Context) -> Config:
     try:
         return load_config(ctx.obj.get("config_path"))
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc}; hint: fix the configuration (--config / AGENTWATCH_CONFIG)") from exc
 
 
 def invocation() -> str:

@@ -881,8 +881,8 @@ def hook_claude_code(
         try:
             token = load_api_token() if server_url else None
             store_url = "" if server_url else _config(ctx).store_url
-        except (ConfigError, click.ClickException) as exc:
-            code, message = unverifiable(f"configuration: {exc}", fail)
+        except (ConfigError, click.ClickException) as exc:  # the hook's line is capped: the fix, not the hint
+            code, message = unverifiable(f"configuration: {str(exc).split('; hint:')[0]}", fail)
         else:
             stdin = sys.stdin.buffer.read(MAX_HOOK_INPUT_BYTES + 1)
             code, message = hook_decision(
