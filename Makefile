@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/agentwatch demo
 
+# The suite's one need outside the virtualenv (Prometheus + promtool): installed where
+# apt-get can without asking, otherwise one line says what to run (tools/test_prereqs.py).
 test: $(STAMP)
+	@$(BIN)/python tools/test_prereqs.py
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

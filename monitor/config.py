@@ -57,6 +57,10 @@ class MonitorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     alerts_topic: str = "agentwatch.alerts"
     dlq_topic: str = "agentwatch.dlq"
     control_topic: str = "agent.control"
+    #: Where the monitor publishes the audit chain's head (``agentwatch.respond.audit_anchor``).
+    audit_anchor_topic: str = "agentwatch.audit.anchor"
+    #: Seconds between audit-head anchors (a log line and a record on ``audit_anchor_topic``); 0: never.
+    audit_anchor_s: float = 60.0
     max_poll_records: int = 2000
     #: Events kept in memory across all sessions for an incident's look-back.
     journal_events: int = 50_000
@@ -174,7 +178,24 @@ def load_config(path: str | os.PathLike[str] | None = None, *, defaults: bool = 
         if worker not in WORKER_MODES:
             raise ConfigError(f"AGENTWATCH_RESPONSE_WORKER={worker[:40]!r}: expected one of {', '.join(WORKER_MODES)}")
         config.response.worker = worker  # type: ignore[assignment]  # checked against WORKER_MODES above
+    _check(config, path)
     return config
+
+
+def _check(config: Config, path: str | os.PathLike[str] | None) -> None:
+    """What every command (``replay`` as much as ``run``) must refuse before it starts."""
+    from agentwatch.formats import DECODERS
+
+    where = f"config file {path}" if path else "config"
+    for topic, fmt in config.monitor.inputs.items():
+        if fmt not in DECODERS:
+            raise ConfigError(
+                f"{where}: [monitor.inputs] {topic[:80]!r} = {fmt[:40]!r} is not a known input format; "
+                f"known: {', '.join(sorted(DECODERS))}"
+            )
+    playbooks = config.monitor.playbooks_dir
+    if playbooks and not Path(playbooks).is_dir():
+        raise ConfigError(f"{where}: [monitor] playbooks_dir {playbooks[:200]!r} is not a directory")
 
 
 def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

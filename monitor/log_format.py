@@ -44,3 +44,5 @@ def install(level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The audit anchor's line is a record to keep, not chatter: shown at any verbosity.
+    logging.getLogger("agentwatch.audit_anchor").setLevel(min(level, logging.INFO))

@@ -5,6 +5,11 @@ Three sections, each entry named by its *kind*:
 :data:`TOKENS`
     Strings that are secrets by their shape alone — AWS access keys, GitHub/Slack/Stripe
     tokens, Anthropic/OpenAI/Google API keys, JWTs, private key blocks, Slack webhook URLs.
+:data:`SECRET_URLS`
+    URLs that carry a credential: Discord and Teams webhooks, and any URL with a ``token=``,
+    ``sig=``, ``key=`` … query parameter. For redaction only (it keeps the URL up to the secret);
+    their hosts and names match in any case, so their ``hints`` are lower-case and are to be
+    looked for in lower-cased text.
     Case-sensitive. ``agentwatch.respond.redaction`` replaces them with ``[REDACTED:<kind>]``;
     the ``secret_access`` detector flags a tool call whose arguments carry one.
 :data:`CREDENTIAL_READS`
@@ -47,6 +52,7 @@ __all__ = [
     "CREDENTIAL_READS",
     "SECRET_NAME_PAIRS",
     "SECRET_NAME_WORDS",
+    "SECRET_URLS",
     "SECRET_VARIABLE",
     "TOKENS",
     "SecretPattern",
@@ -162,6 +168,42 @@ TOKENS: Final[tuple[SecretPattern, ...]] = (
         ("eyJ",),
     ),
 )
+
+
+# -- secret URLs ---------------------------------------------------------------------------------
+#: Webhook URLs whose path is the credential: whoever holds one can post as the integration.
+#: Redaction keeps the service and the webhook's id (``pre``) and replaces the secret part; the
+#: ``secret_access`` detector does not alert on them (posting to a webhook is an egress, which
+#: ``taint_flow`` judges by where the data goes). The Slack webhook is in :data:`TOKENS`.
+SECRET_URLS: Final[tuple[SecretPattern, ...]] = (
+    SecretPattern(
+        "discord_webhook",
+        "discord_webhook",
+        "a Discord webhook URL (its token posts as the webhook)",
+        r"https?://(?:(?:canary|ptb)\.)?(?i:discord(?:app)?\.com)/api/(?:v\d+/)?webhooks/\d{1,24}/",
+        ("discord",),
+        tail=r"[A-Za-z0-9_.-]{8,}",
+    ),
+    SecretPattern(
+        "teams_webhook",
+        "teams_webhook",
+        "a Microsoft Teams / Office 365 incoming-webhook URL",
+        r"https?://(?:[A-Za-z0-9-]{1,63}\.)?"
+        r"(?i:webhook\.office\.com/webhookb2/|outlook\.office(?:365)?\.com/webhook/)",
+        ("webhook.office", "outlook.office"),
+        tail=r"[^\s\"'<>]{8,}",
+    ),
+    SecretPattern(
+        "url_secret",
+        "url_secret",
+        "a credential in a URL's query (?token=, ?sig=, ?key=, X-Amz-Signature=…: signed and keyed links)",
+        r"[?&](?i:token|access_token|auth|auth_token|sig|signature|key|api_key|api-key|apikey|secret"
+        r"|client_secret|password|code|x-amz-signature|x-amz-security-token|x-goog-signature)=",
+        ("token=", "auth=", "sig=", "signature=", "key=", "secret=", "password=", "code="),
+        tail=r"[^\s&#\"'<>]{1,2048}",
+    ),
+)
+
 
 # -- credential stores and the commands that read them ----------------------------------------
 CREDENTIAL_READS: Final[tuple[SecretPattern, ...]] = (
@@ -330,7 +372,7 @@ CREDENTIAL_READS: Final[tuple[SecretPattern, ...]] = (
 
 
 def token(name: str) -> SecretPattern:
-    """The :data:`TOKENS` entry called ``name``."""
+    """The :data:`TOKENS` (or :data:`SECRET_URLS`) entry called ``name``."""
     return _BY_NAME[name]
 
 
@@ -339,8 +381,8 @@ def credential_read(name: str) -> SecretPattern:
     return _BY_NAME[name]
 
 
-_BY_NAME: Final = {p.name: p for p in (*TOKENS, *CREDENTIAL_READS)}
-assert len(_BY_NAME) == len(TOKENS) + len(CREDENTIAL_READS), "catalogue names must be unique"
+_BY_NAME: Final = {p.name: p for p in (*TOKENS, *SECRET_URLS, *CREDENTIAL_READS)}
+assert len(_BY_NAME) == len(TOKENS) + len(SECRET_URLS) + len(CREDENTIAL_READS), "catalogue names must be unique"
 
 # -- secret-like names -------------------------------------------------------------------------
 #: A word of a key or label that names a secret, and the kind of that secret.

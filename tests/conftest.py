@@ -43,6 +43,7 @@ def isolated_config(tmp_path: Path) -> Config:
         alerts_topic=f"agentwatch.alerts.{n}",
         dlq_topic=f"agentwatch.dlq.{n}",
         control_topic=f"agent.control.{n}",
+        audit_anchor_topic=f"agentwatch.audit.anchor.{n}",
     )
     return Config(monitor=settings)
 

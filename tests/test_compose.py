@@ -273,3 +273,34 @@ def test_monitor_responder_and_server_receive_what_the_playbooks_need() -> None:
         for key in wanted:  # passed through from the operator's environment, not hard-coded
             assert str(env[key]).startswith(f"${{{key}:-"), (name, key)
     assert "AGENTWATCH_SLACK_SIGNING_SECRET" in SERVICES["server"]["environment"]
+
+
+APPROVAL_SETTINGS = (
+    "AGENTWATCH_APPROVERS",
+    "AGENTWATCH_ESCALATION_APPROVERS",
+    "AGENTWATCH_APPROVALS_FILE",
+    "AGENTWATCH_REVOKE_WEBHOOK_URL",
+    "AGENTWATCH_QUARANTINE_WEBHOOK_URL",
+    "AGENTWATCH_WEBHOOK_SECRET",
+)
+
+
+@pytest.mark.parametrize("name", ["responder", "server"])
+def test_the_services_that_request_and_carry_out_approvals_get_the_approval_settings(name: str) -> None:
+    """Issue 15: the demo configures approvers; compose passes the same settings to the responder
+    (which requests approvals) and the server (whose approval worker runs approved containment)."""
+    environment = SERVICES[name]["environment"]
+    missing = [key for key in APPROVAL_SETTINGS if key not in environment]
+    assert missing == [], f"{name} lacks {missing}"
+
+
+def test_compose_creates_every_topic_the_monitor_uses() -> None:
+    """The monitor runs with --no-create-topics, so the init job must create them all (the audit
+    anchor topic included: a missing one would only show as failed anchors)."""
+    from agentwatch.config import MonitorSettings
+    from agentwatch.ingest.topics import all_topics
+
+    created = set(
+        re.findall(r"([\w.]+):\d+", " ".join(re.findall(r"for spec in ([^;]+);", (ROOT / "compose.yaml").read_text())))
+    )
+    assert set(all_topics(MonitorSettings())) <= created

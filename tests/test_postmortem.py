@@ -297,11 +297,18 @@ def test_write_postmortem_is_idempotent_and_quotes_evidence(tmp_path: Path) -> N
     text = out.read_text()
     assert f"**Manifest digest (SHA-256 of manifest.json):** {bundle.digest}" in text
     assert "**Verification:** ok" in text
-    assert sorted(p.name for p in out.parent.iterdir()) == ["postmortem.md", "timeline.svg"]
-    # a moved incident overwrites the draft
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "postmortem.md",
+        "postmortem.v1.md",
+        "timeline.svg",
+        "timeline.v1.svg",
+    ]
+    # a moved incident gets a new version; the first is kept
     resolved = msgspec.structs.replace(example_incident(), status="resolved", resolved_ms=example_incident().opened_ms)
     write_postmortem(resolved, tmp_path / "pm", bundle.path)
     assert "**Status:** resolved" in out.read_text()
+    assert "**Status:** contained" in (out.parent / "postmortem.v1.md").read_text()
+    assert "**Status:** resolved" in (out.parent / "postmortem.v2.md").read_text()
 
 
 def test_tampered_evidence_is_reported(tmp_path: Path) -> None:

@@ -38,7 +38,17 @@ from agentwatch.approve.slack.notifier import SlackDirectory, SlackNotifier
 from agentwatch.approve.views import annotate_list, approval_rows, approvals_for  # noqa: F401 - re-exported for main
 from agentwatch.approve.votes import cast_vote, find_approval
 from agentwatch.approve.worker import approval_runtime
-from agentwatch.cli.common import _cell, _config, _control_signer, _engine, _kafka_security, _print_json, err, out
+from agentwatch.cli.common import (
+    _cell,
+    _config,
+    _control_signer,
+    _engine,
+    _incident_id,
+    _kafka_security,
+    _print_json,
+    err,
+    out,
+)
 from agentwatch.errors import ConfigError
 
 
@@ -66,6 +76,7 @@ def _decide(
     except IdentityUnavailable:
         user_id = user  # refused below as not an approver, and audited
     with engine.connect() as conn:
+        incident_id = _incident_id(conn, incident_id, unknown_ok=True)  # unknown: refused and audited below
         row = find_approval(conn, incident_id, action)
     approval_id = row.approval_id if row is not None else f"{incident_id}/{action}"[:64]
     result = cast_vote(

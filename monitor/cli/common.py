@@ -27,7 +27,37 @@ def _config(ctx: click.Context) -> Config:
     try:
         return load_config(ctx.obj.get("config_path"))
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc}; hint: fix the configuration (--config / AGENTWATCH_CONFIG)") from exc
+
+
+def invocation() -> str:
+    """How to run ``agentwatch`` again from here, as a shell word: ``agentwatch`` when that is
+    on PATH and is this program, else the path this one was started by (``.venv/bin/agentwatch``
+    after ``make demo``), else ``python -m agentwatch.cli``."""
+    import os
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("agentwatch")
+    if started is not None and started.name == "agentwatch" and started.exists():
+        if on_path and os.path.samefile(on_path, started):
+            return "agentwatch"
+        return shlex.quote(_relative(started.absolute()))
+    if on_path and Path(on_path).parent == Path(sys.executable).parent:
+        return "agentwatch"
+    return f"{shlex.quote(_relative(Path(sys.executable)))} -m agentwatch.cli"
+
+
+def _relative(path: Any) -> str:
+    """``path`` relative to the working directory when inside it, else absolute."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _kafka_security(config: Config) -> KafkaSecurity:
@@ -51,9 +81,37 @@ def _print_json(obj: Any) -> None:
 
 
 def _engine(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from agentwatch.cli.user_errors import store_error
     from agentwatch.store import open_store
 
-    return open_store(_config(ctx).store_url)
+    url = _config(ctx).store_url
+    try:
+        return open_store(url)
+    except (ArgumentError, DBAPIError) as exc:
+        raise click.ClickException(store_error(exc, url)) from exc
+
+
+def _incident_id(conn: Any, given: str, *, unknown_ok: bool = False) -> str:
+    """The incident ``given`` names (its id or a unique prefix); one line listing the candidates when
+    ambiguous, and "no incident" (unless ``unknown_ok``: then ``given`` as is) when none matches."""
+    from agentwatch.respond.incident_queries import AmbiguousIncident, resolve_incident_id
+
+    try:
+        return resolve_incident_id(conn, given)
+    except KeyError:
+        if unknown_ok:
+            return given
+        raise click.ClickException(
+            f"no incident {_cell(given, 80)}; hint: `agentwatch incidents list` shows the ids (any unique prefix works)"
+        ) from None
+    except AmbiguousIncident as exc:
+        more = f" and {exc.total - len(exc.candidates)} more" if exc.total > len(exc.candidates) else ""
+        raise click.ClickException(
+            f"{_cell(given, 80)} is ambiguous: {exc.total} incidents start with it "
+            f"({', '.join(exc.candidates)}{more}); hint: give more characters"
+        ) from None
 
 
 def _cell(text: str | None, limit: int = 120) -> str:

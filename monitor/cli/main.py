@@ -25,27 +25,57 @@ from agentwatch.cli.common import (
     _config,
     _control_signer,
     _engine,
+    _incident_id,
     _kafka_security,
     _print_json,
     _redacted,
     err,
+    invocation,
     lab_required,
     out,
 )
-from agentwatch.config import WORKER_MODES, WorkerMode
+from agentwatch.cli.user_errors import one_line, store_error
+from agentwatch.config import WORKER_MODES, WorkerMode, load_config
 from agentwatch.errors import ConfigError
 from agentwatch.formats import BINARY_FORMATS, DECODERS
 
 
 class _Commands(click.Group):
-    """Configuration found unusable while a command runs (a detector's config, a rule file) is
-    a user error: one line with where and what, not a traceback."""
+    """A user's mistake or a missing service is one line with a hint and a non-zero exit, not a
+    traceback: configuration found unusable while a command runs (a detector's config, a rule
+    file), no Kafka, a store that will not open, a port in use (:mod:`agentwatch.cli.user_errors`).
+    With ``-v`` the traceback behind the line is printed too; an unknown failure keeps its own."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            _traceback_if_verbose(ctx, exc.__cause__ or exc.__context__)
+            raise
         except ConfigError as exc:
+            _traceback_if_verbose(ctx, exc)
             raise click.ClickException(f"{exc}; hint: fix the configuration (--config / AGENTWATCH_CONFIG)") from None
+        except Exception as exc:
+            message = one_line(exc, _store_url_or_none(ctx))
+            if message is None:
+                raise
+            _traceback_if_verbose(ctx, exc)
+            raise click.ClickException(message) from None
+
+
+def _traceback_if_verbose(ctx: click.Context, exc: BaseException | None) -> None:
+    obj = ctx.find_object(dict) or {}
+    if exc is not None and obj.get("verbose", 0) > 0:
+        import traceback
+
+        err.print("".join(traceback.format_exception(exc)).rstrip(), markup=False, highlight=False, soft_wrap=True)
+
+
+def _store_url_or_none(ctx: click.Context) -> str | None:
+    try:
+        return load_config((ctx.find_object(dict) or {}).get("config_path")).store_url
+    except ConfigError:
+        return None
 
 
 @click.group(cls=_Commands)
@@ -69,6 +99,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    ctx.obj["verbose"] = verbose
 
 
 # -- replay -------------------------------------------------------------------------
@@ -131,6 +162,13 @@ def replay(
         _summary_table("replay", summary)
     if pipeline.plugin_errors:
         err.print(f"[red]detectors raised {sum(pipeline.plugin_errors.values())} times — see the log[/red]")
+    if stats.lines and stats.dead_letters == stats.lines and not stats.events:
+        err.print(
+            f"[red]every line ({stats.lines:,}) was dead-lettered: nothing was scored[/red]; hint: is the file "
+            f"--format {fmt}? (known: {', '.join(sorted(DECODERS))}; --dead-letters FILE says why each line failed)",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 # -- run ----------------------------------------------------------------------------
@@ -493,9 +531,26 @@ def demo(ctx: click.Context, sessions: int, seed: int, rate: float, as_json: boo
         f"(first malicious event produced → session stopped at the gateway): p50 {result.ttc_p50_s}s, "
         f"p90 {result.ttc_p90_s}s, p99 {result.ttc_p99_s}s"
     )
-    out.print(f"incidents:   AGENTWATCH_DATA_DIR={result.data_dir} agentwatch incidents list", highlight=False)
-    out.print(f"evidence:    {result.evidence_dir}   (verify: agentwatch evidence verify <bundle>)")
-    out.print(f"postmortems: {result.postmortem_dir}")
+    import shlex
+
+    agentwatch = f"AGENTWATCH_DATA_DIR={shlex.quote(result.data_dir)} {invocation()}"
+    out.print("\nnext (copy and paste):", highlight=False)
+    for what, command in (
+        ("incidents", f"{agentwatch} incidents list"),
+        ("one", f"{agentwatch} incidents show INCIDENT"),
+        ("approve", f"{agentwatch} approve INCIDENT --action quarantine_agent --as alice"),
+        ("deny", f"{agentwatch} deny INCIDENT --action revoke_credentials --as bob"),
+        ("evidence", f"{agentwatch} evidence verify {shlex.quote(result.evidence_dir)}/BUNDLE"),
+        ("audit", f"{agentwatch} audit verify"),
+    ):
+        out.print(f"  {what + ':':<11}{command}", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"  (INCIDENT: any id or unique prefix from the list; approvers alice and bob are in "
+        f"{result.approvals_file}; postmortems in {result.postmortem_dir})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 # -- detectors ----------------------------------------------------------------------
@@ -622,15 +677,30 @@ def incidents() -> None:
 def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
     """Newest first: severity, status, agent, session, alerts, open steps."""
     from agentwatch.events.audit_event import rfc3339_ms
-    from agentwatch.respond.incident_queries import list_incidents
+    from agentwatch.respond.incident_queries import count_incidents, list_incidents, short_ids
 
-    with _engine(ctx).connect() as conn:
+    engine = _engine(ctx)
+    with engine.connect() as conn:
         rows = list_incidents(conn, status, limit)
+        total = count_incidents(conn, status) if len(rows) == limit else len(rows)
         cli_approvals.annotate_list(conn, rows)
+        short = short_ids(conn, [row["incident_id"] for row in rows])
+    for row in rows:
+        row["short_id"] = short[row["incident_id"]]
     if as_json:
         _print_json(_redacted(rows))
         return
-    table = Table(title=f"incidents ({len(rows)})")
+    store = engine.url.render_as_string(hide_password=True)
+    if not rows:
+        err.print(
+            f"no incidents in the store {store}; hint: is it the one `run` writes to? (--config, "
+            "AGENTWATCH_DATA_DIR, AGENTWATCH_STORE_URL)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    shown = f"showing {len(rows)} of {total:,}; --limit N for more" if total > len(rows) else str(len(rows))
+    table = Table(title=f"incidents ({shown})", caption=_cell(f"store: {store}", 300))
     for column in (
         "incident",
         "opened",
@@ -643,10 +713,14 @@ def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: 
         "open steps",
         "pending approvals",
     ):
-        table.add_column(column)
+        if column == "incident":  # never squeezed: the id is what the next command needs
+            table.add_column(column, no_wrap=True, min_width=max(map(len, short.values()), default=8))
+        else:
+            table.add_column(column)
+    table.add_column(column)
     for row in rows:
         table.add_row(
-            row["incident_id"],
+            row["short_id"],
             rfc3339_ms(row["opened_ms"]),
             row["severity"],
             row["status"],
@@ -670,14 +744,13 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     from agentwatch.respond.incident_queries import load_incident
 
     with _engine(ctx).connect() as conn:
-        try:
-            record = load_incident(conn, incident_id)
-        except KeyError:
-            raise click.ClickException(f"no incident {incident_id}") from None
+        incident_id = _incident_id(conn, incident_id)
+        record = load_incident(conn, incident_id)
         approval_rows = cli_approvals.approval_rows(conn, incident_id)
     if as_json:
         _print_json(_redacted({**msgspec.to_builtins(record), "approvals": approval_rows}))
         return
+    out.print(f"[bold]{_cell(str(record.detector_context.get('title') or ''))}[/bold]", highlight=False)
     out.print(
         f"[bold]{record.incident_id}[/bold]  {record.severity}  {record.status}  agent {_cell(record.agent_id)}  "
         f"session {_cell(record.session_id)}  principal {_cell(record.principal or '—')}",
@@ -718,6 +791,7 @@ def incidents_resolve(ctx: click.Context, incident_id: str, actor: str, note: st
     from agentwatch.respond.incident_lifecycle import set_status
 
     with _engine(ctx).begin() as conn:
+        incident_id = _incident_id(conn, incident_id)
         try:
             changed = set_status(conn, incident_id, "resolved", f"human:{actor}", int(time.time() * 1000), note)
         except KeyError:
@@ -731,26 +805,59 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option(
+    "--expect-head",
+    default=None,
+    metavar="SEQ:HEX",
+    envvar="AGENTWATCH_AUDIT_EXPECT_HEAD",
+    help="A head kept from an earlier verify (or the anchor topic/log): fail unless the chain still "
+    "holds it, so newest records cut off since are caught. Env: AGENTWATCH_AUDIT_EXPECT_HEAD.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """Walk the chain; exit 1 naming the first record altered, removed, reordered or not sealed with the key."""
+def audit_verify(ctx: click.Context, expect_head: str | None, as_json: bool) -> None:
+    """Walk the chain; exit 1 naming the first record altered, removed, reordered or not sealed with the key.
+
+    Prints the head (SEQ:HEX of the newest record): keep it outside the store and pass it back
+    with --expect-head to prove no newest records were cut off since.
+    """
     from rich.markup import escape
 
-    from agentwatch.respond.audit_log import AuditKeyError, verify_chain
+    from agentwatch.respond.audit_log import AuditKeyError, parse_head, verify_chain
 
+    if expect_head is not None:
+        try:
+            parse_head(expect_head)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expect-head") from None
     try:
-        verdict = verify_chain(_engine(ctx))
+        verdict = verify_chain(_engine(ctx), expect_head=expect_head)
     except AuditKeyError as exc:
         raise click.ClickException(
             f"{exc}; hint: set AGENTWATCH_AUDIT_KEY or AGENTWATCH_AUDIT_KEY_FILE to the key the monitor uses"
         ) from None
     if as_json:
-        _print_json({"ok": verdict.ok, "records": verdict.records, "problem": verdict.problem, "seq": verdict.seq})
+        _print_json(
+            {
+                "ok": verdict.ok,
+                "records": verdict.records,
+                "problem": verdict.problem,
+                "seq": verdict.seq,
+                "head": verdict.head,
+            }
+        )
     elif verdict.ok:
-        out.print(f"audit log intact: {verdict.records} records")
+        out.print(f"audit log intact: {verdict.records} records", highlight=False)
+        if verdict.head:
+            out.print(f"head: {verdict.head}", highlight=False, soft_wrap=True)
+            out.print(
+                "keep it outside the store: `agentwatch audit verify --expect-head HEAD` proves later that "
+                "no newest records were cut off",
+                highlight=False,
+                soft_wrap=True,
+            )
     else:
-        err.print(f"[red]audit log broken[/red]: {escape(verdict.problem or '')}", highlight=False)
+        err.print(f"[red]audit log broken[/red]: {escape(verdict.problem or '')}", highlight=False, soft_wrap=True)
     sys.exit(0 if verdict.ok else 1)
 
 
@@ -889,8 +996,8 @@ def hook_claude_code(
         try:
             token = load_api_token() if server_url else None
             store_url = "" if server_url else _config(ctx).store_url
-        except (ConfigError, click.ClickException) as exc:
-            code, message = unverifiable(f"configuration: {exc}", fail)
+        except (ConfigError, click.ClickException) as exc:  # the hook's line is capped: the fix, not the hint
+            code, message = unverifiable(f"configuration: {str(exc).split('; hint:')[0]}", fail)
         else:
             stdin = sys.stdin.buffer.read(MAX_HOOK_INPUT_BYTES + 1)
             code, message = hook_decision(
@@ -1028,20 +1135,12 @@ def _metrics_server(port: int | None, host: str = "127.0.0.1") -> None:
 @contextlib.contextmanager
 def _store_errors(url: str) -> Iterator[None]:
     """A store that cannot be opened (a malformed URL, an unknown driver, a server that refuses) is one line."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     try:
         yield
     except (ArgumentError, DBAPIError) as exc:
-        try:
-            shown = make_url(url).render_as_string(hide_password=True)
-            why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0][:300]
-        except ArgumentError:  # the error's message would repeat the string, password and all
-            shown, why = "URL", "not a SQLAlchemy URL (e.g. postgresql+psycopg://user:pass@host/db)"
-        raise click.ClickException(
-            f"cannot open the store {shown}: {why}; hint: check store_url / AGENTWATCH_STORE_URL"
-        ) from None
+        raise click.ClickException(store_error(exc, url)) from exc
 
 
 def _summary_table(title: str, summary: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final, Literal, overload
 import msgspec
 
 from agentwatch.errors import DecodeError
+from agentwatch.observe import metrics
 
 #: Kinds the monitor knows; unknown kinds are accepted (kept as given) so a newer
 #: runtime does not fill the dead-letter topic, but they are capped like any id.
@@ -237,6 +238,13 @@ def _decode_field_by_field(raw: bytes) -> tuple[_WireEvent, dict[str, Any], list
     return wire, extra, invalid
 
 
+def count_dropped(names: list[str]) -> None:
+    """Count optional fields dropped from kept events (``agentwatch_ingest_fields_dropped_total``);
+    the label is one of :data:`NUMERIC_FIELDS` or ``other`` (other names are agent-written keys)."""
+    for name in names:
+        metrics.FIELDS_DROPPED.labels(name if name in NUMERIC_FIELDS else "other").inc()
+
+
 def validation_reason(exc: msgspec.ValidationError) -> str:
     """``missing_field`` or ``invalid_field``, from msgspec's message."""
     text = str(exc)
@@ -281,6 +289,8 @@ def from_wire(
         if raw_len is None or raw_len > MAX_ARGS_BYTES:
             args = _cap_object(args, MAX_ARGS_BYTES, "args", truncated)
             attributes = _cap_object(attributes, MAX_ATTRIBUTES_BYTES, "attributes", truncated)
+    if invalid:
+        count_dropped(invalid)
     if truncated or invalid:
         attributes = dict(attributes or {})
         _merge_names(attributes, TRUNCATED_KEY, truncated)

@@ -78,7 +78,14 @@ from typing import Any, Final
 import msgspec
 
 from agentwatch.errors import DecodeError
-from agentwatch.events.audit_event import MAX_MESSAGE_BYTES, AuditEvent, from_mapping, to_epoch_ms, validation_reason
+from agentwatch.events.audit_event import (
+    MAX_MESSAGE_BYTES,
+    AuditEvent,
+    count_dropped,
+    from_mapping,
+    to_epoch_ms,
+    validation_reason,
+)
 from agentwatch.formats import DecodeResult
 from agentwatch.formats.claude_code import (
     DEFAULT_AGENT_ID,
@@ -427,6 +434,7 @@ def _record_event(rec: _LogRecord | _PlainRecord, resolved: _Resolved, received_
     if truncated:
         attrs["agentwatch.truncated"] = truncated
     if invalid:
+        count_dropped(invalid)
         attrs["agentwatch.invalid"] = invalid
     native["attributes"] = attrs or None
     return from_mapping(native)

@@ -50,6 +50,7 @@ from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.observe import metrics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.audit_anchor import AuditAnchor
 from agentwatch.respond.control_signing import ControlSigner
 from agentwatch.respond.responder import Responder
 from agentwatch.store import AlertLedger
@@ -141,6 +142,9 @@ class KafkaMonitor:
         TLS/SASL for the consumer and producer (:mod:`agentwatch.ingest.kafka_security`); ``None``: plaintext.
     signer
         Signs the control commands it publishes (:mod:`agentwatch.respond.control_signing`); ``None``: unsigned.
+    anchor
+        Publishes the audit chain's head on a timer (:mod:`agentwatch.respond.audit_anchor`);
+        best effort, and only while Kafka is reachable.
     """
 
     def __init__(
@@ -156,10 +160,12 @@ class KafkaMonitor:
         state: DurableState | None = None,
         security: KafkaSecurity | None = None,
         signer: ControlSigner | None = None,
+        anchor: AuditAnchor | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.security = security
         self.signer = signer
+        self.anchor = anchor
         self.settings = settings
         self.pipeline = pipeline
         self.ledger = ledger
@@ -219,8 +225,12 @@ class KafkaMonitor:
                     break
                 if self.state is not None:
                     self.state.maybe_sync()
+                if self.anchor is not None and self._lost_at is None:
+                    self.anchor.maybe_anchor(self._send_anchor)
             if self.state is not None:
                 self.state.close()  # a clean stop: the last learned-state sync
+            if self.anchor is not None and self._lost_at is None:  # the head as this process leaves it
+                best_effort("audit_anchor", lambda: self.anchor.anchor(self._send_anchor), default=None)  # type: ignore[union-attr]
         finally:
             self._close()
         return self.stats
@@ -246,6 +256,12 @@ class KafkaMonitor:
             enable_idempotence=False,
             **client_kwargs(self.security),
         )
+
+    def _send_anchor(self, topic: str, key: bytes, value: bytes) -> object:
+        """Hand an audit anchor to the producer (flushed with the next batch or at close)."""
+        if self._producer is None:
+            raise RuntimeError("no Kafka producer at the moment")
+        return self._producer.send(topic, key=key, value=value)
 
     def _idle_expired(self) -> bool:
         if self.exit_on_idle_s is None or not self.stats.assigned:

@@ -16,6 +16,7 @@ from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs, resol
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.audit_anchor import AuditAnchor
 from agentwatch.respond.control_signing import ControlSigner, sign_outgoing
 from agentwatch.respond.worker_process import build_responder
 from agentwatch.store import AlertLedger, open_store
@@ -43,6 +44,7 @@ def start_monitor(
     to ``AGENTWATCH_CONTROL_SIGNING_KEY`` (:mod:`agentwatch.respond.control_signing`).
     """
     settings = config.monitor
+    pipeline = build_pipeline(config)  # configuration errors first, before Kafka is asked anything
     if security is None:
         security = resolve_security(config.kafka)
     if signer is None:
@@ -53,8 +55,6 @@ def start_monitor(
         security.describe(),  # protocol, mechanism, user: never a secret
         f"signed (key {signer.key_id})" if signer else "unsigned",
     )
-    if create_topics:
-        ensure_topics(bootstrap_servers, all_topics(settings), security=security)
     engine = open_store(config.store_url)
     ledger = AlertLedger(engine)  # caught up with the alerts topic when partitions are assigned
     responder = None
@@ -63,12 +63,16 @@ def start_monitor(
         responder = build_responder(
             config, KafkaSender(bootstrap_servers, security, signer), external_worker=external, engine=engine
         )
-    pipeline = build_pipeline(config)
+    if create_topics:
+        ensure_topics(bootstrap_servers, all_topics(settings), security=security)
     state = (
         DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s)
         if settings.durable_state
         else None
     )
+    anchor = None
+    if settings.audit_anchor_s > 0:
+        anchor = AuditAnchor(engine, settings.audit_anchor_topic, settings.audit_anchor_s)
     return KafkaMonitor(
         bootstrap_servers,
         settings,
@@ -79,6 +83,7 @@ def start_monitor(
         state=state,
         security=security,
         signer=signer,
+        anchor=anchor,
     )
 
 

@@ -82,6 +82,7 @@ class EmbeddedBroker:
     def start(self) -> EmbeddedBroker:
         if self.running:
             return self
+        self._check_port_free()
         url = f"tcp://{self.host}:{self.port}"
         self._log_file = tempfile.NamedTemporaryFile(prefix="agentwatch-tansu-", suffix=".log")
         self._process = subprocess.Popen(
@@ -101,6 +102,20 @@ class EmbeddedBroker:
         )
         self._wait_ready()
         return self
+
+    def _check_port_free(self) -> None:
+        """Refuse a port something already listens on: Tansu would fail to bind and panic, and
+        until it did, the readiness check would be answered by whatever holds the port."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As Tansu binds: a port whose last connections linger in TIME_WAIT is free, a listened one is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, self.port))
+            except OSError as exc:
+                raise BrokerError(
+                    f"cannot listen on {self.bootstrap_servers}: {exc.strerror or exc}; hint: stop what listens "
+                    "there (another broker?) or pick another port (--port 0 takes any free one)"
+                ) from None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s

@@ -5,16 +5,27 @@ generates a labelled fleet and plays it through the gateway into ``agent.audit``
 steady rate while a real monitor (the ``run`` code, responder included) consumes it.
 A terminated session's remaining events are never produced — the agent was stopped —
 so time-to-contain is measured end to end: first malicious event produced → session
-stopped at the gateway. Then ``agentwatch.alerts`` is read back and scored against the
-labels.
+stopped at the gateway. The fleet plays faster than a stopped agent would give up, so
+once the monitor is idle every attacked session's agent tries one more action: the
+gateway refuses those of terminated sessions (``events_blocked``). Then
+``agentwatch.alerts`` is read back and scored against the labels.
+
+The demo also configures approvers, so the README's approval flow works on its incidents:
+``approvals.toml`` in the run directory (alice and bob in the group ``S0SECOPS``, carol to
+escalate to) and, unless already set, ``AGENTWATCH_APPROVERS=S0SECOPS`` and
+``AGENTWATCH_ESCALATION_APPROVERS=U056CAROL`` for the monitor's approval requests.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -29,9 +40,30 @@ from agentwatch.lab.reference_gateway import ReferenceGateway, drive_fleet, time
 from agentwatch.lab.topic_io import read_topic
 from agentwatch.respond.control_signing import ControlVerifier
 
+#: The demo's approvers (``approvals.toml`` in the run directory): the README's examples use them.
+DEMO_APPROVALS = """\
+# Written by `agentwatch demo`: the approvers of this run's incidents (README: "Without Slack").
+[users.U012ALICE]
+email = "alice@secops.example"
+names = ["alice"]
+
+[users.U034BOB]
+email = "bob@secops.example"
+names = ["bob"]
+
+[users.U056CAROL]
+email = "carol@secops.example"
+names = ["carol"]
+
+[groups.S0SECOPS]
+members = ["U012ALICE", "U034BOB"]
+"""
+DEMO_ENV = {"AGENTWATCH_APPROVERS": "S0SECOPS", "AGENTWATCH_ESCALATION_APPROVERS": "U056CAROL"}
+
 
 class DemoResult(msgspec.Struct, kw_only=True):
     events_produced: int
+    #: Events refused at the gateway because their session had been terminated.
     events_blocked: int
     alerts: int
     dead_letters: int
@@ -44,6 +76,7 @@ class DemoResult(msgspec.Struct, kw_only=True):
     store_url: str
     evidence_dir: str
     postmortem_dir: str
+    approvals_file: str
     report: EvalReport
 
 
@@ -74,7 +107,9 @@ def run_demo(
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     simulator.write_fleet(simulator.Fleet(events=events, labels=fleet.labels), run_dir)
-    with EmbeddedBroker() as broker:
+    approvals_file = run_dir / "approvals.toml"
+    approvals_file.write_text(DEMO_APPROVALS)
+    with _demo_approvers(approvals_file), EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         ensure_topics(bootstrap, all_topics(config.monitor))
         # With AGENTWATCH_CONTROL_SIGNING_KEY set, the monitor signs and the gateway verifies.
@@ -99,6 +134,7 @@ def run_demo(
         fleet_run = drive_fleet(bootstrap, native_topic(config), events, gateway, rate=rate, on_progress=show)
         progress("fleet done; waiting for the monitor to go idle and the responder to finish…")
         thread.join(timeout=600)
+        retries = drive_fleet(bootstrap, native_topic(config), _next_attempts(events, fleet.labels), gateway)
         gateway.stop()
         alerts = [msgspec.json.decode(v) for v in read_topic(bootstrap, config.monitor.alerts_topic)]
     from agentwatch.respond.incident_queries import list_incidents
@@ -112,7 +148,7 @@ def run_demo(
     (run_dir / "alerts.jsonl").write_bytes(b"".join(msgspec.json.encode(a) + b"\n" for a in alerts))
     return DemoResult(
         events_produced=fleet_run.produced,
-        events_blocked=fleet_run.blocked,
+        events_blocked=fleet_run.blocked + retries.blocked,
         alerts=len(alerts),
         dead_letters=monitor.stats.dead_letters,
         incidents=incident_count,
@@ -124,8 +160,37 @@ def run_demo(
         store_url=config.store_url,
         evidence_dir=str(run_dir / "evidence"),
         postmortem_dir=str(run_dir / "postmortems"),
+        approvals_file=str(approvals_file),
         report=report,
     )
+
+
+def _next_attempts(events: list[dict[str, Any]], labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each attacked session's agent trying once more after the fleet: its last action again."""
+    attacked = {label["session_id"] for label in labels if label["label"] == "attack"}
+    last: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event["session_id"] in attacked and event["kind"] == "tool_call":
+            last[event["session_id"]] = event
+    now = int(time.time() * 1000)
+    return [{**e, "event_id": f"{e['event_id']}:retry", "ts": now} for e in last.values()]
+
+
+@contextmanager
+def _demo_approvers(approvals_file: Path) -> Iterator[None]:
+    """The demo's approvers for its monitor (unless the environment names others), restored after."""
+    saved = {name: os.environ.get(name) for name in (*DEMO_ENV, "AGENTWATCH_APPROVALS_FILE")}
+    for name, value in DEMO_ENV.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("AGENTWATCH_APPROVALS_FILE", str(approvals_file))
+    try:
+        yield
+    finally:
+        for name, kept in saved.items():
+            if kept is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = kept
 
 
 def _quantile(values: list[float], q: float) -> float | None:

@@ -26,6 +26,12 @@ REKEY_MESSAGES = Counter(
     ["direction"],
 )
 DLQ_WRITES = Counter("agentwatch_ingest_dlq_writes_total", "Records written to the dead-letter topic.", ["reason"])
+FIELDS_DROPPED = Counter(
+    "agentwatch_ingest_fields_dropped_total",
+    "Malformed optional fields dropped from an event that was kept and scored (named in its "
+    "attributes['agentwatch.invalid']); field is an optional number's name, or other.",
+    ["field"],
+)
 BATCH_SECONDS = Histogram(
     "agentwatch_pipeline_batch_duration_seconds",
     "Wall time to process one polled batch, effects included.",

@@ -219,16 +219,58 @@ class ChainVerdict:
     records: int
     problem: str | None = None
     seq: int | None = None
+    #: ``SEQ:HEX`` of the newest record verified (:func:`format_head`); ``None`` for an empty chain.
+    head: str | None = None
 
 
-def verify_chain(engine: Engine, key: AuditKey | None = None) -> ChainVerdict:
+def format_head(seq: int, digest: bytes) -> str:
+    """The head of the chain as users keep it: ``SEQ:HEX`` (the newest record's number and seal).
+
+    >>> format_head(3, bytes(32))[:10]
+    '3:00000000'
+    """
+    return f"{seq}:{digest.hex()}"
+
+
+def parse_head(text_value: str) -> tuple[int | None, bytes]:
+    """A kept head, ``SEQ:HEX`` or just ``HEX`` (64 hex digits); ``ValueError`` names what is wrong.
+
+    >>> parse_head("7:" + "ab" * 32)[0]
+    7
+    """
+    seq_text, _, hex_text = text_value.strip().rpartition(":")
+    try:
+        seq = int(seq_text) if seq_text else None
+        digest = bytes.fromhex(hex_text)
+    except ValueError:
+        raise ValueError("a head is SEQ:HEX as `agentwatch audit verify` prints it") from None
+    if len(digest) != 32 or (seq is not None and seq < 1):
+        raise ValueError("a head is SEQ:HEX (64 hex digits) as `agentwatch audit verify` prints it")
+    return seq, digest
+
+
+def chain_head(engine: Engine) -> tuple[int, bytes] | None:
+    """The newest record's ``(seq, hash)`` as stored (not verified): what an anchor publishes."""
+    with engine.connect() as conn:
+        last = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()
+    return None if last is None else (int(last.seq), bytes(last.hash))
+
+
+def verify_chain(engine: Engine, key: AuditKey | None = None, expect_head: str | None = None) -> ChainVerdict:
     """Walk the whole log; the first record that does not chain, or is not sealed with
-    ``key`` (default: :func:`load_key`, never generated here), is reported."""
+    ``key`` (default: :func:`load_key`, never generated here), is reported.
+
+    ``expect_head`` is a head kept from an earlier verify or anchor (``SEQ:HEX``): the
+    chain must still hold that record with that seal, or its newest records were cut
+    off (or the chain rewritten) since — which a chain alone cannot show.
+    """
+    expected = parse_head(expect_head) if expect_head is not None else None
     if key is None:
         key = load_key(engine, create=False)
     prev = GENESIS
     expected_seq = 1
     count = 0
+    anchored = expected is None
     with engine.connect() as conn:
         for row in conn.execute(select(audit_log).order_by(audit_log.c.seq)):
             count += 1
@@ -263,9 +305,24 @@ def verify_chain(engine: Engine, key: AuditKey | None = None) -> ChainVerdict:
                     f"{what} was altered, or sealed with another key (this one: {key.key_id} from {key.source})",
                     row.seq,
                 )
+            if expected is not None and digest == expected[1] and expected[0] in (None, row.seq):
+                anchored = True
             prev = digest
             expected_seq += 1
-    return ChainVerdict(True, count)
+    head = format_head(expected_seq - 1, prev) if count else None
+    if not anchored:
+        assert expected is not None and expect_head is not None
+        kept_seq = expected[0]
+        if kept_seq is not None and kept_seq > count:
+            why = (
+                f"the chain ends at record {count} but the head you kept is record {kept_seq}: "
+                f"the newest {kept_seq - count} records were cut off"
+            )
+        else:
+            why = "the head you kept is not in the chain: records were cut off or the chain was rewritten"
+        problem = f"{why} (kept {expect_head.strip()[:80]}, now {head or 'empty'})"
+        return ChainVerdict(False, count, problem, kept_seq, head)
+    return ChainVerdict(True, count, head=head)
 
 
 @dataclass(slots=True)

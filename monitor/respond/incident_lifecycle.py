@@ -49,11 +49,23 @@ class IncidentChange(msgspec.Struct, kw_only=True):
     attached: bool  # False when this alert revision was already recorded (a replay)
     severity: str
     status: str
+    #: This alert raised the severity of an incident that was already open.
+    raised: bool = False
 
 
 def incident_id_for(group_key: str, first_alert_id: str) -> str:
     digest = hashlib.sha256(f"{group_key}\x00{first_alert_id}".encode()).hexdigest()
     return f"inc-{digest[:20]}"
+
+
+def incident_title(alert: Alert) -> str:
+    """What an incident is called: its most severe alert's category and the agent.
+
+    Set from the opening alert and renamed whenever a more severe alert joins, so an
+    incident opened by an anomaly and then raised to critical by a credential read is a
+    "secret access" incident, not an "anomaly" one.
+    """
+    return f"{alert.category.replace('_', ' ')} by agent {redact(alert.agent_id)}"[:300]  # shown as is: redacted
 
 
 def attach_alert(
@@ -94,7 +106,7 @@ def attach_alert(
                 principal=alert.principal,
                 severity=alert.severity,
                 status="open",
-                title=f"{alert.category.replace('_', ' ')} by agent {redact(alert.agent_id)}"[:300],
+                title=incident_title(alert),
                 opened_ms=ts_ms,
                 updated_ms=ts_ms,
                 first_alert_ts_ms=ts_ms,
@@ -160,8 +172,10 @@ def attach_alert(
     )
     if row is not None:
         updates: dict[str, Any] = {"updated_ms": max(row.updated_ms, ts_ms)}
-        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[row.severity]:
+        raised = SEVERITY_RANK[alert.severity] > SEVERITY_RANK[row.severity]
+        if raised:
             updates["severity"] = severity = alert.severity
+            updates["title"] = incident_title(alert)  # the title names the most severe category
         if alert.detector not in row.detectors:
             updates["detectors"] = [*row.detectors, alert.detector]
         if alert.category not in row.categories:
@@ -171,10 +185,13 @@ def attach_alert(
         if row.first_malicious_ts_ms is None or first_malicious_ms < row.first_malicious_ts_ms:
             updates["first_malicious_ts_ms"] = first_malicious_ms
         conn.execute(incidents.update().where(incidents.c.incident_id == incident_id).values(**updates))
-        if "severity" in updates:
+        if raised:
             record_change(
                 conn, incident_id, "severity_raised", severity, row.status, ts_ms, f"detector:{alert.detector}"
             )
+        return IncidentChange(
+            incident_id=incident_id, created=created, attached=True, severity=severity, status=status, raised=raised
+        )
     return IncidentChange(incident_id=incident_id, created=created, attached=True, severity=severity, status=status)
 
 

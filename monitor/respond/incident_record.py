@@ -80,6 +80,10 @@ class IncidentRecord(msgspec.Struct, kw_only=True):
     actions: list[ActionRecord]
     timeline: list[TimelineEntry]
     detector_context: dict[str, Any] = {}
+    #: When each event (by id) reached agentwatch's input, wall clock (epoch ms): what the
+    #: postmortem's timeline places it by (its one clock); events not in it are placed by
+    #: their own ``ts`` shifted by the session's estimated clock offset.
+    observed_ms: dict[str, int] = {}
 
 
 def example_incident(t0: int = 1_767_225_600_000) -> IncidentRecord:

@@ -63,6 +63,13 @@ class EventJournal:
             return []
         return [e for e, _ in kept if e.ts_ms >= since_ts_ms]
 
+    def session_entries(self, session_id: str, since_ts_ms: int = 0) -> list[tuple[AuditEvent, int]]:
+        """Like :meth:`session_events`, each with when it reached the input (0: unknown)."""
+        kept = self._sessions.get(session_id)
+        if not kept:
+            return []
+        return [(e, seen) for e, seen in kept if e.ts_ms >= since_ts_ms]
+
     def first_observed(self, session_id: str, event_ids: Iterable[str]) -> int | None:
         """The earliest input time among ``event_ids`` of the session still in the journal."""
         wanted = set(event_ids)

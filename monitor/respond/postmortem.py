@@ -20,7 +20,10 @@ digest), so the same incident gives the same bytes.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import statistics
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Final
@@ -33,6 +36,7 @@ import pandas as pd
 from jinja2.sandbox import SandboxedEnvironment
 
 import agentwatch.playbooks as builtin_playbooks
+from agentwatch.detect.alerts import Alert
 from agentwatch.detect.policy import SEVERITY_RANK
 from agentwatch.events.audit_event import AuditEvent, rfc3339_ms
 from agentwatch.respond.evidence import MANIFEST_DIGEST, atomic_write, safe_dirname, verify_bundle
@@ -97,7 +101,14 @@ def _environment(template_dir: Path | None) -> SandboxedEnvironment:
     return make_environment(template_dir)
 
 
-def render_postmortem(incident: IncidentRecord, evidence_path: Path | None, template_dir: Path | None = None) -> str:
+def render_postmortem(
+    incident: IncidentRecord,
+    evidence_path: Path | None,
+    template_dir: Path | None = None,
+    *,
+    version: int | None = None,
+    svg_name: str = SVG_NAME,
+) -> str:
     """The postmortem draft for ``incident`` as Markdown.
 
     Parameters
@@ -109,35 +120,148 @@ def render_postmortem(incident: IncidentRecord, evidence_path: Path | None, temp
         ``None`` when none was collected; its manifest digest is quoted and verified.
     template_dir
         A directory holding ``postmortem.md.j2`` (default: ``playbooks/templates``).
+    version
+        The draft's version number (:func:`write_postmortem` numbers them), ``None`` for none.
+    svg_name
+        The timeline image the draft embeds.
     """
     template = _environment(template_dir).get_template(TEMPLATE_NAME)
-    return template.render(**postmortem_context(incident, evidence_path))
+    context = postmortem_context(incident, evidence_path)
+    context.update(version=version, svg_name=svg_name)
+    return template.render(**context)
 
 
 def write_postmortem(
     incident: IncidentRecord, out_dir: Path, evidence_path: Path | None, template_dir: Path | None = None
 ) -> Path:
-    """Write ``<out_dir>/<incident_id>/postmortem.md`` and ``timeline.svg``; return the ``.md`` path.
+    """Write a new version of the draft when the incident changed; return ``<dir>/postmortem.md``.
 
-    Each file is replaced atomically, and only when its bytes change (re-running on the
-    same record leaves the files, and their mtimes, alone). Later calls, as the
-    incident moves on, overwrite the draft.
+    ``<out_dir>/<incident_id>/`` keeps every version — ``postmortem.v1.md`` with
+    ``timeline.v1.svg``, ``postmortem.v2.md`` … — and ``postmortem.md`` / ``timeline.svg``
+    as a copy of the newest. A version is added when the draft's content changes (severity
+    raised, another playbook ran, the incident contained or resolved), never overwritten;
+    re-running on the same record leaves every file, and its mtime, alone. A version is
+    created exclusively, so two workers drafting at once number theirs apart.
     """
     directory = out_dir / safe_dirname(incident.incident_id)
     directory.mkdir(parents=True, exist_ok=True)
-    outputs = {
+    for _attempt in range(8):
+        latest = _latest_version(directory)
+        if latest and _version_files(incident, evidence_path, template_dir, latest) == _read_version(directory, latest):
+            version = latest
+            break
+        version = latest + 1
+        if _create_version(directory, _version_files(incident, evidence_path, template_dir, version)):
+            break
+    else:
+        raise RuntimeError(f"could not number a new postmortem version in {directory}: others keep writing")
+    current = {
         SVG_NAME: render_timeline_svg(incident).encode("utf-8"),
-        "postmortem.md": render_postmortem(incident, evidence_path, template_dir).encode("utf-8"),
+        "postmortem.md": render_postmortem(incident, evidence_path, template_dir, version=version).encode("utf-8"),
     }
-    for name, data in outputs.items():
+    for name, data in current.items():
         path = directory / name
         if not (path.is_file() and path.read_bytes() == data):
             atomic_write(path, data)
     return directory / "postmortem.md"
 
 
+_VERSIONED: Final = re.compile(r"^postmortem\.v([1-9][0-9]{0,8})\.md$")
+
+
+def postmortem_versions(directory: Path) -> list[Path]:
+    """The versions of a draft in ``directory``, oldest first."""
+    found = [(int(m.group(1)), p) for p in directory.glob("postmortem.v*.md") if (m := _VERSIONED.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def _latest_version(directory: Path) -> int:
+    versions = postmortem_versions(directory)
+    return int(_VERSIONED.match(versions[-1].name).group(1)) if versions else 0  # type: ignore[union-attr]
+
+
+def _version_files(
+    incident: IncidentRecord, evidence_path: Path | None, template_dir: Path | None, version: int
+) -> dict[str, bytes]:
+    svg = f"timeline.v{version}.svg"
+    markdown = render_postmortem(incident, evidence_path, template_dir, version=version, svg_name=svg)
+    return {f"postmortem.v{version}.md": markdown.encode("utf-8"), svg: render_timeline_svg(incident).encode("utf-8")}
+
+
+def _read_version(directory: Path, version: int) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for name in (f"postmortem.v{version}.md", f"timeline.v{version}.svg"):
+        try:
+            out[name] = (directory / name).read_bytes()
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _create_version(directory: Path, files: dict[str, bytes]) -> bool:
+    """Create the version's files, the Markdown first (creating it claims the number, so a writer that
+    lost the race never touches the winner's image); ``False`` when another writer claimed it."""
+    markdown = next(name for name in files if name.endswith(".md"))
+    for name, data in sorted(files.items(), key=lambda item: item[0] != markdown):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if name == markdown:
+                try:
+                    os.link(tmp, directory / name)  # never replaces another writer's version
+                except FileExistsError:
+                    return False
+            else:
+                os.replace(tmp, directory / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return True
+
+
+class IncidentClock:
+    """The one clock of a postmortem: agentwatch's (wall clock, UTC).
+
+    Incident times (opened, first alert, contained, resolved), actions and decisions are
+    agentwatch's own. An event is placed at the time it reached agentwatch's input
+    (``incident.observed_ms``); one without that record at its own ``ts`` (the agent's
+    clock) shifted by the session's offset — the median gap between arrival and ``ts``
+    over the events that have both, else the gap between the first malicious event's
+    estimated arrival and its ``ts``, else none. An alert is placed when the event that
+    raised it arrived. The agent's own time stays visible beside each event that differs.
+
+    >>> from agentwatch.respond.incident_record import example_incident
+    >>> clock = IncidentClock(example_incident())
+    >>> clock.offset_ms, clock.event(example_incident().events[0]) == example_incident().events[0].ts_ms
+    (0, True)
+    """
+
+    def __init__(self, incident: IncidentRecord) -> None:
+        observed = incident.observed_ms
+        gaps = [observed[e.event_id] - e.ts_ms for e in incident.events if e.event_id in observed]
+        supporting = {eid for alert in incident.alerts for eid in alert.event_ids}
+        first_ts = min((e.ts_ms for e in incident.events if e.event_id in supporting), default=None)
+        if gaps:
+            self.offset_ms = int(statistics.median_low(gaps))
+        elif first_ts is not None and incident.first_malicious_ts_ms is not None:
+            self.offset_ms = incident.first_malicious_ts_ms - first_ts
+        else:
+            self.offset_ms = 0
+        self._observed = observed
+
+    def event(self, event: AuditEvent) -> int:
+        return self._observed.get(event.event_id, event.ts_ms + self.offset_ms)
+
+    def alert(self, alert: Alert) -> int:
+        return alert.observed_ms if alert.observed_ms > 0 else alert.first_ts_ms + self.offset_ms
+
+
 def postmortem_context(incident: IncidentRecord, evidence_path: Path | None) -> dict[str, Any]:
     """The variables the template sees. Agent text is left raw: the template escapes it."""
+    clock = IncidentClock(incident)
     alerts = sorted(incident.alerts, key=lambda a: (-SEVERITY_RANK.get(a.severity, -1), a.first_ts_ms, a.detector))
     frame = timeline_frame(incident)
     return {
@@ -158,7 +282,7 @@ def postmortem_context(incident: IncidentRecord, evidence_path: Path | None) -> 
                 "severity": a.severity,
                 "score": f"{a.score:.2f}",
                 "mode": a.mode,
-                "first": rfc3339_ms(a.first_ts_ms),
+                "first": rfc3339_ms(clock.alert(a)),
                 "summary": a.summary,
                 "reasons": "; ".join(a.reasons),
             }
@@ -183,11 +307,14 @@ def postmortem_context(incident: IncidentRecord, evidence_path: Path | None) -> 
         ],
         "evidence": _evidence(evidence_path),
         "svg_name": SVG_NAME,
+        "version": None,
+        "agent_clock_offset": _offset_text(clock.offset_ms),
     }
 
 
 def timeline_frame(incident: IncidentRecord) -> pd.DataFrame:
-    """Events, alerts, actions and decisions/status changes/notes as one frame in time order.
+    """Events, alerts, actions and decisions/status changes/notes as one frame in time order,
+    on one clock (:class:`IncidentClock`).
 
     Columns: ``ts_ms``, ``time`` (RFC 3339 UTC, ms), ``source`` (what kind of row and
     whose), ``what``. Ties keep the order event, alert, action, decision, status, note.
@@ -199,6 +326,7 @@ def timeline_frame(incident: IncidentRecord) -> pd.DataFrame:
     >>> frame["source"].tolist()[3:6]
     ['event · agent:coder-7', 'alert · agentwatch', 'decision · human:bob']
     """
+    clock = IncidentClock(incident)
     supporting = {eid for alert in incident.alerts for eid in alert.event_ids}
     events, omitted = _pick_events(incident.events, supporting)
     rows: list[dict[str, Any]] = []
@@ -208,10 +336,13 @@ def timeline_frame(incident: IncidentRecord) -> pd.DataFrame:
             what += f" ({ev.outcome})"
         if ev.event_id in supporting:
             what += " [supports an alert]"
-        rows.append(_row(ev.ts_ms, "event", f"agent:{ev.agent_id}", what))
+        at = clock.event(ev)
+        if abs(at - ev.ts_ms) >= 1000:
+            what += f" [agent clock {rfc3339_ms(ev.ts_ms)}]"
+        rows.append(_row(at, "event", f"agent:{ev.agent_id}", what))
     for alert in incident.alerts:
         what = f"{alert.severity} {alert.detector} (score {alert.score:.2f}): {alert.summary}"
-        rows.append(_row(alert.first_ts_ms, "alert", "agentwatch", what))
+        rows.append(_row(clock.alert(alert), "alert", "agentwatch", what))
     for action in incident.actions:
         label = f"{action.step}: {action.action}"
         if action.started_ms is not None:
@@ -294,7 +425,8 @@ def render_timeline_svg(incident: IncidentRecord, width: int = 960, height: int 
     '{http://www.w3.org/2000/svg}svg'
     """
     left, right, axis_y = 70.0, 50.0, 120.0
-    stamps = [ev.ts_ms for ev in incident.events] + [a.first_ts_ms for a in incident.alerts]
+    clock = IncidentClock(incident)
+    stamps = [clock.event(ev) for ev in incident.events] + [clock.alert(a) for a in incident.alerts]
     stamps += [t for a in incident.actions for t in (a.started_ms, a.finished_ms) if t is not None]
     stamps += [t for t in (incident.contained_ms, incident.opened_ms) if t is not None]
     t0, t1 = min(stamps), max(stamps)
@@ -322,10 +454,10 @@ def render_timeline_svg(incident: IncidentRecord, width: int = 960, height: int 
         '<g stroke="#999999" stroke-width="1">',
     ]
     for ev in incident.events:
-        label = _xml(f"{rfc3339_ms(ev.ts_ms)} {ev.kind} {ev.tool or ''} {redact(ev.target or '')}", 160)
+        at = clock.event(ev)
+        label = _xml(f"{rfc3339_ms(at)} {ev.kind} {ev.tool or ''} {redact(ev.target or '')}", 160)
         out.append(
-            f'<line x1="{x(ev.ts_ms)}" y1="{axis_y - 10}" x2="{x(ev.ts_ms)}" y2="{axis_y + 10}">'
-            f"<title>{label}</title></line>"
+            f'<line x1="{x(at)}" y1="{axis_y - 10}" x2="{x(at)}" y2="{axis_y + 10}"><title>{label}</title></line>'
         )
     out.append("</g>")
     if incident.contained_ms is not None:
@@ -335,16 +467,23 @@ def render_timeline_svg(incident: IncidentRecord, width: int = 960, height: int 
             f"<title>contained {rfc3339_ms(incident.contained_ms)}</title></line>"
             f'<text x="{cx}" y="38" text-anchor="middle" fill="#2ca02c">contained</text>'
         )
-    for alert in incident.alerts:
-        ax = float(x(alert.first_ts_ms))
+    lanes = _LabelLanes(left=4.0, right=width - 4.0)
+    for alert in sorted(incident.alerts, key=lambda a: (clock.alert(a), a.detector)):
+        ax = float(x(clock.alert(alert)))
         label = _xml(f"{alert.severity} {alert.detector}: {redact(alert.summary)}", 160)
         out.append(
             f'<polygon points="{ax:.1f},{axis_y - 38:.1f} {ax + 7:.1f},{axis_y - 30:.1f} '
             f'{ax:.1f},{axis_y - 22:.1f} {ax - 7:.1f},{axis_y - 30:.1f}" fill="#d62728">'
             f"<title>{label}</title></polygon>"
-            f'<text x="{ax:.1f}" y="{axis_y - 44:.1f}" text-anchor="middle" fill="#d62728">'
-            f"{_xml(alert.detector, 32)}</text>"
         )
+        name = alert.detector[:32]
+        placed = lanes.place(name, ax)
+        if placed is not None:  # no free lane: the diamond's tooltip still names it
+            lx, lane = placed
+            out.append(
+                f'<text x="{lx:.1f}" y="{axis_y - 44 - lane * LABEL_LANE_PX:.1f}" text-anchor="middle" '
+                f'fill="#d62728">{_xml(name, 32)}</text>'
+            )
     for action in incident.actions:
         for ts in (action.started_ms, action.finished_ms):
             if ts is None:
@@ -357,6 +496,43 @@ def render_timeline_svg(incident: IncidentRecord, width: int = 960, height: int 
             )
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+#: Alert labels in the timeline image: estimated width per character (11 px sans-serif, generous)
+#: and the lanes stacked above the axis before a label is left to the tooltip.
+LABEL_CHAR_PX: Final = 7.0
+LABEL_LANE_PX: Final = 13.0
+LABEL_LANES: Final = 3
+
+
+class _LabelLanes:
+    """Places centred labels left to right in the first lane where they overlap nothing.
+
+    >>> lanes = _LabelLanes(0, 500)
+    >>> lanes.place("secret_access", 100.0), lanes.place("rates", 110.0), lanes.place("novelty", 400.0)
+    ((100.0, 0), (110.0, 1), (400.0, 0))
+    """
+
+    def __init__(self, left: float, right: float) -> None:
+        self.left, self.right = left, right
+        self._ends = [left - 1.0] * LABEL_LANES  # right edge of the last label in each lane
+
+    def place(self, text: str, centre: float) -> tuple[float, int] | None:
+        half = len(text) * LABEL_CHAR_PX / 2 + 2.0
+        centre = min(max(centre, self.left + half), self.right - half)  # kept inside the image
+        for lane, end in enumerate(self._ends):
+            if centre - half > end:
+                self._ends[lane] = centre + half
+                return centre, lane
+        return None
+
+
+def _offset_text(offset_ms: int) -> str:
+    """The agent clock's offset from agentwatch's, for the template ('' when under a second)."""
+    if abs(offset_ms) < 1000:
+        return ""
+    ahead = "behind" if offset_ms > 0 else "ahead of"
+    return f"{abs(offset_ms) / 1000:,.3f} s {ahead}"
 
 
 def _row(ts_ms: int, kind: str, actor: str, what: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from agentwatch.secret_catalogue import TOKENS, secret_name_kind, token
+from agentwatch.secret_catalogue import SECRET_URLS, TOKENS, SecretPattern, secret_name_kind, token
 
 _NOT_REDACTED: Final = r"(?!\\?[\"']?\[REDACTED:)"
 
@@ -56,10 +56,18 @@ def _token_rule(name: str) -> tuple[re.Pattern[str], Callable[[re.Match[str]], s
 #: Tokens matched before the labelled rules: blocks and URLs, which those would cut apart.
 _BEFORE_LABELS: Final = ("private_key", "slack_webhook")
 
+
+def _url_rule(entry: SecretPattern) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
+    """A rule for a URL carrying a secret: the URL up to the secret (``pattern``) is kept, the secret
+    (``tail``) replaced."""
+    return re.compile(f"(?P<pre>{entry.pattern})" + _NOT_REDACTED + entry.tail), _value(entry.kind)
+
+
 # Order matters: multi-line blocks and URLs first, labelled assignments last (they
 # skip values an earlier rule already redacted, so specific kinds survive).
 _RULES: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
     *(_token_rule(name) for name in _BEFORE_LABELS),
+    *(_url_rule(entry) for entry in SECRET_URLS if entry.name != "url_secret"),
     (
         # scheme://user:password@host  → keep scheme and user.
         re.compile(
@@ -89,6 +97,9 @@ _RULES: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
     ),
     # The secrets recognisable by their shape (agentwatch.secret_catalogue.TOKENS).
     *(_token_rule(t.name) for t in TOKENS if t.name not in _BEFORE_LABELS),
+    # A signed or keyed link's query credential, after the tokens so a known kind keeps its name.
+    # A parameter that names its secret (``token``, ``api_key``) keeps that kind, as in ``token=…``.
+    (_url_rule(token("url_secret"))[0], lambda m: m.group("pre") + _mark(_query_kind(m.group("pre")))),
 ]
 
 # `password=…`, `passwd: …`, `"api_key": "…"`, `GITHUB_TOKEN=…`: label kept, value redacted.
@@ -101,7 +112,7 @@ _ASSIGNMENT: Final = re.compile(
 
 # Substrings (lower case) without which no rule above can match: the fast path.
 _HINTS: Final = (
-    *dict.fromkeys(h.lower() for t in TOKENS for h in t.hints),
+    *dict.fromkeys(h.lower() for t in (*TOKENS, *SECRET_URLS) for h in t.hints),
     "://",
     "authorization",
     "bearer",
@@ -142,6 +153,11 @@ def redact(text: str) -> str:
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)
     return _ASSIGNMENT.sub(_assignment, text)
+
+
+def _query_kind(pre: str) -> str:
+    """The kind for a URL query credential: what its parameter name says (``?token=``), else ``url_secret``."""
+    return secret_name_kind(pre[1:-1]) or "url_secret"
 
 
 def _assignment(m: re.Match[str]) -> str:

@@ -33,6 +33,7 @@ exclusive across processes, so any number of them can run.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -57,7 +58,7 @@ from agentwatch.respond import audit_log
 from agentwatch.respond.action_spec import ActionContext, ActionOutcome, OutgoingMessage
 from agentwatch.respond.evidence import clean_staging
 from agentwatch.respond.incident_lifecycle import IncidentSettings, add_timeline, attach_alert, set_status
-from agentwatch.respond.incident_queries import load_incident
+from agentwatch.respond.incident_queries import OBSERVED_KEY, load_incident
 from agentwatch.respond.journal import EventJournal
 from agentwatch.respond.liveness import Liveness
 from agentwatch.respond.playbook_engine import Playbook
@@ -91,13 +92,11 @@ class Prepared:
     inline: list[_Inline] = field(default_factory=list)
 
 
-def _journal_row(incident_id: str, event: AuditEvent) -> dict[str, Any]:
-    return {
-        "incident_id": incident_id,
-        "event_id": event.event_id,
-        "ts_ms": event.ts_ms,
-        "body": msgspec.to_builtins(event.to_native()),
-    }
+def _journal_row(incident_id: str, event: AuditEvent, observed_ms: int = 0) -> dict[str, Any]:
+    body = msgspec.to_builtins(event.to_native())
+    if observed_ms:  # when the event reached the input: the postmortem timeline's clock
+        body[OBSERVED_KEY] = observed_ms
+    return {"incident_id": incident_id, "event_id": event.event_id, "ts_ms": event.ts_ms, "body": body}
 
 
 class Responder:
@@ -193,12 +192,15 @@ class Responder:
         self.journal.extend(events, observed_ms)
         prepared = Prepared()
         watched = self._watched
-        watched_events = [e for e in events if e.session_id in watched] if watched else []
+        watched_events: list[tuple[AuditEvent, int]] = []
+        if watched:
+            seen_at = observed_ms if observed_ms else itertools.repeat(0)
+            watched_events = [(e, seen) for e, seen in zip(events, seen_at) if e.session_id in watched]  # noqa: B905
         if not alerts and not watched_events:
             return prepared
         now = self.clock()
         with self.engine.begin() as conn:
-            journal_rows = [_journal_row(watched[e.session_id], e) for e in watched_events]
+            journal_rows = [_journal_row(watched[e.session_id], e, seen) for e, seen in watched_events]
             touched: set[str] = set()
             for alert in alerts:
                 incident_id = self._attach(conn, alert, now, journal_rows)
@@ -238,10 +240,13 @@ class Responder:
         if first_malicious is None:
             first_malicious = (alert.observed_ms or now) - max(0, trigger_ts - earliest)
         change = attach_alert(conn, alert, self.settings, now, first_malicious)
+        if change.raised:
+            self._redraft_postmortems(conn, change.incident_id, change.severity, now)
         if change.created:
             since = earliest - LOOKBACK_MS
             journal_rows.extend(
-                _journal_row(change.incident_id, e) for e in self.journal.session_events(alert.session_id, since)
+                _journal_row(change.incident_id, e, seen)
+                for e, seen in self.journal.session_entries(alert.session_id, since)
             )
             self._watched[alert.session_id] = change.incident_id
             metrics.INCIDENTS_OPENED.labels(change.severity).inc()
@@ -324,6 +329,50 @@ class Responder:
                     {"playbook": playbook.name, "mode": playbook.spec.mode},
                     now,
                 )
+
+    def _redraft_postmortems(self, conn: Connection, incident_id: str, severity: str, now: int) -> None:
+        """The incident's severity rose: queue each postmortem step that already ran once more, so its
+        draft gets a new version (a step still pending will see the new severity when it runs)."""
+        rows = conn.execute(
+            select(actions).where(actions.c.incident_id == incident_id, actions.c.action == "draft_postmortem")
+        ).all()
+        steps: dict[tuple[str, str], list[Any]] = {}
+        for row in rows:
+            steps.setdefault((row.playbook, row.step), []).append(row)
+        for (playbook, step), runs in sorted(steps.items()):
+            if any(r.status not in TERMINAL for r in runs) or not any(r.status == "done" for r in runs):
+                continue
+            key = f"{incident_id}:{playbook}:{step}@{severity}"[:200]
+            if conn.execute(select(actions.c.action_key).where(actions.c.action_key == key)).first() is not None:
+                continue
+            first = runs[0]
+            conn.execute(
+                actions.insert().values(
+                    action_key=key,
+                    incident_id=incident_id,
+                    playbook=playbook,
+                    step=step,
+                    position=first.position,
+                    action=first.action,
+                    mode=first.mode,
+                    status="pending",
+                    attempts=0,
+                    params=first.params,
+                    result={},
+                    error=None,
+                    actor="agentwatch",
+                    created_ms=now,
+                )
+            )
+            add_timeline(
+                conn,
+                incident_id,
+                now,
+                "action",
+                "agentwatch",
+                f"severity raised to {severity}: {playbook}/{step} drafts a new postmortem version",
+                {"playbook": playbook, "step": step},
+            )
 
     def _run_urgent(self, conn: Connection, incident_id: str, prepared: Prepared) -> None:
         for row in self._ready_steps(conn, incident_id):
