@@ -301,6 +301,6 @@ def test_compose_creates_every_topic_the_monitor_uses() -> None:
     from agentwatch.ingest.topics import all_topics
 
     created = set(
-        re.findall(r"([\w.]+):\d+", " ".join(re.findall(r"for spec in ([^;]+);", (ROOT / "compose.yaml").read_text())))
+        re.findall(r"([\w.-]+):\d+", " ".join(re.findall(r"for spec in ([^;]+);", (ROOT / "compose.yaml").read_text())))
     )
     assert set(all_topics(MonitorSettings())) <= created

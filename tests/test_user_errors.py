@@ -95,7 +95,7 @@ def test_an_unreachable_postgres_is_one_line_and_v_shows_the_traceback(
 
 def test_a_metrics_port_in_use_is_one_line(env: Path, busy_port: int) -> None:
     line = one_error_line(cli("run", "--bootstrap-servers", "127.0.0.1:1", "--metrics-port", str(busy_port)))
-    assert f"cannot serve metrics on port {busy_port}" in line
+    assert f"cannot serve metrics on 127.0.0.1:{busy_port}" in line and "hint:" in line
 
 
 def test_a_serve_port_in_use_is_one_line(env: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
