@@ -175,10 +175,10 @@ _kind_for_key: Final = secret_name_kind
 def redact_obj(obj: Any) -> Any:
     """A copy of ``obj`` (dicts, lists, tuples, strings) with secrets redacted.
 
-    Strings are passed through :func:`redact`. A mapping value whose key names a
-    secret (password, secret, token, api key, authorization, cookie, credential,
-    private key) is replaced outright when it is a scalar; containers under such a
-    key are redacted recursively. ``None``, booleans and empty strings are kept.
+    Strings — mapping keys included (event ids key some maps) — are passed through
+    :func:`redact`. A mapping value whose key names a secret (password, secret, token,
+    api key, authorization, cookie, credential, private key) is replaced outright when it
+    is a scalar; containers under such a key are redacted recursively. ``None``, booleans and empty strings are kept.
 
     >>> redact_obj({"Authorization": "Bearer x", "max_tokens": 5, "args": ["ok", "sk_live_" + "a" * 24]})
     {'Authorization': '[REDACTED:authorization]', 'max_tokens': 5, 'args': ['ok', '[REDACTED:stripe_key]']}
@@ -189,14 +189,30 @@ def redact_obj(obj: Any) -> Any:
         out: dict[Any, Any] = {}
         for key, value in obj.items():
             kind = _kind_for_key(key) if isinstance(key, str) else None
+            shown = _redacted_key(key, out) if isinstance(key, str) else key  # ids used as keys are ids too
             if kind is not None and _is_secret_scalar(value, kind):
-                out[key] = _mark(kind)
+                out[shown] = _mark(kind)
             else:
-                out[key] = redact_obj(value)
+                out[shown] = redact_obj(value)
         return out
     if isinstance(obj, list | tuple):
         return type(obj)(redact_obj(v) for v in obj)
     return obj
+
+
+def _redacted_key(key: str, taken: dict[Any, Any]) -> str:
+    """``key`` redacted; two keys that redact alike stay apart (``…#2``), so no entry is lost.
+
+    >>> _redacted_key("e-ghp_" + "a" * 36, {"e-[REDACTED:github_token]": 1})
+    'e-[REDACTED:github_token]#2'
+    """
+    shown = redact(key)
+    if shown == key or shown not in taken:
+        return shown
+    n = 2
+    while f"{shown}#{n}" in taken:
+        n += 1
+    return f"{shown}#{n}"
 
 
 def _is_secret_scalar(value: Any, kind: str) -> bool:
