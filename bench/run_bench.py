@@ -52,6 +52,7 @@ from rich.table import Table  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
+from agentwatch.config import WORKER_MODES  # noqa: E402
 from agentwatch.ingest.topics import all_topics, ensure_topics  # noqa: E402
 from agentwatch.lab import simulator  # noqa: E402
 from agentwatch.lab.broker import EmbeddedBroker  # noqa: E402
@@ -141,6 +142,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server to create throwaway databases on")
     parser.add_argument("--bootstrap-servers", help="an existing broker (default: start an embedded one)")
+    parser.add_argument(
+        "--worker",
+        choices=WORKER_MODES,
+        default="inline",
+        help="[response] worker for `run` (alerts: no incident SQL in the batch; no `respond` is started, "
+        "so the backlog rows then count nothing)",
+    )
     parser.add_argument("--join-wait", type=float, default=6.0, help="seconds for `run`'s group join before producing")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -157,6 +165,7 @@ def run(args: argparse.Namespace, console: Console | None = None) -> dict[str, A
         "cpus": os.cpu_count(),
         "load_at_start": round(os.getloadavg()[0], 2),
         "sizes": {key: getattr(args, key) for key in SIZES},
+        "worker": args.worker,
         "rate": args.rate,
         "scenarios": [],
     }
@@ -206,7 +215,7 @@ def run_scenario(
         "events": len(events),
     }
     with _store(args, scenario, tag, "throughput") as store_url:
-        config = bench_config(f"{tag}-{scenario.name}-throughput", tmp, store_url)
+        config = bench_config(f"{tag}-{scenario.name}-throughput", tmp, store_url, args.worker)
         topic = next(iter(config.monitor.inputs))
         ensure_topics(bootstrap, [topic], partitions=PARTITIONS)
         ensure_topics(bootstrap, all_topics(config.monitor))
@@ -229,7 +238,7 @@ def run_scenario(
         small = simulator.simulate(
             seed=args.seed + 1, sessions=args.latency_sessions, attack_ratio=scenario.attack_ratio
         )
-        config = bench_config(f"{tag}-{scenario.name}-latency", tmp, store_url)
+        config = bench_config(f"{tag}-{scenario.name}-latency", tmp, store_url, args.worker)
         ensure_topics(bootstrap, list(config.monitor.inputs), partitions=PARTITIONS)
         result["latency"] = latency(bootstrap, config, small.events, args.rate, tmp, join_wait_s=args.join_wait)
     return result

@@ -49,6 +49,7 @@ from agentwatch.formats import get_decoder
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.observe import metrics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.batch_containment import BatchContainment
 from agentwatch.respond.responder import Responder
 from agentwatch.store import AlertLedger
 
@@ -135,6 +136,11 @@ class KafkaMonitor:
     state
         Durable session and learned state (:mod:`agentwatch.ingest.state_checkpoint`); ``None``
         keeps state in memory only (a restart starts sessions over).
+    containment
+        ``[response] worker = "alerts"``: no responder in this process; the batch publishes
+        ``terminate_session`` for the alerts a playbook answers with it
+        (:mod:`agentwatch.respond.batch_containment`) and ``agentwatch respond`` keeps the
+        incidents from the alerts topic.
     """
 
     def __init__(
@@ -148,6 +154,7 @@ class KafkaMonitor:
         on_batch: Callable[[RunStats], None] | None = None,
         responder: Responder | None = None,
         state: DurableState | None = None,
+        containment: BatchContainment | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
@@ -157,6 +164,7 @@ class KafkaMonitor:
         self.on_batch = on_batch
         self.responder = responder
         self.state = state
+        self.containment = containment
         self._fatal: BaseException | None = None
         self.stats = RunStats()
         self.stop_event = threading.Event()
@@ -346,6 +354,8 @@ class KafkaMonitor:
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         for alert in self.pipeline.expire():
             self._gate(alert, ledger_entries, outgoing, published)
+        if self.containment is not None and published:
+            outgoing.extend(self.containment.commands(published, int(time.time() * 1000)))
         prepared = self.responder.prepare(events, published, observed) if self.responder is not None else None
         if prepared is not None:
             outgoing.extend(prepared.messages)

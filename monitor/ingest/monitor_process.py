@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -15,6 +16,8 @@ from agentwatch.ingest.kafka_runner import KafkaMonitor
 from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.respond.action_spec import OutgoingMessage
+from agentwatch.respond.batch_containment import BatchContainment
+from agentwatch.respond.playbook_engine import load_playbooks
 from agentwatch.respond.worker_process import build_responder
 from agentwatch.store import AlertLedger, open_store
 
@@ -34,7 +37,8 @@ def start_monitor(
 
     ``respond`` overrides ``[monitor] respond`` (incidents and playbooks in this process);
     ``worker`` overrides ``[response] worker`` (``external``: no worker thread here, the
-    non-urgent steps are left to ``agentwatch respond``).
+    non-urgent steps are left to ``agentwatch respond``; ``alerts``: no responder at all — the
+    batch publishes ``terminate_session`` itself and ``agentwatch respond`` keeps incidents).
     """
     settings = config.monitor
     if create_topics:
@@ -42,9 +46,16 @@ def start_monitor(
     engine = open_store(config.store_url)
     ledger = AlertLedger(engine)  # caught up with the alerts topic when partitions are assigned
     responder = None
+    containment = None
     if config.monitor.respond if respond is None else respond:
-        external = (worker or config.response.worker) == "external"
-        responder = build_responder(config, KafkaSender(bootstrap_servers), external_worker=external, engine=engine)
+        mode = worker or config.response.worker
+        if mode == "alerts":
+            playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
+            containment = BatchContainment(playbooks, settings.control_topic, config.incidents)
+        else:
+            responder = build_responder(
+                config, KafkaSender(bootstrap_servers), external_worker=mode == "external", engine=engine
+            )
     pipeline = build_pipeline(config)
     state = (
         DurableState(engine, settings.group_id, pipeline, sync_every_s=settings.state_sync_s)
@@ -52,7 +63,14 @@ def start_monitor(
         else None
     )
     return KafkaMonitor(
-        bootstrap_servers, settings, pipeline, ledger, exit_on_idle_s=exit_on_idle_s, responder=responder, state=state
+        bootstrap_servers,
+        settings,
+        pipeline,
+        ledger,
+        exit_on_idle_s=exit_on_idle_s,
+        responder=responder,
+        state=state,
+        containment=containment,
     )
 
 

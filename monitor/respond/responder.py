@@ -121,6 +121,10 @@ class Responder:
     external_worker
         ``True``: :meth:`start` starts no worker thread (nor the approval worker) and
         :meth:`stop` does not drain — ``agentwatch respond`` processes run those steps.
+    session_commands
+        ``True`` (``agentwatch respond`` consuming the alerts topic, ``worker = "alerts"``):
+        ``terminate_session`` uses the session's command id, the one ``run`` already sent in
+        its batch (:mod:`agentwatch.respond.batch_containment`).
     """
 
     def __init__(
@@ -134,9 +138,11 @@ class Responder:
         send: Callable[[list[OutgoingMessage]], None] | None = None,
         clock: Callable[[], int] = now_ms,
         external_worker: bool = False,
+        session_commands: bool = False,
     ) -> None:
         self.engine = engine
         self.external_worker = external_worker
+        self.session_commands = session_commands
         self.playbooks = playbooks
         self.data_dir = data_dir
         self.control_topic = control_topic
@@ -425,6 +431,7 @@ class Responder:
             control_topic=self.control_topic,
             now_ms=now,
             connection=conn,
+            settings={"command_scope": "session"} if self.session_commands else {},
         )
 
     def _invoke(self, row, ctx: ActionContext) -> tuple[ActionOutcome | None, str | None]:  # type: ignore[no-untyped-def]
