@@ -36,7 +36,7 @@ from agentwatch.respond.playbook_engine import load_playbooks
 from agentwatch.store import actions, incident_events, incidents, open_store
 from tests.conftest import write_config
 from tests.test_response_e2e import SESSION, exfiltration_session
-from tests.test_response_workers import ROOT, _env, respond, rows, wait_until
+from tests.test_response_workers import AGENTWATCH, ROOT, _env, rows, wait_until
 from tests.test_store import alert
 
 #: `agentwatch respond --consume` that SIGKILLs itself at a crash point of its first poll with an alert.
@@ -61,6 +61,30 @@ def init(self, *args, **kwargs):
 alert_consumer.AlertConsumer.__init__ = init
 main(["--config", sys.argv[1], "respond", "--bootstrap-servers", sys.argv[3]])
 """
+
+
+def respond(config_path: Path, *args: str) -> subprocess.Popen[str]:
+    """`agentwatch --config F respond …`, waited for until it says it is responding (log lines before
+    that — a restarted one removing a killed one's evidence staging directory — are skipped)."""
+    proc = subprocess.Popen(
+        [*AGENTWATCH, "--config", str(config_path), "respond", *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for _ in range(20):
+        line = proc.stderr.readline()
+        seen.append(line)
+        if line.startswith("responding:") or not line:
+            break
+    if not seen[-1].startswith("responding:"):
+        proc.kill()
+        raise AssertionError("respond did not start:\n" + "".join(seen) + proc.stderr.read()[-3000:])
+    return proc
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -215,6 +239,7 @@ def test_run_terminates_in_the_batch_and_respond_opens_the_incident_with_evidenc
     assert command["session_key"] == identity_key(session_id)
     assert "AKIA" not in json.dumps(command)
 
+    respond_started_ms = int(time.time() * 1000)
     worker = respond(path, "--bootstrap-servers", bootstrap)
     try:
         done = wait_until(lambda: settled(engine), 90)
@@ -224,6 +249,9 @@ def test_run_terminates_in_the_batch_and_respond_opens_the_incident_with_evidenc
     with engine.connect() as conn:
         [incident] = conn.execute(select(incidents)).all()
         journaled = {r.event_id for r in conn.execute(select(incident_events.c.event_id))}
+    # the incident's clock is run's: opened and contained when run published the alert and command
+    assert incident.first_alert_ts_ms < respond_started_ms
+    assert next(r for r in rows(engine) if r.action == "terminate_session").finished_ms < respond_started_ms
     assert incident.session_id == session_id and incident.status == "contained"  # the real id, from the journal
     steps = {r.action: r for r in rows(engine)}
     terminate = steps["terminate_session"]

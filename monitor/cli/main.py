@@ -251,6 +251,9 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, consume: bool | N
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    store = responder.engine.url.render_as_string(hide_password=True)
+    also = f", consuming {config.monitor.alerts_topic} as {config.monitor.group_id}-respond" if consume else ""
+    err.print(f"responding: {len(responder.playbooks)} playbooks, store {store}{also}", markup=False, highlight=False)
     consumer_thread = None
     failed: list[BaseException] = []
     if consume:
@@ -268,9 +271,6 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, consume: bool | N
 
         consumer_thread = threading.Thread(target=consume_until_stopped, name="agentwatch-alerts", daemon=True)
         consumer_thread.start()
-    store = responder.engine.url.render_as_string(hide_password=True)
-    also = f", consuming {config.monitor.alerts_topic} as {config.monitor.group_id}-respond" if consume else ""
-    err.print(f"responding: {len(responder.playbooks)} playbooks, store {store}{also}", markup=False, highlight=False)
     stats = run_worker(responder, stop, beside=consumer_thread)
     if failed:
         raise click.ClickException(f"consuming the alerts failed: {str(failed[0])[:300]}")

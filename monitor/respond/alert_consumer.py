@@ -233,11 +233,14 @@ class AlertConsumer:
         for event in events:
             self._remember(event)
         alerts = [a for a in (self._alert(r, events) for r in alert_records) if a is not None]
-        prepared = self.responder.prepare(events, alerts, observed)
+        # Incident times are run's, not ours: the alerts (and run's commands, in the same
+        # delivery) went out when the first of these records was written.
+        raised = min((r.timestamp for r in alert_records), default=None)
+        prepared = self.responder.prepare(events, alerts, observed, now_ms=raised)
         if self.after_prepare is not None:
             self.after_prepare()
-        self._deliver(prepared)
-        self.responder.confirm(prepared)
+        all_sent_by_run = self._deliver(prepared)
+        self.responder.confirm(prepared, now_ms=raised if all_sent_by_run else None)
         if self.after_confirm is not None:
             self.after_confirm()
         self._commit(offsets)
@@ -328,10 +331,11 @@ class AlertConsumer:
             event_ids=[real.get(e, e) for e in public.event_ids],
         )
 
-    def _deliver(self, prepared: Prepared) -> None:
-        """Send the urgent steps' commands that ``run`` did not already put on their topic."""
+    def _deliver(self, prepared: Prepared) -> bool:
+        """Send the urgent steps' commands that ``run`` did not already put on their topic;
+        whether ``run`` had sent them all."""
         if not prepared.messages:
-            return
+            return True
         responder = self.responder
         find = getattr(responder.send, "find_delivered", None)
         wanted: dict[str, set[str]] = {}
@@ -351,6 +355,7 @@ class AlertConsumer:
                 raise RuntimeError("a terminate_session step must be sent but respond has no Kafka sender")
             responder.send(rest)
             self.stats.commands_sent += len(rest)
+        return not rest
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         consumer = self._consumer

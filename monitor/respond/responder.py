@@ -185,11 +185,19 @@ class Responder:
             return {row.session_id: row.incident_id for row in rows}
 
     # -- in the batch -----------------------------------------------------------------
-    def prepare(self, events: list[AuditEvent], alerts: list[Alert], observed_ms: list[int] | None = None) -> Prepared:
+    def prepare(
+        self,
+        events: list[AuditEvent],
+        alerts: list[Alert],
+        observed_ms: list[int] | None = None,
+        now_ms: int | None = None,
+    ) -> Prepared:
         """Record this batch's alerts and journal, start playbooks, run urgent steps.
 
         ``observed_ms``, parallel to ``events``, is when each reached the input (Kafka
         record time): the wall clock that time-to-detect and time-to-contain start from.
+        ``now_ms`` (default: the clock) is when the alerts were raised — given by
+        ``respond --consume``, which takes them after ``run`` published them.
         """
         self.journal.extend(events, observed_ms)
         prepared = Prepared()
@@ -197,7 +205,7 @@ class Responder:
         watched_events = [e for e in events if e.session_id in watched] if watched else []
         if not alerts and not watched_events:
             return prepared
-        now = self.clock()
+        now = self.clock() if now_ms is None else now_ms
         with self.engine.begin() as conn:
             journal_rows = [_journal_row(watched[e.session_id], e) for e in watched_events]
             touched: set[str] = set()
@@ -214,11 +222,12 @@ class Responder:
             self._wake.set()
         return prepared
 
-    def confirm(self, prepared: Prepared) -> None:
-        """The batch's messages were delivered: finish the urgent steps that produced them."""
+    def confirm(self, prepared: Prepared, now_ms: int | None = None) -> None:
+        """The batch's messages were delivered: finish the urgent steps that produced them
+        (``now_ms``, default the clock: when they were delivered)."""
         if not prepared.inline:
             return
-        now = self.clock()
+        now = self.clock() if now_ms is None else now_ms
         with self.engine.begin() as conn:
             for item in prepared.inline:
                 self._finish(conn, item.action_key, item.incident_id, "done", item.outcome, None, now)
