@@ -51,7 +51,7 @@ def bench_config(name: str, data_dir: Path, store_url: str | None = None, worker
             alerts_topic=f"bench.{name}.alerts",
             dlq_topic=f"bench.{name}.dlq",
             control_topic=f"bench.{name}.control",
-        )
+        ),
     )
 
 
