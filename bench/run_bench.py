@@ -55,6 +55,7 @@ from rich.table import Table  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
+from agentwatch.config import WORKER_MODES  # noqa: E402
 from agentwatch.ingest.kafka_security import PLAINTEXT, KafkaSecurity, resolve_security  # noqa: E402
 from agentwatch.ingest.topics import all_topics, ensure_topics  # noqa: E402
 from agentwatch.lab import simulator  # noqa: E402
@@ -148,6 +149,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bootstrap-servers",
         help="an existing broker (default: start an embedded one); TLS/SASL from AGENTWATCH_KAFKA_*",
     )
+    parser.add_argument(
+        "--worker",
+        choices=WORKER_MODES,
+        default="inline",
+        help="[response] worker for `run` (alerts: no incident SQL in the batch; no `respond` is started, "
+        "so the backlog rows then count nothing)",
+    )
     parser.add_argument("--join-wait", type=float, default=6.0, help="seconds for `run`'s group join before producing")
     parser.add_argument("--runs", type=int, default=1, help="repeat everything N times; report min/median/max")
     parser.add_argument("--json", action="store_true")
@@ -165,6 +173,7 @@ def run(args: argparse.Namespace, console: Console | None = None) -> dict[str, A
         "cpus": os.cpu_count(),
         "load_at_start": round(os.getloadavg()[0], 2),
         "sizes": {key: getattr(args, key) for key in SIZES},
+        "worker": args.worker,
         "rate": args.rate,
         "scenarios": [],
     }
@@ -221,7 +230,7 @@ def run_scenario(
         "events": len(events),
     }
     with _store(args, scenario, tag, "throughput") as store_url:
-        config = bench_config(f"{tag}-{scenario.name}-throughput", tmp, store_url)
+        config = bench_config(f"{tag}-{scenario.name}-throughput", tmp, store_url, args.worker)
         topic = next(iter(config.monitor.inputs))
         ensure_topics(bootstrap, [topic], partitions=PARTITIONS, security=security)
         ensure_topics(bootstrap, all_topics(config.monitor), security=security)
@@ -246,7 +255,7 @@ def run_scenario(
         small = simulator.simulate(
             seed=args.seed + 1, sessions=args.latency_sessions, attack_ratio=scenario.attack_ratio
         )
-        config = bench_config(f"{tag}-{scenario.name}-latency", tmp, store_url)
+        config = bench_config(f"{tag}-{scenario.name}-latency", tmp, store_url, args.worker)
         ensure_topics(bootstrap, list(config.monitor.inputs), partitions=PARTITIONS, security=security)
         result["latency"] = latency(
             bootstrap, config, small.events, args.rate, tmp, join_wait_s=args.join_wait, security=security

@@ -24,7 +24,7 @@ import msgspec
 from kafka import KafkaConsumer
 from sqlalchemy import create_engine, func, select, text
 
-from agentwatch.config import Config, MonitorSettings
+from agentwatch.config import Config, MonitorSettings, ResponseSettings, WorkerMode
 from agentwatch.detect.pipeline import build_pipeline
 from agentwatch.ingest.kafka_runner import GROUP_TIMEOUTS, RunStats
 from agentwatch.ingest.kafka_security import KafkaSecurity, client_kwargs
@@ -39,9 +39,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 UNFINISHED = ("pending", "running")
 
 
-def bench_config(name: str, data_dir: Path, store_url: str | None = None) -> Config:
-    """Topics, group and data directory of their own for ``name`` (``store_url``: default SQLite there)."""
+def bench_config(name: str, data_dir: Path, store_url: str | None = None, worker: WorkerMode = "inline") -> Config:
+    """Topics, group and data directory of their own for ``name`` (``store_url``: default SQLite there);
+    ``worker``: ``[response] worker``."""
     return Config(
+        response=ResponseSettings(worker=worker),
         monitor=MonitorSettings(
             data_dir=str(data_dir / name),
             store_url=store_url,
@@ -50,7 +52,7 @@ def bench_config(name: str, data_dir: Path, store_url: str | None = None) -> Con
             alerts_topic=f"bench.{name}.alerts",
             dlq_topic=f"bench.{name}.dlq",
             control_topic=f"bench.{name}.control",
-        )
+        ),
     )
 
 
@@ -217,6 +219,7 @@ def latency(
         f'[monitor]\ndata_dir = "{config.monitor.data_dir}"\n{store}group_id = "{config.monitor.group_id}"\n'
         f'alerts_topic = "{config.monitor.alerts_topic}"\ndlq_topic = "{config.monitor.dlq_topic}"\n'
         f'control_topic = "{config.monitor.control_topic}"\n[monitor.inputs]\n{inputs}\n'
+        f'[response]\nworker = "{config.response.worker}"\n'
     )
     ensure_topics(
         bootstrap,

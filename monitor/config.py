@@ -97,8 +97,8 @@ class HookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 #: Where a monitor's non-urgent response steps run (``[response] worker``).
-WorkerMode = Literal["inline", "external"]
-WORKER_MODES: tuple[WorkerMode, ...] = ("inline", "external")
+WorkerMode = Literal["inline", "external", "alerts"]
+WORKER_MODES: tuple[WorkerMode, ...] = ("inline", "external", "alerts")
 
 
 class ResponseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -106,7 +106,10 @@ class ResponseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
     #: ``inline``: ``run``'s own worker thread runs them (and drains them when it stops);
     #: ``external``: ``run`` only plans them and runs the urgent ones (``terminate_session``) in
-    #: the batch, and ``agentwatch respond`` processes on the same store claim and run the rest.
+    #: the batch, and ``agentwatch respond`` processes on the same store claim and run the rest;
+    #: ``alerts``: ``run``'s batch touches no incident or journal row — it publishes alerts and
+    #: ``terminate_session`` only — and ``agentwatch respond`` (consuming the alerts and input
+    #: topics as its own group) keeps incidents, journals and every other step.
     worker: WorkerMode = "inline"
 
 

@@ -86,7 +86,11 @@ def test_referenced_files_exist() -> None:
 
 def test_prometheus_scrapes_the_ports_the_services_listen_on() -> None:
     scrape = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
-    targets = {t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    targets = {t for job in scrape["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
+    [workers] = [sd for job in scrape["scrape_configs"] for sd in job.get("dns_sd_configs", [])]
+    workers_cmd = SERVICES["workers"]["command"]
+    assert workers["names"] == ["workers"]
+    assert str(workers["port"]) == workers_cmd[workers_cmd.index("--metrics-port") + 1]
     monitor_port = SERVICES["monitor"]["environment"]["AGENTWATCH_METRICS_PORT"]
     responder_cmd = SERVICES["responder"]["command"]
     responder_port = responder_cmd[responder_cmd.index("--metrics-port") + 1]
@@ -159,13 +163,16 @@ def test_environment_variables_and_ports_are_documented() -> None:
                 assert variable in README, f"{variable} (compose port {mapping}) not in README"
 
 
-def test_the_monitor_leaves_non_urgent_steps_to_the_responder_on_the_same_store() -> None:
-    """`run` with the external worker, `respond` beside it: same image, store, data volume and Kafka."""
+@pytest.mark.parametrize("name", ["responder", "workers"])
+def test_the_monitor_leaves_the_incidents_to_the_responder_on_the_same_store(name: str) -> None:
+    """`run --worker alerts`, one consuming `respond` and scalable step workers beside it: same image,
+    store, data volume and Kafka."""
     from agentwatch.config import WORKER_MODES
 
-    monitor, responder = SERVICES["monitor"], SERVICES["responder"]
-    assert monitor["environment"]["AGENTWATCH_RESPONSE_WORKER"] == "external" in WORKER_MODES
-    assert responder["command"][0] == "respond"
+    monitor, responder = SERVICES["monitor"], SERVICES[name]
+    assert monitor["environment"]["AGENTWATCH_RESPONSE_WORKER"] == "alerts" in WORKER_MODES
+    assert responder["environment"]["AGENTWATCH_RESPONSE_WORKER"] == "alerts"
+    assert responder["command"][:2] == ["respond", "--consume" if name == "responder" else "--no-consume"]
     for key in ("AGENTWATCH_STORE_URL", "AGENTWATCH_DATA_DIR", "AGENTWATCH_BOOTSTRAP_SERVERS"):
         assert responder["environment"][key] == monitor["environment"][key], key
     assert responder["volumes"] == monitor["volumes"] and responder["image"] == monitor["image"]

@@ -68,7 +68,7 @@ main(["--config", sys.argv[1], "respond"])
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     env.pop("AGENTWATCH_STORE_URL", None)  # the config file names the store
     env.pop("AGENTWATCH_RESPONSE_WORKER", None)
     return env

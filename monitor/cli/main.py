@@ -218,8 +218,9 @@ metrics_host_option = click.option(
     "--worker",
     type=click.Choice(WORKER_MODES),
     default=None,
-    help="Who runs the non-urgent response steps: this process's worker thread (inline) or "
-    "`agentwatch respond` processes (external). Default: [response] worker, else inline. "
+    help="Who runs the non-urgent response steps: this process's worker thread (inline), "
+    "`agentwatch respond` processes (external), or `agentwatch respond` keeps the incidents too and "
+    "this process only publishes alerts and terminate_session (alerts). Default: [response] worker, else inline. "
     "Env: AGENTWATCH_RESPONSE_WORKER.",
 )
 @click.pass_context
@@ -272,16 +273,27 @@ def run(
     envvar="AGENTWATCH_BOOTSTRAP_SERVERS",
     default=None,
     help="Kafka HOST:PORT[,…], for the control commands steps send (a retried terminate_session, "
-    "approved containment); needed when a playbook has such a step. Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+    "approved containment) and for --consume; needed when a playbook has such a step. "
+    "Env: AGENTWATCH_BOOTSTRAP_SERVERS.",
+)
+@click.option(
+    "--consume/--no-consume",
+    default=None,
+    help="Also keep the incidents: consume the alerts and input topics as group <group_id>-respond "
+    "(beside `run --worker alerts`; run one such process). Default: on when [response] worker is "
+    "alerts (env AGENTWATCH_RESPONSE_WORKER), else off.",
 )
 @metrics_port_option
 @metrics_host_option
 @click.pass_context
-def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int | None, metrics_host: str) -> None:
-    """Run response steps claimed from the store until SIGTERM/SIGINT (beside `run --worker external`).
+def respond(
+    ctx: click.Context, bootstrap_servers: str | None, consume: bool | None, metrics_port: int | None, metrics_host: str
+) -> None:
+    """Run response steps claimed from the store until SIGTERM/SIGINT (beside `run --worker external|alerts`).
 
     Evidence, postmortems, approval requests, webhooks, retries and take-overs of steps whose
-    process died; any number of `respond` processes may share one store.
+    process died; any number of `respond` processes may share one store. With --consume it also
+    opens the incidents from the alerts topic (`run --worker alerts` writes none).
     """
     import signal
     import threading
@@ -290,13 +302,20 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int
     from agentwatch.respond.worker_process import build_responder, run_worker, steps_that_send
 
     config = _config(ctx)
+    if consume is None:
+        consume = config.response.worker == "alerts"
+    if consume and not bootstrap_servers:
+        raise click.ClickException(
+            "--consume reads the alerts and input topics; give --bootstrap-servers HOST:PORT "
+            "(or AGENTWATCH_BOOTSTRAP_SERVERS)"
+        )
     with _store_errors(config.store_url):
         sender = (
             KafkaSender(bootstrap_servers, _kafka_security(config), _control_signer(config))
             if bootstrap_servers
             else None
         )
-        responder = build_responder(config, sender)
+        responder = build_responder(config, sender, session_commands=consume)
     senders = steps_that_send(responder.playbooks)
     if senders and not bootstrap_servers:
         responder.stop(drain=False)
@@ -313,8 +332,28 @@ def respond(ctx: click.Context, bootstrap_servers: str | None, metrics_port: int
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     store = responder.engine.url.render_as_string(hide_password=True)
-    err.print(f"responding: {len(responder.playbooks)} playbooks, store {store}", markup=False, highlight=False)
-    stats = run_worker(responder, stop)
+    also = f", consuming {config.monitor.alerts_topic} as {config.monitor.group_id}-respond" if consume else ""
+    err.print(f"responding: {len(responder.playbooks)} playbooks, store {store}{also}", markup=False, highlight=False)
+    consumer_thread = None
+    failed: list[BaseException] = []
+    if consume:
+        from agentwatch.respond.alert_consumer import AlertConsumer
+
+        assert bootstrap_servers is not None
+        consumer = AlertConsumer(bootstrap_servers, config.monitor, responder, security=_kafka_security(config))
+
+        def consume_until_stopped() -> None:
+            try:
+                consumer.run(stop)
+            except BaseException as exc:  # noqa: BLE001 - reported below; the process stops with it
+                failed.append(exc)
+                stop.set()
+
+        consumer_thread = threading.Thread(target=consume_until_stopped, name="agentwatch-alerts", daemon=True)
+        consumer_thread.start()
+    stats = run_worker(responder, stop, beside=consumer_thread)
+    if failed:
+        raise click.ClickException(f"consuming the alerts failed: {str(failed[0])[:300]}")
     err.print(f"stopped: {stats.steps:,} steps run", highlight=False)
 
 

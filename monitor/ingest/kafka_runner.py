@@ -51,6 +51,7 @@ from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.observe import metrics
 from agentwatch.respond.action_spec import OutgoingMessage
 from agentwatch.respond.audit_anchor import AuditAnchor
+from agentwatch.respond.batch_containment import BatchContainment
 from agentwatch.respond.control_signing import ControlSigner
 from agentwatch.respond.responder import Responder
 from agentwatch.store import AlertLedger
@@ -145,6 +146,11 @@ class KafkaMonitor:
     anchor
         Publishes the audit chain's head on a timer (:mod:`agentwatch.respond.audit_anchor`);
         best effort, and only while Kafka is reachable.
+    containment
+        ``[response] worker = "alerts"``: no responder in this process; the batch publishes
+        ``terminate_session`` for the alerts a playbook answers with it
+        (:mod:`agentwatch.respond.batch_containment`) and ``agentwatch respond`` keeps the
+        incidents from the alerts topic.
     """
 
     def __init__(
@@ -161,6 +167,7 @@ class KafkaMonitor:
         security: KafkaSecurity | None = None,
         signer: ControlSigner | None = None,
         anchor: AuditAnchor | None = None,
+        containment: BatchContainment | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.security = security
@@ -173,6 +180,7 @@ class KafkaMonitor:
         self.on_batch = on_batch
         self.responder = responder
         self.state = state
+        self.containment = containment
         self._fatal: BaseException | None = None
         self.stats = RunStats()
         self.stop_event = threading.Event()
@@ -374,6 +382,8 @@ class KafkaMonitor:
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         for alert in self.pipeline.expire():
             self._gate(alert, ledger_entries, outgoing, published)
+        if self.containment is not None and published:
+            outgoing.extend(self.containment.commands(published, int(time.time() * 1000)))
         prepared = self.responder.prepare(events, published, observed) if self.responder is not None else None
         if prepared is not None:
             outgoing.extend(prepared.messages)

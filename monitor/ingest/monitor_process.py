@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -17,7 +18,9 @@ from agentwatch.ingest.state_checkpoint import DurableState
 from agentwatch.ingest.topics import all_topics, ensure_topics
 from agentwatch.respond.action_spec import OutgoingMessage
 from agentwatch.respond.audit_anchor import AuditAnchor
+from agentwatch.respond.batch_containment import BatchContainment
 from agentwatch.respond.control_signing import ControlSigner, sign_outgoing
+from agentwatch.respond.playbook_engine import load_playbooks
 from agentwatch.respond.worker_process import build_responder
 from agentwatch.store import AlertLedger, open_store
 
@@ -39,9 +42,11 @@ def start_monitor(
 
     ``respond`` overrides ``[monitor] respond`` (incidents and playbooks in this process);
     ``worker`` overrides ``[response] worker`` (``external``: no worker thread here, the
-    non-urgent steps are left to ``agentwatch respond``). ``security`` defaults to ``[kafka]``
-    and ``AGENTWATCH_KAFKA_*`` (:func:`~agentwatch.ingest.kafka_security.resolve_security`); ``signer``
-    to ``AGENTWATCH_CONTROL_SIGNING_KEY`` (:mod:`agentwatch.respond.control_signing`).
+    non-urgent steps are left to ``agentwatch respond``; ``alerts``: no responder at all — the
+    batch publishes ``terminate_session`` itself and ``agentwatch respond`` keeps incidents).
+    ``security`` defaults to ``[kafka]`` and ``AGENTWATCH_KAFKA_*``
+    (:func:`~agentwatch.ingest.kafka_security.resolve_security`); ``signer`` to
+    ``AGENTWATCH_CONTROL_SIGNING_KEY`` (:mod:`agentwatch.respond.control_signing`).
     """
     settings = config.monitor
     pipeline = build_pipeline(config)  # configuration errors first, before Kafka is asked anything
@@ -58,11 +63,19 @@ def start_monitor(
     engine = open_store(config.store_url)
     ledger = AlertLedger(engine)  # caught up with the alerts topic when partitions are assigned
     responder = None
+    containment = None
     if config.monitor.respond if respond is None else respond:
-        external = (worker or config.response.worker) == "external"
-        responder = build_responder(
-            config, KafkaSender(bootstrap_servers, security, signer), external_worker=external, engine=engine
-        )
+        mode = worker or config.response.worker
+        if mode == "alerts":
+            playbooks = load_playbooks(Path(settings.playbooks_dir) if settings.playbooks_dir else None)
+            containment = BatchContainment(playbooks, settings.control_topic, config.incidents)
+        else:
+            responder = build_responder(
+                config,
+                KafkaSender(bootstrap_servers, security, signer),
+                external_worker=mode == "external",
+                engine=engine,
+            )
     if create_topics:
         ensure_topics(bootstrap_servers, all_topics(settings), security=security)
     state = (
@@ -84,6 +97,7 @@ def start_monitor(
         security=security,
         signer=signer,
         anchor=anchor,
+        containment=containment,
     )
 
 

@@ -48,6 +48,15 @@ def command_id_for(incident_id: str, command: str, subject: str) -> str:
     return "cmd-" + hashlib.sha256(f"{incident_id}\x00{command}\x00{subject}".encode()).hexdigest()[:24]
 
 
+def session_command_id(command: str, session_id: str) -> str:
+    """The id of ``command`` for a session when the incident is not known yet (``worker = "alerts"``:
+    ``run`` sends ``terminate_session`` in its batch, before any incident exists). It derives
+    from the session alone, so ``run`` re-processing the batch after a crash, and ``respond``
+    recording the step later, arrive at the same id: gateways de-duplicate it and ``respond``
+    finds it on the control topic instead of sending it again."""
+    return command_id_for("session", command, session_id)
+
+
 def identity_key(identifier: str) -> str:
     """The stable fingerprint of an identifier: SHA-256 of its UTF-8 bytes, hex.
 

@@ -121,6 +121,10 @@ class Responder:
     external_worker
         ``True``: :meth:`start` starts no worker thread (nor the approval worker) and
         :meth:`stop` does not drain — ``agentwatch respond`` processes run those steps.
+    session_commands
+        ``True`` (``agentwatch respond`` consuming the alerts topic, ``worker = "alerts"``):
+        ``terminate_session`` uses the session's command id, the one ``run`` already sent in
+        its batch (:mod:`agentwatch.respond.batch_containment`).
     """
 
     def __init__(
@@ -135,12 +139,14 @@ class Responder:
         clock: Callable[[], int] = now_ms,
         external_worker: bool = False,
         notifications: NotificationWorker | None = None,
+        session_commands: bool = False,
     ) -> None:
         self.engine = engine
         #: Delivers incident changes to the notifiers (agentwatch.notify): a thread started and
         #: stopped with the worker, so ``run``'s own worker or ``agentwatch respond`` runs it.
         self.notifications = notifications
         self.external_worker = external_worker
+        self.session_commands = session_commands
         self.playbooks = playbooks
         self.data_dir = data_dir
         self.control_topic = control_topic
@@ -183,11 +189,19 @@ class Responder:
             return {row.session_id: row.incident_id for row in rows}
 
     # -- in the batch -----------------------------------------------------------------
-    def prepare(self, events: list[AuditEvent], alerts: list[Alert], observed_ms: list[int] | None = None) -> Prepared:
+    def prepare(
+        self,
+        events: list[AuditEvent],
+        alerts: list[Alert],
+        observed_ms: list[int] | None = None,
+        now_ms: int | None = None,
+    ) -> Prepared:
         """Record this batch's alerts and journal, start playbooks, run urgent steps.
 
         ``observed_ms``, parallel to ``events``, is when each reached the input (Kafka
         record time): the wall clock that time-to-detect and time-to-contain start from.
+        ``now_ms`` (default: the clock) is when the alerts were raised — given by
+        ``respond --consume``, which takes them after ``run`` published them.
         """
         self.journal.extend(events, observed_ms)
         prepared = Prepared()
@@ -198,7 +212,7 @@ class Responder:
             watched_events = [(e, seen) for e, seen in zip(events, seen_at) if e.session_id in watched]  # noqa: B905
         if not alerts and not watched_events:
             return prepared
-        now = self.clock()
+        now = self.clock() if now_ms is None else now_ms
         with self.engine.begin() as conn:
             journal_rows = [_journal_row(watched[e.session_id], e, seen) for e, seen in watched_events]
             touched: set[str] = set()
@@ -216,11 +230,12 @@ class Responder:
                 self.notifications.wake()
         return prepared
 
-    def confirm(self, prepared: Prepared) -> None:
-        """The batch's messages were delivered: finish the urgent steps that produced them."""
+    def confirm(self, prepared: Prepared, now_ms: int | None = None) -> None:
+        """The batch's messages were delivered: finish the urgent steps that produced them
+        (``now_ms``, default the clock: when they were delivered)."""
         if not prepared.inline:
             return
-        now = self.clock()
+        now = self.clock() if now_ms is None else now_ms
         with self.engine.begin() as conn:
             for item in prepared.inline:
                 self._finish(conn, item.action_key, item.incident_id, "done", item.outcome, None, now)
@@ -499,6 +514,7 @@ class Responder:
             control_topic=self.control_topic,
             now_ms=now,
             connection=conn,
+            settings={"command_scope": "session"} if self.session_commands else {},
         )
 
     def _invoke(self, row, ctx: ActionContext) -> tuple[ActionOutcome | None, str | None]:  # type: ignore[no-untyped-def]

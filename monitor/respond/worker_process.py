@@ -10,6 +10,11 @@ incarnation (:mod:`agentwatch.respond.liveness`), so two processes never run it 
 a process that dies mid-step has it taken over by any other at once. The same
 :class:`~agentwatch.respond.responder.Responder` code runs the steps as ``run``'s own worker
 thread does: same order, retries, backoff and ``max_attempts``.
+
+With ``[response] worker = "alerts"`` ``run`` does not even plan: ``respond --consume`` (the
+default in that mode) reads the alerts and input topics as its own consumer group, keeps
+incidents and journals and plans the steps (:mod:`agentwatch.respond.alert_consumer`), while
+its worker thread — and any plain ``respond --no-consume`` — runs them.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def build_responder(
     *,
     external_worker: bool = False,
     engine: Engine | None = None,
+    session_commands: bool = False,
 ) -> Responder:
     """The responder ``run`` and ``respond`` share: store (``engine``, or opened from the config),
     playbooks, data directory, Slack from the environment, the configured notifiers, and ``send``
@@ -59,6 +65,7 @@ def build_responder(
         send=send,
         external_worker=external_worker,
         notifications=NotificationWorker(engine, notifiers) if notifiers else None,
+        session_commands=session_commands,
     )
 
 
@@ -78,14 +85,20 @@ class WorkerStats:
     steps: int = 0
 
 
-def run_worker(responder: Responder, stop: threading.Event, poll_s: float = 0.5) -> WorkerStats:
+def run_worker(
+    responder: Responder, stop: threading.Event, poll_s: float = 0.5, beside: threading.Thread | None = None
+) -> WorkerStats:
     """Run ``responder``'s worker (and approval worker) until ``stop`` is set, then stop it:
     the step being run is finished, nothing new is claimed, and this process's liveness lock
-    is released so whatever it still owned is anyone's to take over."""
+    is released so whatever it still owned is anyone's to take over. ``beside`` (the alerts
+    consumer's thread, which stops on the same event) is joined first: its poll finishes
+    before the liveness lock goes."""
     responder.start()
     try:
         while not stop.wait(poll_s):
             pass
     finally:
+        if beside is not None:
+            beside.join(timeout=60)
         responder.stop(drain=False)
     return WorkerStats(steps=responder.steps_run)

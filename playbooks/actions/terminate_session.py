@@ -7,7 +7,12 @@ consults to deny the session's next tool call. Runs inside the monitor's batch
 (``urgent``): the command is delivered before the triggering events' offsets commit.
 
 The ``command_id`` derives from the incident and session, so a re-run publishes the
-same command again at worst, which gateways de-duplicate. The reason is built from
+same command again at worst, which gateways de-duplicate. With ``[response] worker =
+"alerts"``, ``run`` already sent the command in its batch, before any incident existed
+(:mod:`agentwatch.respond.batch_containment`), under an id derived from the session alone
+(:func:`~agentwatch.respond.control.session_command_id`); ``respond`` runs this step with
+``ctx.settings["command_scope"] == "session"``, arrives at the same id, and does not send
+what is already on the control topic. The reason is built from
 detector names and categories only: it reaches the agent, so it carries no agent text.
 """
 
@@ -22,7 +27,7 @@ from agentwatch.events.audit_event import rfc3339_ms
 from agentwatch.observe import metrics
 from agentwatch.respond import audit_log
 from agentwatch.respond.action_spec import Action, ActionContext, ActionOutcome, ActionParams, OutgoingMessage
-from agentwatch.respond.control import ControlCommand, command_id_for, public_command
+from agentwatch.respond.control import ControlCommand, command_id_for, public_command, session_command_id
 from agentwatch.respond.webhook import OptionalWebhookConfig, WebhookError, post_signed
 from agentwatch.store import session_status
 
@@ -55,8 +60,12 @@ class TerminateSession(Action):
             f"({incident.severity}; {', '.join(categories) or 'policy'}; detectors {', '.join(detectors)})"
         )
         reason = reason[:MAX_REASON_CHARS]
+        if ctx.settings.get("command_scope") == "session":
+            command_id = session_command_id("terminate_session", incident.session_id)
+        else:
+            command_id = command_id_for(incident.incident_id, "terminate_session", incident.session_id)
         command = ControlCommand(
-            command_id=command_id_for(incident.incident_id, "terminate_session", incident.session_id),
+            command_id=command_id,
             type="terminate_session",
             session_id=incident.session_id,
             agent_id=incident.agent_id,
