@@ -181,3 +181,13 @@ def test_slack_links_the_incident_instead_of_naming_server_paths(served, monkeyp
     monkeypatch.setenv("AGENTWATCH_PUBLIC_URL", "javascript:alert(1)")  # not a link: the CLI command instead
     rendered = json.dumps(incident_message(incident_view(record), [])[1])
     assert "javascript" not in rendered and f"agentwatch incidents show {ids[3]}" in rendered
+
+
+def test_notifiers_without_their_own_incident_url_link_to_the_api(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from agentwatch.notify.http import incident_link
+
+    monkeypatch.delenv("AGENTWATCH_PUBLIC_URL", raising=False)
+    assert incident_link(None, "inc-1") is None
+    monkeypatch.setenv("AGENTWATCH_PUBLIC_URL", "https://aw.example.com")
+    assert incident_link(None, "inc-1") == "https://aw.example.com/v1/incidents/inc-1"
+    assert incident_link("https://soc.example/i/", "inc-1") == "https://soc.example/i/inc-1"  # their own wins

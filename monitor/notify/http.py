@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from typing import Final
 
+from agentwatch.incident_links import incident_link as public_incident_link
 from agentwatch.notify.spec import NotifyError
 
 MAX_RESPONSE_BYTES: Final = 4096
@@ -49,7 +50,9 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def incident_link(base: str | None, incident_id: str) -> str | None:
-    """The incident's page: ``base`` with ``{incident_id}`` filled in, or ``<base>/<incident_id>``.
+    """The incident's page: ``base`` with ``{incident_id}`` filled in, or ``<base>/<incident_id>``;
+    without ``base``, the incident on serve's API when ``AGENTWATCH_PUBLIC_URL`` is set
+    (:func:`agentwatch.incident_links.incident_link`, the link the approval messages use).
 
     >>> incident_link("https://soc.example/agentwatch/incidents/", "inc-1")
     'https://soc.example/agentwatch/incidents/inc-1'
@@ -57,7 +60,7 @@ def incident_link(base: str | None, incident_id: str) -> str | None:
     'https://soc.example/i?id=inc-1'
     """
     if not base:
-        return None
+        return public_incident_link(incident_id)
     quoted = urllib.parse.quote(incident_id, safe="")
     if "{incident_id}" in base:
         return base.replace("{incident_id}", quoted)
