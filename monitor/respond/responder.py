@@ -77,6 +77,28 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _insert_pending(
+    conn: Connection,
+    key: str,
+    incident_id: str,
+    playbook: str,
+    step: str,
+    position: int,
+    action: str,
+    mode: str,
+    params: dict[str, Any],
+    now: int,
+) -> None:
+    """A playbook step, stored ``pending`` for a worker to claim."""
+    conn.execute(
+        actions.insert().values(
+            action_key=key, incident_id=incident_id, playbook=playbook, step=step, position=position, action=action,
+            mode=mode, status="pending", attempts=0, params=params, result={}, error=None, actor="agentwatch",
+            created_ms=now,
+        )
+    )  # fmt: skip
+
+
 @dataclass(slots=True)
 class _Inline:
     action_key: str
@@ -308,24 +330,8 @@ class Responder:
                 continue
             if self._already_queued(conn, incident_id, step.action, step.params):
                 continue  # another playbook's identical step has not run yet: it covers this one
-            conn.execute(
-                actions.insert().values(
-                    action_key=key,
-                    incident_id=incident_id,
-                    playbook=playbook.name,
-                    step=step.name,
-                    position=position,
-                    action=step.action,
-                    mode=playbook.spec.mode,
-                    status="pending",
-                    attempts=0,
-                    params=step.params,
-                    result={},
-                    error=None,
-                    actor="agentwatch",
-                    created_ms=now,
-                )
-            )
+            _insert_pending(conn, key, incident_id, playbook.name, step.name, position, step.action,
+                            playbook.spec.mode, step.params, now)  # fmt: skip
             if position == 0:
                 add_timeline(
                     conn,
@@ -361,24 +367,8 @@ class Responder:
             if conn.execute(select(actions.c.action_key).where(actions.c.action_key == key)).first() is not None:
                 continue
             first = runs[0]
-            conn.execute(
-                actions.insert().values(
-                    action_key=key,
-                    incident_id=incident_id,
-                    playbook=playbook,
-                    step=step,
-                    position=first.position,
-                    action=first.action,
-                    mode=first.mode,
-                    status="pending",
-                    attempts=0,
-                    params=first.params,
-                    result={},
-                    error=None,
-                    actor="agentwatch",
-                    created_ms=now,
-                )
-            )
+            _insert_pending(conn, key, incident_id, playbook, step, first.position, first.action, first.mode,
+                            first.params, now)  # fmt: skip
             add_timeline(
                 conn,
                 incident_id,
