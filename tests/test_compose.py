@@ -311,3 +311,20 @@ def test_compose_creates_every_topic_the_monitor_uses() -> None:
         re.findall(r"([\w.-]+):\d+", " ".join(re.findall(r"for spec in ([^;]+);", (ROOT / "compose.yaml").read_text())))
     )
     assert set(all_topics(MonitorSettings())) <= created
+
+
+def test_the_stack_validates_against_the_compose_specification() -> None:
+    """No ``docker compose`` client here (the docker CLI has no compose plugin): the file, interpolated
+    with .env.example, is parsed by the ``compose_spec`` models (Rust, strict: unknown keys and bad
+    values are errors), YAML merge keys resolved first as compose does."""
+    import json
+
+    from compose_spec import PyCompose
+
+    text = interpolate((ROOT / "compose.yaml").read_text(), _example_env())
+    document = yaml.safe_load(text)
+    parsed = PyCompose.from_json(json.dumps(document))
+    assert set(parsed.service_names()) == set(SERVICES)
+    document["services"]["kafka"]["healthcheks"] = {}  # the check is real: a misspelt key fails
+    with pytest.raises(ValueError, match="healthcheks"):
+        PyCompose.from_json(json.dumps(document))
