@@ -36,7 +36,7 @@ from agentwatch.respond.playbook_engine import load_playbooks
 from agentwatch.store import actions, incident_events, incidents, open_store
 from tests.conftest import write_config
 from tests.test_response_e2e import SESSION, exfiltration_session
-from tests.test_response_workers import AGENTWATCH, ROOT, _env, rows, wait_until
+from tests.test_response_workers import ROOT, _env, respond, rows, wait_until
 from tests.test_store import alert
 
 #: `agentwatch respond --consume` that SIGKILLs itself at a crash point of its first poll with an alert.
@@ -61,30 +61,6 @@ def init(self, *args, **kwargs):
 alert_consumer.AlertConsumer.__init__ = init
 main(["--config", sys.argv[1], "respond", "--bootstrap-servers", sys.argv[3]])
 """
-
-
-def respond(config_path: Path, *args: str) -> subprocess.Popen[str]:
-    """`agentwatch --config F respond …`, waited for until it says it is responding (log lines before
-    that — a restarted one removing a killed one's evidence staging directory — are skipped)."""
-    proc = subprocess.Popen(
-        [*AGENTWATCH, "--config", str(config_path), "respond", *args],
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    seen = []
-    for _ in range(20):
-        line = proc.stderr.readline()
-        seen.append(line)
-        if line.startswith("responding:") or not line:
-            break
-    if not seen[-1].startswith("responding:"):
-        proc.kill()
-        raise AssertionError("respond did not start:\n" + "".join(seen) + proc.stderr.read()[-3000:])
-    return proc
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

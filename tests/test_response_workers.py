@@ -75,7 +75,8 @@ def _env() -> dict[str, str]:
 
 
 def respond(config_path: Path, *args: str) -> subprocess.Popen[str]:
-    """`agentwatch --config F respond …`, waited for until it says it is responding."""
+    """`agentwatch --config F respond …`, waited for until it says it is responding (log lines before
+    that — a restarted one removing a killed one's evidence staging directory — are skipped)."""
     proc = subprocess.Popen(
         [*AGENTWATCH, "--config", str(config_path), "respond", *args],
         cwd=ROOT,
@@ -85,8 +86,15 @@ def respond(config_path: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
     )
     assert proc.stderr is not None
-    first = proc.stderr.readline()
-    assert first.startswith("responding:"), first + proc.stderr.read()[-3000:]
+    seen = []
+    for _ in range(20):
+        line = proc.stderr.readline()
+        seen.append(line)
+        if line.startswith("responding:") or not line:
+            break
+    if not seen[-1].startswith("responding:"):
+        proc.kill()
+        raise AssertionError("respond did not start:\n" + "".join(seen) + proc.stderr.read()[-3000:])
     return proc
 
 
